@@ -1,0 +1,22 @@
+"""Speech-to-text providers. :mod:`bot.providers.base` holds the interface."""
+
+from __future__ import annotations
+
+import httpx
+
+from bot.config import ProviderName, Settings
+from bot.providers.base import Provider
+from bot.providers.soniox import SonioxProvider
+
+
+def build_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, Provider]:
+    """Every provider that has credentials, by name."""
+    providers: dict[str, Provider] = {}
+    if settings.soniox_api_key is not None:
+        providers[ProviderName.SONIOX.value] = SonioxProvider(
+            client,
+            api_url=str(settings.soniox_api_url),
+            api_key=settings.soniox_api_key.get_secret_value(),
+            model=settings.soniox_model,
+        )
+    return providers

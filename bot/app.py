@@ -1,0 +1,237 @@
+"""The running bot: everything built once at start-up, the Slack listeners, and the two transports.
+
+:func:`running_bot` is what ``python -m bot run`` uses; tests use it the same way, in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+
+from bot.config import ConfigError, Settings
+from bot.intake import Intake
+from bot.pipeline import REACTION_WORKING, Pipeline
+from bot.providers import build_providers
+from bot.providers.base import Provider
+from bot.scheduler import PollScheduler
+from bot.slack_api import SlackGateway, build_web_client
+from bot.slack_files import SlackFileDownloader, slack_file_hosts
+from storage.repository import Repository
+
+log = logging.getLogger(__name__)
+
+#: Slack's payloads are small; anything bigger is not from Slack.
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_http_client() -> httpx.AsyncClient:
+    """The one HTTP client for providers and Slack file downloads."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(60.0, connect=10.0),
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        follow_redirects=True,
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    repository: Repository
+    http: httpx.AsyncClient
+    slack: SlackGateway
+    providers: dict[str, Provider]
+    intake: Intake
+    pipeline: Pipeline
+    scheduler: PollScheduler
+    bolt: AsyncApp
+    clock: Callable[[], datetime]
+    #: The port the HTTP server listens on (useful when ``PORT=0`` picks a free one).
+    port: int = 0
+
+
+async def build_runtime(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    http: httpx.AsyncClient | None = None,
+) -> Runtime:
+    bot_token = settings.slack_bot_token
+    if bot_token is None:
+        raise ConfigError(["SLACK_BOT_TOKEN is required (the bot token, xoxb-…)"])
+    repository = await Repository.open(settings.database_path)
+    http = http or build_http_client()
+    web_client = build_web_client(bot_token.get_secret_value(), str(settings.slack_api_url))
+    slack = SlackGateway(web_client)
+    providers = build_providers(settings, http)
+    pipeline = Pipeline(
+        repository=repository,
+        providers=providers,
+        slack=slack,
+        downloader=SlackFileDownloader(
+            http,
+            bot_token=bot_token,
+            allowed_hosts=slack_file_hosts(str(settings.slack_api_url)),
+        ),
+        spool_dir=settings.spool_path,
+        max_file_bytes=settings.max_file_bytes,
+        max_job_age=timedelta(hours=settings.job_max_age_hours),
+        poll_interval=settings.poll_interval_seconds,
+        clock=clock,
+        max_concurrent_transfers=settings.max_concurrent_transfers,
+    )
+    scheduler = PollScheduler(pipeline.run_cycle, interval_seconds=settings.poll_interval_seconds)
+    pipeline.on_progress = scheduler.kick
+    intake = Intake(repository, settings, clock)
+    runtime = Runtime(
+        settings=settings,
+        repository=repository,
+        http=http,
+        slack=slack,
+        providers=providers,
+        intake=intake,
+        pipeline=pipeline,
+        scheduler=scheduler,
+        bolt=AsyncApp(
+            client=web_client,
+            signing_secret=(
+                settings.slack_signing_secret.get_secret_value()
+                if settings.slack_signing_secret
+                else None
+            ),
+            request_verification_enabled=not settings.socket_mode,
+            process_before_response=False,
+            logger=logging.getLogger("bot.slack"),
+        ),
+        clock=clock,
+    )
+    register_listeners(runtime)
+    return runtime
+
+
+def register_listeners(runtime: Runtime) -> None:
+    bolt = runtime.bolt
+
+    async def record_shared_files(
+        body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Any]
+    ) -> None:
+        # Runs before the ack: once Slack has its ack it will not redeliver, so the work must
+        # be in the database first. No network I/O here, only one SQLite transaction.
+        event = body.get("event") or {}
+        context["batch"] = await runtime.intake.take_message(event, body.get("team_id"))
+        await next()
+
+    async def on_message(context: AsyncBoltContext) -> None:
+        batch = context.get("batch")
+        if batch is None:
+            return
+        runtime.scheduler.kick()
+        await runtime.slack.add_reaction(batch.channel_id, batch.message_ts, REACTION_WORKING)
+
+    bolt.event("message", middleware=[record_shared_files])(on_message)
+
+
+# -- transports ---------------------------------------------------------------------------------
+
+
+def build_http_app(runtime: Runtime, *, slack_events: bool) -> web.Application:
+    """``GET /healthz`` always; ``POST /slack/events`` in HTTP mode."""
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+
+    async def slack_events_handler(request: web.Request) -> web.StreamResponse:
+        bolt_request = await to_bolt_request(request)
+        bolt_response = await runtime.bolt.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    async def healthz(_: web.Request) -> web.StreamResponse:
+        checks: dict[str, Any] = {}
+        try:
+            checks["database"] = await runtime.repository.ping()
+        except Exception:
+            checks["database"] = False
+        checks["scheduler"] = runtime.scheduler.running
+        last = runtime.pipeline.last_cycle_at
+        checks["last_poll_age_seconds"] = (
+            None if last is None else round((runtime.clock() - last).total_seconds(), 3)
+        )
+        checks["jobs_in_flight"] = runtime.pipeline.jobs_in_flight
+        healthy = bool(checks["database"]) and bool(checks["scheduler"])
+        checks["status"] = "ok" if healthy else "unhealthy"
+        return web.json_response(checks, status=200 if healthy else 503)
+
+    if slack_events:
+        app.router.add_post("/slack/events", slack_events_handler)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+@asynccontextmanager
+async def running_bot(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    host: str = "0.0.0.0",
+) -> AsyncIterator[Runtime]:
+    """Start everything ``python -m bot run`` starts; stop it all on exit."""
+    runtime = await build_runtime(settings, clock=clock)
+    socket_handler: AsyncSocketModeHandler | None = None
+    runner = web.AppRunner(
+        build_http_app(runtime, slack_events=not settings.socket_mode),
+        handle_signals=False,
+        access_log=None,
+    )
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, settings.port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None)
+        if sockets:
+            runtime.port = int(sockets[0].getsockname()[1])
+        runtime.scheduler.start()
+        if settings.socket_mode:
+            assert settings.slack_app_token is not None
+            socket_handler = AsyncSocketModeHandler(
+                runtime.bolt, settings.slack_app_token.get_secret_value()
+            )
+            await socket_handler.connect_async()  # type: ignore[no-untyped-call]
+            log.info("connected to Slack in Socket Mode; health on port %s", settings.port)
+        else:
+            log.info("serving Slack events on http://%s:%s/slack/events", host, runtime.port)
+        yield runtime
+    finally:
+        await runtime.scheduler.shutdown()
+        if socket_handler is not None:
+            with suppress(Exception):
+                await socket_handler.close_async()  # type: ignore[no-untyped-call]
+        await runner.cleanup()
+        await runtime.pipeline.stop()
+        await runtime.http.aclose()
+        await runtime.repository.close()
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with running_bot(settings):
+        await stop.wait()
+        log.info("shutting down")

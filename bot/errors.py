@@ -1,0 +1,57 @@
+"""What can go wrong while a job moves, and what the pipeline does about it.
+
+::
+
+    TranscribeError                 base; never shown raw to a user
+    ├── TemporaryError              retry the same step later, with backoff
+    │   ├── RateLimited             the other side asked us to slow down (honours Retry-After)
+    │   └── NotReadyYet             the provider is still working; ask again later, no backoff
+    └── PermanentError              fail the job; ``user_message`` goes into the thread reply
+        └── ProviderAuthError       the operator's credentials are wrong; also logged loudly
+
+Every error carries ``user_message``: plain words saying what failed and what to try, safe to post
+in Slack (no URLs with tokens, no stack traces). ``detail`` is for the log only.
+"""
+
+from __future__ import annotations
+
+
+class TranscribeError(Exception):
+    user_message = "Something went wrong while transcribing this file."
+
+    def __init__(self, detail: str, *, user_message: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if user_message is not None:
+            self.user_message = user_message
+
+
+class TemporaryError(TranscribeError):
+    """Worth retrying: timeouts, dropped connections, 5xx, rate limits."""
+
+    user_message = "The transcription service kept failing; please try again later."
+
+    def __init__(
+        self, detail: str, *, retry_after: float | None = None, user_message: str | None = None
+    ) -> None:
+        super().__init__(detail, user_message=user_message)
+        self.retry_after = retry_after
+
+
+class RateLimited(TemporaryError):
+    pass
+
+
+class NotReadyYet(TemporaryError):
+    """Not a failure: the step cannot happen yet (for example an upload still in progress)."""
+
+
+class PermanentError(TranscribeError):
+    """Retrying cannot help: bad input, a rejected file, a missing permission."""
+
+
+class ProviderAuthError(PermanentError):
+    user_message = (
+        "The transcription service rejected our credentials. An admin needs to check the API "
+        "key of this app."
+    )

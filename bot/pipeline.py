@@ -1,0 +1,578 @@
+"""One poll cycle: read what is unfinished from the database, take each job's next step, post the
+replies of finished batches, clean up at the provider.
+
+The database is the only memory. Each step commits the new state before the next side effect, so
+a process killed at any line restarts into a database that says what to do next:
+
+==========  =============================================================================
+state       next step after a restart
+==========  =============================================================================
+queued      resolve a Slack Connect stub, then download
+downloading download again (the partial spool file is discarded)
+uploading   upload the complete spool file (download again if the spool is gone)
+uploaded    wait until the provider can use the file, then submit
+submitted   poll the provider with the recorded id
+processing  poll the provider with the recorded id
+==========  =============================================================================
+
+Work is grouped into **units**: one job for per-file providers, one batch for batch-native ones.
+A unit is advanced by one task at a time. Transfers (download and upload) can take minutes, so they
+run in the background and the cycle does not wait for them; everything else is quick and awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.errors import NotReadyYet, PermanentError, TemporaryError, TranscribeError
+from bot.intake import too_large_reason
+from bot.media import is_media_file
+from bot.providers.base import Progress, ProgressStatus, Provider, ProviderJob, Submitted
+from bot.rendering import render_reply
+from bot.slack_api import UNDELIVERABLE_ERRORS, SlackGateway, slack_error_code
+from bot.slack_files import SlackFileDownloader
+from storage.models import Batch, BatchState, Job, JobKind, JobState
+from storage.repository import Repository
+
+log = logging.getLogger(__name__)
+
+REACTION_WORKING = "hourglass_flowing_sand"
+REACTION_DONE = "white_check_mark"
+REACTION_FAILED = "warning"
+
+#: Longest wait between two attempts of a failing step.
+MAX_BACKOFF_SECONDS = 300.0
+#: Cap on the first poll delay derived from a provider's estimate.
+MAX_ETA_DELAY_SECONDS = 120.0
+
+
+def backoff_seconds(attempts: int, rng: random.Random) -> float:
+    """Exponential backoff with full jitter over [base/2, base]: 2 s, 4 s, … up to 5 minutes."""
+    base = min(MAX_BACKOFF_SECONDS, 2.0**attempts)
+    return rng.uniform(base / 2, base)
+
+
+def unit_key(job: Job, provider: Provider | None) -> str:
+    return job.batch_id if provider is not None and provider.batch_native else job.id
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        repository: Repository,
+        providers: Mapping[str, Provider],
+        slack: SlackGateway,
+        downloader: SlackFileDownloader,
+        spool_dir: Path,
+        max_file_bytes: int,
+        max_job_age: timedelta,
+        poll_interval: float,
+        clock: Callable[[], datetime],
+        max_concurrent_transfers: int = 4,
+        max_concurrent_calls: int = 16,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._repository = repository
+        self._providers = providers
+        self._slack = slack
+        self._downloader = downloader
+        self._spool_dir = spool_dir
+        self._max_file_bytes = max_file_bytes
+        self._max_job_age = max_job_age
+        self._poll_interval = poll_interval
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._transfer_slots = asyncio.Semaphore(max_concurrent_transfers)
+        self._call_slots = asyncio.Semaphore(max_concurrent_calls)
+        #: Units and batches with a task running now; never two tasks for one unit.
+        self._busy: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        #: Called when background work finished, so the next cycle need not wait for the clock.
+        self.on_progress: Callable[[], None] = lambda: None
+        self.last_cycle_at: datetime | None = None
+
+    # -- the cycle ---------------------------------------------------------------------------
+
+    async def run_cycle(self) -> None:
+        now = self._clock()
+        units: dict[str, list[Job]] = {}
+        for job in await self._repository.open_jobs():
+            units.setdefault(unit_key(job, self._providers.get(job.provider)), []).append(job)
+
+        quick: list[Awaitable[None]] = []
+        for key, jobs in units.items():
+            if key in self._busy or not self._due(jobs, now):
+                continue
+            if any(self._needs_transfer(job) for job in jobs):
+                self._spawn(key, self._transfer(jobs))
+            else:
+                quick.append(self._guarded(key, self._advance(jobs)))
+        # Finished work is posted first: a slow provider must not hold up finished replies.
+        await self._deliver_due(now)
+        await asyncio.gather(*quick)
+        await self._deliver_due(self._clock())
+        await self._clean_up()
+        self.last_cycle_at = self._clock()
+
+    async def drain(self) -> None:
+        """Wait for background transfers to end."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Abandon running transfers; their jobs stay in a state that restarts them."""
+        for task in list(self._background):
+            task.cancel()
+        await self.drain()
+
+    @property
+    def jobs_in_flight(self) -> int:
+        return len(self._busy)
+
+    def _due(self, jobs: Sequence[Job], now: datetime) -> bool:
+        return any(job.next_attempt_at is None or job.next_attempt_at <= now for job in jobs)
+
+    @staticmethod
+    def _needs_transfer(job: Job) -> bool:
+        return job.kind is JobKind.SLACK_FILE and job.state in (
+            JobState.QUEUED,
+            JobState.DOWNLOADING,
+            JobState.UPLOADING,
+        )
+
+    def _spawn(self, key: str, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(self._guarded(key, work))
+        self._background.add(task)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._background.discard(done)
+            self.on_progress()
+
+        task.add_done_callback(finished)
+
+    async def _guarded(self, key: str, work: Awaitable[None]) -> None:
+        self._busy.add(key)
+        try:
+            await work
+        finally:
+            self._busy.discard(key)
+
+    # -- advancing a unit --------------------------------------------------------------------
+
+    async def _advance(self, jobs: list[Job]) -> None:
+        """Take the next step of a unit whose files are all at the provider (or links)."""
+        provider = self._providers.get(jobs[0].provider)
+        if provider is None:
+            await self._fail(jobs, _unconfigured(jobs[0].provider))
+            return
+        async with self._call_slots:
+            try:
+                waiting = [
+                    job
+                    for job in jobs
+                    if job.state is JobState.UPLOADED
+                    or (job.kind is JobKind.URL and job.state is JobState.QUEUED)
+                ]
+                if waiting:
+                    await self._submit(provider, waiting)
+                running = [
+                    job for job in jobs if job.state in (JobState.SUBMITTED, JobState.PROCESSING)
+                ]
+                if running:
+                    await self._poll(provider, running)
+            except TranscribeError as exc:
+                await self._handle_error(jobs, exc)
+            except Exception as exc:
+                log.exception("unexpected error advancing %s", [job.id for job in jobs])
+                await self._handle_error(jobs, TemporaryError(f"unexpected: {exc!r}"))
+
+    async def _transfer(self, jobs: list[Job]) -> None:
+        provider = self._providers.get(jobs[0].provider)
+        if provider is None:
+            await self._fail(jobs, _unconfigured(jobs[0].provider))
+            return
+        async with self._transfer_slots:
+            try:
+                for job in jobs:
+                    if job.state in (JobState.QUEUED, JobState.DOWNLOADING):
+                        await self._download(job)
+                uploading = [job for job in jobs if job.state is JobState.UPLOADING]
+                if uploading:
+                    await self._upload(provider, uploading)
+            except TranscribeError as exc:
+                await self._handle_error([job for job in jobs if not job.state.is_terminal], exc)
+            except Exception as exc:
+                log.exception("unexpected error transferring %s", [job.id for job in jobs])
+                await self._handle_error(
+                    [job for job in jobs if not job.state.is_terminal],
+                    TemporaryError(f"unexpected: {exc!r}"),
+                )
+
+    async def _download(self, job: Job) -> None:
+        """Resolve, then stream the Slack file to the spool; ``job`` is updated in place."""
+        try:
+            if job.needs_file_info and not await self._resolve_stub(job):
+                return
+            assert job.download_url is not None
+            await self._set(job, state=JobState.DOWNLOADING)
+            spool = self._spool_dir / job.id
+            size = await self._downloader.download(
+                job.download_url, spool, max_bytes=self._max_file_bytes
+            )
+            log.info("job %s: downloaded %s (%d bytes)", job.id, job.filename, size)
+            await self._set(job, state=JobState.UPLOADING, spool_path=str(spool), size_bytes=size)
+        except PermanentError as exc:
+            await self._fail([job], exc)
+        except SlackApiError as exc:
+            raise TemporaryError(f"files.info failed: {slack_error_code(exc)}") from exc
+
+    async def _resolve_stub(self, job: Job) -> bool:
+        assert job.slack_file_id is not None
+        try:
+            file = await self._slack.file_info(job.slack_file_id)
+        except SlackApiError as exc:
+            if slack_error_code(exc) in ("file_not_found", "file_deleted"):
+                raise PermanentError(
+                    f"files.info: {slack_error_code(exc)}",
+                    user_message="Slack no longer has this file; it may have been deleted.",
+                ) from exc
+            raise
+        if not is_media_file(file):
+            await self._set(job, state=JobState.SKIPPED, finished_at=self._clock())
+            return False
+        size = file.get("size") if isinstance(file.get("size"), int) else None
+        await self._set(
+            job,
+            needs_file_info=False,
+            filename=str(file.get("name") or job.filename),
+            download_url=file.get("url_private_download") or file.get("url_private"),
+            mimetype=file.get("mimetype"),
+            size_bytes=size,
+        )
+        if size is not None and size > self._max_file_bytes:
+            raise PermanentError(
+                "file too large", user_message=too_large_reason(size, self._max_file_bytes)
+            )
+        return True
+
+    async def _upload(self, provider: Provider, jobs: list[Job]) -> None:
+        present = []
+        for job in jobs:
+            if job.spool_path and Path(job.spool_path).is_file():
+                present.append(job)
+            else:
+                # The spool is gone (a new machine, a cleaned disk): fetch from Slack again.
+                log.warning("job %s: spool file missing; downloading again", job.id)
+                await self._set(job, state=JobState.QUEUED, spool_path=None)
+        if not present:
+            return
+        outcomes = await provider.upload([await self._provider_job(job) for job in present])
+        for job in present:
+            outcome = outcomes.get(job.id)
+            if isinstance(outcome, PermanentError):
+                await self._fail([job], outcome)
+            elif outcome is not None:
+                await self._set(
+                    job,
+                    state=JobState.UPLOADED,
+                    provider_file_id=outcome.file_id,
+                    provider_upload_id=outcome.upload_id,
+                    attempts=0,
+                    next_attempt_at=None,
+                )
+                _remove_spool(job)
+
+    async def _submit(self, provider: Provider, jobs: list[Job]) -> None:
+        uploaded = [job for job in jobs if job.provider_file_id is not None]
+        if uploaded:
+            readiness = await provider.uploads_ready(
+                [await self._provider_job(job) for job in uploaded]
+            )
+            for job in uploaded:
+                ready = readiness.get(job.id, False)
+                if isinstance(ready, PermanentError):
+                    await self._fail([job], ready)
+            if any(readiness.get(job.id) is False for job in uploaded):
+                raise NotReadyYet("provider is still receiving the uploads")
+            jobs = [job for job in jobs if not job.state.is_terminal]
+        if not jobs:
+            return
+        outcomes = await provider.submit([await self._provider_job(job) for job in jobs])
+        now = self._clock()
+        for job in jobs:
+            outcome = outcomes.get(job.id)
+            if isinstance(outcome, Submitted):
+                await self._set(
+                    job,
+                    state=JobState.SUBMITTED,
+                    provider_job_id=outcome.remote_id,
+                    provider_file_id=outcome.file_id or job.provider_file_id,
+                    provider_eta_at=_eta(now, outcome.eta_seconds),
+                    next_attempt_at=now + timedelta(seconds=self._first_poll(outcome.eta_seconds)),
+                    attempts=0,
+                )
+            elif isinstance(outcome, PermanentError):
+                await self._fail([job], outcome)
+            else:
+                await self._fail([job], PermanentError("provider did not take this file"))
+
+    async def _poll(self, provider: Provider, jobs: list[Job]) -> None:
+        outcomes = await provider.poll([await self._provider_job(job) for job in jobs])
+        now = self._clock()
+        for job in jobs:
+            progress = outcomes.get(job.id)
+            if progress is None:
+                continue
+            await self._record_progress(job, progress, now)
+
+    async def _record_progress(self, job: Job, progress: Progress, now: datetime) -> None:
+        if progress.status is ProgressStatus.COMPLETED:
+            assert progress.transcript is not None
+            await self._set(
+                job,
+                state=JobState.COMPLETED,
+                transcript=progress.transcript.model_dump(),
+                raw_result=progress.raw,
+                finished_at=now,
+                error=None,
+                error_detail=None,
+            )
+            log.info("job %s: completed (%d chars)", job.id, len(progress.transcript.text))
+        elif progress.status is ProgressStatus.FAILED:
+            await self._fail([job], progress.error or PermanentError("provider reported failure"))
+            await self._set(job, raw_result=progress.raw)
+        else:
+            delay = self._poll_interval
+            if progress.eta_seconds:
+                delay = max(delay, min(progress.eta_seconds, MAX_ETA_DELAY_SECONDS))
+            await self._set(
+                job,
+                state=JobState.PROCESSING,
+                next_attempt_at=now + timedelta(seconds=delay),
+                provider_eta_at=_eta(now, progress.eta_seconds) or job.provider_eta_at,
+            )
+
+    # -- errors ------------------------------------------------------------------------------
+
+    async def _handle_error(self, jobs: list[Job], exc: TranscribeError) -> None:
+        if not jobs:
+            return
+        if isinstance(exc, PermanentError):
+            log.warning("jobs %s failed: %s", [job.id for job in jobs], exc.detail)
+            await self._fail(jobs, exc)
+            return
+        assert isinstance(exc, TemporaryError)
+        now = self._clock()
+        if isinstance(exc, NotReadyYet):
+            delay = exc.retry_after or self._poll_interval
+            await self._repository.update_jobs(
+                [job.id for job in jobs], now, next_attempt_at=now + timedelta(seconds=delay)
+            )
+            return
+        oldest = min(job.created_at for job in jobs)
+        if now - oldest > self._max_job_age:
+            hours = self._max_job_age.total_seconds() / 3600
+            await self._fail(
+                jobs,
+                PermanentError(
+                    f"gave up after {hours:g} h: {exc.detail}",
+                    user_message=f"Gave up after {hours:g} hours of trying. {exc.user_message}",
+                ),
+            )
+            return
+        attempts = max(job.attempts for job in jobs) + 1
+        delay = (
+            exc.retry_after if exc.retry_after is not None else backoff_seconds(attempts, self._rng)
+        )
+        log.warning(
+            "jobs %s: temporary failure (attempt %d, next in %.1fs): %s",
+            [job.id for job in jobs],
+            attempts,
+            delay,
+            exc.detail,
+        )
+        await self._repository.update_jobs(
+            [job.id for job in jobs],
+            now,
+            attempts=attempts,
+            next_attempt_at=now + timedelta(seconds=delay),
+            error_detail=exc.detail,
+        )
+
+    async def _fail(self, jobs: Sequence[Job], exc: TranscribeError) -> None:
+        now = self._clock()
+        for job in jobs:
+            await self._set(
+                job,
+                state=JobState.FAILED,
+                error=exc.user_message,
+                error_detail=exc.detail,
+                finished_at=now,
+            )
+            _remove_spool(job)
+
+    # -- delivery ----------------------------------------------------------------------------
+
+    async def _deliver_due(self, now: datetime) -> None:
+        for batch in await self._repository.batches_to_deliver(now):
+            if batch.id in self._busy:
+                continue
+            await self._guarded(batch.id, self._deliver(batch))
+
+    async def _deliver(self, batch: Batch) -> None:
+        jobs = await self._repository.jobs_of(batch.id)
+        reply = render_reply(jobs)
+        try:
+            if not reply.blocks:
+                # Nothing was media after all: no reply, just tidy the reaction.
+                await self._mark_batch(batch, BatchState.DELIVERED)
+                await self._slack.remove_reaction(
+                    batch.channel_id, batch.message_ts, REACTION_WORKING
+                )
+                return
+            already_in_thread: set[str] = set()
+            if batch.state is BatchState.DELIVERING:
+                # A previous attempt may have posted before the process died: look first.
+                thread = await self._slack.thread_state(
+                    channel=batch.channel_id, thread_ts=batch.thread_ts, batch_id=batch.id
+                )
+                if thread.reply_ts is not None:
+                    await self._finish_delivery(batch, thread.reply_ts, reply.any_failed)
+                    return
+                already_in_thread = thread.file_names
+            else:
+                await self._mark_batch(batch, BatchState.DELIVERING)
+
+            uploaded = {job.id for job in jobs if job.attachment_uploaded}
+            for attachment in reply.attachments:
+                if attachment.job_id in uploaded or attachment.filename in already_in_thread:
+                    continue
+                await self._slack.upload_text(
+                    channel=batch.channel_id,
+                    thread_ts=batch.thread_ts,
+                    filename=attachment.filename,
+                    title=attachment.title,
+                    content=attachment.content,
+                )
+                await self._repository.update_job(
+                    attachment.job_id, self._clock(), attachment_uploaded=True
+                )
+            reply_ts = await self._slack.post_reply(
+                channel=batch.channel_id,
+                thread_ts=batch.thread_ts,
+                text=reply.text,
+                blocks=reply.blocks,
+                batch_id=batch.id,
+            )
+            await self._finish_delivery(batch, reply_ts, reply.any_failed)
+        except SlackApiError as exc:
+            await self._delivery_failed(batch, exc)
+
+    async def _finish_delivery(self, batch: Batch, reply_ts: str, any_failed: bool) -> None:
+        await self._repository.update_batch(
+            batch.id,
+            self._clock(),
+            state=BatchState.DELIVERED,
+            reply_ts=reply_ts,
+            delivered_at=self._clock(),
+        )
+        log.info("batch %s: reply posted in %s (%s)", batch.id, batch.channel_id, reply_ts)
+        await self._slack.remove_reaction(batch.channel_id, batch.message_ts, REACTION_WORKING)
+        await self._slack.add_reaction(
+            batch.channel_id,
+            batch.message_ts,
+            REACTION_FAILED if any_failed else REACTION_DONE,
+        )
+
+    async def _delivery_failed(self, batch: Batch, exc: SlackApiError) -> None:
+        code = slack_error_code(exc)
+        now = self._clock()
+        if code in UNDELIVERABLE_ERRORS or now - batch.created_at > self._max_job_age:
+            log.error("batch %s: cannot post the reply (%s); giving up", batch.id, code)
+            await self._mark_batch(batch, BatchState.UNDELIVERABLE)
+            return
+        attempts = batch.attempts + 1
+        delay = backoff_seconds(attempts, self._rng)
+        log.warning("batch %s: posting failed (%s); retry in %.1fs", batch.id, code, delay)
+        await self._repository.update_batch(
+            batch.id, now, attempts=attempts, next_attempt_at=now + timedelta(seconds=delay)
+        )
+
+    async def _mark_batch(self, batch: Batch, state: BatchState) -> None:
+        await self._repository.update_batch(batch.id, self._clock(), state=state)
+        batch.state = state
+
+    # -- clean-up at the provider ------------------------------------------------------------
+
+    async def _clean_up(self) -> None:
+        groups: dict[tuple[str, str], list[Job]] = {}
+        for job in await self._repository.jobs_to_clean_up():
+            groups.setdefault((job.provider, job.batch_id), []).append(job)
+        for (provider_name, _), jobs in groups.items():
+            provider = self._providers.get(provider_name)
+            ids = [job.id for job in jobs]
+            if provider is not None:
+                try:
+                    await provider.clean_up([await self._provider_job(job) for job in jobs])
+                except TranscribeError as exc:
+                    # Left for the next cycle; if it keeps failing, the provider keeps a copy.
+                    log.warning("clean-up of %s failed: %s", ids, exc.detail)
+                    if isinstance(exc, TemporaryError):
+                        continue
+            await self._repository.update_jobs(ids, self._clock(), cleaned_up=True)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _provider_job(self, job: Job) -> ProviderJob:
+        batch = await self._repository.get_batch(job.batch_id)
+        return ProviderJob(
+            job_id=job.id,
+            filename=job.filename,
+            spool_path=Path(job.spool_path) if job.spool_path else None,
+            url=job.url,
+            size_bytes=job.size_bytes,
+            mimetype=job.mimetype,
+            language_hints=batch.language_hints if batch else [],
+            file_id=job.provider_file_id,
+            upload_id=job.provider_upload_id,
+            remote_id=job.provider_job_id,
+        )
+
+    async def _set(self, job: Job, **fields: Any) -> None:
+        """Commit ``fields`` for ``job`` and mirror them on the object the caller holds."""
+        await self._repository.update_job(job.id, self._clock(), **fields)
+        for name, value in fields.items():
+            setattr(job, name, value)
+
+    def _first_poll(self, eta_seconds: float | None) -> float:
+        if not eta_seconds:
+            return self._poll_interval
+        return max(self._poll_interval, min(eta_seconds, MAX_ETA_DELAY_SECONDS))
+
+
+def _eta(now: datetime, seconds: float | None) -> datetime | None:
+    return now + timedelta(seconds=seconds) if seconds else None
+
+
+def _unconfigured(provider: str) -> PermanentError:
+    return PermanentError(
+        f"provider {provider} is not configured",
+        user_message=(
+            f"The {provider} provider is not set up on this app; an admin needs to add its "
+            "credentials, or choose another provider for this channel."
+        ),
+    )
+
+
+def _remove_spool(job: Job) -> None:
+    if job.spool_path:
+        Path(job.spool_path).unlink(missing_ok=True)

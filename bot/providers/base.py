@@ -1,0 +1,171 @@
+"""The interface every speech-to-text provider implements.
+
+The pipeline owns state; a provider owns nothing but its HTTP calls. The pipeline hands a provider
+a **group** of :class:`ProviderJob` and records what comes back before taking the next step, so a
+crash between two calls never makes the pipeline repeat a call whose result it has recorded.
+
+A group is one job for a per-file provider (``batch_native = False``, e.g. Soniox) and every job of
+one Slack message for a batch-native provider (``batch_native = True``, e.g. Soket, which uploads
+many files in one request and transcribes them as one batch). The steps, in order:
+
+1. :meth:`Provider.upload` sends the spool files of the group (jobs with ``spool_path``).
+2. :meth:`Provider.uploads_ready` says whether the provider can use the uploaded files yet.
+3. :meth:`Provider.submit` starts transcription of the group (uploaded files and links).
+4. :meth:`Provider.poll` reports progress; terminal outcomes carry the transcript or the reason.
+5. :meth:`Provider.clean_up` deletes the provider's copies once the reply is posted.
+
+Errors: a method raises :mod:`bot.errors` exceptions for the whole group (a 5xx, a timeout, a bad
+token). A failure of one job alone (a file the provider rejected) is returned in the result mapping
+as a :class:`~bot.errors.PermanentError` for that job, so its siblings go on.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+
+from bot.errors import PermanentError, RateLimited, TemporaryError
+from bot.transcript import Transcript
+
+
+@dataclass
+class ProviderJob:
+    """What a provider is told about one job; the ``*_id`` fields are what it returned before."""
+
+    job_id: str
+    filename: str
+    spool_path: Path | None = None
+    url: str | None = None
+    size_bytes: int | None = None
+    mimetype: str | None = None
+    language_hints: list[str] = field(default_factory=list)
+    #: The provider's id of the uploaded file.
+    file_id: str | None = None
+    #: The provider's id of the upload request that carried the file (Soket's batch_upload_id).
+    upload_id: str | None = None
+    #: The provider's id of the transcription work (Soniox transcription, Soket batch).
+    remote_id: str | None = None
+
+
+@dataclass
+class Uploaded:
+    file_id: str
+    upload_id: str | None = None
+
+
+@dataclass
+class Submitted:
+    remote_id: str
+    #: Seconds until the provider expects to be done, when it says.
+    eta_seconds: float | None = None
+    #: Set when submitting gave the job its file id (Soket links).
+    file_id: str | None = None
+
+
+class ProgressStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (ProgressStatus.COMPLETED, ProgressStatus.FAILED)
+
+
+@dataclass
+class Progress:
+    status: ProgressStatus
+    transcript: Transcript | None = None
+    #: The provider's own answer for this job, stored as it came.
+    raw: Any = None
+    #: Why it failed, in words a Slack user understands.
+    error: PermanentError | None = None
+    eta_seconds: float | None = None
+
+
+#: Per job id: the outcome, or the reason this job alone failed.
+Outcomes = Mapping[str, Any]
+
+
+class Provider(ABC):
+    name: ClassVar[str]
+    #: True when all jobs of one Slack message travel as one group.
+    batch_native: ClassVar[bool] = False
+
+    @abstractmethod
+    async def check_credentials(self) -> None:
+        """Make one cheap authenticated call; raise ProviderAuthError when the key is wrong."""
+
+    @abstractmethod
+    async def upload(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Uploaded | PermanentError]:
+        """Stream each job's ``spool_path`` to the provider."""
+
+    async def uploads_ready(
+        self, jobs: Sequence[ProviderJob]
+    ) -> Mapping[str, bool | PermanentError]:
+        """Whether each uploaded file can be submitted now. Most providers: at once."""
+        return {job.job_id: True for job in jobs}
+
+    @abstractmethod
+    async def submit(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Submitted | PermanentError]:
+        """Start transcription of uploaded files (``file_id``) and links (``url``)."""
+
+    @abstractmethod
+    async def poll(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Progress]:
+        """Report each submitted job's progress; fetch the transcript of completed ones."""
+
+    @abstractmethod
+    async def clean_up(self, jobs: Sequence[ProviderJob]) -> None:
+        """Delete what the provider still holds for these jobs. Missing things are fine."""
+
+
+# -- shared HTTP handling -------------------------------------------------------------------------
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Read ``Retry-After`` as seconds or an HTTP date."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time())
+
+
+async def send(
+    client: httpx.AsyncClient, request: httpx.Request, *, what: str, stream: bool = False
+) -> httpx.Response:
+    """Send ``request``; transport trouble becomes :class:`TemporaryError`, 429 and 5xx too.
+
+    Other statuses come back for the caller to interpret: only it knows its error bodies.
+    """
+    try:
+        response = await client.send(request, stream=stream)
+    except httpx.TimeoutException as exc:
+        raise TemporaryError(f"{what}: timed out ({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        raise TemporaryError(f"{what}: connection failed ({type(exc).__name__})") from exc
+    if (response.status_code == 429 or response.status_code >= 500) and stream:
+        await response.aread()  # the error text is small; reading it releases the connection
+    if response.status_code == 429:
+        raise RateLimited(
+            f"{what}: rate limited ({response.text[:200]})",
+            retry_after=retry_after_seconds(response),
+        )
+    if response.status_code >= 500:
+        raise TemporaryError(
+            f"{what}: server error {response.status_code} ({response.text[:200]})",
+            retry_after=retry_after_seconds(response),
+        )
+    return response

@@ -1,0 +1,227 @@
+"""Soniox async API v1: one file, one transcription.
+
+Upload (``POST /files``) → create (``POST /transcriptions`` with the file id and our job id as
+``client_reference_id``) → poll (``GET /transcriptions/{id}``) → fetch the transcript once
+``completed`` → after delivery, delete the transcription and the file: Soniox keeps both until told.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from bot.errors import NotReadyYet, PermanentError, ProviderAuthError, TemporaryError
+from bot.providers.base import (
+    Progress,
+    ProgressStatus,
+    Provider,
+    ProviderJob,
+    Submitted,
+    Uploaded,
+    send,
+)
+from bot.transcript import Segment, Transcript
+
+log = logging.getLogger(__name__)
+
+_FRIENDLY_ERRORS = {
+    "unauthenticated": "The Soniox API key of this app was rejected; an admin needs to fix it.",
+    "invalid_request": "Soniox could not accept this file: {message}",
+    "file_not_found": "Soniox lost the uploaded file; try again.",
+}
+
+
+class SonioxProvider(Provider):
+    name = "soniox"
+    batch_native = False
+
+    def __init__(
+        self, client: httpx.AsyncClient, *, api_url: str, api_key: str, model: str
+    ) -> None:
+        self._client = client
+        self._base = api_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._model = model
+
+    # -- Provider ----------------------------------------------------------------------------
+
+    async def check_credentials(self) -> None:
+        await self._call("GET", "/transcriptions", what="list transcriptions", params={"limit": 1})
+
+    async def upload(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Uploaded | PermanentError]:
+        outcomes: dict[str, Uploaded | PermanentError] = {}
+        for job in jobs:
+            assert job.spool_path is not None, "upload needs a spool file"
+            with job.spool_path.open("rb") as audio:
+                # httpx streams a file object in 64 KiB pieces with a Content-Length: the file is
+                # never read whole.
+                body = await self._call(
+                    "POST",
+                    "/files",
+                    what=f"upload {job.filename}",
+                    files={
+                        "file": (job.filename, audio, job.mimetype or "application/octet-stream")
+                    },
+                    data={"client_reference_id": job.job_id},
+                )
+            outcomes[job.job_id] = Uploaded(file_id=str(body["id"]))
+        return outcomes
+
+    async def submit(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Submitted | PermanentError]:
+        outcomes: dict[str, Submitted | PermanentError] = {}
+        for job in jobs:
+            request: dict[str, Any] = {
+                "model": self._model,
+                "enable_speaker_diarization": True,
+                "client_reference_id": job.job_id,
+            }
+            if job.file_id is not None:
+                request["file_id"] = job.file_id
+            elif job.url is not None:
+                request["audio_url"] = job.url
+            else:
+                raise PermanentError(f"job {job.job_id} has neither a file nor a link")
+            if job.language_hints:
+                request["language_hints"] = job.language_hints
+            try:
+                body = await self._call(
+                    "POST", "/transcriptions", what="create transcription", json=request
+                )
+            except ProviderAuthError:
+                raise
+            except PermanentError as exc:
+                outcomes[job.job_id] = exc
+                continue
+            outcomes[job.job_id] = Submitted(remote_id=str(body["id"]))
+        return outcomes
+
+    async def poll(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Progress]:
+        outcomes: dict[str, Progress] = {}
+        for job in jobs:
+            assert job.remote_id is not None, "poll needs a transcription id"
+            status = await self._call(
+                "GET", f"/transcriptions/{job.remote_id}", what="get transcription"
+            )
+            outcomes[job.job_id] = await self._progress(job, status)
+        return outcomes
+
+    async def clean_up(self, jobs: Sequence[ProviderJob]) -> None:
+        for job in jobs:
+            # The transcription first: Soniox refuses to delete a file a transcription still uses.
+            if job.remote_id is not None:
+                await self._delete(f"/transcriptions/{job.remote_id}", what="delete transcription")
+            if job.file_id is not None:
+                await self._delete(f"/files/{job.file_id}", what="delete file")
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _progress(self, job: ProviderJob, status: dict[str, Any]) -> Progress:
+        state = status.get("status")
+        if state in ("queued", "processing"):
+            return Progress(ProgressStatus(state), raw=status)
+        if state == "completed":
+            try:
+                transcript = await self._call(
+                    "GET", f"/transcriptions/{job.remote_id}/transcript", what="get transcript"
+                )
+            except NotReadyYet:
+                return Progress(ProgressStatus.PROCESSING, raw=status)
+            return Progress(
+                ProgressStatus.COMPLETED,
+                transcript=transcript_from_tokens(transcript, status.get("audio_duration_ms")),
+                raw=status,
+            )
+        if state in ("error", "failed"):
+            message = status.get("error_message") or "no reason given"
+            return Progress(
+                ProgressStatus.FAILED,
+                raw=status,
+                error=PermanentError(
+                    f"soniox {status.get('error_type')}: {message}",
+                    user_message=f"Soniox could not transcribe this file: {message}",
+                ),
+            )
+        # An unknown status is most likely a new intermediate one: keep polling.
+        log.warning("soniox transcription %s has unknown status %r", job.remote_id, state)
+        return Progress(ProgressStatus.PROCESSING, raw=status)
+
+    async def _delete(self, path: str, *, what: str) -> None:
+        try:
+            await self._call("DELETE", path, what=what)
+        except PermanentError as exc:
+            log.info("%s: nothing to delete (%s)", what, exc.detail)
+
+    async def _call(self, method: str, path: str, *, what: str, **kwargs: Any) -> Any:
+        request = self._client.build_request(
+            method, f"{self._base}{path}", headers=self._headers, **kwargs
+        )
+        response = await send(self._client, request, what=f"soniox {what}")
+        if response.status_code in (200, 201):
+            return response.json()
+        if response.status_code == 204:
+            return None
+        raise _error(response, what)
+
+
+def _error(response: httpx.Response, what: str) -> Exception:
+    """Map a Soniox error body (``{status_code, error_type, message, …}``) to our errors."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    error_type = body.get("error_type", "") if isinstance(body, dict) else ""
+    message = body.get("message", response.text[:200]) if isinstance(body, dict) else ""
+    detail = f"soniox {what}: {response.status_code} {error_type}: {message}"
+    if response.status_code == 401 or error_type == "unauthenticated":
+        return ProviderAuthError(detail, user_message=_FRIENDLY_ERRORS["unauthenticated"])
+    if error_type == "transcription_invalid_state":
+        return NotReadyYet(detail)
+    if response.status_code == 404:
+        return PermanentError(
+            detail,
+            user_message=_FRIENDLY_ERRORS.get(error_type, "Soniox no longer has this file."),
+        )
+    if 400 <= response.status_code < 500:
+        validation = body.get("validation_errors") if isinstance(body, dict) else None
+        if validation:
+            message = "; ".join(str(item.get("message", "")) for item in validation) or message
+        return PermanentError(
+            detail, user_message=_FRIENDLY_ERRORS["invalid_request"].format(message=message)
+        )
+    return TemporaryError(detail)
+
+
+def transcript_from_tokens(body: dict[str, Any], duration_ms: int | None = None) -> Transcript:
+    """Soniox tokens are sub-word pieces: join them, and cut a segment where the speaker changes."""
+    tokens = body.get("tokens") or []
+    segments: list[Segment] = []
+    languages: dict[str, int] = {}
+    for token in tokens:
+        text = str(token.get("text", ""))
+        speaker = token.get("speaker")
+        speaker = str(speaker) if speaker is not None else None
+        if token.get("language"):
+            languages[token["language"]] = languages.get(token["language"], 0) + 1
+        if segments and segments[-1].speaker == speaker:
+            segments[-1].text += text
+            segments[-1].end_ms = token.get("end_ms", segments[-1].end_ms)
+        else:
+            segments.append(
+                Segment(
+                    text=text,
+                    speaker=speaker,
+                    start_ms=token.get("start_ms"),
+                    end_ms=token.get("end_ms"),
+                )
+            )
+    for segment in segments:
+        segment.text = segment.text.strip()
+    given = body.get("text")
+    text = given if isinstance(given, str) else "".join(str(t.get("text", "")) for t in tokens)
+    language = max(languages, key=languages.__getitem__) if languages else None
+    return Transcript(
+        text=text.strip(), segments=segments, language=language, duration_ms=duration_ms
+    )

@@ -1,0 +1,137 @@
+"""Turning finished jobs into one Slack reply: Block Kit within Slack's limits, a plain-text
+fallback, and ``.txt`` attachments for transcripts too long for a message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from bot.transcript import Transcript, to_plain_text
+from storage.models import Job, JobState
+
+#: One file's transcript longer than this goes into a file.
+MAX_INLINE_CHARS = 3000
+#: All inline transcripts together stay under this.
+MAX_MESSAGE_CHARS = 12000
+PREVIEW_CHARS = 400
+#: Slack allows 50 blocks a message; keep room for the summary.
+MAX_BLOCKS = 50
+NO_SPEECH = "No speech found in this file."
+
+
+@dataclass
+class Attachment:
+    job_id: str
+    filename: str
+    title: str
+    content: str
+
+
+@dataclass
+class Reply:
+    text: str
+    blocks: list[dict[str, Any]]
+    attachments: list[Attachment] = field(default_factory=list)
+    any_failed: bool = False
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn treats ``&``, ``<`` and ``>`` as markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def attachment_name(job: Job) -> str:
+    return f"{PurePosixPath(job.filename).stem or 'transcript'}-transcript.txt"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_INLINE_CHARS]}}
+
+
+def _preview(text: str) -> str:
+    if len(text) <= PREVIEW_CHARS:
+        return text
+    cut = text[:PREVIEW_CHARS].rsplit(" ", 1)[0]
+    return f"{cut}…"
+
+
+def render_reply(jobs: list[Job]) -> Reply:
+    """The reply for every reported job of a batch (skipped ones are left out)."""
+    reported = [job for job in jobs if job.state is not JobState.SKIPPED]
+    texts: dict[str, str] = {}
+    for job in reported:
+        if job.state is JobState.COMPLETED and job.transcript is not None:
+            transcript = Transcript.model_validate(job.transcript)
+            texts[job.id] = "" if transcript.is_empty else to_plain_text(transcript)
+
+    # Decide what goes into files: each transcript over the per-file limit, then the longest ones
+    # until what stays inline fits in one message.
+    in_file = {job_id for job_id, text in texts.items() if len(text) > MAX_INLINE_CHARS}
+    inline_total = sum(len(text) for job_id, text in texts.items() if job_id not in in_file)
+    for job_id in sorted(texts, key=lambda key: len(texts[key]), reverse=True):
+        if inline_total <= MAX_MESSAGE_CHARS:
+            break
+        if job_id not in in_file:
+            in_file.add(job_id)
+            inline_total -= len(texts[job_id])
+
+    blocks: list[dict[str, Any]] = []
+    attachments: list[Attachment] = []
+    plain: list[str] = []
+    failed = 0
+    for job in reported:
+        name = escape(job.filename)
+        if job.state is JobState.FAILED:
+            failed += 1
+            reason = job.error or "It could not be transcribed."
+            blocks.append(_section(f":warning: *{name}*: {escape(reason)}"))
+            plain.append(f"{job.filename}: {reason}")
+            continue
+        text = texts.get(job.id, "")
+        if not text:
+            blocks.append(_section(f":speech_balloon: *{name}*\n_{NO_SPEECH}_"))
+            plain.append(f"{job.filename}: {NO_SPEECH}")
+        elif job.id in in_file:
+            attachment = Attachment(
+                job_id=job.id,
+                filename=attachment_name(job),
+                title=f"Transcript of {job.filename}",
+                content=text + "\n",
+            )
+            attachments.append(attachment)
+            blocks.append(
+                _section(
+                    f":speech_balloon: *{name}* ({len(text):,} characters; full transcript in "
+                    f"`{escape(attachment.filename)}` below)\n>{escape(_preview(text))}"
+                )
+            )
+            plain.append(f"{job.filename}: {_preview(text)}")
+        else:
+            blocks.append(_section(f":speech_balloon: *{name}*"))
+            blocks.append(_section(escape(text)))
+            plain.append(f"{job.filename}:\n{text}")
+
+    if len(blocks) > MAX_BLOCKS:
+        kept = blocks[: MAX_BLOCKS - 1]
+        kept.append(_section(f"_…and {len(blocks) - len(kept)} more sections; see the files._"))
+        blocks = kept
+
+    done = len(reported) - failed
+    if failed and not done:
+        summary = "Could not transcribe " + _count(failed)
+    elif failed:
+        summary = f"Transcribed {done} of {_count(len(reported))}"
+    else:
+        summary = "Transcript of " + (reported[0].filename if len(reported) == 1 else _count(done))
+    text = summary + "\n\n" + "\n\n".join(plain)
+    return Reply(
+        text=text[: MAX_MESSAGE_CHARS + 1000],
+        blocks=blocks,
+        attachments=attachments,
+        any_failed=failed > 0,
+    )
+
+
+def _count(number: int) -> str:
+    return f"{number} file" + ("" if number == 1 else "s")

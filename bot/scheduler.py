@@ -1,0 +1,80 @@
+"""APScheduler as a clock: one interval job that runs one poll cycle. No job state lives here.
+
+The first cycle runs at start, which resumes everything a previous process left in flight. New work
+(a shared file, a finished transfer) asks for a cycle now with :meth:`PollScheduler.kick` instead
+of waiting for the next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+log = logging.getLogger(__name__)
+
+JOB_ID = "poll-cycle"
+
+
+class PollScheduler:
+    def __init__(self, cycle: Callable[[], Awaitable[None]], *, interval_seconds: float) -> None:
+        self._cycle = cycle
+        self._interval = interval_seconds
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._running_cycle = False
+        self._again = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def start(self) -> None:
+        self._scheduler.add_job(
+            self._tick,
+            "interval",
+            seconds=self._interval,
+            id=JOB_ID,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+            misfire_grace_time=None,
+        )
+        self._scheduler.start()
+
+    def kick(self) -> None:
+        """Run a cycle as soon as possible (right after the current one, if one is running)."""
+        if self._running_cycle:
+            self._again = True
+        elif self._scheduler.running:
+            self._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop ticking and wait (up to ``timeout``) for a cycle in progress to end."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            log.warning("a poll cycle was still running at shutdown")
+
+    async def _tick(self) -> None:
+        self._running_cycle = True
+        self._idle.clear()
+        try:
+            while True:
+                self._again = False
+                try:
+                    await self._cycle()
+                except Exception:
+                    # A bug in one cycle must not stop the clock; the next tick tries again.
+                    log.exception("poll cycle failed")
+                if not self._again or not self._scheduler.running:
+                    break
+        finally:
+            self._running_cycle = False
+            self._idle.set()

@@ -1,0 +1,153 @@
+"""The bot's side effects in Slack, behind one narrow seam over slack-sdk's ``AsyncWebClient``.
+
+Rate limits, 5xx answers and dropped connections are retried by slack-sdk's retry handlers,
+installed in :func:`build_web_client`; what still fails reaches the caller as ``SlackApiError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger(__name__)
+
+#: ``metadata.event_type`` on every transcript reply; with the batch id it lets a restarted bot
+#: see that a reply was already posted.
+REPLY_EVENT_TYPE = "threadscribe_transcript"
+
+#: Slack errors that no retry can fix: the reply cannot be posted there any more.
+UNDELIVERABLE_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "thread_not_found",
+        "message_not_found",
+        "account_inactive",
+        "invalid_auth",
+        "token_revoked",
+        "no_permission",
+        "restricted_action",
+        "team_access_not_granted",
+        "missing_scope",
+    }
+)
+
+
+def build_web_client(token: str, base_url: str) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def slack_error_code(exc: SlackApiError) -> str:
+    data = exc.response.data if exc.response is not None else None
+    return str(data.get("error", "")) if isinstance(data, dict) else ""
+
+
+@dataclass
+class ThreadState:
+    """What a thread already holds from us: the reply of a batch, and file names we uploaded."""
+
+    reply_ts: str | None
+    file_names: set[str]
+
+
+class SlackGateway:
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def file_info(self, file_id: str) -> dict[str, Any]:
+        response = await self.client.files_info(file=file_id)
+        file = response.get("file")
+        return file if isinstance(file, dict) else {}
+
+    async def add_reaction(self, channel: str, ts: str, name: str) -> None:
+        await self._reaction("reactions_add", channel, ts, name, ignore="already_reacted")
+
+    async def remove_reaction(self, channel: str, ts: str, name: str) -> None:
+        await self._reaction("reactions_remove", channel, ts, name, ignore="no_reaction")
+
+    async def post_reply(
+        self,
+        *,
+        channel: str,
+        thread_ts: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        batch_id: str,
+    ) -> str:
+        response = await self.client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts,
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+            metadata={"event_type": REPLY_EVENT_TYPE, "event_payload": {"batch_id": batch_id}},
+        )
+        return str(response["ts"])
+
+    async def upload_text(
+        self, *, channel: str, thread_ts: str, filename: str, title: str, content: str
+    ) -> None:
+        await self.client.files_upload_v2(
+            channel=channel,
+            thread_ts=thread_ts,
+            filename=filename,
+            title=title,
+            content=content,
+        )
+
+    async def thread_state(self, *, channel: str, thread_ts: str, batch_id: str) -> ThreadState:
+        """Look through a thread for the reply of ``batch_id`` and for files already uploaded."""
+        reply_ts: str | None = None
+        names: set[str] = set()
+        cursor: str | None = None
+        while True:
+            response = await self.client.conversations_replies(
+                channel=channel,
+                ts=thread_ts,
+                include_all_metadata=True,
+                limit=200,
+                cursor=cursor,
+            )
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if (
+                    metadata.get("event_type") == REPLY_EVENT_TYPE
+                    and payload.get("batch_id") == batch_id
+                ):
+                    reply_ts = str(message.get("ts"))
+                for file in message.get("files") or []:
+                    if file.get("name"):
+                        names.add(str(file["name"]))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return ThreadState(reply_ts=reply_ts, file_names=names)
+
+    async def _reaction(
+        self, method: str, channel: str, ts: str, name: str, *, ignore: str
+    ) -> None:
+        try:
+            await getattr(self.client, method)(channel=channel, timestamp=ts, name=name)
+        except SlackApiError as exc:
+            # A reaction is decoration: never let it stop the work.
+            if slack_error_code(exc) != ignore:
+                log.warning("%s %s failed: %s", method, name, slack_error_code(exc))

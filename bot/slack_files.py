@@ -1,0 +1,126 @@
+"""Fetching Slack files: ``files.info`` for Slack Connect stubs, and the streamed download to the
+spool.
+
+The bot token goes only to Slack's own file hosts, and only for URLs that came from a signed Slack
+payload or from ``files.info``: a link a user pasted is never fetched by the bot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import SecretStr
+
+from bot.errors import PermanentError, TemporaryError
+from bot.providers.base import send
+
+log = logging.getLogger(__name__)
+
+SIGN_IN_PAGE_MESSAGE = (
+    "Slack sent a sign-in page instead of the file. The app probably lacks the `files:read` "
+    "scope: an admin should add it and reinstall the app, then share the file again."
+)
+
+_CHUNK = 1024 * 1024
+
+
+def slack_file_hosts(api_url: str) -> frozenset[str]:
+    """Hosts allowed to receive the bot token: Slack's, plus the configured Web API host."""
+    hosts = {"files.slack.com", "slack.com", "slack-gov.com", "files.slack-gov.com"}
+    api_host = urlsplit(api_url).hostname
+    if api_host:
+        hosts.add(api_host)
+    return frozenset(hosts)
+
+
+def token_allowed(url: str, hosts: frozenset[str]) -> bool:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme != "https" and host not in hosts:
+        return False
+    return host in hosts or host.endswith((".slack.com", ".slack-gov.com"))
+
+
+class SlackFileDownloader:
+    def __init__(
+        self, client: httpx.AsyncClient, *, bot_token: SecretStr, allowed_hosts: frozenset[str]
+    ) -> None:
+        self._client = client
+        self._token = bot_token
+        self._hosts = allowed_hosts
+
+    async def download(self, url: str, destination: Path, *, max_bytes: int) -> int:
+        """Stream ``url`` into ``destination``; return the number of bytes written.
+
+        The file appears under its final name only when complete, so a crash leaves no half
+        file that looks whole.
+        """
+        if not token_allowed(url, self._hosts):
+            raise PermanentError(
+                f"refusing to send the bot token to {urlsplit(url).hostname}",
+                user_message="This file's download link does not point to Slack; skipped.",
+            )
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(destination.name + ".part")
+        request = self._client.build_request(
+            "GET", url, headers={"Authorization": f"Bearer {self._token.get_secret_value()}"}
+        )
+        response = await send(self._client, request, what="slack file download", stream=True)
+        written = 0
+        try:
+            _check_response(response)
+            with partial.open("wb") as spool:
+                first = True
+                async for chunk in response.aiter_bytes(_CHUNK):
+                    if first and _looks_like_html(chunk):
+                        raise PermanentError(
+                            "file download answered an HTML page", user_message=SIGN_IN_PAGE_MESSAGE
+                        )
+                    first = False
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise PermanentError(
+                            f"file is larger than {max_bytes} bytes",
+                            user_message=(
+                                f"This file is larger than the {max_bytes // (1024 * 1024)} MB "
+                                "limit of this app."
+                            ),
+                        )
+                    spool.write(chunk)
+        except httpx.TransportError as exc:
+            partial.unlink(missing_ok=True)
+            raise TemporaryError(f"slack file download interrupted ({type(exc).__name__})") from exc
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        finally:
+            await response.aclose()
+        os.replace(partial, destination)
+        return written
+
+
+def _looks_like_html(chunk: bytes) -> bool:
+    head = chunk[:256].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
+def _check_response(response: httpx.Response) -> None:
+    if response.headers.get("content-type", "").startswith("text/html"):
+        raise PermanentError(
+            "file download answered an HTML page", user_message=SIGN_IN_PAGE_MESSAGE
+        )
+    if response.status_code in (401, 403):
+        raise PermanentError(
+            f"file download refused: {response.status_code}", user_message=SIGN_IN_PAGE_MESSAGE
+        )
+    if response.status_code == 404:
+        raise PermanentError(
+            "file download: 404",
+            user_message="Slack no longer has this file; it may have been deleted.",
+        )
+    if response.status_code != 200:
+        raise TemporaryError(f"file download: unexpected status {response.status_code}")

@@ -1,0 +1,59 @@
+"""The provider-neutral transcript: text plus, when the provider gives them, timed speaker turns."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class Segment(BaseModel):
+    text: str
+    speaker: str | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
+
+
+class Transcript(BaseModel):
+    text: str
+    segments: list[Segment] = []
+    language: str | None = None
+    duration_ms: int | None = None
+
+    @property
+    def has_speakers(self) -> bool:
+        return any(segment.speaker is not None for segment in self.segments)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.text.strip()
+
+
+def merge_turns(segments: list[Segment]) -> list[Segment]:
+    """Join consecutive segments of the same speaker into one turn."""
+    turns: list[Segment] = []
+    for segment in segments:
+        if turns and turns[-1].speaker == segment.speaker:
+            last = turns[-1]
+            last.text = f"{last.text.rstrip()} {segment.text.lstrip()}".strip()
+            last.end_ms = segment.end_ms if segment.end_ms is not None else last.end_ms
+        else:
+            turns.append(segment.model_copy())
+    return turns
+
+
+def format_timestamp(ms: int) -> str:
+    seconds = ms // 1000
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
+
+
+def to_plain_text(transcript: Transcript) -> str:
+    """Speaker turns on their own lines (``Speaker 1 [00:12] …``) when known, else the text."""
+    if not transcript.has_speakers:
+        return transcript.text.strip()
+    lines = []
+    for turn in merge_turns(transcript.segments):
+        label = f"Speaker {turn.speaker}" if turn.speaker is not None else "Unknown speaker"
+        stamp = f" [{format_timestamp(turn.start_ms)}]" if turn.start_ms is not None else ""
+        lines.append(f"{label}{stamp}: {turn.text.strip()}")
+    return "\n".join(lines)

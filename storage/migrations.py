@@ -1,0 +1,78 @@
+"""Schema versions. Each entry moves the database one version up; ``PRAGMA user_version`` says where
+a database stands. Entries are append-only: a released migration is never edited."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: batches, jobs, processed events, channel settings.
+    """
+    CREATE TABLE batches (
+        id              TEXT PRIMARY KEY,
+        team_id         TEXT,
+        channel_id      TEXT NOT NULL,
+        message_ts      TEXT NOT NULL,
+        thread_ts       TEXT NOT NULL,
+        user_id         TEXT,
+        provider        TEXT NOT NULL,
+        source          TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        language_hints  TEXT NOT NULL DEFAULT '[]',
+        reply_ts        TEXT,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL,
+        delivered_at    TEXT
+    );
+    CREATE INDEX batches_by_state ON batches (state);
+    CREATE INDEX batches_by_channel ON batches (channel_id, created_at);
+
+    CREATE TABLE jobs (
+        id                  TEXT PRIMARY KEY,
+        batch_id            TEXT NOT NULL REFERENCES batches (id),
+        position            INTEGER NOT NULL,
+        kind                TEXT NOT NULL,
+        provider            TEXT NOT NULL,
+        filename            TEXT NOT NULL,
+        slack_file_id       TEXT,
+        url                 TEXT,
+        download_url        TEXT,
+        mimetype            TEXT,
+        size_bytes          INTEGER,
+        needs_file_info     INTEGER NOT NULL DEFAULT 0,
+        dedupe_key          TEXT UNIQUE,
+        state               TEXT NOT NULL,
+        attempts            INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at     TEXT,
+        error               TEXT,
+        error_detail        TEXT,
+        spool_path          TEXT,
+        provider_file_id    TEXT,
+        provider_upload_id  TEXT,
+        provider_job_id     TEXT,
+        provider_eta_at     TEXT,
+        transcript          TEXT,
+        raw_result          TEXT,
+        attachment_uploaded INTEGER NOT NULL DEFAULT 0,
+        cleaned_up          INTEGER NOT NULL DEFAULT 0,
+        created_at          TEXT NOT NULL,
+        updated_at          TEXT NOT NULL,
+        finished_at         TEXT
+    );
+    CREATE INDEX jobs_by_batch ON jobs (batch_id, position);
+    CREATE INDEX jobs_by_state ON jobs (state);
+
+    CREATE TABLE processed_events (
+        event_id TEXT PRIMARY KEY,
+        seen_at  TEXT NOT NULL
+    );
+
+    CREATE TABLE channel_settings (
+        channel_id     TEXT PRIMARY KEY,
+        provider       TEXT,
+        auto           INTEGER NOT NULL DEFAULT 1,
+        language_hints TEXT NOT NULL DEFAULT '[]',
+        updated_at     TEXT NOT NULL
+    );
+    """,
+]

@@ -1,0 +1,441 @@
+"""The only door to the database. Every method commits before it returns, so whatever the caller
+does next (a download, an upload, a post) happens after its state is durable.
+
+Methods take ``now`` from the caller: the clock belongs to the pipeline, which makes time-dependent
+behaviour (backoff, age limits, retention) testable without patching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage.migrations import MIGRATIONS
+from storage.models import (
+    TERMINAL_JOB_STATES,
+    Batch,
+    BatchState,
+    ChannelSettings,
+    Job,
+    JobKind,
+    JobState,
+    NewBatch,
+    NewJob,
+)
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+_JOB_COLUMNS = frozenset(
+    {
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "error",
+        "error_detail",
+        "spool_path",
+        "provider_file_id",
+        "provider_upload_id",
+        "provider_job_id",
+        "provider_eta_at",
+        "transcript",
+        "raw_result",
+        "attachment_uploaded",
+        "cleaned_up",
+        "finished_at",
+        "filename",
+        "download_url",
+        "mimetype",
+        "size_bytes",
+        "needs_file_info",
+    }
+)
+_BATCH_COLUMNS = frozenset(
+    {"state", "reply_ts", "attempts", "next_attempt_at", "delivered_at", "provider"}
+)
+
+
+def _to_text(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def _to_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def _required_time(value: str) -> datetime:
+    parsed = _to_time(value)
+    assert parsed is not None
+    return parsed
+
+
+def _encode(column: str, value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _to_text(value)
+    if isinstance(value, (JobState, BatchState)):
+        return value.value
+    if column in ("transcript", "raw_result") and value is not None:
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def new_batch_id() -> str:
+    """Short enough to type in ``/transcribe retry b-1a2b3c4d``."""
+    return f"b-{secrets.token_hex(4)}"
+
+
+class Repository:
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._db = connection
+        # One connection serves every coroutine: a statement run while another coroutine's
+        # transaction is open would join (and could be rolled back with) that transaction.
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            yield self._db
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Repository:
+        """Open (creating if needed, owner-only) and migrate the database at ``path``."""
+        path = Path(path)
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Transcripts are private conversations: the file is readable by its owner only.
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+            os.chmod(path, 0o600)
+        connection = await aiosqlite.connect(path, isolation_level=None)
+        connection.row_factory = aiosqlite.Row
+        await connection.execute("PRAGMA journal_mode = WAL")
+        await connection.execute("PRAGMA synchronous = NORMAL")
+        await connection.execute("PRAGMA foreign_keys = ON")
+        await connection.execute("PRAGMA busy_timeout = 5000")
+        repository = cls(connection)
+        await repository._migrate()
+        return repository
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _migrate(self) -> None:
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await self._db.executescript(
+                f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;"
+            )
+
+    async def ping(self) -> bool:
+        async with self._read() as db, db.execute("SELECT 1") as cursor:
+            return await cursor.fetchone() is not None
+
+    # -- intake ------------------------------------------------------------------------------
+
+    async def remember_event(self, event_id: str, now: datetime) -> bool:
+        """Record an Events API ``event_id``; False when it was seen before."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO processed_events (event_id, seen_at) VALUES (?, ?)",
+                (event_id, _to_text(now)),
+            )
+        return cursor.rowcount == 1
+
+    async def create_batch(
+        self, batch: NewBatch, jobs: Sequence[NewJob], now: datetime
+    ) -> Batch | None:
+        """Create a batch with the jobs not taken before (by ``dedupe_key``), in one transaction.
+
+        Returns None when every job was already taken: the message was handled before.
+        """
+        batch_id = new_batch_id()
+        stamp = _to_text(now)
+        async with self._transaction() as db:
+            await db.execute(
+                """INSERT INTO batches (id, team_id, channel_id, message_ts, thread_ts, user_id,
+                       provider, source, state, language_hints, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    batch_id,
+                    batch.team_id,
+                    batch.channel_id,
+                    batch.message_ts,
+                    batch.thread_ts,
+                    batch.user_id,
+                    batch.provider,
+                    batch.source,
+                    BatchState.OPEN.value,
+                    json.dumps(batch.language_hints),
+                    stamp,
+                    stamp,
+                ),
+            )
+            taken = 0
+            for position, job in enumerate(jobs):
+                state = JobState.FAILED if job.refused_reason else JobState.QUEUED
+                cursor = await db.execute(
+                    """INSERT OR IGNORE INTO jobs (id, batch_id, position, kind, provider,
+                           filename, slack_file_id, url, download_url, mimetype, size_bytes,
+                           needs_file_info, dedupe_key, state, error, created_at, updated_at,
+                           finished_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (
+                        uuid.uuid4().hex,
+                        batch_id,
+                        position,
+                        job.kind.value,
+                        batch.provider,
+                        job.filename,
+                        job.slack_file_id,
+                        job.url,
+                        job.download_url,
+                        job.mimetype,
+                        job.size_bytes,
+                        int(job.needs_file_info),
+                        job.dedupe_key,
+                        state.value,
+                        job.refused_reason,
+                        stamp,
+                        stamp,
+                        stamp if job.refused_reason else None,
+                    ),
+                )
+                taken += cursor.rowcount
+            if taken == 0:
+                # Everything was taken before: leave no empty batch behind.
+                await db.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+                return None
+        return await self.get_batch(batch_id)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def get_batch(self, batch_id: str) -> Batch | None:
+        async with (
+            self._read() as db,
+            db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return None if row is None else _batch(row)
+
+    async def jobs_of(self, batch_id: str) -> list[Job]:
+        return await self._jobs("WHERE batch_id = ? ORDER BY position", (batch_id,))
+
+    async def get_job(self, job_id: str) -> Job | None:
+        jobs = await self._jobs("WHERE id = ?", (job_id,))
+        return jobs[0] if jobs else None
+
+    async def open_jobs(self) -> list[Job]:
+        """Every job that still has a step to take, oldest batch first."""
+        placeholders = ",".join("?" for _ in TERMINAL_JOB_STATES)
+        return await self._jobs(
+            f"""WHERE state NOT IN ({placeholders})
+                  AND batch_id IN (SELECT id FROM batches WHERE state = ?)
+                ORDER BY created_at, batch_id, position""",
+            (*[s.value for s in TERMINAL_JOB_STATES], BatchState.OPEN.value),
+        )
+
+    async def batches_to_deliver(self, now: datetime) -> list[Batch]:
+        """Batches whose jobs are all terminal and whose reply is not posted yet, when due."""
+        placeholders = ",".join("?" for _ in TERMINAL_JOB_STATES)
+        async with (
+            self._read() as db,
+            db.execute(
+                f"""SELECT * FROM batches b
+                WHERE b.state IN (?, ?)
+                  AND (b.next_attempt_at IS NULL OR b.next_attempt_at <= ?)
+                  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
+                                  AND j.state NOT IN ({placeholders}))
+                ORDER BY b.created_at""",
+                (
+                    BatchState.OPEN.value,
+                    BatchState.DELIVERING.value,
+                    _to_text(now),
+                    *[s.value for s in TERMINAL_JOB_STATES],
+                ),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [_batch(row) for row in rows]
+
+    async def jobs_to_clean_up(self) -> list[Job]:
+        """Terminal jobs of finished batches that may still hold something at the provider."""
+        return await self._jobs(
+            """WHERE cleaned_up = 0
+                 AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
+                 AND batch_id IN (SELECT id FROM batches WHERE state IN (?, ?, ?))
+               ORDER BY batch_id, position""",
+            (
+                BatchState.DELIVERED.value,
+                BatchState.UNDELIVERABLE.value,
+                BatchState.CANCELLED.value,
+            ),
+        )
+
+    async def count_jobs_by_state(self) -> dict[str, int]:
+        async with (
+            self._read() as db,
+            db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state") as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def update_job(self, job_id: str, now: datetime, **fields: Any) -> None:
+        await self.update_jobs([job_id], now, **fields)
+
+    async def update_jobs(self, job_ids: Iterable[str], now: datetime, **fields: Any) -> None:
+        """Set ``fields`` on every job in ``job_ids`` in one transaction."""
+        unknown = set(fields) - _JOB_COLUMNS
+        if unknown:
+            raise ValueError(f"not job columns: {sorted(unknown)}")
+        ids = list(job_ids)
+        if not ids:
+            return
+        assignments = ", ".join(f"{column} = ?" for column in fields)
+        values = [_encode(column, value) for column, value in fields.items()]
+        async with self._transaction() as db:
+            await db.executemany(
+                f"UPDATE jobs SET {assignments}, updated_at = ? WHERE id = ?",
+                [(*values, _to_text(now), job_id) for job_id in ids],
+            )
+
+    async def update_batch(self, batch_id: str, now: datetime, **fields: Any) -> None:
+        unknown = set(fields) - _BATCH_COLUMNS
+        if unknown:
+            raise ValueError(f"not batch columns: {sorted(unknown)}")
+        assignments = ", ".join(f"{column} = ?" for column in fields)
+        values = [_encode(column, value) for column, value in fields.items()]
+        async with self._transaction() as db:
+            await db.execute(
+                f"UPDATE batches SET {assignments}, updated_at = ? WHERE id = ?",
+                (*values, _to_text(now), batch_id),
+            )
+
+    # -- channel settings --------------------------------------------------------------------
+
+    async def channel_settings(self, channel_id: str) -> ChannelSettings:
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT * FROM channel_settings WHERE channel_id = ?", (channel_id,)
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        if row is None:
+            return ChannelSettings(channel_id=channel_id)
+        return ChannelSettings(
+            channel_id=channel_id,
+            provider=row["provider"],
+            auto=bool(row["auto"]),
+            language_hints=json.loads(row["language_hints"]),
+        )
+
+    async def save_channel_settings(self, settings: ChannelSettings, now: datetime) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                """INSERT INTO channel_settings
+                       (channel_id, provider, auto, language_hints, updated_at)
+               VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT (channel_id) DO UPDATE SET provider = excluded.provider,
+                   auto = excluded.auto, language_hints = excluded.language_hints,
+                   updated_at = excluded.updated_at""",
+                (
+                    settings.channel_id,
+                    settings.provider,
+                    int(settings.auto),
+                    json.dumps(settings.language_hints),
+                    _to_text(now),
+                ),
+            )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _jobs(self, where: str, parameters: Sequence[Any]) -> list[Job]:
+        async with (
+            self._read() as db,
+            db.execute(f"SELECT * FROM jobs {where}", parameters) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [_job(row) for row in rows]
+
+
+def _batch(row: aiosqlite.Row) -> Batch:
+    return Batch(
+        id=row["id"],
+        team_id=row["team_id"],
+        channel_id=row["channel_id"],
+        message_ts=row["message_ts"],
+        thread_ts=row["thread_ts"],
+        user_id=row["user_id"],
+        provider=row["provider"],
+        source=row["source"],
+        state=BatchState(row["state"]),
+        language_hints=json.loads(row["language_hints"]),
+        reply_ts=row["reply_ts"],
+        attempts=row["attempts"],
+        next_attempt_at=_to_time(row["next_attempt_at"]),
+        created_at=_required_time(row["created_at"]),
+        updated_at=_required_time(row["updated_at"]),
+        delivered_at=_to_time(row["delivered_at"]),
+    )
+
+
+def _job(row: aiosqlite.Row) -> Job:
+    return Job(
+        id=row["id"],
+        batch_id=row["batch_id"],
+        position=row["position"],
+        kind=JobKind(row["kind"]),
+        provider=row["provider"],
+        filename=row["filename"],
+        slack_file_id=row["slack_file_id"],
+        url=row["url"],
+        download_url=row["download_url"],
+        mimetype=row["mimetype"],
+        size_bytes=row["size_bytes"],
+        needs_file_info=bool(row["needs_file_info"]),
+        state=JobState(row["state"]),
+        attempts=row["attempts"],
+        next_attempt_at=_to_time(row["next_attempt_at"]),
+        error=row["error"],
+        error_detail=row["error_detail"],
+        spool_path=row["spool_path"],
+        provider_file_id=row["provider_file_id"],
+        provider_upload_id=row["provider_upload_id"],
+        provider_job_id=row["provider_job_id"],
+        provider_eta_at=_to_time(row["provider_eta_at"]),
+        transcript=json.loads(row["transcript"]) if row["transcript"] else None,
+        raw_result=json.loads(row["raw_result"]) if row["raw_result"] else None,
+        attachment_uploaded=bool(row["attachment_uploaded"]),
+        cleaned_up=bool(row["cleaned_up"]),
+        created_at=_required_time(row["created_at"]),
+        updated_at=_required_time(row["updated_at"]),
+        finished_at=_to_time(row["finished_at"]),
+    )
