@@ -1,0 +1,98 @@
+"""Fixtures shared by the suite: the loopback fakes, settings pointing at them, and a running bot."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.app import Runtime, running_bot
+from bot.config import Settings, load_settings
+from tests.fakes.slack import FakeSlack
+from tests.fakes.soket import FakeSoket
+from tests.fakes.soniox import FakeSoniox
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def fake_soniox() -> AsyncIterator[FakeSoniox]:
+    fake = FakeSoniox()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def fake_soket() -> AsyncIterator[FakeSoket]:
+    fake = FakeSoket()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def make_settings(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, fake_soket: FakeSoket
+) -> SettingsFactory:
+    """Settings for a bot wired to the fakes, in HTTP mode unless ``slack_app_token`` is given."""
+
+    def factory(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "slack_bot_token": fake_slack.bot_token,
+            "slack_signing_secret": fake_slack.signing_secret,
+            "slack_app_token": "",
+            "slack_api_url": fake_slack.api_url,
+            "soniox_api_key": fake_soniox.api_key,
+            "soniox_api_url": fake_soniox.api_url,
+            "soket_api_token": fake_soket.token,
+            "soket_api_url": fake_soket.api_url,
+            "database_path": tmp_path / "threadscribe.db",
+            "poll_interval_seconds": 0.2,
+            "port": 0,
+            "_env_file": None,
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return factory
+
+
+@pytest.fixture
+async def bot(make_settings: SettingsFactory) -> AsyncIterator[Runtime]:
+    """The bot in HTTP mode, started the way ``python -m bot run`` starts it."""
+    async with running_bot(make_settings(), host="127.0.0.1") as runtime:
+        yield runtime
+
+
+class SlackSender:
+    """Sends signed Events API requests to a bot in HTTP mode, as Slack does."""
+
+    def __init__(self, fake: FakeSlack, runtime: Runtime) -> None:
+        self.fake = fake
+        self.url = f"http://127.0.0.1:{runtime.port}/slack/events"
+
+    async def post(self, body: str, headers: dict[str, str]) -> httpx.Response:
+        async with httpx.AsyncClient() as client:
+            return await client.post(self.url, content=body, headers=headers)
+
+    async def event(self, event: dict[str, Any], **headers: str) -> httpx.Response:
+        body = json.dumps(self.fake.event_callback(event))
+        return await self.post(body, {**self.fake.signed_headers(body), **headers})
+
+
+@pytest.fixture
+def slack_sender(fake_slack: FakeSlack, bot: Runtime) -> SlackSender:
+    return SlackSender(fake_slack, bot)

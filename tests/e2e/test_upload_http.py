@@ -1,0 +1,107 @@
+"""A file shared in a channel comes back as a transcript in its thread: HTTP mode."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from bot.app import Runtime
+from tests.conftest import SlackSender
+from tests.fakes.slack import FakeSlack, silent_wav
+from tests.fakes.soniox import FakeSoniox
+
+
+async def test_shared_wav_gets_transcript_reply_in_its_thread(
+    bot: Runtime, fake_slack: FakeSlack, fake_soniox: FakeSoniox, slack_sender: SlackSender
+) -> None:
+    file = fake_slack.add_file(name="standup.wav", content=silent_wav())
+    event = fake_slack.message_event(files=[file])
+
+    response = await slack_sender.event(event)
+    assert response.status_code == 200
+
+    replies = await fake_slack.wait_for(
+        lambda: [m for m in fake_slack.replies_in("C0GENERAL", event["ts"]) if m.get("blocks")]
+    )
+    assert len(replies) == 1
+    reply = replies[0]
+    assert reply["thread_ts"] == event["ts"]
+    assert "standup.wav" in reply["text"]
+    assert "Speaker 1 [00:00]: Hello from standup.wav." in reply["text"]
+    assert "Speaker 2" in reply["text"]
+
+    # The reaction moved from "working" to "done".
+    await fake_slack.wait_for(
+        lambda: fake_slack.reactions.get(("C0GENERAL", event["ts"])) == ["white_check_mark"]
+    )
+    # Soniox keeps nothing once the reply is posted.
+    await fake_soniox.wait_for(lambda: fake_soniox.deleted_transcriptions)
+    await fake_soniox.wait_for(lambda: fake_soniox.deleted_files)
+    assert not set(fake_soniox.files) - set(fake_soniox.deleted_files)
+    create = fake_soniox.create_bodies[0]
+    assert create["model"] == "stt-async-v5"
+    assert create["enable_speaker_diarization"] is True
+    # The bot downloaded with its token, and only once.
+    assert fake_slack.downloads == [{"file_id": file["id"], "authorized": True}]
+
+
+async def test_reply_goes_into_the_existing_thread(
+    bot: Runtime, fake_slack: FakeSlack, slack_sender: SlackSender
+) -> None:
+    parent = fake_slack.message_event(text="Notes from the call", subtype=None)
+    file = fake_slack.add_file(
+        name="followup.m4a", mimetype="audio/mp4", filetype="m4a", content=silent_wav()
+    )
+    event = fake_slack.message_event(files=[file], thread_ts=parent["ts"])
+
+    assert (await slack_sender.event(event)).status_code == 200
+
+    replies = await fake_slack.wait_for(
+        lambda: [m for m in fake_slack.messages if m.get("thread_ts") == parent["ts"]]
+    )
+    assert "followup.m4a" in replies[0]["text"]
+
+
+async def test_non_media_files_are_ignored_silently(
+    bot: Runtime, fake_slack: FakeSlack, slack_sender: SlackSender
+) -> None:
+    pdf = fake_slack.add_file(
+        name="agenda.pdf", mimetype="application/pdf", filetype="pdf", content=b"%PDF-1.4"
+    )
+    event = fake_slack.message_event(files=[pdf])
+
+    assert (await slack_sender.event(event)).status_code == 200
+    await bot.pipeline.run_cycle()
+
+    assert fake_slack.messages == []
+    assert fake_slack.downloads == []
+    assert ("C0GENERAL", event["ts"]) not in fake_slack.reactions
+
+
+async def test_forged_request_gets_401_and_causes_no_work(
+    bot: Runtime, fake_slack: FakeSlack, slack_sender: SlackSender
+) -> None:
+    file = fake_slack.add_file(name="memo.wav", content=silent_wav())
+    body = json.dumps(fake_slack.event_callback(fake_slack.message_event(files=[file])))
+
+    wrong_secret = await slack_sender.post(body, fake_slack.signed_headers(body, secret="nope"))
+    stale = await slack_sender.post(
+        body, fake_slack.signed_headers(body, timestamp=int(time.time()) - 600)
+    )
+    unsigned = await slack_sender.post(body, {"Content-Type": "application/json"})
+
+    assert [wrong_secret.status_code, stale.status_code, unsigned.status_code] == [401, 401, 401]
+    await bot.pipeline.run_cycle()
+    assert await bot.repository.open_jobs() == []
+    assert fake_slack.downloads == []
+    assert fake_slack.messages == []
+
+
+async def test_healthz_reports_ok(bot: Runtime, slack_sender: SlackSender) -> None:
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{bot.port}/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert response.json()["database"] is True

@@ -1,0 +1,1257 @@
+"""A loopback Slack: the Web API, private file hosting, the ``files_upload_v2`` upload target,
+``response_url`` hooks and Socket Mode, on 127.0.0.1.
+
+The app under test talks to it with the real ``slack_sdk`` clients (``AsyncWebClient(base_url=
+fake.api_url)`` and the aiohttp ``SocketModeClient``), so the fake answers what Slack answers, in
+the shapes the SDK expects, including the awkward parts the bot must survive:
+
+* every Web API answer is HTTP 200 with ``ok: false`` on errors (only injected faults such as a
+  429 use other statuses);
+* a file download without a valid bot token, or without the ``files:read`` scope, is a 200 HTML
+  sign-in page, not a 401;
+* Slack Connect files arrive as stubs that need ``files.info``;
+* ``conversations.replies`` returns ``metadata`` only with ``include_all_metadata``.
+
+Large files are never held in memory: a file registered with only a ``size`` is streamed from a
+deterministic pattern, 64 KiB at a time (see :func:`pattern_chunks`), so benchmarks can relay
+gigabyte files through the bot while the fake stays small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import io
+import itertools
+import json
+import mimetypes
+import re
+import time
+import uuid
+import wave
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
+
+from tests.fakes.server import Fault, LoopbackServer, RecordedRequest
+
+#: Size of the pieces streamed downloads are generated and written in.
+CHUNK_SIZE = 64 * 1024
+
+DEFAULT_SCOPES: tuple[str, ...] = (
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "mpim:history",
+    "files:read",
+    "files:write",
+    "chat:write",
+    "reactions:write",
+    "commands",
+    "app_mentions:read",
+)
+
+#: What files.slack.com serves to a request without a usable token: a 200 HTML page.
+SIGN_IN_PAGE = (
+    "<!DOCTYPE html><html><head><title>Slack</title></head><body>"
+    "Sign in to Slack to continue. You need to be signed in to view this file."
+    "</body></html>"
+)
+
+NOT_FOUND_PAGE = (
+    "<!DOCTYPE html><html><head><title>Slack</title></head><body>"
+    "There's been a glitch: this file could not be found."
+    "</body></html>"
+)
+
+#: Slack rejects ``chat.postMessage`` text longer than this with ``msg_too_long``.
+MAX_TEXT_CHARS = 40_000
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT_CHARS = 3_000
+MAX_HEADER_TEXT_CHARS = 150
+
+_PATTERN_BLOCK = bytes(range(256)) * (CHUNK_SIZE // 256)
+
+_PRETTY_TYPES = {
+    "wav": "WAV",
+    "mp3": "MP3",
+    "m4a": "MPEG 4 Audio",
+    "mp4": "MPEG 4 Video",
+    "webm": "WebM",
+    "ogg": "Ogg Vorbis",
+    "flac": "FLAC",
+    "text": "Plain Text",
+    "markdown": "Markdown (raw)",
+    "binary": "Binary",
+}
+
+_FILETYPES_BY_EXTENSION = {
+    "txt": "text",
+    "md": "markdown",
+    "srt": "text",
+    "vtt": "text",
+    "json": "javascript",
+}
+
+ApiHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+# -- deterministic content ------------------------------------------------------------------------
+
+
+def _pattern_chunk(index: int) -> bytes:
+    """The ``index``-th 64 KiB piece of the pattern: numbered, so a dropped, repeated or reordered
+    chunk changes the bytes instead of going unnoticed."""
+    return index.to_bytes(8, "big") + _PATTERN_BLOCK[8:]
+
+
+def pattern_chunks(size: int, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    """Yield bytes ``start``..``end`` (exclusive) of the ``size``-byte pattern file.
+
+    Generated piece by piece, never all at once, so gigabyte files cost 64 KiB of memory.
+    """
+    stop = size if end is None else min(end, size)
+    position = start
+    while position < stop:
+        index, offset = divmod(position, CHUNK_SIZE)
+        piece = _pattern_chunk(index)[offset : min(CHUNK_SIZE, offset + stop - position)]
+        yield piece
+        position += len(piece)
+
+
+def pattern_bytes(size: int) -> bytes:
+    """The whole pattern file in memory: for small files in tests that compare contents."""
+    return b"".join(pattern_chunks(size))
+
+
+def pattern_sha256(size: int) -> str:
+    """Digest of the pattern file, computed in pieces: to check a large relayed file end to end."""
+    digest = hashlib.sha256()
+    for piece in pattern_chunks(size):
+        digest.update(piece)
+    return digest.hexdigest()
+
+
+def silent_wav(seconds: float = 0.25, *, rate: int = 16_000) -> bytes:
+    """A short, valid mono 16-bit WAV of silence: the default content of :meth:`FakeSlack.add_file`,
+    so tools that probe the audio find a real header."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(b"\x00\x00" * int(seconds * rate))
+    return buffer.getvalue()
+
+
+# -- internals ----------------------------------------------------------------------------------
+
+
+class _SlackError(Exception):
+    """An ``ok: false`` answer; raised by method handlers so each check stays one line."""
+
+    def __init__(self, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.body: dict[str, Any] = {"ok": False, "error": error, **extra}
+
+
+@dataclass
+class _StoredFile:
+    """A hosted file: its full Slack object and its bytes (or the size of its pattern)."""
+
+    info: dict[str, Any]
+    content: bytes | None
+    size: int
+
+    def chunks(self, start: int, end: int) -> Iterator[bytes]:
+        if self.content is None:
+            yield from pattern_chunks(self.size, start=start, end=end)
+            return
+        view = memoryview(self.content)
+        for offset in range(start, end, CHUNK_SIZE):
+            yield bytes(view[offset : min(end, offset + CHUNK_SIZE)])
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    """Order Slack timestamps numerically: string order breaks when the widths differ."""
+    seconds, _, micros = ts.partition(".")
+    try:
+        return int(seconds), int(micros.ljust(6, "0")[:6] or 0)
+    except ValueError:
+        return 0, 0
+
+
+def _text_arg(args: Mapping[str, Any], name: str) -> str | None:
+    value = args.get(name)
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _flag_arg(args: Mapping[str, Any], name: str) -> bool:
+    """Slack booleans arrive as ``true``/``1`` in forms and query strings, or as JSON booleans."""
+    value = args.get(name)
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value)
+
+
+def _json_arg(args: Mapping[str, Any], name: str, error: str) -> Any:
+    """Arguments such as ``blocks`` are JSON strings in forms but plain JSON in JSON bodies."""
+    value = args.get(name)
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise _SlackError(error) from None
+    return value
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """One ``bytes=a-b`` range as ``(start, end_exclusive)``; ``None`` when unsatisfiable."""
+    match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header)
+    if match is None or (not match.group(1) and not match.group(2)):
+        return None
+    first, last = match.group(1), match.group(2)
+    if not first:
+        length = int(last)
+        if length == 0:
+            return None
+        return max(0, size - length), size
+    start = int(first)
+    end = size if not last else min(size, int(last) + 1)
+    if start >= size or end <= start:
+        return None
+    return start, end
+
+
+def _channel_type(channel: str) -> str:
+    if channel.startswith("D"):
+        return "im"
+    if channel.startswith("G"):
+        return "group"
+    return "channel"
+
+
+def _history_scope(channel: str) -> str:
+    return {"im": "im:history", "group": "groups:history"}.get(
+        _channel_type(channel), "channels:history"
+    )
+
+
+def _validate_blocks(blocks: Any) -> list[dict[str, Any]] | None:
+    """Enforce the limits Slack enforces, so the bot's splitting of long transcripts is tested."""
+    if blocks is None:
+        return None
+    if not isinstance(blocks, list) or not all(
+        isinstance(b, dict) and isinstance(b.get("type"), str) for b in blocks
+    ):
+        raise _SlackError("invalid_blocks_format")
+    problems: list[str] = []
+    if len(blocks) > MAX_BLOCKS:
+        problems.append(f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
+    for index, block in enumerate(blocks):
+        text = block.get("text")
+        content = text.get("text") if isinstance(text, dict) else None
+        if not isinstance(content, str):
+            continue
+        if block["type"] == "section" and len(content) > MAX_SECTION_TEXT_CHARS:
+            problems.append(
+                f"must be less than {MAX_SECTION_TEXT_CHARS + 1} characters "
+                f"[json-pointer:/blocks/{index}/text/text]"
+            )
+        if block["type"] == "header" and len(content) > MAX_HEADER_TEXT_CHARS:
+            problems.append(
+                f"must be less than {MAX_HEADER_TEXT_CHARS + 1} characters "
+                f"[json-pointer:/blocks/{index}/text/text]"
+            )
+    if problems:
+        raise _SlackError(
+            "invalid_blocks",
+            errors=problems,
+            response_metadata={"messages": [f"[ERROR] {p}" for p in problems]},
+        )
+    return blocks
+
+
+def _validate_metadata(metadata: Any) -> dict[str, Any] | None:
+    if metadata is None:
+        return None
+    if (
+        not isinstance(metadata, dict)
+        or not isinstance(metadata.get("event_type"), str)
+        or not isinstance(metadata.get("event_payload", {}), dict)
+    ):
+        raise _SlackError("invalid_metadata_format")
+    return {
+        "event_type": metadata["event_type"],
+        "event_payload": metadata.get("event_payload", {}),
+    }
+
+
+# -- the fake -----------------------------------------------------------------------------------
+
+
+class FakeSlack(LoopbackServer):
+    """Slack's Web API, file hosts, response URLs and Socket Mode on one loopback port.
+
+    State is public so tests can assert on it directly: :attr:`messages`, :attr:`message_edits`,
+    :attr:`ephemerals`, :attr:`reactions`, :attr:`uploads`, :attr:`downloads`, :attr:`responses`,
+    :attr:`socket_acks` and :attr:`envelopes`. Every change wakes :meth:`wait_for`.
+    """
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-fake-bot-token",
+        app_token: str = "xapp-fake-app-token",
+        signing_secret: str = "fake-signing-secret",
+        team_id: str = "T0FAKE",
+        bot_user_id: str = "U0BOT",
+        bot_id: str = "B0BOT",
+        app_id: str = "A0APP",
+    ) -> None:
+        super().__init__()
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.signing_secret = signing_secret
+        self.team_id = team_id
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.app_id = app_id
+        #: Scopes granted to the bot token. Remove one to see Slack's ``missing_scope`` answers
+        #: (and, for ``files:read``, the HTML sign-in page on downloads).
+        self.scopes: list[str] = list(DEFAULT_SCOPES)
+        #: The legacy verification token Slack still puts in Events API envelopes.
+        self.verification_token = "fake-verification-token"
+
+        #: Messages the app posted with ``chat.postMessage``, kept current by ``chat.update``.
+        self.messages: list[dict[str, Any]] = []
+        #: One entry per ``chat.update``: channel, ts, the message before, and the new values.
+        self.message_edits: list[dict[str, Any]] = []
+        self.ephemerals: list[dict[str, Any]] = []
+        #: Reaction names per ``(channel, ts)``, in the order they were added.
+        self.reactions: dict[tuple[str, str], list[str]] = {}
+        #: Files completed with ``files.completeUploadExternal``, with their bytes.
+        self.uploads: list[dict[str, Any]] = []
+        #: Every GET of a private file URL: ``{"file_id", "authorized"}``.
+        self.downloads: list[dict[str, Any]] = []
+        #: JSON posted to response URLs, each with its ``response_id``.
+        self.responses: list[dict[str, Any]] = []
+        #: Socket Mode acknowledgements by envelope id.
+        self.socket_acks: dict[str, dict[str, Any]] = {}
+        #: Socket Mode envelopes sent to the app.
+        self.envelopes: list[dict[str, Any]] = []
+
+        self._store: dict[tuple[str, str], dict[str, Any]] = {}
+        self._files: dict[str, _StoredFile] = {}
+        self._pending_uploads: dict[str, dict[str, Any]] = {}
+        self._response_ids: set[str] = set()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._stream_tasks: set[asyncio.Task[Any]] = set()
+        self._last_ts_us = 0
+        self._counter = itertools.count(1)
+        self._methods: dict[str, tuple[ApiHandler, Callable[[dict[str, Any]], str | None]]] = {
+            "auth.test": (self._auth_test, lambda _: None),
+            "chat.postMessage": (self._chat_post_message, lambda _: "chat:write"),
+            "chat.update": (self._chat_update, lambda _: "chat:write"),
+            "chat.postEphemeral": (self._chat_post_ephemeral, lambda _: "chat:write"),
+            "reactions.add": (self._reactions_add, lambda _: "reactions:write"),
+            "reactions.remove": (self._reactions_remove, lambda _: "reactions:write"),
+            "files.info": (self._files_info, lambda _: "files:read"),
+            "conversations.replies": (
+                self._conversations_replies,
+                lambda a: _history_scope(_text_arg(a, "channel") or ""),
+            ),
+            "files.getUploadURLExternal": (self._get_upload_url, lambda _: "files:write"),
+            "files.completeUploadExternal": (self._complete_upload, lambda _: "files:write"),
+            "apps.connections.open": (self._apps_connections_open, lambda _: None),
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_post("/upload/{file_id}", self._handle_upload)
+        app.router.add_get("/files-pri/{key}/download/{name}", self._handle_download)
+        app.router.add_get("/files-pri/{key}/{name}", self._handle_download)
+        app.router.add_post("/response/{response_id}", self._handle_response_url)
+        app.router.add_get("/socket-mode", self._handle_socket)
+
+    async def stop(self) -> None:
+        """Close Socket Mode connections and cut streaming downloads first: the runner would
+        otherwise wait for those handlers to finish on their own."""
+        await self._close_sockets(code=WSCloseCode.GOING_AWAY)
+        for task in list(self._stream_tasks):
+            task.cancel()
+        await super().stop()
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base URL, with its trailing slash, as the app's ``SLACK_API_URL``."""
+        return f"{self.base_url}/api/"
+
+    # -- ids and events ----------------------------------------------------------------------
+
+    def next_ts(self) -> str:
+        """A message timestamp: wall-clock based like Slack's, and strictly increasing."""
+        self._last_ts_us = max(time.time_ns() // 1000, self._last_ts_us + 1)
+        seconds, micros = divmod(self._last_ts_us, 1_000_000)
+        return f"{seconds}.{micros:06d}"
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}0{next(self._counter):08d}"
+
+    def message_event(
+        self,
+        *,
+        files: list[dict[str, Any]] | None = None,
+        channel: str = "C0GENERAL",
+        user: str = "U0ALICE",
+        text: str = "",
+        ts: str | None = None,
+        thread_ts: str | None = None,
+        subtype: str | None = "file_share",
+    ) -> dict[str, Any]:
+        """A ``message`` event as Slack sends it, registered so ``conversations.replies`` and
+        ``reactions.add`` find it like the real channel history would."""
+        ts = ts or self.next_ts()
+        event: dict[str, Any] = {"type": "message"}
+        if subtype is not None:
+            event["subtype"] = subtype
+        event["text"] = text
+        if files is not None:
+            event["files"] = [dict(f) for f in files]
+            event["upload"] = True
+        event.update(
+            {
+                "user": user,
+                "display_as_bot": False,
+                "team": self.team_id,
+                "ts": ts,
+                "channel": channel,
+                "channel_type": _channel_type(channel),
+                "event_ts": ts,
+                "client_msg_id": str(uuid.uuid4()),
+            }
+        )
+        if text:
+            event["blocks"] = [
+                {
+                    "type": "rich_text",
+                    "block_id": uuid.uuid4().hex[:5],
+                    "elements": [
+                        {"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}
+                    ],
+                }
+            ]
+        if thread_ts is not None:
+            event["thread_ts"] = thread_ts
+            parent = self._store.get((channel, thread_ts))
+            if parent is not None and "user" in parent:
+                event["parent_user_id"] = parent["user"]
+        stored = json.loads(json.dumps(event))
+        stored.pop("channel_type", None)
+        stored.pop("event_ts", None)
+        self._store[(channel, ts)] = stored
+        return event
+
+    def file_shared_event(
+        self, file: Mapping[str, Any], *, channel: str = "C0GENERAL", user: str = "U0ALICE"
+    ) -> dict[str, Any]:
+        """The ``file_shared`` event Slack sends beside the ``message`` for the same upload: only
+        ids, so the bot must not treat it as a second job."""
+        ts = self.next_ts()
+        return {
+            "type": "file_shared",
+            "channel_id": channel,
+            "file_id": file["id"],
+            "user_id": user,
+            "file": {"id": file["id"]},
+            "event_ts": ts,
+        }
+
+    def event_callback(
+        self, event: dict[str, Any], *, event_id: str | None = None
+    ) -> dict[str, Any]:
+        """The Events API envelope around ``event``, for HTTP mode bodies and Socket Mode."""
+        context = {
+            "et": event.get("type", ""),
+            "tid": self.team_id,
+            "aid": self.app_id,
+            "cid": event.get("channel", event.get("channel_id", "")),
+        }
+        encoded = base64.urlsafe_b64encode(json.dumps(context).encode()).decode().rstrip("=")
+        return {
+            "token": self.verification_token,
+            "team_id": self.team_id,
+            "context_team_id": self.team_id,
+            "context_enterprise_id": None,
+            "api_app_id": self.app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or self._new_id("Ev"),
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.team_id,
+                    "user_id": self.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+            "event_context": f"4-{encoded}",
+        }
+
+    def signed_headers(
+        self,
+        body: str,
+        *,
+        timestamp: int | None = None,
+        secret: str | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, str]:
+        """Headers Slack signs an HTTP-mode request with; pass an old ``timestamp`` or another
+        ``secret`` to test rejection."""
+        ts = int(time.time()) if timestamp is None else timestamp
+        key = (self.signing_secret if secret is None else secret).encode()
+        digest = hmac.new(key, f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+        return {
+            "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": f"v0={digest}",
+            "Content-Type": content_type,
+        }
+
+    def response_url(self) -> str:
+        """A fresh ``response_url`` as in slash command and shortcut payloads."""
+        response_id = uuid.uuid4().hex
+        self._response_ids.add(response_id)
+        return f"{self.base_url}/response/{response_id}"
+
+    # -- files -------------------------------------------------------------------------------
+
+    def add_file(
+        self,
+        *,
+        name: str = "memo.wav",
+        mimetype: str = "audio/wav",
+        filetype: str = "wav",
+        content: bytes | None = None,
+        size: int | None = None,
+        file_id: str | None = None,
+        user: str = "U0ALICE",
+        stub: bool = False,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Host a private file and return what a message event carries in ``files[]``.
+
+        With only ``size``, the content is the streamed pattern (see :func:`pattern_chunks`);
+        with neither, a short silent WAV. ``stub=True`` returns the Slack Connect stub while
+        ``files.info`` keeps the full object. ``extra`` adds fields such as ``subtype`` or
+        ``duration_ms`` of voice clips.
+        """
+        if content is None and size is None:
+            content = silent_wav()
+        if content is not None and size is not None and size != len(content):
+            raise ValueError(f"size {size} does not match the {len(content)} bytes of content")
+        total = len(content) if content is not None else int(size or 0)
+        file_id = file_id or self._new_id("F")
+        info = self._file_object(
+            file_id=file_id,
+            name=name,
+            title=name,
+            mimetype=mimetype,
+            filetype=filetype,
+            size=total,
+            user=user,
+        )
+        if extra:
+            info.update(extra)
+        self._files[file_id] = _StoredFile(info=info, content=content, size=total)
+        if stub:
+            return {
+                "id": file_id,
+                "file_access": "check_file_info",
+                "created": info["created"],
+                "timestamp": info["timestamp"],
+                "user": user,
+            }
+        return dict(info)
+
+    def file_info(self, file_id: str) -> dict[str, Any]:
+        """The full object ``files.info`` answers for ``file_id``."""
+        return self._files[file_id].info
+
+    def _file_object(
+        self,
+        *,
+        file_id: str,
+        name: str,
+        title: str,
+        mimetype: str,
+        filetype: str,
+        size: int,
+        user: str,
+    ) -> dict[str, Any]:
+        if self.port == 0:
+            raise RuntimeError("start the fake before adding files: their URLs need its port")
+        now = int(time.time())
+        quoted = quote(name)
+        private = f"{self.base_url}/files-pri/{self.team_id}-{file_id}"
+        return {
+            "id": file_id,
+            "created": now,
+            "timestamp": now,
+            "name": name,
+            "title": title,
+            "mimetype": mimetype,
+            "filetype": filetype,
+            "pretty_type": _PRETTY_TYPES.get(filetype, filetype.upper()),
+            "user": user,
+            "user_team": self.team_id,
+            "editable": False,
+            "size": size,
+            "mode": "hosted",
+            "is_external": False,
+            "external_type": "",
+            "is_public": True,
+            "public_url_shared": False,
+            "display_as_bot": False,
+            "username": "",
+            "url_private": f"{private}/{quoted}",
+            "url_private_download": f"{private}/download/{quoted}",
+            "permalink": f"{self.base_url}/files/{user}/{file_id}/{quoted}",
+            "is_starred": False,
+            "has_rich_preview": False,
+        }
+
+    # -- Socket Mode -------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return any(not ws.closed for ws in self._sockets)
+
+    async def send_envelope(
+        self,
+        payload: dict[str, Any],
+        *,
+        type: str = "events_api",
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+        envelope_id: str | None = None,
+        timeout: float = 10,
+    ) -> str:
+        """Deliver ``payload`` over the newest Socket Mode connection, waiting for one to open."""
+        await self.wait_for(lambda: self.connected, timeout)
+        socket = next(ws for ws in reversed(self._sockets) if not ws.closed)
+        envelope = {
+            "envelope_id": envelope_id or str(uuid.uuid4()),
+            "type": type,
+            "payload": payload,
+            "accepts_response_payload": type != "events_api",
+            "retry_attempt": retry_attempt,
+            "retry_reason": retry_reason,
+        }
+        await socket.send_json(envelope)
+        self.envelopes.append(envelope)
+        await self.notify()
+        return str(envelope["envelope_id"])
+
+    async def wait_for_ack(
+        self,
+        envelope_id: str,
+        timeout: float = 10,
+    ) -> dict[str, Any]:
+        """The acknowledgement the app sent for ``envelope_id``, once it arrives."""
+        ack: dict[str, Any] = await self.wait_for(
+            lambda: self.socket_acks.get(envelope_id), timeout
+        )
+        return ack
+
+    async def disconnect_all(self, reason: str = "refresh_requested") -> None:
+        """Ask every client to reconnect, as Slack does every few hours, then close."""
+        for socket in list(self._sockets):
+            if not socket.closed:
+                with suppress(ConnectionError, RuntimeError):
+                    await socket.send_json(
+                        {"type": "disconnect", "reason": reason, "debug_info": {"host": "fake"}}
+                    )
+        await self._close_sockets(code=WSCloseCode.OK)
+
+    async def _close_sockets(self, *, code: int) -> None:
+        for socket in list(self._sockets):
+            with suppress(ConnectionError, RuntimeError, asyncio.TimeoutError):
+                await socket.close(code=code)
+        await self.notify()
+
+    # -- observation -------------------------------------------------------------------------
+
+    def api_calls(self, method: str) -> list[RecordedRequest]:
+        return self.requests_to(rf"^/api/{re.escape(method)}$")
+
+    def api_args(self, method: str) -> list[dict[str, Any]]:
+        """The arguments of each call to ``method``, query and body merged: the SDK sends most
+        methods' arguments in the query string, a few (``chat.*``) as a JSON body."""
+        merged: list[dict[str, Any]] = []
+        for recorded in self.api_calls(method):
+            args: dict[str, Any] = dict(recorded.query)
+            if isinstance(recorded.body, dict):
+                args.update(recorded.body)
+            merged.append(args)
+        return merged
+
+    def message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """Any known message (posted, uploaded, or registered by :meth:`message_event`)."""
+        return self._store.get((channel, ts))
+
+    def replies_in(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        """Replies in a thread, oldest first, whoever posted them (file shares included)."""
+        replies = [
+            m
+            for (ch, ts), m in self._store.items()
+            if ch == channel and ts != thread_ts and m.get("thread_ts") == thread_ts
+        ]
+        return sorted(replies, key=lambda m: _ts_key(m["ts"]))
+
+    def inject_rate_limit(self, method: str, *, retry_after: int = 1) -> Fault:
+        """Answer the next call to ``method`` with Slack's 429."""
+        return self.inject(
+            rf"^/api/{re.escape(method)}$",
+            status=429,
+            body={"ok": False, "error": "ratelimited"},
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    # -- Web API -----------------------------------------------------------------------------
+
+    async def _handle_api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        try:
+            args = await self._read_args(request)
+        except _SlackError as exc:
+            return web.json_response(exc.body)
+        entry = self._methods.get(method)
+        if entry is None:
+            return web.json_response({"ok": False, "error": "unknown_method", "req_method": method})
+        handler, scope_of = entry
+
+        token = self._bearer(request) or _text_arg(args, "token")
+        args.pop("token", None)
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if not token:
+            return web.json_response({"ok": False, "error": "not_authed"})
+        if token != expected:
+            error = (
+                "not_allowed_token_type"
+                if token in (self.bot_token, self.app_token)
+                else "invalid_auth"
+            )
+            return web.json_response({"ok": False, "error": error})
+
+        headers: dict[str, str] = {}
+        if token == self.bot_token:
+            headers["x-oauth-scopes"] = ",".join(self.scopes)
+        needed = scope_of(args)
+        if needed is not None:
+            headers["x-accepted-oauth-scopes"] = needed
+            if needed not in self.scopes:
+                body: dict[str, Any] = {
+                    "ok": False,
+                    "error": "missing_scope",
+                    "needed": needed,
+                    "provided": ",".join(self.scopes),
+                }
+                return web.json_response(body, headers=headers)
+        try:
+            body = await handler(args)
+        except _SlackError as exc:
+            body = exc.body
+        return web.json_response(body, headers=headers)
+
+    @staticmethod
+    def _bearer(request: web.Request) -> str | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return None
+        return value.strip()
+
+    @staticmethod
+    async def _read_args(request: web.Request) -> dict[str, Any]:
+        """Query string merged with a form or JSON body, the ways Slack accepts arguments."""
+        args: dict[str, Any] = dict(request.query)
+        if not request.body_exists:
+            return args
+        if request.content_type == "application/json":
+            raw = await request.read()
+            if raw.strip():
+                try:
+                    data = json.loads(raw)
+                except ValueError:
+                    raise _SlackError("invalid_json") from None
+                if not isinstance(data, dict):
+                    raise _SlackError("invalid_json")
+                args.update(data)
+        elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            form = await request.post()
+            args.update({k: v for k, v in form.items() if isinstance(v, str)})
+        return args
+
+    async def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": f"{self.base_url}/",
+            "team": "Fake Team",
+            "user": "threadscribe",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    async def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = _text_arg(args, "channel")
+        if channel is None:
+            raise _SlackError("channel_not_found")
+        text = _text_arg(args, "text") or _text_arg(args, "markdown_text")
+        blocks = _validate_blocks(_json_arg(args, "blocks", "invalid_blocks_format"))
+        attachments = _json_arg(args, "attachments", "invalid_attachments")
+        if not text and not blocks and not attachments:
+            raise _SlackError("no_text")
+        if text is not None and len(text) > MAX_TEXT_CHARS:
+            raise _SlackError("msg_too_long")
+        metadata = _validate_metadata(_json_arg(args, "metadata", "invalid_metadata_format"))
+        thread_ts = _text_arg(args, "thread_ts")
+        ts = self.next_ts()
+        message: dict[str, Any] = {
+            "type": "message",
+            "ts": ts,
+            "channel": channel,
+            "text": text or "",
+            "blocks": blocks,
+            "attachments": attachments,
+            "thread_ts": thread_ts,
+            "metadata": metadata,
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "app_id": self.app_id,
+            "team": self.team_id,
+        }
+        if thread_ts is not None and _flag_arg(args, "reply_broadcast"):
+            message["subtype"] = "thread_broadcast"
+        self.messages.append(message)
+        self._store[(channel, ts)] = message
+        await self.notify()
+        return {"ok": True, "channel": channel, "ts": ts, "message": self._render(message)}
+
+    async def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = _text_arg(args, "channel")
+        ts = _text_arg(args, "ts")
+        if channel is None:
+            raise _SlackError("channel_not_found")
+        message = self._store.get((channel, ts or ""))
+        if message is None:
+            raise _SlackError("message_not_found")
+        if message.get("bot_id") != self.bot_id:
+            raise _SlackError("cant_update_message")
+        text = _text_arg(args, "text") or _text_arg(args, "markdown_text")
+        blocks = _validate_blocks(_json_arg(args, "blocks", "invalid_blocks_format"))
+        if not text and blocks is None and "attachments" not in args:
+            raise _SlackError("no_text")
+        if text is not None and len(text) > MAX_TEXT_CHARS:
+            raise _SlackError("msg_too_long")
+        metadata = _validate_metadata(_json_arg(args, "metadata", "invalid_metadata_format"))
+        previous = json.loads(json.dumps(message))
+        if text is not None:
+            message["text"] = text
+        if blocks is not None:
+            message["blocks"] = blocks
+        if metadata is not None:
+            message["metadata"] = metadata
+        message["edited"] = {"user": self.bot_user_id, "ts": self.next_ts()}
+        self.message_edits.append(
+            {
+                "channel": channel,
+                "ts": message["ts"],
+                "previous": previous,
+                "text": text,
+                "blocks": blocks,
+            }
+        )
+        await self.notify()
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": message["ts"],
+            "text": message["text"],
+            "message": self._render(message),
+        }
+
+    async def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = _text_arg(args, "channel")
+        user = _text_arg(args, "user")
+        if channel is None:
+            raise _SlackError("channel_not_found")
+        if user is None:
+            raise _SlackError("user_not_in_channel")
+        text = _text_arg(args, "text") or _text_arg(args, "markdown_text")
+        blocks = _validate_blocks(_json_arg(args, "blocks", "invalid_blocks_format"))
+        if not text and not blocks:
+            raise _SlackError("no_text")
+        message_ts = self.next_ts()
+        self.ephemerals.append(
+            {
+                "channel": channel,
+                "user": user,
+                "text": text or "",
+                "blocks": blocks,
+                "thread_ts": _text_arg(args, "thread_ts"),
+                "message_ts": message_ts,
+            }
+        )
+        await self.notify()
+        return {"ok": True, "message_ts": message_ts}
+
+    def _reaction_target(self, args: dict[str, Any]) -> tuple[tuple[str, str], str]:
+        channel = _text_arg(args, "channel")
+        ts = _text_arg(args, "timestamp")
+        if channel is None:
+            raise _SlackError("channel_not_found")
+        if ts is None or (channel, ts) not in self._store:
+            raise _SlackError("message_not_found")
+        name = (_text_arg(args, "name") or "").strip(":")
+        if not name:
+            raise _SlackError("invalid_name")
+        return (channel, ts), name
+
+    async def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        key, name = self._reaction_target(args)
+        names = self.reactions.setdefault(key, [])
+        if name in names:
+            raise _SlackError("already_reacted")
+        names.append(name)
+        await self.notify()
+        return {"ok": True}
+
+    async def _reactions_remove(self, args: dict[str, Any]) -> dict[str, Any]:
+        key, name = self._reaction_target(args)
+        names = self.reactions.get(key, [])
+        if name not in names:
+            raise _SlackError("no_reaction")
+        names.remove(name)
+        await self.notify()
+        return {"ok": True}
+
+    async def _files_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        stored = self._files.get(_text_arg(args, "file") or "")
+        if stored is None:
+            raise _SlackError("file_not_found")
+        return {
+            "ok": True,
+            "file": json.loads(json.dumps(stored.info)),
+            "comments": [],
+            "response_metadata": {"next_cursor": ""},
+        }
+
+    async def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = _text_arg(args, "channel")
+        ts = _text_arg(args, "ts")
+        if channel is None:
+            raise _SlackError("channel_not_found")
+        if ts is None:
+            raise _SlackError("thread_not_found")
+        # ``ts`` may name a reply: Slack then answers the whole thread it belongs to.
+        named = self._store.get((channel, ts))
+        root = ts
+        if named is not None and named.get("thread_ts") and named["thread_ts"] != ts:
+            root = named["thread_ts"]
+        parent = self._store.get((channel, root))
+        replies = self.replies_in(channel, root)
+        if parent is None and not replies:
+            raise _SlackError("thread_not_found")
+
+        try:
+            limit = int(args.get("limit") or 1000)
+        except ValueError:
+            raise _SlackError("invalid_limit") from None
+        limit = max(1, min(limit, 1000))
+        thread: list[dict[str, Any]] = ([parent] if parent is not None else []) + replies
+        cursor = _text_arg(args, "cursor")
+        start = 0
+        if cursor is not None:
+            try:
+                next_ts = base64.b64decode(cursor).decode().removeprefix("next_ts:")
+            except ValueError:
+                raise _SlackError("invalid_cursor") from None
+            start = next(
+                (i for i, m in enumerate(thread) if _ts_key(m["ts"]) >= _ts_key(next_ts)),
+                len(thread),
+            )
+        page = thread[start : start + limit]
+        with_metadata = _flag_arg(args, "include_all_metadata")
+        answer: dict[str, Any] = {
+            "ok": True,
+            "messages": [
+                self._render(m, metadata=with_metadata, replies=replies if m is parent else None)
+                for m in page
+            ],
+            "has_more": start + limit < len(thread),
+        }
+        if answer["has_more"]:
+            following = thread[start + limit]["ts"]
+            answer["response_metadata"] = {
+                "next_cursor": base64.b64encode(f"next_ts:{following}".encode()).decode()
+            }
+        return answer
+
+    def _render(
+        self,
+        message: dict[str, Any],
+        *,
+        metadata: bool = True,
+        replies: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """A message as the Web API shows it: no empty fields, no ``channel``, reactions and
+        thread counters filled in, ``metadata`` only when asked for."""
+        rendered = {k: v for k, v in json.loads(json.dumps(message)).items() if v is not None}
+        rendered.pop("channel", None)
+        if not metadata:
+            rendered.pop("metadata", None)
+        names = self.reactions.get((message.get("channel", ""), message["ts"]))
+        if names:
+            rendered["reactions"] = [
+                {"name": n, "users": [self.bot_user_id], "count": 1} for n in names
+            ]
+        if replies:
+            users = list(dict.fromkeys(r.get("user", "") for r in replies))
+            rendered.update(
+                {
+                    "thread_ts": message["ts"],
+                    "reply_count": len(replies),
+                    "reply_users_count": len(users),
+                    "latest_reply": replies[-1]["ts"],
+                    "reply_users": users,
+                    "is_locked": False,
+                    "subscribed": False,
+                }
+            )
+        return rendered
+
+    async def _get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        filename = _text_arg(args, "filename")
+        length = _text_arg(args, "length")
+        if filename is None or length is None or not length.isdigit():
+            raise _SlackError("invalid_arguments")
+        file_id = self._new_id("F")
+        self._pending_uploads[file_id] = {
+            "filename": filename,
+            "length": int(length),
+            "alt_txt": _text_arg(args, "alt_txt"),
+            "snippet_type": _text_arg(args, "snippet_type"),
+            "content": None,
+        }
+        await self.notify()
+        return {"ok": True, "upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+
+    async def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        entries = _json_arg(args, "files", "invalid_arguments")
+        if not isinstance(entries, list) or not entries:
+            raise _SlackError("invalid_arguments")
+        pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+                raise _SlackError("invalid_arguments")
+            upload = self._pending_uploads.get(entry["id"])
+            if upload is None or upload["content"] is None:
+                raise _SlackError("file_not_found")
+            pending.append((entry, upload))
+
+        channels = _text_arg(args, "channels")
+        channel = _text_arg(args, "channel_id") or (channels.split(",")[0] if channels else None)
+        thread_ts = _text_arg(args, "thread_ts")
+        comment = _text_arg(args, "initial_comment")
+        share_ts = self.next_ts() if channel is not None else None
+        completed: list[dict[str, Any]] = []
+        for entry, upload in pending:
+            file_id = entry["id"]
+            filename = upload["filename"]
+            content: bytes = upload["content"]
+            extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+            info = self._file_object(
+                file_id=file_id,
+                name=filename,
+                title=entry.get("title") or filename,
+                mimetype=mimetypes.guess_type(filename)[0] or "application/octet-stream",
+                filetype=_FILETYPES_BY_EXTENSION.get(extension, extension or "binary"),
+                size=len(content),
+                user=self.bot_user_id,
+            )
+            if channel is not None and share_ts is not None:
+                share: dict[str, Any] = {
+                    "ts": share_ts,
+                    "channel_name": channel,
+                    "team_id": self.team_id,
+                }
+                if thread_ts is not None:
+                    share["thread_ts"] = thread_ts
+                visibility = "private" if channel.startswith(("G", "D")) else "public"
+                info["shares"] = {visibility: {channel: [share]}}
+                info["channels"] = [channel]
+            self._files[file_id] = _StoredFile(info=info, content=content, size=len(content))
+            del self._pending_uploads[file_id]
+            self.uploads.append(
+                {
+                    "id": file_id,
+                    "title": info["title"],
+                    "filename": filename,
+                    "content": content,
+                    "channel_id": channel,
+                    "thread_ts": thread_ts,
+                    "initial_comment": comment,
+                }
+            )
+            completed.append(info)
+        if channel is not None and share_ts is not None:
+            # Slack shows the shared files as a message from the app in the channel or thread.
+            self._store[(channel, share_ts)] = {
+                "type": "message",
+                "ts": share_ts,
+                "channel": channel,
+                "text": comment or "",
+                "files": [json.loads(json.dumps(f)) for f in completed],
+                "upload": True,
+                "user": self.bot_user_id,
+                "bot_id": self.bot_id,
+                "display_as_bot": False,
+                "thread_ts": thread_ts,
+            }
+        await self.notify()
+        return {"ok": True, "files": [json.loads(json.dumps(f)) for f in completed]}
+
+    async def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket-mode"}
+
+    # -- other routes ------------------------------------------------------------------------
+
+    async def _handle_upload(self, request: web.Request) -> web.StreamResponse:
+        """The ``upload_url`` target. slack_sdk's async ``files_upload_v2`` POSTs the raw bytes
+        (``data=bytes``, no token); a multipart body with a file part is accepted as well."""
+        upload = self._pending_uploads.get(request.match_info["file_id"])
+        if upload is None:
+            return web.Response(status=404, text="Not Found", content_type="text/plain")
+        content: bytes | None = None
+        if request.content_type == "multipart/form-data":
+            reader = await request.multipart()
+            async for part in reader:
+                if isinstance(part, BodyPartReader) and (part.filename or part.name == "file"):
+                    content = bytes(await part.read(decode=False))
+                    break
+            if content is None:
+                return web.Response(status=400, text="no file", content_type="text/plain")
+        else:
+            content = await request.read()
+        upload["content"] = content
+        await self.notify()
+        return web.Response(text=f"OK - {len(content)}", content_type="text/plain")
+
+    async def _handle_download(self, request: web.Request) -> web.StreamResponse:
+        file_id = request.match_info["key"].partition("-")[2]
+        stored = self._files.get(file_id)
+        if stored is None:
+            return web.Response(status=404, text=NOT_FOUND_PAGE, content_type="text/html")
+        authorized = self._bearer(request) == self.bot_token and "files:read" in self.scopes
+        self.downloads.append({"file_id": file_id, "authorized": authorized})
+        await self.notify()
+        if not authorized:
+            return web.Response(text=SIGN_IN_PAGE, content_type="text/html")
+
+        start, end, status = 0, stored.size, 200
+        headers = {"Accept-Ranges": "bytes"}
+        requested = request.headers.get("Range")
+        if requested is not None:
+            parsed = _parse_range(requested, stored.size)
+            if parsed is None:
+                return web.Response(status=416, headers={"Content-Range": f"bytes */{stored.size}"})
+            start, end = parsed
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{stored.size}"
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_type = stored.info["mimetype"]
+        response.content_length = end - start
+        await response.prepare(request)
+        if request.method == "HEAD":
+            return response
+        task = asyncio.current_task()
+        if task is not None:
+            self._stream_tasks.add(task)
+        try:
+            for chunk in stored.chunks(start, end):
+                await response.write(chunk)
+        finally:
+            if task is not None:
+                self._stream_tasks.discard(task)
+        await response.write_eof()
+        return response
+
+    async def _handle_response_url(self, request: web.Request) -> web.StreamResponse:
+        response_id = request.match_info["response_id"]
+        if response_id not in self._response_ids:
+            return web.Response(status=404, text="expired_url", content_type="text/plain")
+        try:
+            payload = json.loads(await request.read())
+        except ValueError:
+            return web.Response(status=400, text="invalid_payload", content_type="text/plain")
+        if not isinstance(payload, dict):
+            return web.Response(status=400, text="invalid_payload", content_type="text/plain")
+        self.responses.append({"response_id": response_id, **payload})
+        await self.notify()
+        return web.json_response({"ok": True})
+
+    async def _handle_socket(self, request: web.Request) -> web.StreamResponse:
+        socket = web.WebSocketResponse(autoping=True, timeout=2.0)
+        await socket.prepare(request)
+        started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        await socket.send_json(
+            {
+                "type": "hello",
+                "num_connections": 1 + sum(not ws.closed for ws in self._sockets),
+                "debug_info": {
+                    "host": "fake",
+                    "started": started,
+                    "build_number": 1,
+                    "approximate_connection_time": 18060,
+                },
+                "connection_info": {"app_id": self.app_id},
+            }
+        )
+        self._sockets.append(socket)
+        await self.notify()
+        try:
+            async for frame in socket:
+                if frame.type is WSMsgType.TEXT:
+                    await self._on_socket_text(frame.data)
+        finally:
+            with suppress(ValueError):
+                self._sockets.remove(socket)
+            await self.notify()
+        return socket
+
+    async def _on_socket_text(self, data: str) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            return
+        if isinstance(message, dict) and isinstance(message.get("envelope_id"), str):
+            self.socket_acks[message["envelope_id"]] = message
+            await self.notify()

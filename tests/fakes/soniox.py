@@ -1,0 +1,772 @@
+"""A loopback stand-in for the Soniox async speech-to-text API (v1).
+
+It follows the public reference (``/v1/files`` and ``/v1/transcriptions``): the same paths, status
+codes, JSON shapes and error bodies, so the app's Soniox client can be tested end to end without
+the network. What it answers is decided by the uploaded content or the URL alone (see
+:func:`outcome_for`), which lets a test pick an outcome by choosing the bytes it sends.
+
+Uploads are streamed: only the size, a sha256 and the first :data:`HEAD_BYTES` bytes of each file
+are kept, because benchmarks push files of several hundred megabytes through this fake.
+
+The content rules and transcript builders at the top of this module are shared with
+:mod:`tests.fakes.soket`, so both providers react the same way to the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import enum
+import hashlib
+import itertools
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+from aiohttp.multipart import BodyPartReader
+
+from tests.fakes.server import LoopbackServer
+
+__all__ = [
+    "DECODE_ERROR_MESSAGE",
+    "DOWNLOAD_ERROR_MESSAGE",
+    "HEAD_BYTES",
+    "MODELS",
+    "FakeSoniox",
+    "Outcome",
+    "StreamedFile",
+    "TimedWord",
+    "default_turns",
+    "filename_from_url",
+    "outcome_for",
+    "soniox_error",
+    "stream_part",
+    "timed_words",
+    "utc_now",
+]
+
+logger = logging.getLogger(__name__)
+
+Turns = list[tuple[str, str]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# -- content rules shared by the fakes ---------------------------------------------------------
+
+#: How many leading bytes of an upload are kept: enough to recognise the marker prefixes below.
+HEAD_BYTES = 64
+#: Read size for uploads; large enough that a 1 GB body is not a million tiny reads.
+CHUNK_SIZE = 256 * 1024
+#: Milliseconds of audio per spoken word in generated transcripts.
+WORD_MS = 300
+
+DECODE_ERROR_MESSAGE = "Audio could not be decoded"
+DOWNLOAD_ERROR_MESSAGE = "Audio could not be downloaded from the given URL"
+
+
+class Outcome(enum.Enum):
+    """How a transcription ends, chosen from the audio's first bytes or its URL."""
+
+    TRANSCRIPT = "transcript"
+    SILENCE = "silence"
+    CORRUPT = "corrupt"
+    UNREACHABLE = "unreachable"
+
+
+def outcome_for(head: bytes, url: str | None = None) -> Outcome:
+    """Pick the outcome for some audio, so tests can steer a fake by content alone.
+
+    ``CORRUPT…`` content or a URL containing ``corrupt`` fails to decode, a URL containing
+    ``unreachable`` fails to download, ``SILENCE…`` content completes with no words, and anything
+    else completes with the registered (or default) transcript.
+    """
+    lowered = (url or "").lower()
+    if "unreachable" in lowered:
+        return Outcome.UNREACHABLE
+    if head.startswith(b"CORRUPT") or "corrupt" in lowered:
+        return Outcome.CORRUPT
+    if head.startswith(b"SILENCE"):
+        return Outcome.SILENCE
+    return Outcome.TRANSCRIPT
+
+
+def default_turns(filename: str) -> Turns:
+    """The transcript used when a test registered none: two speakers, so diarization shows."""
+    return [("1", f"Hello from {filename}."), ("2", "Thanks, that is clear.")]
+
+
+def filename_from_url(url: str, fallback: str = "audio") -> str:
+    """The last path segment of ``url``, as providers name a file they fetched themselves."""
+    segment = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+    return segment or fallback
+
+
+def utc_now() -> str:
+    """An ISO 8601 UTC timestamp ending in ``Z``, like the providers' ``created_at``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class StreamedFile:
+    """What is kept of an upload: enough to describe it and pick its outcome, never its bytes."""
+
+    filename: str
+    size: int
+    sha256: str
+    head: bytes
+
+
+async def stream_part(part: BodyPartReader, fallback_name: str = "file") -> StreamedFile:
+    """Read one multipart file part chunk by chunk, counting and hashing it without storing it."""
+    digest = hashlib.sha256()
+    head = bytearray()
+    size = 0
+    while not part.at_eof():
+        chunk = await part.read_chunk(CHUNK_SIZE)
+        if not chunk:
+            continue
+        size += len(chunk)
+        digest.update(chunk)
+        if len(head) < HEAD_BYTES:
+            head += chunk[: HEAD_BYTES - len(head)]
+    return StreamedFile(
+        filename=part.filename or fallback_name,
+        size=size,
+        sha256=digest.hexdigest(),
+        head=bytes(head),
+    )
+
+
+@dataclass(frozen=True)
+class TimedWord:
+    """One word of a generated transcript with its place on the audio timeline."""
+
+    speaker: str
+    word: str
+    start_ms: int
+    end_ms: int
+    #: Index of the turn the word belongs to.
+    turn: int
+
+
+def timed_words(turns: Turns) -> list[TimedWord]:
+    """Lay the words of ``turns`` out at :data:`WORD_MS` each, so timings always increase."""
+    words: list[TimedWord] = []
+    position = 0
+    for turn_index, (speaker, text) in enumerate(turns):
+        for word in text.split():
+            start = position * WORD_MS
+            words.append(TimedWord(speaker, word, start, start + WORD_MS - 40, turn_index))
+            position += 1
+    return words
+
+
+_PUNCTUATION = re.compile(r"^(.*?)([.,!?;:]*)$", re.DOTALL)
+
+
+def _sub_word_tokens(
+    words: list[TimedWord], *, with_speaker: bool, with_language: bool
+) -> list[dict[str, Any]]:
+    """Cut words into Soniox-like tokens.
+
+    Soniox returns sub-word pieces: a word is one or two tokens, the first carrying the leading
+    space, and punctuation is a token of its own. Joining every token's ``text`` gives the
+    transcript text, which is what clients are expected to do.
+    """
+    tokens: list[dict[str, Any]] = []
+    for index, timed in enumerate(words):
+        match = _PUNCTUATION.match(timed.word)
+        assert match is not None
+        core, punctuation = match.group(1), match.group(2)
+        if not core:
+            core, punctuation = punctuation, ""
+        half = (len(core) + 1) // 2
+        pieces = [core] if len(core) < 4 else [core[:half], core[half:]]
+        if index > 0:
+            pieces[0] = " " + pieces[0]
+        spoken_end = timed.start_ms + (timed.end_ms - timed.start_ms) * 4 // 5
+        step = (spoken_end - timed.start_ms) // len(pieces)
+        spans = [
+            (timed.start_ms + i * step, timed.start_ms + (i + 1) * step) for i in range(len(pieces))
+        ]
+        if punctuation:
+            pieces.append(punctuation)
+            spans.append((spoken_end, timed.end_ms))
+        for piece_index, (piece, (start, end)) in enumerate(zip(pieces, spans, strict=True)):
+            token: dict[str, Any] = {
+                "text": piece,
+                "start_ms": start,
+                "end_ms": end,
+                "confidence": 0.97 if piece_index == 0 else 0.93,
+            }
+            if with_speaker:
+                token["speaker"] = timed.speaker
+            if with_language:
+                token["language"] = "en"
+            tokens.append(token)
+    return tokens
+
+
+# -- the Soniox fake ---------------------------------------------------------------------------
+
+#: Models the fake accepts, as listed in the reference.
+MODELS = ("stt-async-v5", "stt-async-v4")
+#: ``error_type`` values of failed jobs. The shared reference does not list them, so clients should
+#: only show them, never branch on them.
+DECODE_ERROR_TYPE = "audio_decode_error"
+DOWNLOAD_ERROR_TYPE = "audio_download_error"
+
+_MAX_REFERENCE_LENGTH = 256
+_MAX_LIST_LIMIT = 1000
+_MAX_CONTEXT_LENGTH = 20000
+_MASKED_SECRET = "******************"
+_ERROR_MESSAGES = {
+    "invalid_request": (
+        "Your request did not pass validation. One or more fields in the request body are "
+        "missing or have invalid values. See `validation_errors` for the specific field and "
+        "retry with corrected values."
+    ),
+    "unauthenticated": (
+        "Incorrect API key provided. You can get an API key at https://console.soniox.com"
+    ),
+    "file_not_found": "File not found.",
+    "transcription_not_found": "Transcription not found.",
+    "transcription_invalid_state": "Transcription is not in a valid state for this operation.",
+    "limit_exceeded": (
+        "Pending transcriptions limit has been exceeded for your organization. "
+        "Wait for some transcriptions to finish."
+    ),
+    "internal_error": (
+        "The server encountered an error. Please try again. If the issue persists contact "
+        "support@soniox.com."
+    ),
+}
+_FILE_FIELDS = ("id", "filename", "size", "created_at", "client_reference_id")
+_PENDING = frozenset({"queued", "processing"})
+
+
+def soniox_error(
+    status: int,
+    error_type: str,
+    message: str | None = None,
+    validation_errors: list[dict[str, str]] | None = None,
+) -> web.Response:
+    """An error response with exactly the documented ``ApiError`` body."""
+    body = {
+        "status_code": status,
+        "error_type": error_type,
+        "message": message or _ERROR_MESSAGES.get(error_type, error_type),
+        "validation_errors": validation_errors or [],
+        "request_id": str(uuid.uuid4()),
+        "more_info": (
+            "https://soniox.com/docs/api-reference/errors#" + error_type.replace("_", "-")
+        ),
+    }
+    return web.json_response(body, status=status)
+
+
+def _invalid(location: str, message: str, error_type: str = "value_error") -> web.Response:
+    """A 400 ``invalid_request`` naming one offending field."""
+    return soniox_error(
+        400,
+        "invalid_request",
+        validation_errors=[{"error_type": error_type, "location": location, "message": message}],
+    )
+
+
+@dataclass
+class _Job:
+    """A transcription with the facts kept out of its public JSON."""
+
+    public: dict[str, Any]
+    seq: int
+    size: int | None
+    head: bytes
+    webhook_auth_header_value: str | None
+    polls: int = 0
+    turns: Turns = field(default_factory=list)
+    outcome: Outcome | None = None
+
+
+class FakeSoniox(LoopbackServer):
+    """The Soniox async API on 127.0.0.1.
+
+    Jobs advance only when observed (each ``GET /v1/transcriptions/{id}``) or when a test calls
+    :meth:`complete`, so tests never sleep and never race a timer.
+    """
+
+    def __init__(
+        self,
+        api_key: str = "soniox-fake-key",
+        *,
+        polls_until_complete: int = 1,
+        max_pending: int = 100,
+    ) -> None:
+        super().__init__()
+        self.api_key = api_key
+        #: GETs of a job after which it reaches its final state (1: the first GET finishes it).
+        self.polls_until_complete = polls_until_complete
+        #: Queued plus processing jobs allowed before creating one answers 429.
+        self.max_pending = max_pending
+        #: Uploaded files by id: the public fields plus ``sha256`` and ``head``.
+        self.files: dict[str, dict[str, Any]] = {}
+        #: Public JSON of every live transcription, by id.
+        self.transcriptions: dict[str, dict[str, Any]] = {}
+        #: Bodies of accepted ``POST /v1/transcriptions`` calls, in order.
+        self.create_bodies: list[dict[str, Any]] = []
+        self.deleted_files: list[str] = []
+        self.deleted_transcriptions: list[str] = []
+        #: Every webhook attempt: url, body, headers, and ``status`` or ``error``.
+        self.webhook_deliveries: list[dict[str, Any]] = []
+        self.peak_pending = 0
+        self._jobs: dict[str, _Job] = {}
+        self._file_seq: dict[str, int] = {}
+        self._seq = itertools.count(1)
+        self._transcripts: dict[str, Turns] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._deliveries: set[asyncio.Task[None]] = set()
+
+    # -- test-facing API -----------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        """The value for the app's ``SONIOX_API_URL``."""
+        return f"{self.base_url}/v1"
+
+    @property
+    def pending_count(self) -> int:
+        """Jobs that count against the pending limit: queued or processing."""
+        return sum(1 for job in self.transcriptions.values() if job["status"] in _PENDING)
+
+    def set_transcript(self, filename: str, turns: Turns) -> None:
+        """Make jobs for ``filename`` transcribe to ``turns`` of ``(speaker, text)``."""
+        self._transcripts[filename] = list(turns)
+
+    async def complete(self, transcription_id: str) -> dict[str, Any]:
+        """Finish one job now (success or error per its content) and return its JSON."""
+        job = self._jobs[transcription_id]
+        if job.public["status"] in _PENDING:
+            self._finish(job)
+        await self.notify()
+        return job.public
+
+    async def complete_all(self) -> None:
+        """Finish every queued or processing job."""
+        for job in list(self._jobs.values()):
+            if job.public["status"] in _PENDING:
+                self._finish(job)
+        await self.notify()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await super().start()
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+
+    async def stop(self) -> None:
+        if self._deliveries:
+            await asyncio.gather(*self._deliveries, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        await super().stop()
+
+    def routes(self, app: web.Application) -> None:
+        app.middlewares.append(self._auth)
+        app.router.add_post("/v1/files", self._upload_file)
+        app.router.add_get("/v1/files", self._list_files)
+        app.router.add_get("/v1/files/{id}", self._get_file)
+        app.router.add_delete("/v1/files/{id}", self._delete_file)
+        app.router.add_post("/v1/transcriptions", self._create_transcription)
+        app.router.add_get("/v1/transcriptions", self._list_transcriptions)
+        app.router.add_get("/v1/transcriptions/{id}", self._get_transcription)
+        app.router.add_get("/v1/transcriptions/{id}/transcript", self._get_transcript)
+        app.router.add_delete("/v1/transcriptions/{id}", self._delete_transcription)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return soniox_error(401, "unauthenticated")
+        return await handler(request)
+
+    # -- files ---------------------------------------------------------------------------------
+
+    async def _upload_file(self, request: web.Request) -> web.Response:
+        if not request.content_type.startswith("multipart/"):
+            return _invalid("file", "Expected a multipart/form-data body", "value_error")
+        upload: StreamedFile | None = None
+        reference: str | None = None
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader):
+                    continue
+                if part.name == "file" and upload is None:
+                    upload = await stream_part(part)
+                elif part.name == "client_reference_id":
+                    reference = await part.text()
+                else:
+                    await part.release()
+        except ValueError:
+            return _invalid("file", "Malformed multipart body")
+        if upload is None:
+            return _invalid("file.file", "Field required", "missing")
+        if reference is not None and len(reference) > _MAX_REFERENCE_LENGTH:
+            return _invalid(
+                "file.client_reference_id",
+                f"String should have at most {_MAX_REFERENCE_LENGTH} characters",
+                "string_too_long",
+            )
+        if len(upload.filename) > _MAX_REFERENCE_LENGTH:
+            return _invalid(
+                "file.filename",
+                f"String should have at most {_MAX_REFERENCE_LENGTH} characters",
+                "string_too_long",
+            )
+        file_id = str(uuid.uuid4())
+        self.files[file_id] = {
+            "id": file_id,
+            "filename": upload.filename,
+            "size": upload.size,
+            "created_at": utc_now(),
+            "client_reference_id": reference,
+            "sha256": upload.sha256,
+            "head": upload.head,
+        }
+        self._file_seq[file_id] = next(self._seq)
+        await self.notify()
+        return web.json_response(self._public_file(file_id), status=201)
+
+    def _public_file(self, file_id: str) -> dict[str, Any]:
+        stored = self.files[file_id]
+        return {key: stored[key] for key in _FILE_FIELDS}
+
+    async def _get_file(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["id"]
+        if file_id not in self.files:
+            return soniox_error(404, "file_not_found")
+        return web.json_response(self._public_file(file_id))
+
+    async def _list_files(self, request: web.Request) -> web.Response:
+        ordered = sorted(self.files, key=self._file_seq.__getitem__)
+        page = _paginate(request, "files", ordered, self._file_seq.__getitem__)
+        if isinstance(page, web.Response):
+            return page
+        items, cursor = page
+        return web.json_response(
+            {"files": [self._public_file(i) for i in items], "next_page_cursor": cursor}
+        )
+
+    async def _delete_file(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["id"]
+        if file_id not in self.files:
+            return soniox_error(404, "file_not_found")
+        del self.files[file_id]
+        del self._file_seq[file_id]
+        self.deleted_files.append(file_id)
+        await self.notify()
+        return web.Response(status=204)
+
+    # -- transcriptions ------------------------------------------------------------------------
+
+    async def _create_transcription(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _invalid("body", "Request body is not valid JSON", "json_invalid")
+        if not isinstance(body, dict):
+            return _invalid("body", "Input should be a valid object", "model_type")
+        problem = _validate_create(body)
+        if problem is not None:
+            return problem
+        file_id = body.get("file_id")
+        audio_url = body.get("audio_url")
+        size: int | None = None
+        head = b""
+        if file_id is not None:
+            if file_id not in self.files:
+                return soniox_error(404, "file_not_found")
+            stored = self.files[file_id]
+            filename = str(stored["filename"])
+            size, head = int(stored["size"]), bytes(stored["head"])
+        else:
+            filename = filename_from_url(str(audio_url))
+        if self.pending_count >= self.max_pending:
+            return soniox_error(429, "limit_exceeded")
+
+        transcription_id = str(uuid.uuid4())
+        header_value = body.get("webhook_auth_header_value")
+        public: dict[str, Any] = {
+            "id": transcription_id,
+            "status": "queued",
+            "created_at": utc_now(),
+            "model": body["model"],
+            "audio_url": audio_url,
+            "file_id": file_id,
+            "filename": filename,
+            "language_hints": body.get("language_hints"),
+            "enable_speaker_diarization": bool(body.get("enable_speaker_diarization", False)),
+            "enable_language_identification": bool(
+                body.get("enable_language_identification", False)
+            ),
+            "context": body.get("context"),
+            "audio_duration_ms": None,
+            "error_type": None,
+            "error_message": None,
+            "webhook_url": body.get("webhook_url"),
+            "webhook_auth_header_name": body.get("webhook_auth_header_name"),
+            "webhook_auth_header_value": _MASKED_SECRET if header_value else None,
+            "webhook_status_code": None,
+            "client_reference_id": body.get("client_reference_id"),
+        }
+        self._jobs[transcription_id] = _Job(
+            public=public,
+            seq=next(self._seq),
+            size=size,
+            head=head,
+            webhook_auth_header_value=header_value,
+        )
+        self.transcriptions[transcription_id] = public
+        self.create_bodies.append(body)
+        self.peak_pending = max(self.peak_pending, self.pending_count)
+        await self.notify()
+        return web.json_response(public, status=201)
+
+    async def _get_transcription(self, request: web.Request) -> web.Response:
+        job = self._jobs.get(request.match_info["id"])
+        if job is None:
+            return soniox_error(404, "transcription_not_found")
+        if job.public["status"] in _PENDING:
+            job.polls += 1
+            if job.polls >= self.polls_until_complete:
+                self._finish(job)
+            else:
+                job.public["status"] = "processing"
+            await self.notify()
+        return web.json_response(job.public)
+
+    async def _get_transcript(self, request: web.Request) -> web.Response:
+        job = self._jobs.get(request.match_info["id"])
+        if job is None:
+            return soniox_error(404, "transcription_not_found")
+        if job.public["status"] != "completed":
+            return soniox_error(
+                409,
+                "transcription_invalid_state",
+                f"Transcription is not completed (status: {job.public['status']}).",
+            )
+        tokens = _sub_word_tokens(
+            timed_words(job.turns),
+            with_speaker=bool(job.public["enable_speaker_diarization"]),
+            with_language=bool(job.public["enable_language_identification"]),
+        )
+        return web.json_response(
+            {
+                "id": job.public["id"],
+                "text": "".join(token["text"] for token in tokens),
+                "tokens": tokens,
+            }
+        )
+
+    async def _delete_transcription(self, request: web.Request) -> web.Response:
+        transcription_id = request.match_info["id"]
+        job = self._jobs.get(transcription_id)
+        if job is None:
+            return soniox_error(404, "transcription_not_found")
+        if job.public["status"] in _PENDING:
+            return soniox_error(
+                409,
+                "transcription_invalid_state",
+                "A queued or processing transcription cannot be deleted.",
+            )
+        del self._jobs[transcription_id]
+        del self.transcriptions[transcription_id]
+        self.deleted_transcriptions.append(transcription_id)
+        await self.notify()
+        return web.Response(status=204)
+
+    async def _list_transcriptions(self, request: web.Request) -> web.Response:
+        ordered = sorted(self._jobs, key=lambda i: self._jobs[i].seq)
+        page = _paginate(request, "transcriptions", ordered, lambda i: self._jobs[i].seq)
+        if isinstance(page, web.Response):
+            return page
+        items, cursor = page
+        return web.json_response(
+            {
+                "transcriptions": [self._jobs[i].public for i in items],
+                "next_page_cursor": cursor,
+            }
+        )
+
+    # -- job progress --------------------------------------------------------------------------
+
+    def _finish(self, job: _Job) -> None:
+        """Move ``job`` to ``completed`` or ``error`` and send its webhook, if one was asked for."""
+        public = job.public
+        job.outcome = outcome_for(job.head, public["audio_url"])
+        if job.outcome is Outcome.UNREACHABLE:
+            public.update(
+                status="error", error_type=DOWNLOAD_ERROR_TYPE, error_message=DOWNLOAD_ERROR_MESSAGE
+            )
+        elif job.outcome is Outcome.CORRUPT:
+            public.update(
+                status="error", error_type=DECODE_ERROR_TYPE, error_message=DECODE_ERROR_MESSAGE
+            )
+        else:
+            public["status"] = "completed"
+            public["audio_duration_ms"] = job.size // 32 if job.size is not None else 30000
+            if job.outcome is Outcome.TRANSCRIPT:
+                filename = str(public["filename"])
+                job.turns = self._transcripts.get(filename) or default_turns(filename)
+        if public["webhook_url"]:
+            task = asyncio.get_running_loop().create_task(self._deliver_webhook(job))
+            self._deliveries.add(task)
+            task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver_webhook(self, job: _Job) -> None:
+        """POST ``{"id", "status"}`` once; a failure is logged and otherwise ignored."""
+        public = job.public
+        body = {"id": public["id"], "status": public["status"]}
+        headers: dict[str, str] = {}
+        if public["webhook_auth_header_name"] and job.webhook_auth_header_value is not None:
+            headers[str(public["webhook_auth_header_name"])] = job.webhook_auth_header_value
+        record: dict[str, Any] = {
+            "url": public["webhook_url"],
+            "body": body,
+            "headers": headers,
+            "status": None,
+            "error": None,
+        }
+        if self._session is None:
+            record["error"] = "the fake is stopped"
+        else:
+            try:
+                async with self._session.post(
+                    str(public["webhook_url"]), json=body, headers=headers
+                ) as response:
+                    await response.read()
+                    record["status"] = response.status
+                    public["webhook_status_code"] = response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                record["error"] = repr(exc)
+        if record["error"] is not None:
+            logger.warning(
+                "webhook for %s to %s failed: %s", body["id"], record["url"], record["error"]
+            )
+        self.webhook_deliveries.append(record)
+        await self.notify()
+
+
+def _validate_create(body: dict[str, Any]) -> web.Response | None:
+    """Check a create-transcription body against the documented field rules."""
+    errors: list[dict[str, str]] = []
+
+    def fail(location: str, message: str, error_type: str = "value_error") -> None:
+        errors.append(
+            {"error_type": error_type, "location": f"body.{location}", "message": message}
+        )
+
+    model = body.get("model")
+    if model is None:
+        fail("model", "Field required", "missing")
+    elif model not in MODELS:
+        expected = " or ".join(f"'{name}'" for name in MODELS)
+        fail("model", f"Input should be {expected}", "literal_error")
+    has_url = body.get("audio_url") is not None
+    has_file = body.get("file_id") is not None
+    if has_url == has_file:
+        errors.append(
+            {
+                "error_type": "value_error",
+                "location": "body",
+                "message": "Exactly one of audio_url or file_id must be specified",
+            }
+        )
+    url = body.get("audio_url")
+    if has_url and not (isinstance(url, str) and re.fullmatch(r"https?://\S+", url)):
+        fail("audio_url", "Must be an http or https URL", "string_pattern_mismatch")
+    if has_file and not isinstance(body.get("file_id"), str):
+        fail("file_id", "Input should be a valid string", "string_type")
+    hints = body.get("language_hints")
+    if hints is not None and not (
+        isinstance(hints, list) and all(isinstance(h, str) for h in hints)
+    ):
+        fail("language_hints", "Input should be a list of strings", "list_type")
+    webhook = body.get("webhook_url")
+    if webhook is not None and not (
+        isinstance(webhook, str) and re.fullmatch(r"https?://\S+", webhook)
+    ):
+        fail("webhook_url", "Must be an http or https URL", "string_pattern_mismatch")
+    for name in (
+        "webhook_url",
+        "webhook_auth_header_name",
+        "webhook_auth_header_value",
+        "client_reference_id",
+    ):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > _MAX_REFERENCE_LENGTH):
+            fail(
+                name,
+                f"String should have at most {_MAX_REFERENCE_LENGTH} characters",
+                "string_too_long",
+            )
+    context = body.get("context")
+    if isinstance(context, str) and len(context) > _MAX_CONTEXT_LENGTH:
+        fail(
+            "context",
+            f"String should have at most {_MAX_CONTEXT_LENGTH} characters",
+            "string_too_long",
+        )
+    for name in ("enable_speaker_diarization", "enable_language_identification"):
+        value = body.get(name)
+        if value is not None and not isinstance(value, bool):
+            fail(name, "Input should be a valid boolean", "bool_type")
+    if errors:
+        return soniox_error(400, "invalid_request", validation_errors=errors)
+    return None
+
+
+def _paginate(
+    request: web.Request,
+    kind: str,
+    ordered: list[str],
+    seq_of: Callable[[str], int],
+) -> tuple[list[str], str | None] | web.Response:
+    """One page of ``ordered`` ids after the ``cursor``, and the cursor of the next page.
+
+    Cursors hold the creation sequence of the next item rather than an offset, so deleting items
+    while walking the pages neither skips nor repeats any.
+    """
+    raw_limit = request.query.get("limit", str(_MAX_LIST_LIMIT))
+    try:
+        limit = int(raw_limit)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= _MAX_LIST_LIMIT:
+        return _invalid(
+            "query.limit", f"Input should be between 1 and {_MAX_LIST_LIMIT}", "range_error"
+        )
+    start_seq = 0
+    cursor = request.query.get("cursor")
+    if cursor:
+        try:
+            prefix, _, number = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+            start_seq = int(number)
+            if prefix != kind:
+                raise ValueError(cursor)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            return _invalid("query.cursor", "Invalid cursor")
+    remaining = [item for item in ordered if seq_of(item) >= start_seq]
+    items = remaining[:limit]
+    next_cursor = None
+    if len(remaining) > limit:
+        token = f"{kind}:{seq_of(remaining[limit])}".encode()
+        next_cursor = base64.urlsafe_b64encode(token).decode()
+    return items, next_cursor
