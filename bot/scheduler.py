@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class PollScheduler:
 
     @property
     def running(self) -> bool:
-        return bool(self._scheduler.running)
+        return bool(self._scheduler.state == STATE_RUNNING)
 
     def start(self) -> None:
         self._scheduler.add_job(
@@ -50,17 +51,20 @@ class PollScheduler:
         """Run a cycle as soon as possible (right after the current one, if one is running)."""
         if self._running_cycle:
             self._again = True
-        elif self._scheduler.running:
+        elif self._scheduler.state == STATE_RUNNING:
             self._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
 
     async def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop ticking and wait (up to ``timeout``) for a cycle in progress to end."""
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+        """Stop ticking; let a cycle in progress finish its writes (up to ``timeout``) first."""
+        if not self._scheduler.running:
+            return
+        # Shutting APScheduler down cancels a running job mid-step; pausing does not.
+        self._scheduler.pause()
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
-            log.warning("a poll cycle was still running at shutdown")
+            log.warning("a poll cycle was still running at shutdown; it is cancelled")
+        self._scheduler.shutdown(wait=False)
 
     async def _tick(self) -> None:
         self._running_cycle = True
@@ -73,7 +77,7 @@ class PollScheduler:
                 except Exception:
                     # A bug in one cycle must not stop the clock; the next tick tries again.
                     log.exception("poll cycle failed")
-                if not self._again or not self._scheduler.running:
+                if not self._again or self._scheduler.state != STATE_RUNNING:
                     break
         finally:
             self._running_cycle = False

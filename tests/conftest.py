@@ -1,4 +1,4 @@
-"""Fixtures shared by the suite: the loopback fakes, settings pointing at them, and a running bot."""
+"""Shared fixtures: the loopback fakes, settings pointing at them, and a running bot."""
 
 from __future__ import annotations
 

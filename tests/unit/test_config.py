@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, ProviderName, load_settings
+
+
+def test_defaults_follow_the_operator_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s3cret")
+    monkeypatch.setenv("SONIOX_API_KEY", "key")
+    settings = load_settings(_env_file=None)
+    assert settings.transcribe_provider is ProviderName.SONIOX
+    assert str(settings.slack_api_url) == "https://slack.com/api/"
+    assert str(settings.soniox_api_url) == "https://api.soniox.com/v1"
+    assert settings.soniox_model == "stt-async-v5"
+    assert str(settings.soket_api_url) == "https://api.soket.ai/transcribe"
+    assert settings.database_path == Path("./threadscribe.db")
+    assert (settings.poll_interval_seconds, settings.port, settings.max_file_mb) == (5, 3000, 500)
+    assert settings.log_level == "INFO"
+    assert not settings.socket_mode
+    assert settings.slack_signing_secret is not None
+    assert "s3cret" not in repr(settings)
+
+
+def test_every_problem_is_listed_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            _env_file=None,
+            slack_bot_token="not-a-token",
+            port="eighty",
+            transcribe_provider="whisper",
+            log_level="LOUD",
+        )
+    message = caught.value.render()
+    assert "SLACK_BOT_TOKEN" in message
+    assert "PORT" in message
+    assert "TRANSCRIBE_PROVIDER" in message
+    assert "LOG_LEVEL" in message
+    assert len(caught.value.problems) == 4
+
+
+def test_http_mode_needs_a_signing_secret_and_the_default_provider_needs_a_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None, slack_bot_token="xoxb-1", transcribe_provider="soket")
+    assert any("SLACK_SIGNING_SECRET" in problem for problem in caught.value.problems)
+    assert any("SOKET_API_TOKEN" in problem for problem in caught.value.problems)
+
+
+def test_app_token_switches_to_socket_mode_without_a_signing_secret() -> None:
+    settings = load_settings(
+        _env_file=None, slack_bot_token="xoxb-1", slack_app_token="xapp-1", soniox_api_key="k"
+    )
+    assert settings.socket_mode
+
+
+def test_transcribe_command_needs_no_slack_settings() -> None:
+    settings = load_settings(_env_file=None, need_slack=False, soniox_api_key="k")
+    assert settings.slack_bot_token is None

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.rendering import MAX_BLOCKS, MAX_INLINE_CHARS, NO_SPEECH, render_reply
+from bot.transcript import Segment, Transcript, to_plain_text
+from storage.models import Job, JobKind, JobState
+
+NOW = datetime(2026, 11, 21, tzinfo=UTC)
+
+
+def job(name: str, state: JobState = JobState.COMPLETED, **fields: Any) -> Job:
+    values: dict[str, Any] = dict(
+        id=name, batch_id="b", position=0, kind=JobKind.SLACK_FILE, provider="soniox",
+        filename=name, slack_file_id=None, url=None, download_url=None, mimetype=None,
+        size_bytes=None, needs_file_info=False, state=state, attempts=0, next_attempt_at=None,
+        error=None, error_detail=None, spool_path=None, provider_file_id=None,
+        provider_upload_id=None, provider_job_id=None, provider_eta_at=None, transcript=None,
+        raw_result=None, attachment_uploaded=False, cleaned_up=False, created_at=NOW,
+        updated_at=NOW, finished_at=None,
+    )  # fmt: skip
+    values.update(fields)
+    return Job(**values)
+
+
+def text_transcript(text: str) -> dict[str, Any]:
+    return Transcript(text=text).model_dump()
+
+
+def test_speaker_turns_are_lines_with_timestamps() -> None:
+    transcript = Transcript(
+        text="Hi there. Hello. Bye.",
+        segments=[
+            Segment(text="Hi", speaker="1", start_ms=0, end_ms=500),
+            Segment(text="there.", speaker="1", start_ms=500, end_ms=900),
+            Segment(text="Hello.", speaker="2", start_ms=72_000, end_ms=73_000),
+            Segment(text="Bye.", speaker="1", start_ms=3_725_000, end_ms=3_726_000),
+        ],
+    )
+    assert to_plain_text(transcript) == (
+        "Speaker 1 [00:00]: Hi there.\nSpeaker 2 [01:12]: Hello.\nSpeaker 1 [1:02:05]: Bye."
+    )
+
+
+def test_short_transcripts_are_inline_and_markup_is_escaped() -> None:
+    reply = render_reply([job("a.wav", transcript=text_transcript("1 < 2 & <@U123>"))])
+    assert reply.attachments == []
+    assert "1 &lt; 2 &amp; &lt;@U123&gt;" in str(reply.blocks)
+    assert reply.text.startswith("Transcript of a.wav")
+    assert not reply.any_failed
+
+
+def test_a_long_transcript_goes_to_a_file_with_a_preview() -> None:
+    long = "word " * (MAX_INLINE_CHARS // 5 + 50)
+    reply = render_reply([job("talk.mp3", transcript=text_transcript(long))])
+    (attachment,) = reply.attachments
+    assert attachment.filename == "talk-transcript.txt"
+    assert attachment.content.strip() == long.strip()
+    assert all(len(b["text"]["text"]) <= MAX_INLINE_CHARS for b in reply.blocks)
+
+
+def test_many_medium_transcripts_stay_under_the_message_budget() -> None:
+    medium = "x" * 2900
+    jobs = [job(f"f{i}.wav", transcript=text_transcript(medium)) for i in range(6)]
+    reply = render_reply(jobs)
+    inline = [b for b in reply.blocks if b["text"]["text"] == medium]
+    assert sum(len(b["text"]["text"]) for b in inline) <= 12_000
+    assert len(inline) == 4
+    assert len(reply.attachments) == 2
+
+
+def test_failures_empty_files_and_skipped_ones() -> None:
+    reply = render_reply(
+        [
+            job("ok.wav", transcript=text_transcript("fine")),
+            job("quiet.wav", transcript=text_transcript("  ")),
+            job("bad.wav", JobState.FAILED, error="Soniox could not transcribe this file."),
+            job("doc.pdf", JobState.SKIPPED),
+        ]
+    )
+    body = str(reply.blocks)
+    assert NO_SPEECH in body
+    assert "bad.wav*: Soniox could not transcribe this file." in body
+    assert "doc.pdf" not in body
+    assert reply.any_failed
+    assert reply.text.startswith("Transcribed 2 of 3 files")
+
+
+def test_block_count_stays_within_slack_limit() -> None:
+    jobs = [job(f"f{i}.wav", transcript=text_transcript("hi")) for i in range(40)]
+    assert len(render_reply(jobs).blocks) <= MAX_BLOCKS
+
+
+def test_only_skipped_jobs_render_nothing() -> None:
+    assert render_reply([job("doc.pdf", JobState.SKIPPED)]).blocks == []

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from bot.providers.soniox import transcript_from_tokens
+
+
+def test_sub_word_tokens_join_and_speaker_changes_cut_segments() -> None:
+    body = {
+        "id": "t1",
+        "text": "Hello there. Hi.",
+        "tokens": [
+            {"text": "Hel", "start_ms": 0, "end_ms": 100, "speaker": "1", "language": "en"},
+            {"text": "lo", "start_ms": 100, "end_ms": 200, "speaker": "1", "language": "en"},
+            {"text": " there.", "start_ms": 200, "end_ms": 600, "speaker": "1", "language": "en"},
+            {"text": " Hi.", "start_ms": 900, "end_ms": 1100, "speaker": "2", "language": "en"},
+        ],
+    }
+    transcript = transcript_from_tokens(body, duration_ms=1200)
+    assert transcript.text == "Hello there. Hi."
+    assert [(s.speaker, s.text, s.start_ms, s.end_ms) for s in transcript.segments] == [
+        ("1", "Hello there.", 0, 600),
+        ("2", "Hi.", 900, 1100),
+    ]
+    assert transcript.language == "en"
+    assert transcript.duration_ms == 1200
+
+
+def test_tokens_without_speakers_give_plain_text() -> None:
+    transcript = transcript_from_tokens({"tokens": [{"text": "Just"}, {"text": " words"}]})
+    assert transcript.text == "Just words"
+    assert not transcript.has_speakers
+
+
+def test_empty_transcript() -> None:
+    transcript = transcript_from_tokens({"text": "", "tokens": []})
+    assert transcript.is_empty

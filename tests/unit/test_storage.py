@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from storage.migrations import MIGRATIONS
+from storage.models import BatchState, ChannelSettings, JobKind, JobState, NewBatch, NewJob
+from storage.repository import Repository
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def new_batch(channel: str = "C1", ts: str = "1.0") -> NewBatch:
+    return NewBatch(
+        team_id="T1",
+        channel_id=channel,
+        message_ts=ts,
+        thread_ts=ts,
+        user_id="U1",
+        provider="soniox",
+        source="upload",
+    )
+
+
+def new_job(file_id: str, ts: str = "1.0") -> NewJob:
+    return NewJob(
+        kind=JobKind.SLACK_FILE,
+        filename=f"{file_id}.wav",
+        slack_file_id=file_id,
+        download_url=f"https://files.slack.com/{file_id}",
+        dedupe_key=f"T1:C1:{ts}:{file_id}",
+    )
+
+
+@pytest.fixture
+async def repository(tmp_path: Path) -> Repository:
+    repo = await Repository.open(tmp_path / "db" / "t.db")
+    yield repo  # type: ignore[misc]
+    await repo.close()
+
+
+async def test_database_file_is_private_and_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    repo = await Repository.open(path)
+    await repo.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    reopened = await Repository.open(path)  # migrating twice is a no-op
+    async with reopened._read() as db, db.execute("PRAGMA user_version") as cursor:
+        assert (await cursor.fetchone())[0] == len(MIGRATIONS)  # type: ignore[index]
+    async with reopened._read() as db, db.execute("PRAGMA journal_mode") as cursor:
+        assert (await cursor.fetchone())[0] == "wal"  # type: ignore[index]
+    await reopened.close()
+
+
+async def test_the_same_file_of_the_same_message_is_taken_once(repository: Repository) -> None:
+    first = await repository.create_batch(new_batch(), [new_job("F1"), new_job("F2")], NOW)
+    again = await repository.create_batch(new_batch(), [new_job("F1"), new_job("F2")], NOW)
+    partly_new = await repository.create_batch(new_batch(), [new_job("F2"), new_job("F3")], NOW)
+
+    assert first is not None and again is None and partly_new is not None
+    assert [job.slack_file_id for job in await repository.jobs_of(partly_new.id)] == ["F3"]
+    assert len(await repository.open_jobs()) == 3
+
+
+async def test_refused_jobs_start_failed_and_batches_deliver_when_all_are_terminal(
+    repository: Repository,
+) -> None:
+    refused = NewJob(
+        kind=JobKind.SLACK_FILE, filename="huge.mp4", slack_file_id="F9", refused_reason="too big"
+    )
+    batch = await repository.create_batch(new_batch(), [new_job("F1"), refused], NOW)
+    assert batch is not None
+    jobs = await repository.jobs_of(batch.id)
+    assert [job.state for job in jobs] == [JobState.QUEUED, JobState.FAILED]
+    assert jobs[1].error == "too big"
+    assert await repository.batches_to_deliver(NOW) == []
+
+    await repository.update_job(
+        jobs[0].id, NOW, state=JobState.COMPLETED, transcript={"text": "hi"}
+    )
+    (ready,) = await repository.batches_to_deliver(NOW)
+    assert ready.id == batch.id
+    # A batch waiting for a retry is not due before its time.
+    await repository.update_batch(batch.id, NOW, next_attempt_at=NOW + timedelta(seconds=30))
+    assert await repository.batches_to_deliver(NOW) == []
+    assert await repository.batches_to_deliver(NOW + timedelta(seconds=31)) != []
+
+
+async def test_clean_up_waits_for_delivery(repository: Repository) -> None:
+    batch = await repository.create_batch(new_batch(), [new_job("F1")], NOW)
+    assert batch is not None
+    (job,) = await repository.jobs_of(batch.id)
+    await repository.update_job(
+        job.id, NOW, state=JobState.COMPLETED, provider_file_id="pf", provider_job_id="pj"
+    )
+    assert await repository.jobs_to_clean_up() == []
+    await repository.update_batch(batch.id, NOW, state=BatchState.DELIVERED)
+    assert [j.id for j in await repository.jobs_to_clean_up()] == [job.id]
+    await repository.update_job(job.id, NOW, cleaned_up=True)
+    assert await repository.jobs_to_clean_up() == []
+
+
+async def test_times_round_trip_in_utc(repository: Repository) -> None:
+    batch = await repository.create_batch(new_batch(), [new_job("F1")], NOW)
+    assert batch is not None
+    assert batch.created_at == NOW
+    (job,) = await repository.jobs_of(batch.id)
+    later = NOW + timedelta(minutes=5, microseconds=7)
+    await repository.update_job(job.id, NOW, next_attempt_at=later)
+    reloaded = await repository.get_job(job.id)
+    assert reloaded is not None and reloaded.next_attempt_at == later
+
+
+async def test_events_are_remembered(repository: Repository) -> None:
+    assert await repository.remember_event("Ev1", NOW)
+    assert not await repository.remember_event("Ev1", NOW)
+
+
+async def test_channel_settings_default_and_round_trip(repository: Repository) -> None:
+    assert await repository.channel_settings("C1") == ChannelSettings(channel_id="C1")
+    chosen = ChannelSettings(channel_id="C1", provider="soket", auto=False, language_hints=["en"])
+    await repository.save_channel_settings(chosen, NOW)
+    assert await repository.channel_settings("C1") == chosen
+
+
+async def test_unknown_columns_are_refused(repository: Repository) -> None:
+    with pytest.raises(ValueError, match="not job columns"):
+        await repository.update_job("x", NOW, id="y")
