@@ -36,6 +36,18 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
+class _DropClientTokenNotice(logging.Filter):
+    """Bolt reads ``SLACK_BOT_TOKEN`` from the environment on its own and then warns that our
+    client's token wins; it is the same token, so the warning is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+BOLT_LOGGER = logging.getLogger("bot.slack")
+BOLT_LOGGER.addFilter(_DropClientTokenNotice())
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -116,7 +128,7 @@ async def build_runtime(
             ),
             request_verification_enabled=not settings.socket_mode,
             process_before_response=False,
-            logger=logging.getLogger("bot.slack"),
+            logger=BOLT_LOGGER,
         ),
         clock=clock,
     )
