@@ -18,11 +18,11 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
-from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.config import ConfigError, Settings
 from bot.intake import Intake
-from bot.pipeline import REACTION_WORKING, Pipeline
+from bot.listeners import register_listeners
+from bot.pipeline import Pipeline
 from bot.providers import build_providers
 from bot.providers.base import Provider
 from bot.scheduler import PollScheduler
@@ -134,28 +134,6 @@ async def build_runtime(
     )
     register_listeners(runtime)
     return runtime
-
-
-def register_listeners(runtime: Runtime) -> None:
-    bolt = runtime.bolt
-
-    async def record_shared_files(
-        body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Any]
-    ) -> None:
-        # Runs before the ack: once Slack has its ack it will not redeliver, so the work must
-        # be in the database first. No network I/O here, only one SQLite transaction.
-        event = body.get("event") or {}
-        context["batch"] = await runtime.intake.take_message(event, body.get("team_id"))
-        await next()
-
-    async def on_message(context: AsyncBoltContext) -> None:
-        batch = context.get("batch")
-        if batch is None:
-            return
-        runtime.scheduler.kick()
-        await runtime.slack.add_reaction(batch.channel_id, batch.message_ts, REACTION_WORKING)
-
-    bolt.event("message", middleware=[record_shared_files])(on_message)
 
 
 # -- transports ---------------------------------------------------------------------------------
