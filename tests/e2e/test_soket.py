@@ -1,0 +1,148 @@
+"""Files shared in Slack go to Soket as one batch per message and come back as one thread reply."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot.app import Runtime, running_bot
+from storage.models import Batch, ChannelSettings, Job
+from tests.conftest import SettingsFactory, SlackSender
+from tests.fakes.slack import FakeSlack, silent_wav
+from tests.fakes.soket import FakeSoket
+from tests.fakes.soniox import DECODE_ERROR_MESSAGE, FakeSoniox
+
+
+@pytest.fixture
+async def soket_bot(
+    make_settings: SettingsFactory, fake_soket: FakeSoket
+) -> AsyncIterator[Runtime]:
+    """The bot in HTTP mode with Soket as the default provider."""
+    # Soket's estimate sets the first poll; keep it under the test poll interval.
+    fake_soket.estimated_completion_seconds = 0.1
+    settings = make_settings(transcribe_provider="soket")
+    async with running_bot(settings, host="127.0.0.1") as runtime:
+        yield runtime
+
+
+@pytest.fixture
+def soket_sender(fake_slack: FakeSlack, soket_bot: Runtime) -> SlackSender:
+    return SlackSender(fake_slack, soket_bot)
+
+
+async def reply_to(fake_slack: FakeSlack, channel: str, ts: str) -> dict[str, Any]:
+    replies = await fake_slack.wait_for(
+        lambda: [m for m in fake_slack.replies_in(channel, ts) if m.get("blocks")]
+    )
+    assert len(replies) == 1
+    reply: dict[str, Any] = replies[0]
+    return reply
+
+
+async def jobs_behind(runtime: Runtime, reply: dict[str, Any]) -> tuple[Batch, list[Job]]:
+    """The batch a reply answered (its id travels in the reply's metadata) and its jobs."""
+    batch_id = reply["metadata"]["event_payload"]["batch_id"]
+    batch = await runtime.repository.get_batch(batch_id)
+    assert batch is not None
+    return batch, await runtime.repository.jobs_of(batch_id)
+
+
+async def test_three_files_make_one_upload_one_batch_and_one_reply(
+    soket_bot: Runtime,
+    fake_slack: FakeSlack,
+    fake_soket: FakeSoket,
+    soket_sender: SlackSender,
+) -> None:
+    names = ["standup.wav", "retro.wav", "planning.wav"]
+    files = [fake_slack.add_file(name=name, content=silent_wav()) for name in names]
+    event = fake_slack.message_event(files=files)
+
+    assert (await soket_sender.event(event)).status_code == 200
+    reply = await reply_to(fake_slack, "C0GENERAL", event["ts"])
+
+    for name in names:
+        assert f"Speaker 1 [00:00]: Hello from {name}." in reply["text"]
+    assert reply["text"].count("Speaker 2") == 3
+    assert len(fake_soket.requests_to(r"/files/upload$", "POST")) == 1
+    assert len(fake_soket.requests_to(r"/batch$", "POST")) == 1
+    await fake_slack.wait_for(
+        lambda: fake_slack.reactions.get(("C0GENERAL", event["ts"])) == ["white_check_mark"]
+    )
+
+    # Once the reply is up, Soket is told to drop every file of the batch, in one call.
+    batch, jobs = await jobs_behind(soket_bot, reply)
+    assert batch.provider == "soket"
+    file_ids = {job.provider_file_id for job in jobs}
+    assert len(file_ids) == 3 and None not in file_ids
+    assert len({job.provider_job_id for job in jobs}) == 1
+    await fake_soket.wait_for(lambda: fake_soket.requests_to(r"/files$", "DELETE"))
+    (delete,) = fake_soket.requests_to(r"/files$", "DELETE")
+    assert set(delete.body["file_ids"]) == file_ids
+    assert not fake_soket.files
+
+
+async def test_a_corrupt_file_fails_alone_in_plain_words(
+    soket_bot: Runtime,
+    fake_slack: FakeSlack,
+    fake_soket: FakeSoket,
+    soket_sender: SlackSender,
+) -> None:
+    good = fake_slack.add_file(name="good.wav", content=silent_wav())
+    corrupt = fake_slack.add_file(name="broken.wav", content=b"CORRUPT" + silent_wav())
+    event = fake_slack.message_event(files=[good, corrupt])
+
+    assert (await soket_sender.event(event)).status_code == 200
+    reply = await reply_to(fake_slack, "C0GENERAL", event["ts"])
+
+    assert "Hello from good.wav." in reply["text"]
+    assert (
+        f"broken.wav: Soket could not transcribe this file: {DECODE_ERROR_MESSAGE}"
+        in (reply["text"])
+    )
+    await fake_slack.wait_for(
+        lambda: fake_slack.reactions.get(("C0GENERAL", event["ts"])) == ["warning"]
+    )
+    assert len(fake_soket.requests_to(r"/batch$", "POST")) == 1
+    _, jobs = await jobs_behind(soket_bot, reply)
+    failed = next(job for job in jobs if job.filename == "broken.wav")
+    assert failed.raw_result["errors"] == [{"message": DECODE_ERROR_MESSAGE}]
+    await fake_soket.wait_for(lambda: len(fake_soket.deleted_files) == 2)
+
+
+async def test_channel_setting_routes_a_channel_to_soket_while_the_default_stays_soniox(
+    bot: Runtime,
+    fake_slack: FakeSlack,
+    fake_soniox: FakeSoniox,
+    fake_soket: FakeSoket,
+    slack_sender: SlackSender,
+) -> None:
+    fake_soket.estimated_completion_seconds = 0.1
+    assert bot.settings.transcribe_provider.value == "soniox"
+    await bot.repository.save_channel_settings(
+        ChannelSettings(channel_id="C0SOKET", provider="soket"), bot.clock()
+    )
+    to_soket = fake_slack.message_event(
+        files=[fake_slack.add_file(name="soket.wav", content=silent_wav())], channel="C0SOKET"
+    )
+    to_default = fake_slack.message_event(
+        files=[fake_slack.add_file(name="default.wav", content=silent_wav())]
+    )
+
+    assert (await slack_sender.event(to_soket)).status_code == 200
+    assert (await slack_sender.event(to_default)).status_code == 200
+
+    soket_reply = await reply_to(fake_slack, "C0SOKET", to_soket["ts"])
+    default_reply = await reply_to(fake_slack, "C0GENERAL", to_default["ts"])
+    assert "Hello from soket.wav." in soket_reply["text"]
+    assert "Hello from default.wav." in default_reply["text"]
+
+    soket_batch, soket_jobs = await jobs_behind(bot, soket_reply)
+    default_batch, default_jobs = await jobs_behind(bot, default_reply)
+    assert soket_batch.provider == "soket" and [j.provider for j in soket_jobs] == ["soket"]
+    assert default_batch.provider == "soniox" and [j.provider for j in default_jobs] == ["soniox"]
+    assert len(fake_soket.requests_to(r"/files/upload$", "POST")) == 1
+    assert fake_soket.batch_bodies == [{"file_ids": [soket_jobs[0].provider_file_id]}]
+    assert len(fake_soniox.create_bodies) == 1
+    assert fake_soniox.create_bodies[0]["file_id"] == default_jobs[0].provider_file_id
