@@ -1,25 +1,70 @@
-"""From a Slack message to a recorded batch.
+"""From a Slack message (or a request about one) to a recorded batch.
 
-Intake runs before Slack gets its ack and does no network I/O: it only writes the batch to SQLite.
-Once the ack is sent Slack will not redeliver, so the database must already hold the work.
+Intake does no network I/O: it only writes the batch to SQLite, so it can run before Slack gets its
+ack. Once the ack is sent Slack will not redeliver, so the database must already hold the work.
+
+What becomes a job: audio and video files Slack hosts (downloaded with the bot token, after the ack)
+and links that look like audio (handed to the provider, which fetches them itself: the bot never
+fetches a link a person pasted, and never sends a token with one).
 """
 
 from __future__ import annotations
 
+import html
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.config import Settings
-from bot.media import is_media_file
-from storage.models import Batch, JobKind, NewBatch, NewJob
+from bot.media import is_media_file, link_filename, looks_like_audio_link
+from storage.models import Batch, ChannelSettings, Job, JobKind, JobState, NewBatch, NewJob
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
 
-#: Message subtypes that can carry files a person shared.
+#: Message subtypes of a person's own message, the ones that can carry shared files and links.
 FILE_SUBTYPES = frozenset({None, "file_share", "slack_audio", "slack_video", "thread_broadcast"})
+
+
+#: How Slack writes a link in message text: ``<https://…>`` or ``<https://…|label>``.
+_SLACK_LINK = re.compile(r"<(https?://[^<>|\s]+)(?:\|[^<>]*)?>", re.IGNORECASE)
+
+
+def link_from_token(token: str) -> str | None:
+    """One link as a person typed it (``https://…``) or as Slack encoded it (``<https://…|x>``),
+    or None when it is not an http(s) link with a host."""
+    token = token.strip()
+    if token.startswith("<") and token.endswith(">"):
+        token = token[1:-1].split("|", 1)[0]
+    # Slack escapes &, < and > in text; the provider must get the link as it was written.
+    url = html.unescape(token)
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def links_in_text(text: str) -> list[str]:
+    """The links Slack marked up in a message's text, in order, each once."""
+    found: dict[str, None] = {}
+    for match in _SLACK_LINK.finditer(text or ""):
+        url = link_from_token(match.group(1))
+        if url is not None:
+            found.setdefault(url, None)
+    return list(found)
+
+
+def audio_links_in_text(text: str) -> list[str]:
+    """The links of a message that look like audio or video files (by their path's extension)."""
+    return [url for url in links_in_text(text) if looks_like_audio_link(url)]
+
+
+def job_for_link(url: str, *, dedupe_key: str | None) -> NewJob:
+    return NewJob(kind=JobKind.URL, filename=link_filename(url), url=url, dedupe_key=dedupe_key)
 
 
 def too_large_reason(size: int, max_bytes: int) -> str:
@@ -73,47 +118,186 @@ class Intake:
         return chosen or self._settings.transcribe_provider.value
 
     async def take_message(self, event: dict[str, Any], team_id: str | None) -> Batch | None:
-        """Record the media files of a shared message; None when there is nothing new to do."""
+        """Record the media files and audio links of a shared message when the channel has
+        automatic transcription on; None when there is nothing new to do."""
         if event.get("subtype") not in FILE_SUBTYPES or event.get("bot_id"):
             return None
-        files = event.get("files") or []
         channel = event.get("channel")
         ts = event.get("ts")
-        if not files or not channel or not ts:
+        if not channel or not ts or not (event.get("files") or event.get("text")):
             return None
+        # Each file and link is taken once per message, however often Slack delivers the event.
+        jobs = self.jobs_for_message(event, dedupe_prefix=f"{team_id}:{channel}:{ts}")
+        if not jobs:
+            return None  # most messages: decided without reading the database
         settings = await self._repository.channel_settings(channel)
         if not settings.auto:
             return None
-        jobs = [
-            job
-            for file in files
-            if (
-                job := job_for_file(
-                    file,
-                    dedupe_key=f"{team_id}:{channel}:{ts}:{file.get('id')}",
-                    max_bytes=self._settings.max_file_bytes,
-                )
-            )
-            is not None
-        ]
-        if not jobs:
-            return None
-        batch = await self._repository.create_batch(
-            NewBatch(
-                team_id=team_id,
-                channel_id=channel,
-                message_ts=ts,
-                thread_ts=event.get("thread_ts") or ts,
-                user_id=event.get("user"),
-                provider=settings.provider or self._settings.transcribe_provider.value,
-                source="upload",
-                language_hints=settings.language_hints,
-            ),
-            jobs,
-            self._clock(),
+        has_files = any(job.kind is JobKind.SLACK_FILE for job in jobs)
+        batch = await self._record(
+            settings,
+            team_id=team_id,
+            message_ts=ts,
+            thread_ts=event.get("thread_ts") or ts,
+            user_id=event.get("user"),
+            source="upload" if has_files else "link",
+            jobs=jobs,
         )
         if batch is None:
             log.info("message %s in %s was taken before; ignoring", ts, channel)
         else:
-            log.info("batch %s: %d file(s) from %s in %s", batch.id, len(jobs), ts, channel)
+            log.info("batch %s: %d item(s) from %s in %s", batch.id, len(jobs), ts, channel)
         return batch
+
+    def jobs_for_message(
+        self, message: dict[str, Any], *, dedupe_prefix: str | None
+    ) -> list[NewJob]:
+        """Jobs for a message's media files, then its audio links.
+
+        With ``dedupe_prefix``, each job gets a key unique to its message, so a redelivered event
+        finds them taken; without it (explicit requests) the same message can be transcribed again.
+        """
+        jobs: list[NewJob] = []
+        for file in message.get("files") or []:
+            key = f"{dedupe_prefix}:{file.get('id')}" if dedupe_prefix else None
+            job = job_for_file(file, dedupe_key=key, max_bytes=self._settings.max_file_bytes)
+            if job is not None:
+                jobs.append(job)
+        for url in audio_links_in_text(str(message.get("text") or "")):
+            key = f"{dedupe_prefix}:{url}" if dedupe_prefix else None
+            jobs.append(job_for_link(url, dedupe_key=key))
+        return jobs
+
+    async def take_request(
+        self,
+        message: dict[str, Any],
+        *,
+        channel: str,
+        team_id: str | None,
+        user_id: str | None,
+        source: str,
+    ) -> Requested:
+        """Record the media of ``message`` because someone asked for it (the shortcut, a mention):
+        whatever the channel's ``auto`` setting, in the message's thread."""
+        ts = str(message.get("ts") or "")
+        if not ts:
+            return Requested(batch=None)
+        jobs = self.jobs_for_message(message, dedupe_prefix=None)
+        if not jobs:
+            return Requested(batch=None)
+        running = await self._repository.active_batch_for_message(channel, ts)
+        if running is not None:
+            return Requested(batch=None, running=running)
+        settings = await self._repository.channel_settings(channel)
+        batch = await self._record(
+            settings,
+            team_id=team_id,
+            message_ts=ts,
+            thread_ts=str(message.get("thread_ts") or ts),
+            user_id=user_id,
+            source=source,
+            jobs=jobs,
+        )
+        if batch is not None:
+            log.info(
+                "batch %s: %d item(s) of %s in %s (%s)", batch.id, len(jobs), ts, channel, source
+            )
+        return Requested(batch=batch)
+
+    async def take_links(
+        self,
+        urls: Sequence[str],
+        *,
+        channel: str,
+        team_id: str | None,
+        user_id: str | None,
+        message_ts: str,
+    ) -> Batch:
+        """Record links given to ``/transcribe``, answered in the thread of ``message_ts`` (the
+        message the command posted). Any http(s) link is taken: the person asked explicitly."""
+        settings = await self._repository.channel_settings(channel)
+        batch = await self._record(
+            settings,
+            team_id=team_id,
+            message_ts=message_ts,
+            thread_ts=message_ts,
+            user_id=user_id,
+            source="command",
+            jobs=[job_for_link(url, dedupe_key=None) for url in urls],
+        )
+        assert batch is not None, "jobs without a dedupe key are always taken"
+        log.info("batch %s: %d link(s) by command in %s", batch.id, len(urls), channel)
+        return batch
+
+    async def resubmit(self, failed: Batch, jobs: Sequence[Job]) -> Batch:
+        """A new batch with copies of the failed ``jobs`` of ``failed``, in the same thread, on the
+        channel's current provider and language hints (changing them is often the fix)."""
+        copies = [
+            NewJob(
+                kind=job.kind,
+                filename=job.filename,
+                slack_file_id=job.slack_file_id,
+                url=job.url,
+                download_url=job.download_url,
+                mimetype=job.mimetype,
+                size_bytes=job.size_bytes,
+                needs_file_info=job.needs_file_info,
+                refused_reason=(
+                    too_large_reason(job.size_bytes, self._settings.max_file_bytes)
+                    if job.size_bytes and job.size_bytes > self._settings.max_file_bytes
+                    else None
+                ),
+            )
+            for job in jobs
+            if job.state is JobState.FAILED
+        ]
+        settings = await self._repository.channel_settings(failed.channel_id)
+        batch = await self._record(
+            settings,
+            team_id=failed.team_id,
+            message_ts=failed.message_ts,
+            thread_ts=failed.thread_ts,
+            user_id=failed.user_id,
+            source="retry",
+            jobs=copies,
+        )
+        assert batch is not None, "jobs without a dedupe key are always taken"
+        log.info("batch %s: retry of %d job(s) of %s", batch.id, len(copies), failed.id)
+        return batch
+
+    async def _record(
+        self,
+        settings: ChannelSettings,
+        *,
+        team_id: str | None,
+        message_ts: str,
+        thread_ts: str,
+        user_id: str | None,
+        source: str,
+        jobs: Sequence[NewJob],
+    ) -> Batch | None:
+        # The provider and language hints are fixed on the batch now, so changing the channel's
+        # settings later never disturbs work in flight.
+        return await self._repository.create_batch(
+            NewBatch(
+                team_id=team_id,
+                channel_id=settings.channel_id,
+                message_ts=message_ts,
+                thread_ts=thread_ts,
+                user_id=user_id,
+                provider=settings.provider or self._settings.transcribe_provider.value,
+                source=source,
+                language_hints=list(settings.language_hints),
+            ),
+            jobs,
+            self._clock(),
+        )
+
+
+@dataclass
+class Requested:
+    """What an explicit request led to: a new batch, the batch already working on that message,
+    or neither (the message has nothing to transcribe)."""
+
+    batch: Batch | None
+    running: Batch | None = None

@@ -1,20 +1,53 @@
-"""What the bot does with each kind of Slack request: the Bolt listeners."""
+"""What the bot does with each kind of Slack request: the Bolt listeners.
+
+They stay thin: intake and :mod:`bot.commands` decide; a listener only orders the work around
+Slack's ack. The names registered here are the single source of truth for what ``manifest.yml``
+must declare (a test holds the two together).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from bot.commands import COMMAND, Commands, Outcome
 from bot.pipeline import REACTION_WORKING
 
 if TYPE_CHECKING:
     from bot.app import Runtime
 
+log = logging.getLogger(__name__)
+
+#: Events API event types the app listens to. ``message`` covers the manifest's ``message.*``
+#: subscriptions (channels, private channels, DMs, group DMs).
+EVENTS = ("message", "app_mention")
+#: Slash commands.
+COMMANDS = (COMMAND,)
+#: ``callback_id`` of each message shortcut.
+MESSAGE_SHORTCUTS = ("transcribe_message",)
+
+MESSAGE_EVENT, MENTION_EVENT = EVENTS
+(TRANSCRIBE_SHORTCUT,) = MESSAGE_SHORTCUTS
+
 
 def register_listeners(runtime: Runtime) -> None:
     bolt = runtime.bolt
+    commands = Commands(
+        repository=runtime.repository,
+        intake=runtime.intake,
+        slack=runtime.slack,
+        providers=list(runtime.providers),
+        default_provider=runtime.settings.transcribe_provider.value,
+        clock=runtime.clock,
+        kick=runtime.scheduler.kick,
+    )
+
+    # -- uploads and pasted links -----------------------------------------------------------------
 
     async def record_shared_files(
         body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Any]
@@ -32,4 +65,61 @@ def register_listeners(runtime: Runtime) -> None:
         runtime.scheduler.kick()
         await runtime.slack.add_reaction(batch.channel_id, batch.message_ts, REACTION_WORKING)
 
-    bolt.event("message", middleware=[record_shared_files])(on_message)
+    bolt.event(MESSAGE_EVENT, middleware=[record_shared_files])(on_message)
+
+    # -- mentions ---------------------------------------------------------------------------------
+
+    async def remember_mention(
+        body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Any]
+    ) -> None:
+        # Before the ack, durably: Slack redelivers an event whose ack was late, and a second
+        # delivery of "@threadscribe transcribe" must not start a second batch. ``next`` is always
+        # called: a listener that does not match would make Bolt answer 404, and Slack retry.
+        event_id = body.get("event_id")
+        context["duplicate"] = bool(event_id) and not await runtime.repository.remember_event(
+            str(event_id), runtime.clock()
+        )
+        await next()
+
+    async def on_mention(
+        body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        if context.get("duplicate"):
+            log.info("mention event %s was handled before; ignoring", body.get("event_id"))
+            return
+        await commands.mention(event, body.get("team_id"))
+
+    bolt.event(MENTION_EVENT, middleware=[remember_mention])(on_mention)
+
+    # -- /transcribe and the message shortcut -----------------------------------------------------
+
+    async def on_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        # Settings and batches are written before the ack; answers and reactions come after.
+        outcome = await commands.slash(body)
+        await ack()
+        await finish(outcome, respond)
+
+    async def on_shortcut(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        outcome = await commands.shortcut(body)
+        await ack()
+        await finish(outcome, respond)
+
+    for command in COMMANDS:
+        bolt.command(command)(on_command)
+    for callback_id in MESSAGE_SHORTCUTS:
+        bolt.message_shortcut(callback_id)(on_shortcut)
+
+
+async def finish(outcome: Outcome, respond: AsyncRespond) -> None:
+    """Carry out what comes after the ack. Each part is attempted: the work is already recorded,
+    so a failed reaction or an expired ``response_url`` must not hide the rest."""
+    if outcome.follow_up is not None:
+        try:
+            await outcome.follow_up()
+        except Exception:
+            log.exception("follow-up after the ack failed")
+    if outcome.text is not None:
+        try:
+            await respond(text=outcome.text, response_type="ephemeral")
+        except Exception:
+            log.exception("could not answer through the response_url")

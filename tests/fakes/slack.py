@@ -36,7 +36,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
 
@@ -70,6 +70,9 @@ NOT_FOUND_PAGE = (
     "There's been a glitch: this file could not be found."
     "</body></html>"
 )
+
+#: The content type of slash command and interactivity requests in HTTP mode.
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 #: Slack rejects ``chat.postMessage`` text longer than this with ``msg_too_long``.
 MAX_TEXT_CHARS = 40_000
@@ -325,6 +328,8 @@ class FakeSlack(LoopbackServer):
         self.app_token = app_token
         self.signing_secret = signing_secret
         self.team_id = team_id
+        #: The workspace's subdomain, as slash command and shortcut payloads carry it.
+        self.team_domain = "fake-team"
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.app_id = app_id
@@ -538,6 +543,125 @@ class FakeSlack(LoopbackServer):
         response_id = uuid.uuid4().hex
         self._response_ids.add(response_id)
         return f"{self.base_url}/response/{response_id}"
+
+    # -- slash commands, shortcuts, mentions ------------------------------------------------
+
+    def slash_command(
+        self,
+        text: str = "",
+        *,
+        command: str = "/transcribe",
+        channel: str = "C0GENERAL",
+        channel_name: str = "general",
+        user: str = "U0ALICE",
+        user_name: str = "alice",
+    ) -> dict[str, str]:
+        """The fields Slack sends for a slash command: the form of an HTTP-mode request, and the
+        ``payload`` of a Socket Mode ``slash_commands`` envelope. Every value is a string, as in
+        the form; ``response_url`` is a fresh one of this fake."""
+        return {
+            "token": self.verification_token,
+            "team_id": self.team_id,
+            "team_domain": self.team_domain,
+            "channel_id": channel,
+            "channel_name": channel_name,
+            "user_id": user,
+            "user_name": user_name,
+            "command": command,
+            "text": text,
+            "api_app_id": self.app_id,
+            "is_enterprise_install": "false",
+            "response_url": self.response_url(),
+            "trigger_id": self._trigger_id(),
+        }
+
+    def slash_command_body(self, text: str = "", **fields: Any) -> str:
+        """An HTTP-mode slash command body (``application/x-www-form-urlencoded``); sign it with
+        ``signed_headers(body, content_type=FORM_CONTENT_TYPE)``."""
+        return urlencode(self.slash_command(text, **fields))
+
+    def message_shortcut(
+        self,
+        channel: str,
+        ts: str,
+        *,
+        callback_id: str = "transcribe_message",
+        channel_name: str = "general",
+        user: str = "U0ALICE",
+        user_name: str = "alice",
+    ) -> dict[str, Any]:
+        """The ``message_action`` payload of a message shortcut run on a known message (one
+        registered by :meth:`message_event` or posted by the app)."""
+        stored = self._store.get((channel, ts))
+        if stored is None:
+            raise KeyError(f"no message {ts} in {channel}: register it with message_event first")
+        message = {k: v for k, v in json.loads(json.dumps(stored)).items() if v is not None}
+        message.pop("channel", None)
+        return {
+            "type": "message_action",
+            "token": self.verification_token,
+            "action_ts": self.next_ts(),
+            "team": {"id": self.team_id, "domain": self.team_domain},
+            "user": {
+                "id": user,
+                "username": user_name,
+                "team_id": self.team_id,
+                "name": user_name,
+            },
+            "channel": {"id": channel, "name": channel_name},
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": self._trigger_id(),
+            "response_url": self.response_url(),
+            "message_ts": ts,
+            "message": message,
+        }
+
+    @staticmethod
+    def interactive_body(payload: Mapping[str, Any]) -> str:
+        """An HTTP-mode interactivity body: the payload as JSON in the ``payload`` form field."""
+        return urlencode({"payload": json.dumps(payload)})
+
+    def app_mention_event(
+        self,
+        text: str,
+        *,
+        channel: str = "C0GENERAL",
+        user: str = "U0ALICE",
+        ts: str | None = None,
+        thread_ts: str | None = None,
+    ) -> dict[str, Any]:
+        """An ``app_mention`` event; ``text`` holds the mention as Slack encodes it
+        (``<@U0BOT> …``, see :meth:`mention`). The message is registered in the channel's history
+        like any other, so ``conversations.replies`` shows it."""
+        message = self.message_event(
+            channel=channel, user=user, text=text, ts=ts, thread_ts=thread_ts, subtype=None
+        )
+        event: dict[str, Any] = {
+            "type": "app_mention",
+            "user": user,
+            "text": text,
+            "ts": message["ts"],
+            "team": self.team_id,
+            "client_msg_id": message["client_msg_id"],
+            "channel": channel,
+            "event_ts": message["ts"],
+        }
+        if "blocks" in message:
+            event["blocks"] = message["blocks"]
+        if thread_ts is not None:
+            event["thread_ts"] = thread_ts
+            if "parent_user_id" in message:
+                event["parent_user_id"] = message["parent_user_id"]
+        return event
+
+    def mention(self, words: str = "") -> str:
+        """Message text that mentions the app's bot user, followed by ``words``."""
+        return f"<@{self.bot_user_id}> {words}".rstrip()
+
+    def _trigger_id(self) -> str:
+        return f"{next(self._counter)}.{self.team_id}.{uuid.uuid4().hex}"
 
     # -- files -------------------------------------------------------------------------------
 

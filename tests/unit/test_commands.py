@@ -1,0 +1,148 @@
+"""Parsing what people type: subcommands, links, language codes, mentions; and the small
+formatting rules of the answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.commands import (
+    HELP,
+    ISO_639_1,
+    MAX_COMMAND_LINKS,
+    CommandError,
+    asks_to_transcribe,
+    format_duration,
+    looks_like_link,
+    mention_words,
+    parse_languages,
+    parse_links,
+    permalink,
+    split_command,
+)
+from bot.intake import audio_links_in_text, link_from_token, links_in_text
+
+
+def test_split_command_keeps_words_as_typed() -> None:
+    assert split_command("  Provider  Soket ") == ("Provider", ["Soket"])
+    assert split_command("") == ("", [])
+    assert split_command("https://x.example/A.mp3 b") == ("https://x.example/A.mp3", ["b"])
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("https://example.com/a.mp3", "https://example.com/a.mp3"),
+        ("<https://example.com/a.mp3>", "https://example.com/a.mp3"),
+        ("<https://example.com/a.mp3|a.mp3>", "https://example.com/a.mp3"),
+        ("<http://example.com/q?a=1&amp;b=2|x>", "http://example.com/q?a=1&b=2"),
+        ("ftp://example.com/a.mp3", None),
+        ("https://", None),
+        ("example.com/a.mp3", None),
+        ("<mailto:someone@example.com>", None),
+    ],
+)
+def test_link_from_token(token: str, expected: str | None) -> None:
+    assert link_from_token(token) == expected
+
+
+def test_parse_links_keeps_order_drops_repeats_and_limits_the_count() -> None:
+    a, b = "https://example.com/a.mp3", "https://example.com/b"
+    assert parse_links([a, f"<{b}>", a]) == [a, b]
+    too_many = [f"https://example.com/{n}.mp3" for n in range(MAX_COMMAND_LINKS + 1)]
+    with pytest.raises(CommandError, match="at most 5"):
+        parse_links(too_many)
+    with pytest.raises(CommandError, match="`status` is not an http or https link"):
+        parse_links([a, "status"])
+
+
+def test_looks_like_link() -> None:
+    assert looks_like_link("https://a.example/x")
+    assert looks_like_link("<HTTP://a.example/x>")
+    assert not looks_like_link("help")
+
+
+def test_links_in_message_text_as_slack_encodes_them() -> None:
+    text = (
+        "Two: <https://a.example/one.mp3|one> and <https://a.example/two.WAV>, "
+        "a page <https://a.example/page>, a user <@U123>, a channel <#C123|general>, "
+        "again <https://a.example/one.mp3>, bare https://a.example/bare.mp3"
+    )
+    assert links_in_text(text) == [
+        "https://a.example/one.mp3",
+        "https://a.example/two.WAV",
+        "https://a.example/page",
+    ]
+    assert audio_links_in_text(text) == ["https://a.example/one.mp3", "https://a.example/two.WAV"]
+
+
+def test_language_codes_are_validated_and_normalised() -> None:
+    assert parse_languages(["EN,hi"]) == ["en", "hi"]
+    assert parse_languages(["en,", "de", "en"]) == ["en", "de"]
+    assert parse_languages(["auto"]) == []
+    with pytest.raises(CommandError, match="`eng` is not an ISO 639-1 language code"):
+        parse_languages(["en,eng"])
+    with pytest.raises(CommandError, match="two-letter"):
+        parse_languages([","])
+    assert {"en", "hi", "zh", "pt", "yo"} <= ISO_639_1
+    assert len(ISO_639_1) == 183
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("<@U0BOT> transcribe", True),
+        ("<@U0BOT> Transcribe!", True),
+        ("<@U0BOT|threadscribe> please transcribe this", True),
+        ("transcribe <@U0BOT>", True),
+        ("<@U0BOT> transcribe the other thread", False),
+        ("<@U0BOT> hello", False),
+        ("<@U0BOT>", False),
+    ],
+)
+def test_asks_to_transcribe(text: str, asks: bool) -> None:
+    assert asks_to_transcribe(text) is asks
+
+
+def test_mention_words_drop_mentions_and_punctuation() -> None:
+    assert mention_words("<@U0BOT>  What, now? <@U0ALICE>") == ["what", "now"]
+
+
+def test_permalink_of_a_thread_reply_and_of_a_parent() -> None:
+    assert (
+        permalink("acme", "C1", "1700000001.000200", "1700000000.000100")
+        == "https://acme.slack.com/archives/C1/p1700000001000200"
+        "?thread_ts=1700000000.000100&cid=C1"
+    )
+    assert permalink("acme", "C1", "1700000000.000100", "1700000000.000100") == (
+        "https://acme.slack.com/archives/C1/p1700000000000100"
+    )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (-3, "0 s"),
+        (42.9, "42 s"),
+        (60, "1 min"),
+        (3599, "59 min"),
+        (3600, "1 h"),
+        (7500, "2 h 5 min"),
+    ],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+def test_help_has_one_example_per_subcommand() -> None:
+    lines = [line for line in HELP.splitlines() if line.startswith("• `/transcribe")]
+    examples = [line.split("`")[1] for line in lines]
+    assert [example.split()[1] for example in examples] == [
+        "help",
+        "status",
+        "https://example.com/call.mp3",
+        "provider",
+        "auto",
+        "language",
+        "retry",
+        "cancel",
+    ]
