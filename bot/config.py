@@ -7,10 +7,13 @@ an operator fixes everything in one go instead of one restart per mistake.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
@@ -20,6 +23,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class ProviderName(StrEnum):
     SONIOX = "soniox"
     SOKET = "soket"
+
+
+WEBHOOK_HEADER = "X-Threadscribe-Webhook-Token"
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    url: str
+    header_name: str
+    header_value: str = field(repr=False)
 
 
 class ConfigError(Exception):
@@ -53,17 +66,29 @@ class Settings(BaseSettings):
     soket_api_token: SecretStr | None = None
     soket_api_url: AnyHttpUrl = AnyHttpUrl("https://api.soket.ai/transcribe")
 
+    #: Public https base URL of this deployment (HTTP mode): Soniox then calls
+    #: ``$PUBLIC_URL/webhooks/soniox`` when a transcription ends, instead of waiting for a poll.
+    public_url: AnyHttpUrl | None = None
+
     database_path: Path = Path("./threadscribe.db")
     poll_interval_seconds: Annotated[float, Field(gt=0)] = 5
     port: Annotated[int, Field(ge=0, le=65535)] = 3000
     max_file_mb: Annotated[int, Field(gt=0)] = 500
     log_level: str = "INFO"
+    #: ``json`` writes one JSON object per line, for log collectors that index fields.
+    log_format: Literal["text", "json"] = "text"
 
     #: Where downloads wait between Slack and the provider; next to the database by default, so a
     #: restart finds them again.
     spool_dir: Path | None = None
     #: A job older than this fails with a clear reason instead of retrying forever.
     job_max_age_hours: Annotated[float, Field(gt=0)] = 6
+    #: Soniox transcriptions submitted and not finished at once; Soniox refuses more than 100.
+    soniox_max_pending: Annotated[int, Field(ge=1, le=100)] = 50
+    #: Transcripts are erased from the database this many days after delivery.
+    retention_days: Annotated[float, Field(gt=0)] = 30
+    #: A batch running longer than this gets a progress message in its thread.
+    progress_after_seconds: Annotated[float, Field(ge=0)] = 5
     #: Transfers (download + upload) running at once.
     max_concurrent_transfers: Annotated[int, Field(ge=1)] = 4
 
@@ -93,6 +118,11 @@ class Settings(BaseSettings):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return level
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("transcribe_provider", mode="before")
     @classmethod
     def _lower_provider(cls, value: Any) -> Any:
@@ -103,6 +133,23 @@ class Settings(BaseSettings):
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
+
+    @property
+    def soniox_webhook(self) -> WebhookTarget | None:
+        """Where Soniox should report finished transcriptions, and the header proving it.
+
+        The header value is derived from the signing secret: unguessable, different for every
+        deployment, and the same after a restart, so transcriptions in flight still match.
+        """
+        if self.public_url is None or self.socket_mode or self.slack_signing_secret is None:
+            return None
+        secret = self.slack_signing_secret.get_secret_value().encode()
+        token = hmac.new(secret, b"threadscribe soniox webhook", hashlib.sha256).hexdigest()
+        return WebhookTarget(
+            url=str(self.public_url).rstrip("/") + "/webhooks/soniox",
+            header_name=WEBHOOK_HEADER,
+            header_value=token,
+        )
 
     @property
     def max_file_bytes(self) -> int:

@@ -32,14 +32,15 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot import metrics
 from bot.errors import NotReadyYet, PermanentError, TemporaryError, TranscribeError
 from bot.intake import too_large_reason
 from bot.media import is_media_file
 from bot.providers.base import Progress, ProgressStatus, Provider, ProviderJob, Submitted
-from bot.rendering import render_reply
+from bot.rendering import escape, render_reply
 from bot.slack_api import UNDELIVERABLE_ERRORS, SlackGateway, slack_error_code
 from bot.slack_files import SlackFileDownloader
-from storage.models import Batch, BatchState, Job, JobKind, JobState
+from storage.models import PENDING_STATUS, Batch, BatchState, Job, JobKind, JobState
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,25 @@ REACTION_FAILED = "warning"
 MAX_BACKOFF_SECONDS = 300.0
 #: Cap on the first poll delay derived from a provider's estimate.
 MAX_ETA_DELAY_SECONDS = 120.0
+#: Wait before deleting again what a provider would not delete yet.
+CLEAN_UP_RETRY_SECONDS = 60.0
+#: Longest wait between two polls of a job whose provider gave no estimate.
+MAX_POLL_BACKOFF_SECONDS = 60.0
 
 
 def backoff_seconds(attempts: int, rng: random.Random) -> float:
     """Exponential backoff with full jitter over [base/2, base]: 2 s, 4 s, … up to 5 minutes."""
     base = min(MAX_BACKOFF_SECONDS, 2.0**attempts)
     return rng.uniform(base / 2, base)
+
+
+def next_poll_delay(age_seconds: float, eta_seconds: float | None, poll_interval: float) -> float:
+    """When to ask a provider again: at its estimate if it gave one, else less often the longer
+    the job has run (a tenth of its age, up to a minute), so a long recording is not polled every
+    few seconds for an hour."""
+    if eta_seconds:
+        return max(poll_interval, min(eta_seconds, MAX_ETA_DELAY_SECONDS))
+    return max(poll_interval, min(MAX_POLL_BACKOFF_SECONDS, age_seconds / 10))
 
 
 def unit_key(job: Job, provider: Provider | None) -> str:
@@ -79,6 +93,9 @@ class Pipeline:
         clock: Callable[[], datetime],
         max_concurrent_transfers: int = 4,
         max_concurrent_calls: int = 16,
+        retention: timedelta = timedelta(days=30),
+        progress_after: timedelta = timedelta(seconds=5),
+        progress_every: timedelta = timedelta(seconds=3),
         rng: random.Random | None = None,
     ) -> None:
         self._repository = repository
@@ -99,14 +116,24 @@ class Pipeline:
         #: Called when background work finished, so the next cycle need not wait for the clock.
         self.on_progress: Callable[[], None] = lambda: None
         self.last_cycle_at: datetime | None = None
+        self._retention = retention
+        self._progress_after = progress_after
+        self._progress_every = progress_every
+        self._last_purge_at: datetime | None = None
+        #: Per provider: jobs submitted and not finished, counted at the start of each cycle and
+        #: raised as the cycle submits more.
+        self._in_flight: dict[str, int] = {}
 
     # -- the cycle ---------------------------------------------------------------------------
 
     async def run_cycle(self) -> None:
         now = self._clock()
         units: dict[str, list[Job]] = {}
+        self._in_flight = {}
         for job in await self._repository.open_jobs():
             units.setdefault(unit_key(job, self._providers.get(job.provider)), []).append(job)
+            if job.state in (JobState.SUBMITTED, JobState.PROCESSING):
+                self._in_flight[job.provider] = self._in_flight.get(job.provider, 0) + 1
 
         quick: list[Awaitable[None]] = []
         for key, jobs in units.items():
@@ -120,8 +147,23 @@ class Pipeline:
         await self._deliver_due(now)
         await asyncio.gather(*quick)
         await self._deliver_due(self._clock())
+        await self._report_progress()
         await self._clean_up()
+        await self._purge_old_transcripts()
         self.last_cycle_at = self._clock()
+
+    async def provider_finished(self, provider: str, remote_id: str) -> bool:
+        """A provider said (by webhook) that ``remote_id`` ended: poll its jobs at once.
+
+        Only makes the jobs due; the poll itself fetches the outcome, so a forged or repeated
+        notice can at most cause one early poll.
+        """
+        jobs = await self._repository.open_jobs_for_remote_id(provider, remote_id)
+        if jobs:
+            await self._repository.update_jobs(
+                [job.id for job in jobs], self._clock(), next_attempt_at=None
+            )
+        return bool(jobs)
 
     async def drain(self) -> None:
         """Wait for background transfers to end."""
@@ -176,6 +218,11 @@ class Pipeline:
             return
         async with self._call_slots:
             try:
+                # Taken before submitting: a job submitted now is first polled when its
+                # provider's estimate says it is worth it, not straight away.
+                running = [
+                    job for job in jobs if job.state in (JobState.SUBMITTED, JobState.PROCESSING)
+                ]
                 waiting = [
                     job
                     for job in jobs
@@ -184,9 +231,6 @@ class Pipeline:
                 ]
                 if waiting:
                     await self._submit(provider, waiting)
-                running = [
-                    job for job in jobs if job.state in (JobState.SUBMITTED, JobState.PROCESSING)
-                ]
                 if running:
                     await self._poll(provider, running)
             except TranscribeError as exc:
@@ -304,7 +348,7 @@ class Pipeline:
             if any(readiness.get(job.id) is False for job in uploaded):
                 raise NotReadyYet("provider is still receiving the uploads")
             jobs = [job for job in jobs if not job.state.is_terminal]
-        if not jobs:
+        if not jobs or not self._take_submission_slots(provider, len(jobs)):
             return
         outcomes = await provider.submit([await self._provider_job(job) for job in jobs])
         now = self._clock()
@@ -351,15 +395,28 @@ class Pipeline:
             await self._fail([job], progress.error or PermanentError("provider reported failure"))
             await self._set(job, raw_result=progress.raw)
         else:
-            delay = self._poll_interval
-            if progress.eta_seconds:
-                delay = max(delay, min(progress.eta_seconds, MAX_ETA_DELAY_SECONDS))
+            delay = next_poll_delay(
+                (now - job.created_at).total_seconds(), progress.eta_seconds, self._poll_interval
+            )
             await self._set(
                 job,
                 state=JobState.PROCESSING,
                 next_attempt_at=now + timedelta(seconds=delay),
                 provider_eta_at=_eta(now, progress.eta_seconds) or job.provider_eta_at,
             )
+
+    def _take_submission_slots(self, provider: Provider, count: int) -> bool:
+        """Whether ``count`` more jobs may go to ``provider`` now; reserves them if so.
+
+        Jobs held back stay where they are and are offered again next cycle, oldest first, so a
+        burst of uploads queues here instead of hitting the provider's own limit.
+        """
+        limit = provider.max_in_flight
+        in_flight = self._in_flight.get(provider.name, 0)
+        if limit is not None and in_flight + count > limit and in_flight > 0:
+            return False
+        self._in_flight[provider.name] = in_flight + count
+        return True
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -372,13 +429,8 @@ class Pipeline:
             return
         assert isinstance(exc, TemporaryError)
         now = self._clock()
-        if isinstance(exc, NotReadyYet):
-            delay = exc.retry_after or self._poll_interval
-            await self._repository.update_jobs(
-                [job.id for job in jobs], now, next_attempt_at=now + timedelta(seconds=delay)
-            )
-            return
         oldest = min(job.created_at for job in jobs)
+        # The age limit covers waiting too: an upload that never becomes ready must end.
         if now - oldest > self._max_job_age:
             hours = self._max_job_age.total_seconds() / 3600
             await self._fail(
@@ -387,6 +439,12 @@ class Pipeline:
                     f"gave up after {hours:g} h: {exc.detail}",
                     user_message=f"Gave up after {hours:g} hours of trying. {exc.user_message}",
                 ),
+            )
+            return
+        if isinstance(exc, NotReadyYet):
+            delay = exc.retry_after or self._poll_interval
+            await self._repository.update_jobs(
+                [job.id for job in jobs], now, next_attempt_at=now + timedelta(seconds=delay)
             )
             return
         attempts = max(job.attempts for job in jobs) + 1
@@ -426,7 +484,12 @@ class Pipeline:
         for batch in await self._repository.batches_to_deliver(now):
             if batch.id in self._busy:
                 continue
-            await self._guarded(batch.id, self._deliver(batch))
+            try:
+                await self._guarded(batch.id, self._deliver(batch))
+            except Exception:
+                # One batch's trouble must not keep the others' replies back.
+                log.exception("batch %s: unexpected error while posting the reply", batch.id)
+                await self._retry_delivery_later(batch, "unexpected error")
 
     async def _deliver(self, batch: Batch) -> None:
         jobs = await self._repository.jobs_of(batch.id)
@@ -434,13 +497,17 @@ class Pipeline:
         try:
             if not reply.blocks:
                 # Nothing was media after all: no reply, just tidy the reaction.
-                await self._mark_batch(batch, BatchState.DELIVERED)
+                if not await self._move_batch(
+                    batch, BatchState.DELIVERED, expected=(BatchState.OPEN, BatchState.DELIVERING)
+                ):
+                    return
                 await self._slack.remove_reaction(
                     batch.channel_id, batch.message_ts, REACTION_WORKING
                 )
                 return
             already_in_thread: set[str] = set()
-            if batch.state is BatchState.DELIVERING:
+            status_ts = batch.status_ts if batch.status_ts != PENDING_STATUS else None
+            if batch.state is BatchState.DELIVERING or batch.status_ts == PENDING_STATUS:
                 # A previous attempt may have posted before the process died: look first.
                 thread = await self._slack.thread_state(
                     channel=batch.channel_id, thread_ts=batch.thread_ts, batch_id=batch.id
@@ -449,8 +516,11 @@ class Pipeline:
                     await self._finish_delivery(batch, thread.reply_ts, reply.any_failed)
                     return
                 already_in_thread = thread.file_names
-            else:
-                await self._mark_batch(batch, BatchState.DELIVERING)
+                status_ts = status_ts or thread.status_ts
+            if batch.state is not BatchState.DELIVERING and not await self._move_batch(
+                batch, BatchState.DELIVERING, expected=(BatchState.OPEN,)
+            ):
+                return  # cancelled since it was read: nothing may be posted
 
             uploaded = {job.id for job in jobs if job.attachment_uploaded}
             for attachment in reply.attachments:
@@ -463,28 +533,44 @@ class Pipeline:
                     title=attachment.title,
                     content=attachment.content,
                 )
-                await self._repository.update_job(
-                    attachment.job_id, self._clock(), attachment_uploaded=True
+            # Only once all of a job's files are up; a retry after a partial failure finds the
+            # ones already posted by name in the thread.
+            attached = {attachment.job_id for attachment in reply.attachments} - uploaded
+            await self._repository.update_jobs(attached, self._clock(), attachment_uploaded=True)
+            if status_ts is not None:
+                # The progress message becomes the reply: no stale progress text stays behind,
+                # and an update repeated after a crash changes nothing.
+                await self._slack.update_message(
+                    channel=batch.channel_id,
+                    ts=status_ts,
+                    text=reply.text,
+                    blocks=reply.blocks,
+                    batch_id=batch.id,
+                    final=True,
                 )
-            reply_ts = await self._slack.post_reply(
-                channel=batch.channel_id,
-                thread_ts=batch.thread_ts,
-                text=reply.text,
-                blocks=reply.blocks,
-                batch_id=batch.id,
-            )
+                reply_ts = status_ts
+            else:
+                reply_ts = await self._slack.post_reply(
+                    channel=batch.channel_id,
+                    thread_ts=batch.thread_ts,
+                    text=reply.text,
+                    blocks=reply.blocks,
+                    batch_id=batch.id,
+                )
             await self._finish_delivery(batch, reply_ts, reply.any_failed)
         except SlackApiError as exc:
             await self._delivery_failed(batch, exc)
 
     async def _finish_delivery(self, batch: Batch, reply_ts: str, any_failed: bool) -> None:
+        delivered_at = self._clock()
         await self._repository.update_batch(
             batch.id,
-            self._clock(),
+            delivered_at,
             state=BatchState.DELIVERED,
             reply_ts=reply_ts,
-            delivered_at=self._clock(),
+            delivered_at=delivered_at,
         )
+        metrics.observe_delivery(batch.created_at, delivered_at, provider=batch.provider)
         log.info("batch %s: reply posted in %s (%s)", batch.id, batch.channel_id, reply_ts)
         await self._slack.remove_reaction(batch.channel_id, batch.message_ts, REACTION_WORKING)
         await self._slack.add_reaction(
@@ -498,24 +584,113 @@ class Pipeline:
         now = self._clock()
         if code in UNDELIVERABLE_ERRORS or now - batch.created_at > self._max_job_age:
             log.error("batch %s: cannot post the reply (%s); giving up", batch.id, code)
-            await self._mark_batch(batch, BatchState.UNDELIVERABLE)
+            await self._move_batch(
+                batch, BatchState.UNDELIVERABLE, expected=(BatchState.OPEN, BatchState.DELIVERING)
+            )
             return
+        await self._retry_delivery_later(batch, code)
+
+    async def _retry_delivery_later(self, batch: Batch, reason: str) -> None:
+        now = self._clock()
         attempts = batch.attempts + 1
         delay = backoff_seconds(attempts, self._rng)
-        log.warning("batch %s: posting failed (%s); retry in %.1fs", batch.id, code, delay)
+        log.warning("batch %s: posting failed (%s); retry in %.1fs", batch.id, reason, delay)
         await self._repository.update_batch(
             batch.id, now, attempts=attempts, next_attempt_at=now + timedelta(seconds=delay)
         )
 
-    async def _mark_batch(self, batch: Batch, state: BatchState) -> None:
-        await self._repository.update_batch(batch.id, self._clock(), state=state)
-        batch.state = state
+    async def _move_batch(
+        self, batch: Batch, state: BatchState, *, expected: Sequence[BatchState]
+    ) -> bool:
+        """Move ``batch`` to ``state`` unless someone (a cancel) moved it first."""
+        moved = await self._repository.change_batch_state(
+            batch.id, self._clock(), expected=expected, state=state
+        )
+        if moved:
+            batch.state = state
+        return moved
+
+    # -- progress in the thread --------------------------------------------------------------
+
+    async def _report_progress(self) -> None:
+        """Keep one progress message up to date in the thread of each batch still running."""
+        now = self._clock()
+        for cancelled in await self._repository.cancelled_batches_with_progress(CANCELLED_TEXT):
+            # The progress message of a cancelled batch must not promise a transcript.
+            try:
+                await self._slack.update_message(
+                    channel=cancelled.channel_id,
+                    ts=cancelled.status_ts or "",
+                    text=CANCELLED_TEXT,
+                    blocks=[_context(CANCELLED_TEXT)],
+                    batch_id=cancelled.id,
+                    final=True,
+                )
+            except SlackApiError as exc:
+                log.warning("batch %s: could not mark cancelled: %s", cancelled.id, exc)
+            await self._repository.update_batch(
+                cancelled.id, now, status_text=CANCELLED_TEXT, status_updated_at=now
+            )
+        for batch in await self._repository.batches_in_progress():
+            if now - batch.created_at < self._progress_after:
+                continue
+            jobs = [job for job in await self._repository.jobs_of(batch.id)]
+            reported = [job for job in jobs if job.state is not JobState.SKIPPED]
+            if not reported or all(job.state.is_terminal for job in reported):
+                continue  # the reply is next; it takes over the progress message
+            text = progress_text(reported)
+            try:
+                await self._show_progress(batch, text, now)
+            except SlackApiError as exc:
+                # Progress is a courtesy: the work and the final reply do not depend on it.
+                log.warning("batch %s: progress update failed: %s", batch.id, slack_error_code(exc))
+
+    async def _show_progress(self, batch: Batch, text: str, now: datetime) -> None:
+        blocks = [_context(text)]
+        if batch.status_ts == PENDING_STATUS:
+            thread = await self._slack.thread_state(
+                channel=batch.channel_id, thread_ts=batch.thread_ts, batch_id=batch.id
+            )
+            batch.status_ts = thread.status_ts
+            if batch.status_ts is not None:
+                await self._repository.update_batch(batch.id, now, status_ts=batch.status_ts)
+        if batch.status_ts is None or batch.status_ts == PENDING_STATUS:
+            # Marked first: if the process dies during the post, the next run looks for the
+            # message in the thread instead of posting a second one.
+            await self._repository.update_batch(batch.id, now, status_ts=PENDING_STATUS)
+            ts = await self._slack.post_reply(
+                channel=batch.channel_id,
+                thread_ts=batch.thread_ts,
+                text=text,
+                blocks=blocks,
+                batch_id=batch.id,
+                final=False,
+            )
+            await self._repository.update_batch(
+                batch.id, now, status_ts=ts, status_text=text, status_updated_at=now
+            )
+            return
+        due = batch.status_updated_at is None or now - batch.status_updated_at >= (
+            self._progress_every
+        )
+        if text != batch.status_text and due:
+            await self._slack.update_message(
+                channel=batch.channel_id,
+                ts=batch.status_ts,
+                text=text,
+                blocks=blocks,
+                batch_id=batch.id,
+                final=False,
+            )
+            await self._repository.update_batch(
+                batch.id, now, status_text=text, status_updated_at=now
+            )
 
     # -- clean-up at the provider ------------------------------------------------------------
 
     async def _clean_up(self) -> None:
         groups: dict[tuple[str, str], list[Job]] = {}
-        for job in await self._repository.jobs_to_clean_up():
+        for job in await self._repository.jobs_to_clean_up(self._clock()):
             groups.setdefault((job.provider, job.batch_id), []).append(job)
         for (provider_name, _), jobs in groups.items():
             provider = self._providers.get(provider_name)
@@ -524,11 +699,26 @@ class Pipeline:
                 try:
                     await provider.clean_up([await self._provider_job(job) for job in jobs])
                 except TranscribeError as exc:
-                    # Left for the next cycle; if it keeps failing, the provider keeps a copy.
                     log.warning("clean-up of %s failed: %s", ids, exc.detail)
                     if isinstance(exc, TemporaryError):
+                        # Still in use at the provider (a cancelled job still processing) or a
+                        # passing fault: try again in a while, not every cycle.
+                        retry_at = self._clock() + timedelta(seconds=CLEAN_UP_RETRY_SECONDS)
+                        await self._repository.update_jobs(
+                            ids, self._clock(), next_attempt_at=retry_at
+                        )
                         continue
             await self._repository.update_jobs(ids, self._clock(), cleaned_up=True)
+
+    async def _purge_old_transcripts(self) -> None:
+        """Erase transcripts delivered longer than the retention period ago (hourly)."""
+        now = self._clock()
+        if self._last_purge_at is not None and now - self._last_purge_at < timedelta(hours=1):
+            return
+        self._last_purge_at = now
+        purged = await self._repository.purge_before(now - self._retention, now)
+        if purged:
+            log.info("erased %d transcript(s) past the retention period", purged)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -557,6 +747,21 @@ class Pipeline:
         if not eta_seconds:
             return self._poll_interval
         return max(self._poll_interval, min(eta_seconds, MAX_ETA_DELAY_SECONDS))
+
+
+CANCELLED_TEXT = ":no_entry_sign: Transcription cancelled; nothing more will be posted for it."
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def progress_text(jobs: Sequence[Job]) -> str:
+    """``Transcribing 2 files… 1 of 2 done``; for one file, its name."""
+    done = sum(job.state.is_terminal for job in jobs)
+    if len(jobs) == 1:
+        return f":hourglass_flowing_sand: Transcribing *{escape(jobs[0].filename)}*…"
+    return f":hourglass_flowing_sand: Transcribing {len(jobs)} files… {done} of {len(jobs)} done"
 
 
 def _eta(now: datetime, seconds: float | None) -> datetime | None:

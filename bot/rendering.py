@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from bot.transcript import Transcript, to_plain_text
+from bot.media import is_video
+from bot.transcript import Segment, Transcript, to_plain_text
 from storage.models import Job, JobState
 
 #: One file's transcript longer than this goes into a file.
@@ -41,8 +42,60 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def attachment_name(job: Job) -> str:
-    return f"{PurePosixPath(job.filename).stem or 'transcript'}-transcript.txt"
+def attachment_name(job: Job, suffix: str = ".txt") -> str:
+    return f"{PurePosixPath(job.filename).stem or 'transcript'}-transcript{suffix}"
+
+
+#: Subtitle cues longer than this are split, with time shared out by length.
+MAX_CUE_CHARS = 84
+
+
+def _srt_time(ms: int) -> str:
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d},{millis:03d}"
+
+
+def _cue_texts(text: str) -> list[str]:
+    pieces: list[str] = []
+    current = ""
+    for word in text.split():
+        if current and len(current) + 1 + len(word) > MAX_CUE_CHARS:
+            pieces.append(current)
+            current = word
+        else:
+            current = f"{current} {word}".strip()
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def to_srt(transcript: Transcript) -> str | None:
+    """SubRip subtitles from the provider's timings; None when it gave none."""
+    timed = [s for s in transcript.segments if s.start_ms is not None and s.end_ms is not None]
+    if not timed:
+        return None
+    cues: list[str] = []
+    for segment in timed:
+        assert segment.start_ms is not None and segment.end_ms is not None
+        pieces = _cue_texts(segment.text)
+        total = sum(len(piece) for piece in pieces) or 1
+        start = segment.start_ms
+        span = max(segment.end_ms - segment.start_ms, 0)
+        for piece in pieces:
+            end = start + span * len(piece) // total
+            label = _speaker_label(segment)
+            cues.append(
+                f"{len(cues) + 1}\n{_srt_time(start)} --> {_srt_time(max(end, start + 1))}\n"
+                f"{label}{piece}\n"
+            )
+            start = end
+    return "\n".join(cues)
+
+
+def _speaker_label(segment: Segment) -> str:
+    return f"[Speaker {segment.speaker}] " if segment.speaker is not None else ""
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -100,6 +153,20 @@ def render_reply(jobs: list[Job]) -> Reply:
                 content=text + "\n",
             )
             attachments.append(attachment)
+            subtitles = (
+                to_srt(Transcript.model_validate(job.transcript))
+                if job.transcript is not None and is_video(job.filename, job.mimetype)
+                else None
+            )
+            if subtitles:
+                attachments.append(
+                    Attachment(
+                        job_id=job.id,
+                        filename=attachment_name(job, ".srt"),
+                        title=f"Subtitles for {job.filename}",
+                        content=subtitles,
+                    )
+                )
             blocks.append(
                 _section(
                     f":speech_balloon: *{name}* ({len(text):,} characters; full transcript in "

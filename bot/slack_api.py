@@ -7,16 +7,21 @@ installed in :func:`build_web_client`; what still fails reaches the caller as ``
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import metrics
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +67,11 @@ def slack_error_code(exc: SlackApiError) -> str:
 
 @dataclass
 class ThreadState:
-    """What a thread already holds from us: the reply of a batch, and file names we uploaded."""
+    """What a thread already holds from us: the reply (or progress message) of a batch, and the
+    names of files uploaded there."""
 
     reply_ts: str | None
+    status_ts: str | None
     file_names: set[str]
 
 
@@ -73,15 +80,16 @@ class SlackGateway:
         self.client = client
 
     async def file_info(self, file_id: str) -> dict[str, Any]:
-        response = await self.client.files_info(file=file_id)
+        with _observed("files.info"):
+            response = await self.client.files_info(file=file_id)
         file = response.get("file")
         return file if isinstance(file, dict) else {}
 
     async def add_reaction(self, channel: str, ts: str, name: str) -> None:
-        await self._reaction("reactions_add", channel, ts, name, ignore="already_reacted")
+        await self._reaction("reactions.add", channel, ts, name, ignore="already_reacted")
 
     async def remove_reaction(self, channel: str, ts: str, name: str) -> None:
-        await self._reaction("reactions_remove", channel, ts, name, ignore="no_reaction")
+        await self._reaction("reactions.remove", channel, ts, name, ignore="no_reaction")
 
     async def post_reply(
         self,
@@ -91,42 +99,68 @@ class SlackGateway:
         text: str,
         blocks: list[dict[str, Any]],
         batch_id: str,
+        final: bool = True,
     ) -> str:
-        response = await self.client.chat_postMessage(
-            channel=channel,
-            thread_ts=thread_ts,
-            text=text,
-            blocks=blocks,
-            unfurl_links=False,
-            unfurl_media=False,
-            metadata={"event_type": REPLY_EVENT_TYPE, "event_payload": {"batch_id": batch_id}},
-        )
+        """Post in the thread; ``final=False`` marks a progress message that will become the
+        reply."""
+        with _observed("chat.postMessage"):
+            response = await self.client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread_ts,
+                text=text,
+                blocks=blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata=_batch_metadata(batch_id, final),
+            )
         return str(response["ts"])
+
+    async def update_message(
+        self,
+        *,
+        channel: str,
+        ts: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        batch_id: str,
+        final: bool,
+    ) -> None:
+        with _observed("chat.update"):
+            await self.client.chat_update(
+                channel=channel,
+                ts=ts,
+                text=text,
+                blocks=blocks,
+                metadata=_batch_metadata(batch_id, final),
+            )
 
     async def upload_text(
         self, *, channel: str, thread_ts: str, filename: str, title: str, content: str
     ) -> None:
-        await self.client.files_upload_v2(
-            channel=channel,
-            thread_ts=thread_ts,
-            filename=filename,
-            title=title,
-            content=content,
-        )
+        with _observed("files.uploadV2"):
+            await self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                filename=filename,
+                title=title,
+                content=content,
+            )
 
     async def thread_state(self, *, channel: str, thread_ts: str, batch_id: str) -> ThreadState:
         """Look through a thread for the reply of ``batch_id`` and for files already uploaded."""
         reply_ts: str | None = None
+        status_ts: str | None = None
         names: set[str] = set()
         cursor: str | None = None
         while True:
-            response = await self.client.conversations_replies(
-                channel=channel,
-                ts=thread_ts,
-                include_all_metadata=True,
-                limit=200,
-                cursor=cursor,
-            )
+            with _observed("conversations.replies"):
+                response = await self.client.conversations_replies(
+                    channel=channel,
+                    ts=thread_ts,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
             for message in response.get("messages") or []:
                 metadata = message.get("metadata") or {}
                 payload = metadata.get("event_payload") or {}
@@ -134,20 +168,63 @@ class SlackGateway:
                     metadata.get("event_type") == REPLY_EVENT_TYPE
                     and payload.get("batch_id") == batch_id
                 ):
-                    reply_ts = str(message.get("ts"))
+                    if payload.get("final", True):
+                        reply_ts = str(message.get("ts"))
+                    else:
+                        status_ts = str(message.get("ts"))
                 for file in message.get("files") or []:
                     if file.get("name"):
                         names.add(str(file["name"]))
             cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
-                return ThreadState(reply_ts=reply_ts, file_names=names)
+                return ThreadState(reply_ts=reply_ts, status_ts=status_ts, file_names=names)
 
     async def _reaction(
         self, method: str, channel: str, ts: str, name: str, *, ignore: str
     ) -> None:
+        call = getattr(self.client, method.replace(".", "_"))
         try:
-            await getattr(self.client, method)(channel=channel, timestamp=ts, name=name)
+            with _observed(method, ignore=ignore):
+                await call(channel=channel, timestamp=ts, name=name)
         except SlackApiError as exc:
             # A reaction is decoration: never let it stop the work.
             if slack_error_code(exc) != ignore:
                 log.warning("%s %s failed: %s", method, name, slack_error_code(exc))
+
+
+def _batch_metadata(batch_id: str, final: bool) -> dict[str, Any]:
+    return {
+        "event_type": REPLY_EVENT_TYPE,
+        "event_payload": {"batch_id": batch_id, "final": final},
+    }
+
+
+@contextmanager
+def _observed(method: str, *, ignore: str | None = None) -> Iterator[None]:
+    """Count a Web API call, and its failure by method and Slack's error code.
+
+    ``ignore`` is an error the caller expects and treats as success (``already_reacted``): it is
+    not an error worth an alert. For ``files_upload_v2``, which makes several calls, the failing
+    one is named from the response's URL.
+    """
+    metrics.record_slack_call(method)
+    try:
+        yield
+    except SlackApiError as exc:
+        code = slack_error_code(exc)
+        if code != ignore:
+            metrics.record_slack_error(_failed_method(exc, method), code)
+        raise
+    except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+        # Still failing after slack-sdk's connection retries.
+        metrics.record_slack_error(method, type(exc).__name__)
+        raise
+
+
+def _failed_method(exc: SlackApiError, default: str) -> str:
+    api_url = getattr(exc.response, "api_url", None)
+    if isinstance(api_url, str) and "/" in api_url:
+        name = api_url.rstrip("/").rsplit("/", 1)[1]
+        if name and "." in name:
+            return name
+    return default

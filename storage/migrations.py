@@ -75,4 +75,14 @@ MIGRATIONS: list[str] = [
         updated_at     TEXT NOT NULL
     );
     """,
+    # 2: the thread's progress message of a running batch.
+    """
+    ALTER TABLE batches ADD COLUMN status_ts TEXT;
+    ALTER TABLE batches ADD COLUMN status_text TEXT;
+    ALTER TABLE batches ADD COLUMN status_updated_at TEXT;
+    """,
+    # 3: find the jobs a provider's webhook names.
+    """
+    CREATE INDEX jobs_by_remote_id ON jobs (provider, provider_job_id);
+    """,
 ]

@@ -98,6 +98,15 @@ class Batch:
     created_at: datetime
     updated_at: datetime
     delivered_at: datetime | None
+    #: The thread message showing progress; ``PENDING_STATUS`` while it is being posted.
+    status_ts: str | None = None
+    status_text: str | None = None
+    status_updated_at: datetime | None = None
+
+
+#: ``Batch.status_ts`` while the progress message is being posted: after a crash the thread is
+#: searched for it instead of posting a second one.
+PENDING_STATUS = "pending"
 
 
 @dataclass

@@ -22,6 +22,7 @@ import aiosqlite
 
 from storage.migrations import MIGRATIONS
 from storage.models import (
+    PENDING_STATUS,
     TERMINAL_JOB_STATES,
     Batch,
     BatchState,
@@ -60,7 +61,17 @@ _JOB_COLUMNS = frozenset(
     }
 )
 _BATCH_COLUMNS = frozenset(
-    {"state", "reply_ts", "attempts", "next_attempt_at", "delivered_at", "provider"}
+    {
+        "state",
+        "reply_ts",
+        "attempts",
+        "next_attempt_at",
+        "delivered_at",
+        "provider",
+        "status_ts",
+        "status_text",
+        "status_updated_at",
+    }
 )
 
 
@@ -260,6 +271,13 @@ class Repository:
             (*[s.value for s in TERMINAL_JOB_STATES], BatchState.OPEN.value),
         )
 
+    async def open_jobs_for_remote_id(self, provider: str, remote_id: str) -> list[Job]:
+        """Submitted jobs waiting on the provider's ``remote_id`` (a transcription or batch)."""
+        return await self._jobs(
+            "WHERE provider = ? AND provider_job_id = ? AND state IN (?, ?)",
+            (provider, remote_id, JobState.SUBMITTED.value, JobState.PROCESSING.value),
+        )
+
     async def batches_to_deliver(self, now: datetime) -> list[Batch]:
         """Batches whose jobs are all terminal and whose reply is not posted yet, when due."""
         placeholders = ",".join("?" for _ in TERMINAL_JOB_STATES)
@@ -283,19 +301,67 @@ class Repository:
             rows = await cursor.fetchall()
         return [_batch(row) for row in rows]
 
-    async def jobs_to_clean_up(self) -> list[Job]:
-        """Terminal jobs of finished batches that may still hold something at the provider."""
+    async def jobs_to_clean_up(self, now: datetime) -> list[Job]:
+        """Jobs of finished batches that may still hold something at the provider, when due."""
         return await self._jobs(
             """WHERE cleaned_up = 0
                  AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
                  AND batch_id IN (SELECT id FROM batches WHERE state IN (?, ?, ?))
+                 AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
                ORDER BY batch_id, position""",
             (
                 BatchState.DELIVERED.value,
                 BatchState.UNDELIVERABLE.value,
                 BatchState.CANCELLED.value,
+                _to_text(now),
             ),
         )
+
+    async def cancelled_batches_with_progress(self, cancelled_text: str) -> list[Batch]:
+        """Cancelled batches whose progress message does not say so yet."""
+        async with (
+            self._read() as db,
+            db.execute(
+                """SELECT * FROM batches WHERE state = ? AND status_ts IS NOT NULL
+                     AND status_ts != ? AND (status_text IS NULL OR status_text != ?)""",
+                (BatchState.CANCELLED.value, PENDING_STATUS, cancelled_text),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [_batch(row) for row in rows]
+
+    async def purge_before(self, cutoff: datetime, now: datetime) -> int:
+        """Erase transcripts of batches finished before ``cutoff``, and old event ids.
+
+        What was said goes; the bookkeeping (file names, states, times) stays for ``status``.
+        """
+        finished = (
+            BatchState.DELIVERED.value,
+            BatchState.UNDELIVERABLE.value,
+            BatchState.CANCELLED.value,
+        )
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                """UPDATE jobs SET transcript = NULL, raw_result = NULL, updated_at = ?
+                   WHERE (transcript IS NOT NULL OR raw_result IS NOT NULL)
+                     AND batch_id IN (SELECT id FROM batches WHERE state IN (?, ?, ?)
+                                      AND updated_at < ?)""",
+                (_to_text(now), *finished, _to_text(cutoff)),
+            )
+            await db.execute("DELETE FROM processed_events WHERE seen_at < ?", (_to_text(cutoff),))
+        return cursor.rowcount
+
+    async def batches_in_progress(self) -> list[Batch]:
+        """Open batches, oldest first: the ones whose thread may show a progress message."""
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT * FROM batches WHERE state = ? ORDER BY created_at",
+                (BatchState.OPEN.value,),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [_batch(row) for row in rows]
 
     async def count_jobs_by_state(self) -> dict[str, int]:
         async with (
@@ -385,6 +451,170 @@ class Repository:
             rows = await cursor.fetchall()
         return [_job(row) for row in rows]
 
+    # -- channel views (slash commands) -------------------------------------------------------
+
+    async def _batches(self, where: str, parameters: Sequence[Any]) -> list[Batch]:
+        async with (
+            self._read() as db,
+            db.execute(f"SELECT * FROM batches {where}", parameters) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [_batch(row) for row in rows]
+
+    async def running_batches(self, channel_id: str) -> list[Batch]:
+        """The channel's batches whose reply is not posted yet, oldest first."""
+        return await self._batches(
+            "WHERE channel_id = ? AND state IN (?, ?) ORDER BY created_at, id",
+            (channel_id, BatchState.OPEN.value, BatchState.DELIVERING.value),
+        )
+
+    async def finished_batches(self, channel_id: str, limit: int) -> list[Batch]:
+        """The channel's last ``limit`` batches that will not change any more, newest first."""
+        return await self._batches(
+            """WHERE channel_id = ? AND state IN (?, ?, ?)
+               ORDER BY updated_at DESC, created_at DESC LIMIT ?""",
+            (
+                channel_id,
+                BatchState.DELIVERED.value,
+                BatchState.UNDELIVERABLE.value,
+                BatchState.CANCELLED.value,
+                limit,
+            ),
+        )
+
+    async def active_batch_for_message(self, channel_id: str, message_ts: str) -> Batch | None:
+        """A batch for this message that is still at work, if any: asking twice for the same
+        message while the first answer is pending should not start a second one."""
+        batches = await self._batches(
+            """WHERE channel_id = ? AND message_ts = ? AND state IN (?, ?)
+               ORDER BY created_at DESC LIMIT 1""",
+            (channel_id, message_ts, BatchState.OPEN.value, BatchState.DELIVERING.value),
+        )
+        return batches[0] if batches else None
+
+    async def last_failed_batch(self, channel_id: str) -> Batch | None:
+        """The channel's newest finished batch with a failed job that no later batch for the same
+        message has superseded (a retry, a shortcut, a mention): retrying it twice would post the
+        same transcript twice."""
+        batches = await self._batches(
+            """WHERE channel_id = ? AND state IN (?, ?)
+                 AND EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = batches.id AND j.state = ?)
+                 AND NOT EXISTS (SELECT 1 FROM batches later
+                                 WHERE later.channel_id = batches.channel_id
+                                   AND later.message_ts = batches.message_ts
+                                   AND later.created_at > batches.created_at)
+               ORDER BY created_at DESC LIMIT 1""",
+            (
+                channel_id,
+                BatchState.DELIVERED.value,
+                BatchState.UNDELIVERABLE.value,
+                JobState.FAILED.value,
+            ),
+        )
+        return batches[0] if batches else None
+
+    async def jobs_of_batches(self, batch_ids: Sequence[str]) -> dict[str, list[Job]]:
+        """The jobs of several batches at once, in order, keyed by batch id."""
+        found: dict[str, list[Job]] = {batch_id: [] for batch_id in batch_ids}
+        if not batch_ids:
+            return found
+        placeholders = ",".join("?" for _ in batch_ids)
+        for job in await self._jobs(
+            f"WHERE batch_id IN ({placeholders}) ORDER BY batch_id, position", batch_ids
+        ):
+            found[job.batch_id].append(job)
+        return found
+
+    async def change_batch_state(
+        self,
+        batch_id: str,
+        now: datetime,
+        *,
+        expected: Iterable[BatchState],
+        state: BatchState,
+    ) -> bool:
+        """Move a batch to ``state`` only if it is in one of the ``expected`` states, atomically;
+        False when it was not (someone else moved it first). Cancelling uses this so that a
+        batch the pipeline has started to deliver is never marked cancelled, and the pipeline can
+        use it so that a cancelled batch is never moved back to delivering."""
+        states = [s.value for s in expected]
+        placeholders = ",".join("?" for _ in states)
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                f"""UPDATE batches SET state = ?, updated_at = ?
+                    WHERE id = ? AND state IN ({placeholders})""",
+                (state.value, _to_text(now), batch_id, *states),
+            )
+        return cursor.rowcount == 1
+
+    # -- operations: figures for /metrics ------------------------------------------------------
+
+    async def count_jobs_by_state_and_provider(self) -> dict[tuple[str, str], int]:
+        """``{(state, provider): count}`` over every job kept, for the metrics page."""
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT state, provider, COUNT(*) FROM jobs GROUP BY state, provider"
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return {(str(row[0]), str(row[1])): int(row[2]) for row in rows}
+
+    async def count_batches_by_state(self) -> dict[str, int]:
+        """``{state: count}`` over every batch kept; undeliverable ones are worth an alert."""
+        async with (
+            self._read() as db,
+            db.execute("SELECT state, COUNT(*) FROM batches GROUP BY state") as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    # -- operations: bulk forms for a cycle with thousands of units in flight ------------------
+
+    async def get_batches(self, batch_ids: Iterable[str]) -> dict[str, Batch]:
+        """Several batches in one read, keyed by id (missing ids are left out).
+
+        One query instead of one per job: a cycle that polls 10,000 jobs otherwise spends more
+        time on round trips to the database thread than on anything else.
+        """
+        ids = list(dict.fromkeys(batch_ids))
+        found: dict[str, Batch] = {}
+        per_query = 500  # far below SQLite's limit on bound variables, whatever the build
+        async with self._read() as db:
+            for start in range(0, len(ids), per_query):
+                chunk = ids[start : start + per_query]
+                placeholders = ",".join("?" for _ in chunk)
+                async with db.execute(
+                    f"SELECT * FROM batches WHERE id IN ({placeholders})", chunk
+                ) as cursor:
+                    rows = await cursor.fetchall()
+                for row in rows:
+                    found[row["id"]] = _batch(row)
+        return found
+
+    async def update_jobs_each(self, changes: dict[str, dict[str, Any]], now: datetime) -> None:
+        """Set different ``fields`` on each job (``{job_id: fields}``) in one transaction.
+
+        For the answers of one poll round: recording them one transaction each costs three
+        round trips and a lock hand-over per job, which dominates a cycle with many jobs.
+        """
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for job_id, fields in changes.items():
+            unknown = set(fields) - _JOB_COLUMNS
+            if unknown:
+                raise ValueError(f"not job columns: {sorted(unknown)}")
+            columns = tuple(fields)
+            values = [_encode(column, fields[column]) for column in columns]
+            groups.setdefault(columns, []).append((*values, _to_text(now), job_id))
+        if not groups:
+            return
+        async with self._transaction() as db:
+            for columns, rows in groups.items():
+                assignments = "".join(f"{column} = ?, " for column in columns)
+                await db.executemany(
+                    f"UPDATE jobs SET {assignments}updated_at = ? WHERE id = ?", rows
+                )
+
 
 def _batch(row: aiosqlite.Row) -> Batch:
     return Batch(
@@ -404,6 +634,9 @@ def _batch(row: aiosqlite.Row) -> Batch:
         created_at=_required_time(row["created_at"]),
         updated_at=_required_time(row["updated_at"]),
         delivered_at=_to_time(row["delivered_at"]),
+        status_ts=row["status_ts"],
+        status_text=row["status_text"],
+        status_updated_at=_to_time(row["status_updated_at"]),
     )
 
 

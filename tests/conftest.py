@@ -96,3 +96,31 @@ class SlackSender:
 @pytest.fixture
 def slack_sender(fake_slack: FakeSlack, bot: Runtime) -> SlackSender:
     return SlackSender(fake_slack, bot)
+
+
+class ManualClock:
+    """A clock the test moves: backoff delays and age limits pass without waiting."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> Any:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+
+
+def final_replies(fake: FakeSlack, event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The bot's transcript replies in the event's thread (not progress messages)."""
+    thread = event.get("thread_ts") or event["ts"]
+    return [
+        message
+        for message in fake.messages
+        if message.get("thread_ts") == thread
+        and ((message.get("metadata") or {}).get("event_payload") or {}).get("final")
+    ]

@@ -6,6 +6,7 @@ import httpx
 
 from bot.config import ProviderName, Settings
 from bot.providers.base import Provider
+from bot.providers.soket import SoketProvider
 from bot.providers.soniox import SonioxProvider
 
 
@@ -18,5 +19,13 @@ def build_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, 
             api_url=str(settings.soniox_api_url),
             api_key=settings.soniox_api_key.get_secret_value(),
             model=settings.soniox_model,
+            max_pending=settings.soniox_max_pending,
+            webhook=settings.soniox_webhook,
+        )
+    if settings.soket_api_token is not None:
+        providers[ProviderName.SOKET.value] = SoketProvider(
+            client,
+            api_url=str(settings.soket_api_url),
+            api_token=settings.soket_api_token.get_secret_value(),
         )
     return providers

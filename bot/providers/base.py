@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from bot import metrics
 from bot.errors import PermanentError, RateLimited, TemporaryError
 from bot.transcript import Transcript
 
@@ -100,6 +101,9 @@ class Provider(ABC):
     name: ClassVar[str]
     #: True when all jobs of one Slack message travel as one group.
     batch_native: ClassVar[bool] = False
+    #: Most jobs submitted and not yet finished at once; the pipeline holds the rest back so a
+    #: provider-side cap (Soniox: 100 pending transcriptions) is never reached. None: no limit.
+    max_in_flight: int | None = None
 
     @abstractmethod
     async def check_credentials(self) -> None:
@@ -150,12 +154,20 @@ async def send(
 
     Other statuses come back for the caller to interpret: only it knows its error bodies.
     """
+    started = time.perf_counter()
     try:
         response = await client.send(request, stream=stream)
     except httpx.TimeoutException as exc:
+        metrics.record_provider_call(what, request, "timeout", time.perf_counter() - started)
         raise TemporaryError(f"{what}: timed out ({type(exc).__name__})") from exc
     except httpx.TransportError as exc:
+        metrics.record_provider_call(
+            what, request, "connection_error", time.perf_counter() - started
+        )
         raise TemporaryError(f"{what}: connection failed ({type(exc).__name__})") from exc
+    # Every call is counted here, where all provider traffic passes, with its status: a rise in
+    # 4xx after a provider changes its API shows up without any code at the call sites.
+    metrics.record_provider_call(what, request, response.status_code, time.perf_counter() - started)
     if (response.status_code == 429 or response.status_code >= 500) and stream:
         await response.aread()  # the error text is small; reading it releases the connection
     if response.status_code == 429:

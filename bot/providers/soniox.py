@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from bot.config import WebhookTarget
 from bot.errors import NotReadyYet, PermanentError, ProviderAuthError, TemporaryError
 from bot.providers.base import (
     Progress,
@@ -39,8 +40,17 @@ class SonioxProvider(Provider):
     batch_native = False
 
     def __init__(
-        self, client: httpx.AsyncClient, *, api_url: str, api_key: str, model: str
+        self,
+        client: httpx.AsyncClient,
+        *,
+        api_url: str,
+        api_key: str,
+        model: str,
+        max_pending: int | None = 50,
+        webhook: WebhookTarget | None = None,
     ) -> None:
+        self.max_in_flight = max_pending
+        self._webhook = webhook
         self._client = client
         self._base = api_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}"}
@@ -86,6 +96,10 @@ class SonioxProvider(Provider):
                 raise PermanentError(f"job {job.job_id} has neither a file nor a link")
             if job.language_hints:
                 request["language_hints"] = job.language_hints
+            if self._webhook is not None:
+                request["webhook_url"] = self._webhook.url
+                request["webhook_auth_header_name"] = self._webhook.header_name
+                request["webhook_auth_header_value"] = self._webhook.header_value
             try:
                 body = await self._call(
                     "POST", "/transcriptions", what="create transcription", json=request
@@ -121,7 +135,7 @@ class SonioxProvider(Provider):
     async def _progress(self, job: ProviderJob, status: dict[str, Any]) -> Progress:
         state = status.get("status")
         if state in ("queued", "processing"):
-            return Progress(ProgressStatus(state), raw=status)
+            return Progress(ProgressStatus(state), raw=status, eta_seconds=_eta(status))
         if state == "completed":
             try:
                 transcript = await self._call(
@@ -164,6 +178,18 @@ class SonioxProvider(Provider):
         if response.status_code == 204:
             return None
         raise _error(response, what)
+
+
+#: Soniox documents no processing speed; async transcription runs far faster than real time, so
+#: a twentieth of the audio's length is a cautious guess for when a poll is worth making.
+ASSUMED_SPEED_FACTOR = 20
+
+
+def _eta(status: dict[str, Any]) -> float | None:
+    duration_ms = status.get("audio_duration_ms")
+    if not isinstance(duration_ms, (int, float)) or duration_ms <= 0:
+        return None
+    return duration_ms / 1000 / ASSUMED_SPEED_FACTOR
 
 
 def _error(response: httpx.Response, what: str) -> Exception:

@@ -7,18 +7,11 @@ from typing import Any
 
 from bot.app import Runtime, running_bot
 from storage.models import BatchState
-from tests.conftest import SettingsFactory, SlackSender
+from tests.conftest import SettingsFactory, SlackSender, final_replies
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
 
-
-def bot_replies(fake: FakeSlack, event: dict[str, Any]) -> list[dict[str, Any]]:
-    """Messages the bot posted in the event's thread (file-share notices excluded)."""
-    return [
-        message
-        for message in fake.messages
-        if message.get("thread_ts") == event.get("thread_ts", event["ts"])
-    ]
+bot_replies = final_replies
 
 
 async def test_restart_resumes_work_in_flight_without_repeating_it(

@@ -96,11 +96,11 @@ async def test_clean_up_waits_for_delivery(repository: Repository) -> None:
     await repository.update_job(
         job.id, NOW, state=JobState.COMPLETED, provider_file_id="pf", provider_job_id="pj"
     )
-    assert await repository.jobs_to_clean_up() == []
+    assert await repository.jobs_to_clean_up(NOW) == []
     await repository.update_batch(batch.id, NOW, state=BatchState.DELIVERED)
-    assert [j.id for j in await repository.jobs_to_clean_up()] == [job.id]
+    assert [j.id for j in await repository.jobs_to_clean_up(NOW)] == [job.id]
     await repository.update_job(job.id, NOW, cleaned_up=True)
-    assert await repository.jobs_to_clean_up() == []
+    assert await repository.jobs_to_clean_up(NOW) == []
 
 
 async def test_times_round_trip_in_utc(repository: Repository) -> None:
