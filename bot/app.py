@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,10 +16,13 @@ from typing import Any
 
 import httpx
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
 
+from bot import metrics
 from bot.config import ConfigError, Settings
 from bot.intake import Intake
 from bot.listeners import register_listeners
@@ -31,6 +35,8 @@ from bot.slack_files import SlackFileDownloader, slack_file_hosts
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Slack's payloads are small; anything bigger is not from Slack.
 MAX_REQUEST_BYTES = 1024 * 1024
@@ -106,6 +112,8 @@ async def build_runtime(
         poll_interval=settings.poll_interval_seconds,
         clock=clock,
         max_concurrent_transfers=settings.max_concurrent_transfers,
+        retention=timedelta(days=settings.retention_days),
+        progress_after=timedelta(seconds=settings.progress_after_seconds),
     )
     scheduler = PollScheduler(pipeline.run_cycle, interval_seconds=settings.poll_interval_seconds)
     pipeline.on_progress = scheduler.kick
@@ -141,33 +149,130 @@ async def build_runtime(
 
 def build_http_app(runtime: Runtime, *, slack_events: bool) -> web.Application:
     """``GET /healthz`` always; ``POST /slack/events`` in HTTP mode."""
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_timed])
+
+    verifier = (
+        SignatureVerifier(runtime.settings.slack_signing_secret.get_secret_value())
+        if runtime.settings.slack_signing_secret is not None
+        else None
+    )
 
     async def slack_events_handler(request: web.Request) -> web.StreamResponse:
-        bolt_request = await to_bolt_request(request)
+        # Checked here as well as in Bolt: a forged or malformed request must get a 4xx and
+        # never reach a listener, and Bolt answers some malformed input with a 500.
+        body = await request.text()
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        if (
+            verifier is None
+            or not timestamp.isdigit()
+            or not verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+        ):
+            return web.json_response({"error": "invalid request signature"}, status=401)
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=body, query=request.query_string, headers=dict(request.headers)
+            )
+        except ValueError:
+            return web.json_response({"error": "malformed request body"}, status=400)
         bolt_response = await runtime.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
+    # Until the first poll cycle completes, staleness is measured from now.
+    started_at = runtime.clock()
+
     async def healthz(_: web.Request) -> web.StreamResponse:
-        checks: dict[str, Any] = {}
+        healthy, report = await health_report(runtime, started_at=started_at)
+        return web.json_response(report, status=200 if healthy else 503)
+
+    async def metrics_page(_: web.Request) -> web.StreamResponse:
+        snapshot: metrics.StateSnapshot | None = None
         try:
-            checks["database"] = await runtime.repository.ping()
+            snapshot = metrics.StateSnapshot(
+                await runtime.repository.count_jobs_by_state_and_provider(),
+                await runtime.repository.count_batches_by_state(),
+                providers=runtime.providers,
+                units_in_flight=runtime.pipeline.jobs_in_flight,
+            )
         except Exception:
-            checks["database"] = False
-        checks["scheduler"] = runtime.scheduler.running
-        last = runtime.pipeline.last_cycle_at
-        checks["last_poll_age_seconds"] = (
-            None if last is None else round((runtime.clock() - last).total_seconds(), 3)
+            # The process figures are still worth serving; /healthz reports the database.
+            log.warning("metrics: could not read the database", exc_info=True)
+        return web.Response(
+            body=metrics.render(snapshot), headers={"Content-Type": metrics.CONTENT_TYPE}
         )
-        checks["jobs_in_flight"] = runtime.pipeline.jobs_in_flight
-        healthy = bool(checks["database"]) and bool(checks["scheduler"])
-        checks["status"] = "ok" if healthy else "unhealthy"
-        return web.json_response(checks, status=200 if healthy else 503)
 
     if slack_events:
         app.router.add_post("/slack/events", slack_events_handler)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
     return app
+
+
+@web.middleware
+async def _timed(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Time every answer: for ``/slack/events`` it is the ack that Slack retries after 3 s."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        route = request.match_info.route.resource
+        path = route.canonical if route is not None else "other"
+        metrics.observe_http_request(path, status, time.perf_counter() - started)
+
+
+#: A poll cycle older than this (and at least a minute) means the clock or the cycle is stuck.
+STALE_POLL_INTERVALS = 10
+MIN_STALE_POLL_SECONDS = 60.0
+#: A database that does not answer a ``SELECT 1`` in this long is as good as down.
+HEALTH_DB_TIMEOUT_SECONDS = 2.0
+
+
+async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool, dict[str, Any]]:
+    """What ``/healthz`` answers: every check, and whether they all pass.
+
+    A process can be up and serving HTTP while doing no work (the scheduler stopped, a poll cycle
+    hung on a lock, the database file gone); an orchestrator only restarts it if this says so.
+    """
+    problems: list[str] = []
+    try:
+        database = await asyncio.wait_for(
+            runtime.repository.ping(), timeout=HEALTH_DB_TIMEOUT_SECONDS
+        )
+    except Exception as exc:
+        database = False
+        problems.append(f"database: {type(exc).__name__}")
+    else:
+        if not database:
+            problems.append("database: no answer to SELECT 1")
+    scheduler = runtime.scheduler.running
+    if not scheduler:
+        problems.append("scheduler is not running")
+    interval = runtime.settings.poll_interval_seconds
+    stale_after = max(MIN_STALE_POLL_SECONDS, STALE_POLL_INTERVALS * interval)
+    last = runtime.pipeline.last_cycle_at
+    now = runtime.clock()
+    age = None if last is None else (now - last).total_seconds()
+    waited = (now - started_at).total_seconds() if last is None else age
+    if waited is not None and waited > stale_after:
+        problems.append(
+            f"no poll cycle completed for {waited:.0f} s (expected every {interval:g} s)"
+        )
+    healthy = not problems
+    return healthy, {
+        "status": "ok" if healthy else "unhealthy",
+        "database": database,
+        "scheduler": scheduler,
+        "last_poll_age_seconds": None if age is None else round(age, 3),
+        "poll_stale_after_seconds": stale_after,
+        "jobs_in_flight": runtime.pipeline.jobs_in_flight,
+        "problems": problems,
+    }
 
 
 @asynccontextmanager

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
+import httpx
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_http_client, serve
 from bot.config import ConfigError, ProviderName, Settings, load_settings
@@ -21,6 +25,7 @@ from bot.providers import build_providers
 from bot.providers.base import Progress, Provider, ProviderJob, Submitted, Uploaded
 from bot.slack_api import build_web_client, slack_error_code
 from bot.transcript import to_plain_text
+from storage.repository import Repository
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -45,7 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument(
         "--provider", choices=[name.value for name in ProviderName], default=None
     )
-    commands.add_parser("check", help="validate the configuration and the credentials")
+    check_command = commands.add_parser(
+        "check", help="validate the configuration and the credentials"
+    )
+    check_command.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        help="the app manifest whose scopes the token must have (default: ./manifest.yml, "
+        "then the one shipped with threadscribe)",
+    )
     return parser
 
 
@@ -56,13 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, _secrets(settings))
+    configure_logging(settings.log_level, _secrets(settings), settings.log_format)
     if args.command == "run":
         asyncio.run(serve(settings))
         return 0
     if args.command == "transcribe":
         return asyncio.run(transcribe(settings, args.source, args.provider))
-    return asyncio.run(check(settings))
+    return asyncio.run(check(settings, manifest=args.manifest))
 
 
 # -- transcribe ---------------------------------------------------------------------------------
@@ -71,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def transcribe(settings: Settings, source: str, provider_name: str | None) -> int:
     name = provider_name or settings.transcribe_provider.value
     async with build_http_client() as http:
+        http.event_hooks["request"].append(UploadProgress.hook(sys.stderr))
         provider = build_providers(settings, http).get(name)
         if provider is None:
             print(f"The {name} provider has no credentials configured.", file=sys.stderr)
@@ -137,10 +152,68 @@ async def _quiet_clean_up(provider: Provider, job: ProviderJob) -> None:
         logging.getLogger(__name__).warning("could not clean up at the provider: %s", exc.detail)
 
 
+class UploadProgress(httpx.AsyncByteStream):
+    """A request body that reports how much of it has been sent.
+
+    The provider opens the file itself and hands it to httpx, so the progress is taken where the
+    bytes leave: the request stream, wrapped by a request hook. It counts the multipart envelope
+    too, a few hundred bytes on top of the file.
+    """
+
+    #: Smaller bodies go up in a blink; a percentage would only be noise.
+    MIN_BYTES = 1024 * 1024
+
+    def __init__(self, inner: httpx.AsyncByteStream, total: int, out: TextIO) -> None:
+        self._inner = inner
+        self._total = total
+        self._out = out
+        self._sent = 0
+        self._shown = -1
+        # On a terminal one line is redrawn; in a log (CI, a pipe) a line every 10 % is enough.
+        self._step = 1 if out.isatty() else 10
+
+    @classmethod
+    def hook(cls, out: TextIO) -> Any:
+        async def wrap(request: httpx.Request) -> None:
+            total = int(request.headers.get("content-length") or 0)
+            if (
+                request.method in ("POST", "PUT")
+                and total >= cls.MIN_BYTES
+                and isinstance(request.stream, httpx.AsyncByteStream)
+            ):
+                request.stream = cls(request.stream, total, out)
+
+        return wrap
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self._sent, self._shown = 0, -1  # a retried request starts over
+        async for chunk in self._inner:
+            self._sent += len(chunk)
+            self._show()
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def _show(self) -> None:
+        percent = min(100, self._sent * 100 // self._total)
+        if percent == self._shown or (percent < 100 and percent < self._shown + self._step):
+            return
+        self._shown = percent
+        mb = 1024 * 1024
+        text = f"  uploaded {percent:3d}% ({self._sent / mb:,.1f} of {self._total / mb:,.1f} MB)"
+        if self._step == 1:
+            self._out.write("\r" + text + ("\n" if percent == 100 else ""))
+        else:
+            self._out.write(text + "\n")
+        self._out.flush()
+
+
 # -- check --------------------------------------------------------------------------------------
 
 
-async def check(settings: Settings) -> int:
+async def check(settings: Settings, *, manifest: Path | None = None) -> int:
+    """Try every credential and the database once; print what works and what to fix."""
     problems: list[str] = []
     assert settings.slack_bot_token is not None
     client = build_web_client(
@@ -149,6 +222,7 @@ async def check(settings: Settings) -> int:
     try:
         auth = await client.auth_test()
         print(f"Slack: OK, signed in as {auth.get('user')} in {auth.get('team')}")
+        problems += _check_scopes(_granted_scopes(auth.headers), manifest)
     except SlackApiError as exc:
         problems.append(
             f"Slack rejected SLACK_BOT_TOKEN ({slack_error_code(exc)}): reinstall the app and "
@@ -156,6 +230,8 @@ async def check(settings: Settings) -> int:
         )
     except Exception as exc:
         problems.append(f"Slack could not be reached at {settings.slack_api_url}: {exc}")
+    if settings.slack_app_token is not None:
+        problems += await _check_app_token(settings)
     async with build_http_client() as http:
         for name, provider in build_providers(settings, http).items():
             try:
@@ -163,9 +239,151 @@ async def check(settings: Settings) -> int:
                 print(f"{name}: OK")
             except TranscribeError as exc:
                 problems.append(f"{name}: {exc.user_message} ({exc.detail})")
+    problems += await _check_database(settings.database_path)
     print(f"Mode: {'Socket Mode' if settings.socket_mode else f'HTTP on port {settings.port}'}")
     if problems:
         print("Problems:", *[f"  - {problem}" for problem in problems], sep="\n", file=sys.stderr)
         return 1
     print("All checks passed.")
     return 0
+
+
+async def _check_app_token(settings: Settings) -> list[str]:
+    """Socket Mode needs the app-level token: ask for a connection URL, which opens nothing."""
+    assert settings.slack_app_token is not None
+    client = AsyncWebClient(base_url=str(settings.slack_api_url))
+    try:
+        await client.apps_connections_open(app_token=settings.slack_app_token.get_secret_value())
+    except SlackApiError as exc:
+        return [
+            f"Slack rejected SLACK_APP_TOKEN ({slack_error_code(exc)}): under Basic Information "
+            "-> App-Level Tokens, generate a token with the connections:write scope, and turn "
+            "Socket Mode on"
+        ]
+    except Exception as exc:
+        return [f"Slack could not be reached at {settings.slack_api_url}: {exc}"]
+    print("Slack Socket Mode: OK, the app-level token opens connections")
+    return []
+
+
+async def _check_database(path: Path) -> list[str]:
+    """Open (and if need be create and migrate) the database, as ``run`` will."""
+    try:
+        repository = await Repository.open(path)
+        try:
+            await repository.ping()
+        finally:
+            await repository.close()
+    except Exception as exc:
+        return [
+            f"the database at {path} cannot be opened ({type(exc).__name__}: {exc}); check "
+            "DATABASE_PATH and that its directory is writable by this user"
+        ]
+    print(f"Database: OK ({path})")
+    return []
+
+
+# -- scopes -------------------------------------------------------------------------------------
+
+#: Where ``check`` looks for the manifest when none is given: the working directory (a checkout or
+#: the Docker image's /app), then the source tree this package was installed from.
+DEFAULT_MANIFESTS = (Path("manifest.yml"), Path(__file__).resolve().parent.parent / "manifest.yml")
+
+
+def _granted_scopes(headers: Mapping[str, Any]) -> set[str] | None:
+    """The bot token's scopes, from the ``x-oauth-scopes`` header Slack adds to every answer."""
+    for key, value in headers.items():
+        if key.lower() == "x-oauth-scopes":
+            return {scope.strip() for scope in str(value).split(",") if scope.strip()}
+    return None
+
+
+def _check_scopes(granted: set[str] | None, manifest: Path | None) -> list[str]:
+    """Compare the granted scopes with the manifest's bot scopes; a missing one is a problem."""
+    path = manifest or next((p for p in DEFAULT_MANIFESTS if p.is_file()), None)
+    if granted is None:
+        print("Slack scopes: Slack did not say which scopes the token has; not compared")
+        return []
+    if path is None or not path.is_file():
+        where = f"{manifest} does not exist" if manifest else "no manifest.yml found"
+        print(f"Slack scopes: {', '.join(sorted(granted))} ({where}; not compared)")
+        return [f"{manifest} does not exist"] if manifest else []
+    declared = manifest_bot_scopes(path.read_text(encoding="utf-8"))
+    if declared is None:
+        return [f"{path} has no oauth_config.scopes.bot list to compare the token's scopes with"]
+    missing = [scope for scope in declared if scope not in granted]
+    extra = sorted(granted - set(declared))
+    if not missing:
+        print(f"Slack scopes: OK, all {len(declared)} scopes of {path.name} are granted")
+    if extra:
+        print(f"Slack scopes granted but not in {path.name} (not needed): {', '.join(extra)}")
+    return [
+        f"Slack scope {scope} is missing: add it in OAuth & Permissions -> Bot Token Scopes "
+        "(or update the app from manifest.yml) and reinstall the app to the workspace"
+        for scope in missing
+    ]
+
+
+_MANIFEST_KEY = re.compile(
+    r"(?P<key>[^\s#'\"-][^:#]*?|'[^']*'|\"[^\"]*\")\s*:(?:\s+(?P<value>.*))?"
+)
+_SCOPES_PATH = ["oauth_config", "scopes", "bot"]
+
+
+def manifest_bot_scopes(text: str) -> list[str] | None:
+    """The ``oauth_config.scopes.bot`` list of a YAML app manifest, or None when there is none.
+
+    A reader for this one list rather than a YAML dependency: block mappings, block lists
+    (indented or not), a flow list ``[a, b]``, quotes and comments, which is what manifests use.
+    """
+    keys: list[tuple[int, str]] = []
+    scopes: list[str] | None = None
+    list_indent: int | None = None
+    for raw in text.splitlines():
+        line = _without_comment(raw).rstrip()
+        if not line.strip() or line.startswith(("---", "...")):
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        body = line.strip()
+        if list_indent is not None:
+            if body.startswith("-") and indent >= list_indent:
+                assert scopes is not None
+                scopes.append(_scalar(body[1:]))
+                continue
+            list_indent = None
+        if body.startswith("-"):
+            continue
+        match = _MANIFEST_KEY.fullmatch(body)
+        if match is None:
+            continue
+        while keys and keys[-1][0] >= indent:
+            keys.pop()
+        keys.append((indent, _scalar(match["key"])))
+        if [key for _, key in keys] == _SCOPES_PATH:
+            value = (match["value"] or "").strip()
+            if value.startswith("["):
+                scopes = [_scalar(item) for item in value.strip("[]").split(",") if item.strip()]
+            else:
+                scopes, list_indent = [], indent
+    return scopes
+
+
+def _without_comment(line: str) -> str:
+    """The line up to a ``#`` that starts a comment (at the start or after a space, unquoted)."""
+    quote: str | None = None
+    for index, char in enumerate(line):
+        if quote is not None:
+            if char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (index == 0 or line[index - 1] in " \t"):
+            return line[:index]
+    return line
+
+
+def _scalar(text: str) -> str:
+    value = text.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value

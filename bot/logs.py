@@ -1,13 +1,28 @@
 """Logging set-up. Every record passes a filter that masks the configured secrets, so a library
-that logs a header at DEBUG cannot leak a token."""
+that logs a header at DEBUG cannot leak a token.
+
+Two formats, one line per event either way:
+
+* ``text`` (default): ``time LEVEL logger: message``, for people reading a terminal;
+* ``json``: one JSON object per line (``time``, ``level``, ``logger``, ``message``, and
+  ``exc_info`` with the traceback when there is one), for log collectors. A traceback stays inside
+  its event instead of spilling over many lines that a collector would read as separate events.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 MASK = "[redacted]"
+
+LogFormat = Literal["text", "json"]
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class RedactSecrets(logging.Filter):
@@ -29,16 +44,64 @@ class RedactSecrets(logging.Filter):
         if record.exc_info:
             formatted = logging.Formatter().formatException(record.exc_info)
             record.exc_text = self.redact(formatted)
+        elif record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
         if redacted != message or record.args:
             record.msg = redacted
             record.args = None
         return True
 
 
-def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line.
+
+    The traceback comes from ``record.exc_text`` when the redacting filter has set it, so what is
+    written is the masked text, never a fresh rendering of the exception.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": _utc_timestamp(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exc_info"] = record.exc_text
+        if record.stack_info:
+            entry["stack_info"] = record.stack_info
+        # ensure_ascii keeps every line plain ASCII whatever the message holds; a collector that
+        # splits on newlines never sees a raw one inside an event.
+        return json.dumps(entry, ensure_ascii=True, default=str)
+
+
+def _utc_timestamp(created: float) -> str:
+    """RFC 3339 in UTC with milliseconds: sorts as text and parses everywhere."""
+    moment = datetime.fromtimestamp(created, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def build_handler(
+    secrets: Iterable[str] = (),
+    log_format: LogFormat = "text",
+    stream: Any = None,
+) -> logging.Handler:
+    """A stderr handler (or ``stream``) with the chosen format and the redacting filter."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(formatter)
     handler.addFilter(RedactSecrets(secrets))
+    return handler
+
+
+def configure_logging(
+    level: str, secrets: Iterable[str] = (), log_format: LogFormat = "text"
+) -> None:
+    handler = build_handler(secrets, log_format)
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

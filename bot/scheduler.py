@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 
+from bot import metrics
+
 log = logging.getLogger(__name__)
 
 JOB_ID = "poll-cycle"
@@ -73,7 +75,8 @@ class PollScheduler:
             while True:
                 self._again = False
                 try:
-                    await self._cycle()
+                    with metrics.poll_cycle_timer():
+                        await self._cycle()
                 except Exception:
                     # A bug in one cycle must not stop the clock; the next tick tries again.
                     log.exception("poll cycle failed")

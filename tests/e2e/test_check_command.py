@@ -1,0 +1,177 @@
+"""``python -m bot check`` (and ``transcribe``'s upload progress) run as an operator runs them: a
+separate process configured by its environment, against the loopback fakes in this event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from bot.cli import manifest_bot_scopes
+from bot.config import Settings
+from tests.fakes.slack import FakeSlack
+from tests.fakes.soket import FakeSoket
+from tests.fakes.soniox import FakeSoniox
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+MANIFEST = """\
+display_information:
+  name: threadscribe   # the name people see
+oauth_config:
+  scopes:
+    bot:
+      - channels:history
+      - files:read
+      - "chat:write"
+      - reactions:write
+settings:
+  socket_mode_enabled: true
+"""
+
+
+def environment(
+    slack: FakeSlack, soniox: FakeSoniox, soket: FakeSoket, workdir: Path, **values: str
+) -> dict[str, str]:
+    """The fakes' settings and nothing left over from the test runner's environment."""
+    names = {name.upper() for name in Settings.model_fields}
+    env = {key: value for key, value in os.environ.items() if key.upper() not in names}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env.update(
+        {
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_SIGNING_SECRET": slack.signing_secret,
+            "SLACK_API_URL": slack.api_url,
+            "SONIOX_API_KEY": soniox.api_key,
+            "SONIOX_API_URL": soniox.api_url,
+            "SOKET_API_TOKEN": soket.token,
+            "SOKET_API_URL": soket.api_url,
+            "DATABASE_PATH": str(workdir / "data" / "threadscribe.db"),
+        }
+    )
+    env.update(values)
+    return env
+
+
+async def run(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+    # The fakes answer from this event loop: the child is awaited, never waited on blocking.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_check_passes_against_working_credentials(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, fake_soket: FakeSoket
+) -> None:
+    (tmp_path / "manifest.yml").write_text(MANIFEST)  # found in the working directory
+    env = environment(fake_slack, fake_soniox, fake_soket, tmp_path)
+
+    code, out, err = await run("check", env=env, cwd=tmp_path)
+
+    assert code == 0, err
+    assert "Slack: OK" in out
+    assert "Slack scopes: OK, all 4 scopes of manifest.yml are granted" in out
+    assert "soniox: OK" in out and "soket: OK" in out
+    assert "Database: OK" in out
+    assert out.rstrip().endswith("All checks passed.")
+    assert (tmp_path / "data" / "threadscribe.db").is_file()
+    for secret in (fake_slack.bot_token, fake_soniox.api_key, fake_soket.token):
+        assert secret not in out + err
+
+
+async def test_check_names_a_missing_scope_and_how_to_fix_it(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, fake_soket: FakeSoket
+) -> None:
+    manifest = tmp_path / "app-manifest.yml"
+    manifest.write_text(MANIFEST)
+    fake_slack.scopes.remove("reactions:write")
+    env = environment(fake_slack, fake_soniox, fake_soket, tmp_path)
+
+    code, out, err = await run("check", "--manifest", str(manifest), env=env, cwd=tmp_path)
+
+    assert code == 1
+    assert "Slack: OK" in out
+    assert "Slack scope reactions:write is missing" in err
+    assert "OAuth & Permissions" in err and "reinstall" in err
+    assert "chat:write" not in err, "only the missing scope is named"
+
+
+async def test_check_reports_a_wrong_soniox_key(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, fake_soket: FakeSoket
+) -> None:
+    (tmp_path / "manifest.yml").write_text(MANIFEST)
+    env = environment(fake_slack, fake_soniox, fake_soket, tmp_path, SONIOX_API_KEY="not-the-key")
+
+    code, out, err = await run("check", env=env, cwd=tmp_path)
+
+    assert code == 1
+    assert "soket: OK" in out
+    assert "soniox:" in err and "API key" in err
+    assert "Slack scope" not in err
+    assert "not-the-key" not in out + err
+
+
+async def test_check_reports_a_rejected_bot_token_and_app_token(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, fake_soket: FakeSoket
+) -> None:
+    env = environment(
+        fake_slack,
+        fake_soniox,
+        fake_soket,
+        tmp_path,
+        SLACK_BOT_TOKEN="xoxb-revoked-token",
+        SLACK_APP_TOKEN="xapp-1-wrong",
+    )
+
+    code, out, err = await run("check", env=env, cwd=tmp_path)
+
+    assert code == 1
+    assert "Slack rejected SLACK_BOT_TOKEN (invalid_auth)" in err
+    assert "Slack rejected SLACK_APP_TOKEN (invalid_auth)" in err
+    assert "connections:write" in err
+    assert "Mode: Socket Mode" in out
+
+
+async def test_transcribe_shows_upload_progress_for_a_large_file(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, fake_soket: FakeSoket
+) -> None:
+    audio = tmp_path / "town-hall.wav"
+    audio.write_bytes(b"RIFF" + bytes(3 * 1024 * 1024))
+    env = environment(fake_slack, fake_soniox, fake_soket, tmp_path, POLL_INTERVAL_SECONDS="0.05")
+
+    code, out, err = await run("transcribe", str(audio), env=env, cwd=tmp_path)
+
+    assert code == 0, err
+    assert "Hello from town-hall.wav." in out
+    progress = [line for line in err.splitlines() if "uploaded" in line]
+    assert progress[-1].strip().startswith("uploaded 100%")
+    assert 2 <= len(progress) <= 11, "a line every 10 % when stderr is not a terminal"
+
+
+def test_manifest_reader_handles_the_shapes_manifests_use() -> None:
+    assert manifest_bot_scopes(MANIFEST) == [
+        "channels:history",
+        "files:read",
+        "chat:write",
+        "reactions:write",
+    ]
+    flow = "oauth_config:\n  scopes:\n    user: [x]\n    bot: ['chat:write', files:read]\n"
+    assert manifest_bot_scopes(flow) == ["chat:write", "files:read"]
+    unindented = (
+        "oauth_config:\n  scopes:\n    bot:\n    - chat:write  # posts\n    user:\n    - x\n"
+    )
+    assert manifest_bot_scopes(unindented) == ["chat:write"]
+    assert manifest_bot_scopes("display_information:\n  name: x\n") is None
+    shipped = manifest_bot_scopes((PROJECT_ROOT / "manifest.yml").read_text())
+    assert shipped is not None and "files:read" in shipped
