@@ -212,54 +212,58 @@ class Pipeline:
 
     async def _advance(self, jobs: list[Job]) -> None:
         """Take the next step of a unit whose files are all at the provider (or links)."""
-        provider = self._providers.get(jobs[0].provider)
-        if provider is None:
-            await self._fail(jobs, _unconfigured(jobs[0].provider))
-            return
-        async with self._call_slots:
-            try:
-                # Taken before submitting: a job submitted now is first polled when its
-                # provider's estimate says it is worth it, not straight away.
-                running = [
-                    job for job in jobs if job.state in (JobState.SUBMITTED, JobState.PROCESSING)
-                ]
-                waiting = [
-                    job
-                    for job in jobs
-                    if job.state is JobState.UPLOADED
-                    or (job.kind is JobKind.URL and job.state is JobState.QUEUED)
-                ]
-                if waiting:
-                    await self._submit(provider, waiting)
-                if running:
-                    await self._poll(provider, running)
-            except TranscribeError as exc:
-                await self._handle_error(jobs, exc)
-            except Exception as exc:
-                log.exception("unexpected error advancing %s", [job.id for job in jobs])
-                await self._handle_error(jobs, TemporaryError(f"unexpected: {exc!r}"))
+        await self._run_step(jobs, self._call_slots, self._submit_and_poll)
 
     async def _transfer(self, jobs: list[Job]) -> None:
+        """Download the unit's Slack files and upload them to the provider."""
+        await self._run_step(jobs, self._transfer_slots, self._download_and_upload)
+
+    async def _run_step(
+        self,
+        jobs: list[Job],
+        slots: asyncio.Semaphore,
+        step: Callable[[Provider, list[Job]], Awaitable[None]],
+    ) -> None:
+        """Run one step of a unit; whatever it raises decides the retry or the failure."""
         provider = self._providers.get(jobs[0].provider)
         if provider is None:
             await self._fail(jobs, _unconfigured(jobs[0].provider))
             return
-        async with self._transfer_slots:
+        async with slots:
             try:
-                for job in jobs:
-                    if job.state in (JobState.QUEUED, JobState.DOWNLOADING):
-                        await self._download(job)
-                uploading = [job for job in jobs if job.state is JobState.UPLOADING]
-                if uploading:
-                    await self._upload(provider, uploading)
+                await step(provider, jobs)
             except TranscribeError as exc:
                 await self._handle_error([job for job in jobs if not job.state.is_terminal], exc)
             except Exception as exc:
-                log.exception("unexpected error transferring %s", [job.id for job in jobs])
+                # A bug must not lose the work: retried with backoff, failed at the age limit.
+                log.exception("unexpected error in a step of %s", [job.id for job in jobs])
                 await self._handle_error(
                     [job for job in jobs if not job.state.is_terminal],
                     TemporaryError(f"unexpected: {exc!r}"),
                 )
+
+    async def _submit_and_poll(self, provider: Provider, jobs: list[Job]) -> None:
+        # Taken before submitting: a job submitted now is first polled when its provider's
+        # estimate says it is worth it, not straight away.
+        running = [job for job in jobs if job.state in (JobState.SUBMITTED, JobState.PROCESSING)]
+        waiting = [
+            job
+            for job in jobs
+            if job.state is JobState.UPLOADED
+            or (job.kind is JobKind.URL and job.state is JobState.QUEUED)
+        ]
+        if waiting:
+            await self._submit(provider, waiting)
+        if running:
+            await self._poll(provider, running)
+
+    async def _download_and_upload(self, provider: Provider, jobs: list[Job]) -> None:
+        for job in jobs:
+            if job.state in (JobState.QUEUED, JobState.DOWNLOADING):
+                await self._download(job)
+        uploading = [job for job in jobs if job.state is JobState.UPLOADING]
+        if uploading:
+            await self._upload(provider, uploading)
 
     async def _download(self, job: Job) -> None:
         """Resolve, then stream the Slack file to the spool; ``job`` is updated in place."""
