@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -205,6 +206,25 @@ def build_http_app(runtime: Runtime, *, slack_events: bool) -> web.Application:
         app.router.add_post("/slack/events", slack_events_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)
+    webhook = runtime.settings.soniox_webhook
+    if slack_events and webhook is not None:
+
+        async def soniox_webhook(request: web.Request) -> web.StreamResponse:
+            # Soniox only says "this transcription ended": the poll that follows fetches the
+            # outcome, so the notice itself is never trusted with more than a wake-up.
+            given = request.headers.get(webhook.header_name, "")
+            if not hmac.compare_digest(given.encode(), webhook.header_value.encode()):
+                return web.json_response({"error": "unauthorized"}, status=401)
+            try:
+                body = await request.json()
+                transcription_id = str(body["id"])
+            except (ValueError, KeyError, TypeError):
+                return web.json_response({"error": "expected {id, status}"}, status=400)
+            if await runtime.pipeline.provider_finished("soniox", transcription_id):
+                runtime.scheduler.kick()
+            return web.json_response({"ok": True})
+
+        app.router.add_post("/webhooks/soniox", soniox_webhook)
     return app
 
 

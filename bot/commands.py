@@ -9,6 +9,7 @@ Slack calls (reactions, ephemeral answers) that may be lost in a crash without l
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import string
@@ -30,6 +31,9 @@ from storage.models import Batch, BatchState, Job, JobState
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
+
+#: Longest wait for the message that /transcribe <link> posts before it acks (Slack allows 3 s).
+PRE_ACK_POST_SECONDS = 2.0
 
 COMMAND = "/transcribe"
 #: Links one ``/transcribe`` may carry: enough for a meeting's recordings, few enough to read back.
@@ -272,12 +276,19 @@ class Commands:
         # recorded right after it and before the ack. A crash in between leaves Slack without an
         # ack: the person sees the command fail and can run it again, rather than a silent loss.
         try:
-            response = await self._slack.client.chat_postMessage(
-                channel=channel, text="\n".join(lines), unfurl_links=False, unfurl_media=False
+            # Bounded: the ack is due within 3 s, and a rate-limited post would sleep past it.
+            response = await asyncio.wait_for(
+                self._slack.client.chat_postMessage(
+                    channel=channel, text="\n".join(lines), unfurl_links=False, unfurl_media=False
+                ),
+                PRE_ACK_POST_SECONDS,
             )
         except SlackApiError as exc:
             log.warning("cannot post the /transcribe message in %s: %s", channel, exc)
             return Outcome(_cannot_post(slack_error_code(exc)))
+        except TimeoutError:
+            log.warning("posting the /transcribe message in %s took too long", channel)
+            return Outcome("Slack is busy right now; please run the command again in a moment.")
         message_ts = str(response["ts"])
         try:
             batch = await self._intake.take_links(

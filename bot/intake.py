@@ -17,10 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from bot.config import Settings
-from bot.media import is_media_file, link_filename, looks_like_audio_link
+from bot.media import is_media_file, link_filename, looks_like_audio_link, parse_url
 from storage.models import Batch, ChannelSettings, Job, JobKind, JobState, NewBatch, NewJob
 from storage.repository import Repository
 
@@ -42,10 +41,7 @@ def link_from_token(token: str) -> str | None:
         token = token[1:-1].split("|", 1)[0]
     # Slack escapes &, < and > in text; the provider must get the link as it was written.
     url = html.unescape(token)
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return url
+    return url if parse_url(url) is not None else None
 
 
 def links_in_text(text: str) -> list[str]:
@@ -111,11 +107,6 @@ class Intake:
         self._repository = repository
         self._settings = settings
         self._clock = clock
-
-    async def provider_for(self, channel_id: str) -> str:
-        """The channel's chosen provider, else the default."""
-        chosen = (await self._repository.channel_settings(channel_id)).provider
-        return chosen or self._settings.transcribe_provider.value
 
     async def take_message(self, event: dict[str, Any], team_id: str | None) -> Batch | None:
         """Record the media files and audio links of a shared message when the channel has
@@ -185,9 +176,6 @@ class Intake:
         jobs = self.jobs_for_message(message, dedupe_prefix=None)
         if not jobs:
             return Requested(batch=None)
-        running = await self._repository.active_batch_for_message(channel, ts)
-        if running is not None:
-            return Requested(batch=None, running=running)
         settings = await self._repository.channel_settings(channel)
         batch = await self._record(
             settings,
@@ -197,11 +185,13 @@ class Intake:
             user_id=user_id,
             source=source,
             jobs=jobs,
+            unless_running=True,
         )
-        if batch is not None:
-            log.info(
-                "batch %s: %d item(s) of %s in %s (%s)", batch.id, len(jobs), ts, channel, source
-            )
+        if batch is None:
+            # Asked twice while the first answer is pending: the first one goes on.
+            running = await self._repository.active_batch_for_message(channel, ts)
+            return Requested(batch=None, running=running)
+        log.info("batch %s: %d item(s) of %s in %s (%s)", batch.id, len(jobs), ts, channel, source)
         return Requested(batch=batch)
 
     async def take_links(
@@ -275,6 +265,7 @@ class Intake:
         user_id: str | None,
         source: str,
         jobs: Sequence[NewJob],
+        unless_running: bool = False,
     ) -> Batch | None:
         # The provider and language hints are fixed on the batch now, so changing the channel's
         # settings later never disturbs work in flight.
@@ -291,6 +282,7 @@ class Intake:
             ),
             jobs,
             self._clock(),
+            unless_running=unless_running,
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 #: Extensions of files and links treated as media when Slack's mimetype is vague.
 MEDIA_EXTENSIONS = frozenset(
@@ -47,12 +47,27 @@ def is_video(filename: str, mimetype: str | None) -> bool:
     )
 
 
+def parse_url(url: str) -> SplitResult | None:
+    """``urlsplit`` that answers None for text it cannot parse (``https://[oops``) and for
+    links without an http(s) scheme and a host, instead of raising."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    return parts
+
+
 def link_filename(url: str) -> str:
     """The last path segment of a link, for naming it in replies."""
-    path = unquote(urlsplit(url).path)
-    return PurePosixPath(path).name or urlsplit(url).netloc or "link"
+    parts = parse_url(url)
+    if parts is None:
+        return "link"
+    return PurePosixPath(unquote(parts.path)).name or parts.netloc or "link"
 
 
 def looks_like_audio_link(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and _extension(parts.path) in LINK_EXTENSIONS
+    parts = parse_url(url)
+    return parts is not None and _extension(parts.path) in LINK_EXTENSIONS

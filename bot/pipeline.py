@@ -270,30 +270,40 @@ class Pipeline:
         try:
             if job.needs_file_info and not await self._resolve_stub(job):
                 return
-            assert job.download_url is not None
+            if not job.download_url:
+                raise PermanentError(
+                    f"slack file {job.slack_file_id} has no download URL",
+                    user_message=(
+                        "Slack does not offer this file for download (it may be hidden by the "
+                        "workspace's plan or deleted)."
+                    ),
+                )
             await self._set(job, state=JobState.DOWNLOADING)
             spool = self._spool_dir / job.id
             size = await self._downloader.download(
                 job.download_url, spool, max_bytes=self._max_file_bytes
             )
             log.info("job %s: downloaded %s (%d bytes)", job.id, job.filename, size)
-            await self._set(job, state=JobState.UPLOADING, spool_path=str(spool), size_bytes=size)
+            await self._set(
+                job,
+                state=JobState.UPLOADING,
+                spool_path=str(spool),
+                size_bytes=size,
+                stalled_since=None,
+            )
         except PermanentError as exc:
             await self._fail([job], exc)
-        except SlackApiError as exc:
-            raise TemporaryError(f"files.info failed: {slack_error_code(exc)}") from exc
 
     async def _resolve_stub(self, job: Job) -> bool:
         assert job.slack_file_id is not None
         try:
             file = await self._slack.file_info(job.slack_file_id)
         except SlackApiError as exc:
-            if slack_error_code(exc) in ("file_not_found", "file_deleted"):
-                raise PermanentError(
-                    f"files.info: {slack_error_code(exc)}",
-                    user_message="Slack no longer has this file; it may have been deleted.",
-                ) from exc
-            raise
+            code = slack_error_code(exc)
+            reason = FILE_INFO_ERRORS.get(code)
+            if reason is not None:
+                raise PermanentError(f"files.info: {code}", user_message=reason) from exc
+            raise TemporaryError(f"files.info failed: {code}") from exc
         if not is_media_file(file):
             await self._set(job, state=JobState.SKIPPED, finished_at=self._clock())
             return False
@@ -323,7 +333,7 @@ class Pipeline:
                 await self._set(job, state=JobState.QUEUED, spool_path=None)
         if not present:
             return
-        outcomes = await provider.upload([await self._provider_job(job) for job in present])
+        outcomes = await provider.upload(await self._provider_jobs(present))
         for job in present:
             outcome = outcomes.get(job.id)
             if isinstance(outcome, PermanentError):
@@ -336,45 +346,56 @@ class Pipeline:
                     provider_upload_id=outcome.upload_id,
                     attempts=0,
                     next_attempt_at=None,
+                    stalled_since=None,
                 )
                 _remove_spool(job)
 
     async def _submit(self, provider: Provider, jobs: list[Job]) -> None:
         uploaded = [job for job in jobs if job.provider_file_id is not None]
         if uploaded:
-            readiness = await provider.uploads_ready(
-                [await self._provider_job(job) for job in uploaded]
-            )
+            readiness = await provider.uploads_ready(await self._provider_jobs(uploaded))
             for job in uploaded:
                 ready = readiness.get(job.id, False)
                 if isinstance(ready, PermanentError):
                     await self._fail([job], ready)
-            if any(readiness.get(job.id) is False for job in uploaded):
+            # A job the provider did not mention is not ready either.
+            if any(readiness.get(job.id, False) is False for job in uploaded):
                 raise NotReadyYet("provider is still receiving the uploads")
             jobs = [job for job in jobs if not job.state.is_terminal]
         if not jobs or not self._take_submission_slots(provider, len(jobs)):
             return
-        outcomes = await provider.submit([await self._provider_job(job) for job in jobs])
+        outcomes = await provider.submit(await self._provider_jobs(jobs))
         now = self._clock()
+        changes: dict[str, dict[str, Any]] = {}
         for job in jobs:
             outcome = outcomes.get(job.id)
             if isinstance(outcome, Submitted):
-                await self._set(
-                    job,
+                changes[job.id] = dict(
                     state=JobState.SUBMITTED,
                     provider_job_id=outcome.remote_id,
                     provider_file_id=outcome.file_id or job.provider_file_id,
                     provider_eta_at=_eta(now, outcome.eta_seconds),
-                    next_attempt_at=now + timedelta(seconds=self._first_poll(outcome.eta_seconds)),
+                    next_attempt_at=now
+                    + timedelta(
+                        seconds=next_poll_delay(0, outcome.eta_seconds, self._poll_interval)
+                    ),
                     attempts=0,
+                    stalled_since=now,
                 )
-            elif isinstance(outcome, PermanentError):
-                await self._fail([job], outcome)
             else:
-                await self._fail([job], PermanentError("provider did not take this file"))
+                reason = outcome if isinstance(outcome, PermanentError) else None
+                error = reason or PermanentError("provider did not take this file")
+                changes[job.id] = dict(
+                    state=JobState.FAILED,
+                    error=error.user_message,
+                    error_detail=error.detail,
+                    finished_at=now,
+                )
+        # One transaction: a crash must not leave half of a provider batch recorded.
+        await self._set_each(jobs, changes)
 
     async def _poll(self, provider: Provider, jobs: list[Job]) -> None:
-        outcomes = await provider.poll([await self._provider_job(job) for job in jobs])
+        outcomes = await provider.poll(await self._provider_jobs(jobs))
         now = self._clock()
         for job in jobs:
             progress = outcomes.get(job.id)
@@ -399,8 +420,22 @@ class Pipeline:
             await self._fail([job], progress.error or PermanentError("provider reported failure"))
             await self._set(job, raw_result=progress.raw)
         else:
+            waiting_since = job.stalled_since or job.created_at
+            if now - waiting_since > self._max_job_age:
+                hours = self._max_job_age.total_seconds() / 3600
+                await self._fail(
+                    [job],
+                    PermanentError(
+                        f"provider still {progress.status.value} after {hours:g} h",
+                        user_message=(
+                            f"The transcription service had not finished after {hours:g} hours; "
+                            "try again later, or with another provider."
+                        ),
+                    ),
+                )
+                return
             delay = next_poll_delay(
-                (now - job.created_at).total_seconds(), progress.eta_seconds, self._poll_interval
+                (now - waiting_since).total_seconds(), progress.eta_seconds, self._poll_interval
             )
             await self._set(
                 job,
@@ -433,9 +468,11 @@ class Pipeline:
             return
         assert isinstance(exc, TemporaryError)
         now = self._clock()
-        oldest = min(job.created_at for job in jobs)
-        # The age limit covers waiting too: an upload that never becomes ready must end.
-        if now - oldest > self._max_job_age:
+        # Counted from when this step started waiting or failing, not from creation: work that
+        # queued for long still gets its full allowance. It covers waiting too: an upload that
+        # never becomes ready must end.
+        since = min(job.stalled_since or now for job in jobs)
+        if now - since > self._max_job_age:
             hours = self._max_job_age.total_seconds() / 3600
             await self._fail(
                 jobs,
@@ -448,7 +485,10 @@ class Pipeline:
         if isinstance(exc, NotReadyYet):
             delay = exc.retry_after or self._poll_interval
             await self._repository.update_jobs(
-                [job.id for job in jobs], now, next_attempt_at=now + timedelta(seconds=delay)
+                [job.id for job in jobs],
+                now,
+                next_attempt_at=now + timedelta(seconds=delay),
+                stalled_since=since,
             )
             return
         attempts = max(job.attempts for job in jobs) + 1
@@ -468,6 +508,7 @@ class Pipeline:
             attempts=attempts,
             next_attempt_at=now + timedelta(seconds=delay),
             error_detail=exc.detail,
+            stalled_since=since,
         )
 
     async def _fail(self, jobs: Sequence[Job], exc: TranscribeError) -> None:
@@ -514,7 +555,10 @@ class Pipeline:
             if batch.state is BatchState.DELIVERING or batch.status_ts == PENDING_STATUS:
                 # A previous attempt may have posted before the process died: look first.
                 thread = await self._slack.thread_state(
-                    channel=batch.channel_id, thread_ts=batch.thread_ts, batch_id=batch.id
+                    channel=batch.channel_id,
+                    thread_ts=batch.thread_ts,
+                    batch_id=batch.id,
+                    since=batch.created_at,
                 )
                 if thread.reply_ts is not None:
                     await self._finish_delivery(batch, thread.reply_ts, reply.any_failed)
@@ -541,19 +585,26 @@ class Pipeline:
             # ones already posted by name in the thread.
             attached = {attachment.job_id for attachment in reply.attachments} - uploaded
             await self._repository.update_jobs(attached, self._clock(), attachment_uploaded=True)
+            reply_ts = None
             if status_ts is not None:
                 # The progress message becomes the reply: no stale progress text stays behind,
                 # and an update repeated after a crash changes nothing.
-                await self._slack.update_message(
-                    channel=batch.channel_id,
-                    ts=status_ts,
-                    text=reply.text,
-                    blocks=reply.blocks,
-                    batch_id=batch.id,
-                    final=True,
-                )
-                reply_ts = status_ts
-            else:
+                try:
+                    await self._slack.update_message(
+                        channel=batch.channel_id,
+                        ts=status_ts,
+                        text=reply.text,
+                        blocks=reply.blocks,
+                        batch_id=batch.id,
+                        final=True,
+                    )
+                    reply_ts = status_ts
+                except SlackApiError as exc:
+                    if slack_error_code(exc) not in ("message_not_found", "cant_update_message"):
+                        raise
+                    # Someone deleted the progress message: the reply is posted afresh.
+                    log.info("batch %s: progress message gone; posting the reply", batch.id)
+            if reply_ts is None:
                 reply_ts = await self._slack.post_reply(
                     channel=batch.channel_id,
                     thread_ts=batch.thread_ts,
@@ -586,7 +637,8 @@ class Pipeline:
     async def _delivery_failed(self, batch: Batch, exc: SlackApiError) -> None:
         code = slack_error_code(exc)
         now = self._clock()
-        if code in UNDELIVERABLE_ERRORS or now - batch.created_at > self._max_job_age:
+        since = batch.failing_since or now
+        if code in UNDELIVERABLE_ERRORS or now - since > self._max_job_age:
             log.error("batch %s: cannot post the reply (%s); giving up", batch.id, code)
             await self._move_batch(
                 batch, BatchState.UNDELIVERABLE, expected=(BatchState.OPEN, BatchState.DELIVERING)
@@ -600,7 +652,11 @@ class Pipeline:
         delay = backoff_seconds(attempts, self._rng)
         log.warning("batch %s: posting failed (%s); retry in %.1fs", batch.id, reason, delay)
         await self._repository.update_batch(
-            batch.id, now, attempts=attempts, next_attempt_at=now + timedelta(seconds=delay)
+            batch.id,
+            now,
+            attempts=attempts,
+            next_attempt_at=now + timedelta(seconds=delay),
+            failing_since=batch.failing_since or now,
         )
 
     async def _move_batch(
@@ -630,8 +686,8 @@ class Pipeline:
                     batch_id=cancelled.id,
                     final=True,
                 )
-            except SlackApiError as exc:
-                log.warning("batch %s: could not mark cancelled: %s", cancelled.id, exc)
+            except Exception as exc:
+                log.warning("batch %s: could not mark cancelled: %r", cancelled.id, exc)
             await self._repository.update_batch(
                 cancelled.id, now, status_text=CANCELLED_TEXT, status_updated_at=now
             )
@@ -648,12 +704,17 @@ class Pipeline:
             except SlackApiError as exc:
                 # Progress is a courtesy: the work and the final reply do not depend on it.
                 log.warning("batch %s: progress update failed: %s", batch.id, slack_error_code(exc))
+            except Exception:
+                log.exception("batch %s: progress update failed", batch.id)
 
     async def _show_progress(self, batch: Batch, text: str, now: datetime) -> None:
         blocks = [_context(text)]
         if batch.status_ts == PENDING_STATUS:
             thread = await self._slack.thread_state(
-                channel=batch.channel_id, thread_ts=batch.thread_ts, batch_id=batch.id
+                channel=batch.channel_id,
+                thread_ts=batch.thread_ts,
+                batch_id=batch.id,
+                since=batch.created_at,
             )
             batch.status_ts = thread.status_ts
             if batch.status_ts is not None:
@@ -693,6 +754,10 @@ class Pipeline:
     # -- clean-up at the provider ------------------------------------------------------------
 
     async def _clean_up(self) -> None:
+        # Spool files of batches that will not go on (cancelled mid-transfer) are only disk.
+        for job in await self._repository.spooled_jobs_of_closed_batches():
+            _remove_spool(job)
+            await self._repository.update_job(job.id, self._clock(), spool_path=None)
         groups: dict[tuple[str, str], list[Job]] = {}
         for job in await self._repository.jobs_to_clean_up(self._clock()):
             groups.setdefault((job.provider, job.batch_id), []).append(job)
@@ -701,17 +766,18 @@ class Pipeline:
             ids = [job.id for job in jobs]
             if provider is not None:
                 try:
-                    await provider.clean_up([await self._provider_job(job) for job in jobs])
-                except TranscribeError as exc:
-                    log.warning("clean-up of %s failed: %s", ids, exc.detail)
-                    if isinstance(exc, TemporaryError):
-                        # Still in use at the provider (a cancelled job still processing) or a
-                        # passing fault: try again in a while, not every cycle.
-                        retry_at = self._clock() + timedelta(seconds=CLEAN_UP_RETRY_SECONDS)
-                        await self._repository.update_jobs(
-                            ids, self._clock(), next_attempt_at=retry_at
-                        )
-                        continue
+                    await provider.clean_up(await self._provider_jobs(jobs))
+                except PermanentError as exc:
+                    # Nothing more can be done; the provider keeps its copy.
+                    log.warning("clean-up of %s failed for good: %s", ids, exc.detail)
+                except Exception as exc:
+                    # Still in use at the provider (a cancelled job still processing) or a
+                    # passing fault: try again in a while, not every cycle.
+                    detail = exc.detail if isinstance(exc, TranscribeError) else repr(exc)
+                    log.warning("clean-up of %s failed; retrying later: %s", ids, detail)
+                    retry_at = self._clock() + timedelta(seconds=CLEAN_UP_RETRY_SECONDS)
+                    await self._repository.update_jobs(ids, self._clock(), next_attempt_at=retry_at)
+                    continue
             await self._repository.update_jobs(ids, self._clock(), cleaned_up=True)
 
     async def _purge_old_transcripts(self) -> None:
@@ -726,31 +792,23 @@ class Pipeline:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    async def _provider_job(self, job: Job) -> ProviderJob:
-        batch = await self._repository.get_batch(job.batch_id)
-        return ProviderJob(
-            job_id=job.id,
-            filename=job.filename,
-            spool_path=Path(job.spool_path) if job.spool_path else None,
-            url=job.url,
-            size_bytes=job.size_bytes,
-            mimetype=job.mimetype,
-            language_hints=batch.language_hints if batch else [],
-            file_id=job.provider_file_id,
-            upload_id=job.provider_upload_id,
-            remote_id=job.provider_job_id,
-        )
+    async def _provider_jobs(self, jobs: Sequence[Job]) -> list[ProviderJob]:
+        """What the provider is told about ``jobs``; their batches are read once."""
+        batches = await self._repository.get_batches(job.batch_id for job in jobs)
+        return [_provider_job(job, batches.get(job.batch_id)) for job in jobs]
+
+    async def _set_each(self, jobs: Sequence[Job], changes: dict[str, dict[str, Any]]) -> None:
+        """Commit different ``changes`` for several jobs at once, and mirror them."""
+        await self._repository.update_jobs_each(changes, self._clock())
+        for job in jobs:
+            for name, value in changes.get(job.id, {}).items():
+                setattr(job, name, value)
 
     async def _set(self, job: Job, **fields: Any) -> None:
         """Commit ``fields`` for ``job`` and mirror them on the object the caller holds."""
         await self._repository.update_job(job.id, self._clock(), **fields)
         for name, value in fields.items():
             setattr(job, name, value)
-
-    def _first_poll(self, eta_seconds: float | None) -> float:
-        if not eta_seconds:
-            return self._poll_interval
-        return max(self._poll_interval, min(eta_seconds, MAX_ETA_DELAY_SECONDS))
 
 
 CANCELLED_TEXT = ":no_entry_sign: Transcription cancelled; nothing more will be posted for it."
@@ -760,12 +818,40 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
+#: ``files.info`` errors no retry can fix, with what to tell the person who shared the file.
+FILE_INFO_ERRORS = {
+    "file_not_found": "Slack no longer has this file; it may have been deleted.",
+    "file_deleted": "Slack no longer has this file; it may have been deleted.",
+    "missing_scope": (
+        "The app may not read files here (the `files:read` scope is missing): an admin should "
+        "add it and reinstall the app."
+    ),
+    "not_in_channel": "The app cannot see this file; invite it to the channel and try again.",
+    "access_denied": "The app is not allowed to read this file.",
+}
+
+
 def progress_text(jobs: Sequence[Job]) -> str:
     """``Transcribing 2 files… 1 of 2 done``; for one file, its name."""
     done = sum(job.state.is_terminal for job in jobs)
     if len(jobs) == 1:
         return f":hourglass_flowing_sand: Transcribing *{escape(jobs[0].filename)}*…"
     return f":hourglass_flowing_sand: Transcribing {len(jobs)} files… {done} of {len(jobs)} done"
+
+
+def _provider_job(job: Job, batch: Batch | None) -> ProviderJob:
+    return ProviderJob(
+        job_id=job.id,
+        filename=job.filename,
+        spool_path=Path(job.spool_path) if job.spool_path else None,
+        url=job.url,
+        size_bytes=job.size_bytes,
+        mimetype=job.mimetype,
+        language_hints=batch.language_hints if batch else [],
+        file_id=job.provider_file_id,
+        upload_id=job.provider_upload_id,
+        remote_id=job.provider_job_id,
+    )
 
 
 def _eta(now: datetime, seconds: float | None) -> datetime | None:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -36,16 +37,12 @@ UNDELIVERABLE_ERRORS = frozenset(
         "not_in_channel",
         "is_archived",
         "thread_not_found",
-        "message_not_found",
-        "account_inactive",
-        "invalid_auth",
-        "token_revoked",
-        "no_permission",
         "restricted_action",
         "team_access_not_granted",
-        "missing_scope",
     }
 )
+# Token and scope errors (invalid_auth, token_revoked, missing_scope) are left out on purpose: an
+# admin can fix them, and the reply goes out on a later attempt, within the age limit.
 
 
 def build_web_client(token: str, base_url: str) -> AsyncWebClient:
@@ -146,8 +143,11 @@ class SlackGateway:
                 content=content,
             )
 
-    async def thread_state(self, *, channel: str, thread_ts: str, batch_id: str) -> ThreadState:
-        """Look through a thread for the reply of ``batch_id`` and for files already uploaded."""
+    async def thread_state(
+        self, *, channel: str, thread_ts: str, batch_id: str, since: datetime
+    ) -> ThreadState:
+        """Look through a thread for the reply of ``batch_id`` and for files uploaded since
+        ``since`` (an earlier batch's file of the same name is not this batch's)."""
         reply_ts: str | None = None
         status_ts: str | None = None
         names: set[str] = set()
@@ -172,6 +172,9 @@ class SlackGateway:
                         reply_ts = str(message.get("ts"))
                     else:
                         status_ts = str(message.get("ts"))
+                # A few seconds of slack for clock skew between Slack and this machine.
+                if _slack_time(message.get("ts")) < since.timestamp() - CLOCK_SKEW_SECONDS:
+                    continue
                 for file in message.get("files") or []:
                     if file.get("name"):
                         names.add(str(file["name"]))
@@ -190,6 +193,16 @@ class SlackGateway:
             # A reaction is decoration: never let it stop the work.
             if slack_error_code(exc) != ignore:
                 log.warning("%s %s failed: %s", method, name, slack_error_code(exc))
+
+
+CLOCK_SKEW_SECONDS = 5.0
+
+
+def _slack_time(ts: object) -> float:
+    try:
+        return float(str(ts))
+    except ValueError:
+        return 0.0
 
 
 def _batch_metadata(batch_id: str, final: bool) -> dict[str, Any]:

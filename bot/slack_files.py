@@ -16,6 +16,7 @@ import httpx
 from pydantic import SecretStr
 
 from bot.errors import PermanentError, TemporaryError
+from bot.media import parse_url
 from bot.providers.base import send
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,9 @@ def slack_file_hosts(api_url: str) -> frozenset[str]:
 
 
 def token_allowed(url: str, hosts: frozenset[str]) -> bool:
-    parts = urlsplit(url)
+    parts = parse_url(url)
+    if parts is None:
+        return False
     host = parts.hostname or ""
     if parts.scheme != "https" and host not in hosts:
         return False
@@ -61,7 +64,7 @@ class SlackFileDownloader:
         """
         if not token_allowed(url, self._hosts):
             raise PermanentError(
-                f"refusing to send the bot token to {urlsplit(url).hostname}",
+                "refusing to send the bot token to a host that is not Slack's",
                 user_message="This file's download link does not point to Slack; skipped.",
             )
         destination.parent.mkdir(parents=True, exist_ok=True)

@@ -85,4 +85,21 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX jobs_by_remote_id ON jobs (provider, provider_job_id);
     """,
+    # 4: indexes for what every poll cycle and every /metrics scrape reads, so their cost follows
+    # the work in flight rather than the history kept. Jobs still to clean up are a few among
+    # many finished ones (a partial index holds only those), and counting jobs by state and
+    # provider reads a covering index instead of the table. The (state, provider) index serves
+    # every lookup the (state) one did.
+    """
+    CREATE INDEX jobs_awaiting_clean_up ON jobs (batch_id, position) WHERE cleaned_up = 0;
+    CREATE INDEX jobs_by_state_and_provider ON jobs (state, provider);
+    DROP INDEX jobs_by_state;
+    """,
+    # 5: when a job started waiting on its current step (or failing at it), and when a batch's
+    # reply started failing to post: age limits count from there, not from creation, so work
+    # that queued for long still gets its full allowance of retries.
+    """
+    ALTER TABLE jobs ADD COLUMN stalled_since TEXT;
+    ALTER TABLE batches ADD COLUMN failing_since TEXT;
+    """,
 ]

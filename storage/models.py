@@ -102,6 +102,8 @@ class Batch:
     status_ts: str | None = None
     status_text: str | None = None
     status_updated_at: datetime | None = None
+    #: When posting the reply first failed; cleared once it is posted.
+    failing_since: datetime | None = None
 
 
 #: ``Batch.status_ts`` while the progress message is being posted: after a crash the thread is
@@ -140,6 +142,9 @@ class Job:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    #: When the job started waiting on its current step (a transcription in progress, an upload
+    #: not ready) or failing at it; the age limit counts from here.
+    stalled_since: datetime | None = None
 
 
 @dataclass

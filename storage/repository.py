@@ -58,6 +58,7 @@ _JOB_COLUMNS = frozenset(
         "mimetype",
         "size_bytes",
         "needs_file_info",
+        "stalled_since",
     }
 )
 _BATCH_COLUMNS = frozenset(
@@ -71,6 +72,7 @@ _BATCH_COLUMNS = frozenset(
         "status_ts",
         "status_text",
         "status_updated_at",
+        "failing_since",
     }
 )
 
@@ -179,15 +181,35 @@ class Repository:
         return cursor.rowcount == 1
 
     async def create_batch(
-        self, batch: NewBatch, jobs: Sequence[NewJob], now: datetime
+        self,
+        batch: NewBatch,
+        jobs: Sequence[NewJob],
+        now: datetime,
+        *,
+        unless_running: bool = False,
     ) -> Batch | None:
         """Create a batch with the jobs not taken before (by ``dedupe_key``), in one transaction.
 
-        Returns None when every job was already taken: the message was handled before.
+        Returns None when every job was already taken (the message was handled before) or, with
+        ``unless_running``, when a batch for the same message is still at work: checked in the
+        same transaction, so two requests at once cannot both start one.
         """
         batch_id = new_batch_id()
         stamp = _to_text(now)
         async with self._transaction() as db:
+            if unless_running:
+                async with db.execute(
+                    """SELECT 1 FROM batches WHERE channel_id = ? AND message_ts = ?
+                       AND state IN (?, ?) LIMIT 1""",
+                    (
+                        batch.channel_id,
+                        batch.message_ts,
+                        BatchState.OPEN.value,
+                        BatchState.DELIVERING.value,
+                    ),
+                ) as cursor:
+                    if await cursor.fetchone() is not None:
+                        return None
             await db.execute(
                 """INSERT INTO batches (id, team_id, channel_id, message_ts, thread_ts, user_id,
                        provider, source, state, language_hints, created_at, updated_at)
@@ -317,6 +339,14 @@ class Repository:
             ),
         )
 
+    async def spooled_jobs_of_closed_batches(self) -> list[Job]:
+        """Jobs still holding a spool file although their batch will not go on."""
+        return await self._jobs(
+            """WHERE spool_path IS NOT NULL
+                 AND batch_id IN (SELECT id FROM batches WHERE state != ?)""",
+            (BatchState.OPEN.value,),
+        )
+
     async def cancelled_batches_with_progress(self, cancelled_text: str) -> list[Batch]:
         """Cancelled batches whose progress message does not say so yet."""
         async with (
@@ -362,14 +392,6 @@ class Repository:
         ):
             rows = await cursor.fetchall()
         return [_batch(row) for row in rows]
-
-    async def count_jobs_by_state(self) -> dict[str, int]:
-        async with (
-            self._read() as db,
-            db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state") as cursor,
-        ):
-            rows = await cursor.fetchall()
-        return {str(row[0]): int(row[1]) for row in rows}
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -637,6 +659,7 @@ def _batch(row: aiosqlite.Row) -> Batch:
         status_ts=row["status_ts"],
         status_text=row["status_text"],
         status_updated_at=_to_time(row["status_updated_at"]),
+        failing_since=_to_time(row["failing_since"]),
     )
 
 
@@ -671,4 +694,5 @@ def _job(row: aiosqlite.Row) -> Job:
         created_at=_required_time(row["created_at"]),
         updated_at=_required_time(row["updated_at"]),
         finished_at=_to_time(row["finished_at"]),
+        stalled_since=_to_time(row["stalled_since"]),
     )

@@ -1,0 +1,141 @@
+"""Edge cases that once lost or repeated work: each test names the situation it guards."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from bot.app import Runtime, running_bot
+from storage.models import BatchState, ChannelSettings, JobState
+from tests.conftest import ManualClock, SettingsFactory, SlackSender, final_replies
+from tests.e2e.test_faults import soniox_error
+from tests.fakes.slack import FORM_CONTENT_TYPE, FakeSlack, silent_wav
+from tests.fakes.soniox import FakeSoniox
+
+
+async def cycles(runtime: Runtime, clock: ManualClock, count: int, **step: float) -> None:
+    for _ in range(count):
+        clock.advance(**step)
+        await runtime.pipeline.run_cycle()
+        await runtime.pipeline.drain()
+        await asyncio.sleep(0.005)
+
+
+async def test_a_transcription_that_never_finishes_fails_at_the_age_limit(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    fake_soniox.polls_until_complete = 10**9
+    clock = ManualClock()
+    settings = make_settings(job_max_age_hours=1, poll_interval_seconds=3600)
+    async with running_bot(settings, clock=clock, host="127.0.0.1") as runtime:
+        event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
+        await SlackSender(fake_slack, runtime).event(event)
+        await cycles(runtime, clock, 30, minutes=5)
+    (reply,) = final_replies(fake_slack, event)
+    assert "had not finished after 1 hours" in reply["text"]
+
+
+async def test_a_malformed_link_beside_a_file_does_not_lose_the_file(
+    bot: Runtime, fake_slack: FakeSlack, slack_sender: SlackSender
+) -> None:
+    file = fake_slack.add_file(name="memo.wav", content=silent_wav())
+    event = fake_slack.message_event(files=[file], text="notes <https://a.com]/x.mp3>")
+    assert (await slack_sender.event(event)).status_code == 200
+    (reply,) = await fake_slack.wait_for(lambda: final_replies(fake_slack, event))
+    assert "Hello from memo.wav." in reply["text"]
+
+
+async def test_a_malformed_link_in_the_command_gets_a_clear_answer(
+    bot: Runtime, fake_slack: FakeSlack, slack_sender: SlackSender
+) -> None:
+    body = fake_slack.slash_command_body("https://[oops")
+    answer = await slack_sender.post(
+        body, fake_slack.signed_headers(body, content_type=FORM_CONTENT_TYPE)
+    )
+    assert answer.status_code == 200
+    await bot.pipeline.run_cycle()
+    assert await bot.repository.open_jobs() == []
+
+
+async def test_work_that_waited_long_still_gets_its_retries(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    clock = ManualClock()
+    settings = make_settings(poll_interval_seconds=3600)
+    async with running_bot(settings, clock=clock, host="127.0.0.1") as runtime:
+        await asyncio.sleep(0.1)  # let the start-up cycle pass
+        event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
+        await SlackSender(fake_slack, runtime).event(event)
+        clock.advance(hours=7)  # the bot was down overnight, say
+        fake_soniox.inject(
+            r"^/v1/files$", status=503, body=soniox_error(503, "internal_error", "x")
+        )
+        await cycles(runtime, clock, 1, seconds=0)
+        (job,) = await runtime.repository.open_jobs()
+        assert job.state is not JobState.FAILED and job.attempts == 1
+        await cycles(runtime, clock, 6, minutes=30)
+    assert "Hello from memo.wav." in final_replies(fake_slack, event)[0]["text"]
+
+
+async def test_a_deleted_progress_message_does_not_lose_the_reply(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    fake_soniox.polls_until_complete = 10**9
+    clock = ManualClock()
+    settings = make_settings(poll_interval_seconds=3600)
+    async with running_bot(settings, clock=clock, host="127.0.0.1") as runtime:
+        await asyncio.sleep(0.1)
+        event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
+        await SlackSender(fake_slack, runtime).event(event)
+        await cycles(runtime, clock, 3, seconds=10)
+        (batch,) = await runtime.repository.running_batches("C0GENERAL")
+        assert batch.status_ts not in (None, "pending")
+        # Someone deleted the progress message.
+        fake_slack.inject(
+            r"chat\.update", status=200, body={"ok": False, "error": "message_not_found"}
+        )
+        await fake_soniox.complete_all()
+        await cycles(runtime, clock, 3, minutes=30)
+        done = await runtime.repository.get_batch(batch.id)
+    assert done is not None and done.state is BatchState.DELIVERED
+    (reply,) = final_replies(fake_slack, event)
+    assert reply["ts"] != batch.status_ts
+    assert "Hello from memo.wav." in reply["text"]
+
+
+async def test_two_shortcuts_at_once_start_one_batch(
+    bot: Runtime, fake_slack: FakeSlack, slack_sender: SlackSender
+) -> None:
+    await bot.repository.save_channel_settings(
+        ChannelSettings("C0GENERAL", auto=False), bot.clock()
+    )
+    event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
+    body = fake_slack.interactive_body(fake_slack.message_shortcut("C0GENERAL", event["ts"]))
+    headers = fake_slack.signed_headers(body, content_type=FORM_CONTENT_TYPE)
+
+    answers = await asyncio.gather(*(slack_sender.post(body, headers) for _ in range(3)))
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    await fake_slack.wait_for(lambda: final_replies(fake_slack, event))
+    await bot.pipeline.run_cycle()
+    assert len(final_replies(fake_slack, event)) == 1
+
+
+async def test_cancelling_mid_transfer_leaves_no_spool_file(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox, tmp_path: Path
+) -> None:
+    clock = ManualClock()
+    fake_soniox.inject(r"^/v1/files$", status=503, body=soniox_error(503, "internal_error", "x"))
+    async with running_bot(make_settings(), clock=clock, host="127.0.0.1") as runtime:
+        event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
+        await SlackSender(fake_slack, runtime).event(event)
+        await fake_soniox.wait_for(lambda: fake_soniox.requests_to(r"^/v1/files$", "POST"))
+        await runtime.pipeline.drain()
+        (job,) = await runtime.repository.open_jobs()
+        assert job.state is JobState.UPLOADING and job.spool_path
+        assert await runtime.repository.change_batch_state(
+            job.batch_id, clock(), expected=[BatchState.OPEN], state=BatchState.CANCELLED
+        )
+        await cycles(runtime, clock, 2, seconds=1)
+    assert list((tmp_path / "spool").glob("*")) == []
+    assert final_replies(fake_slack, event) == []
