@@ -123,17 +123,21 @@ class Pipeline:
         #: Per provider: jobs submitted and not finished, counted at the start of each cycle and
         #: raised as the cycle submits more.
         self._in_flight: dict[str, int] = {}
+        #: The open batches, read once per cycle (what providers need of them does not change).
+        self._batches: dict[str, Batch] = {}
+        #: "Still processing" answers of this cycle, saved together once its calls are done.
+        self._still_running: dict[str, dict[str, Any]] = {}
 
     # -- the cycle ---------------------------------------------------------------------------
 
     async def run_cycle(self) -> None:
         now = self._clock()
         units: dict[str, list[Job]] = {}
-        self._in_flight = {}
-        for job in await self._repository.open_jobs():
+        self._in_flight = await self._repository.count_in_flight()
+        due_jobs = await self._repository.open_jobs(due_by=self._horizon(now))
+        self._batches = await self._repository.get_batches({job.batch_id for job in due_jobs})
+        for job in due_jobs:
             units.setdefault(unit_key(job, self._providers.get(job.provider)), []).append(job)
-            if job.state in (JobState.SUBMITTED, JobState.PROCESSING):
-                self._in_flight[job.provider] = self._in_flight.get(job.provider, 0) + 1
 
         quick: list[Awaitable[None]] = []
         for key, jobs in units.items():
@@ -146,11 +150,18 @@ class Pipeline:
         # Finished work is posted first: a slow provider must not hold up finished replies.
         await self._deliver_due(now)
         await asyncio.gather(*quick)
+        await self._save_still_running()
         await self._deliver_due(self._clock())
         await self._report_progress()
         await self._clean_up()
         await self._purge_old_transcripts()
         self.last_cycle_at = self._clock()
+
+    async def _save_still_running(self) -> None:
+        # Deferring these is safe: if the process dies first, the jobs are simply polled again.
+        changes, self._still_running = self._still_running, {}
+        if changes:
+            await self._repository.update_jobs_each(changes, self._clock())
 
     async def provider_finished(self, provider: str, remote_id: str) -> bool:
         """A provider said (by webhook) that ``remote_id`` ended: poll its jobs at once.
@@ -180,8 +191,15 @@ class Pipeline:
     def jobs_in_flight(self) -> int:
         return len(self._busy)
 
+    def _horizon(self, now: datetime) -> datetime:
+        # Half a tick of tolerance: a poll scheduled "one interval from now" is stamped after the
+        # provider answered, a few milliseconds after this tick began, and would otherwise wait
+        # for the tick after next, doubling every delay.
+        return now + timedelta(seconds=self._poll_interval / 2)
+
     def _due(self, jobs: Sequence[Job], now: datetime) -> bool:
-        return any(job.next_attempt_at is None or job.next_attempt_at <= now for job in jobs)
+        horizon = self._horizon(now)
+        return any(job.next_attempt_at is None or job.next_attempt_at <= horizon for job in jobs)
 
     @staticmethod
     def _needs_transfer(job: Job) -> bool:
@@ -192,6 +210,8 @@ class Pipeline:
         )
 
     def _spawn(self, key: str, work: Awaitable[None]) -> None:
+        # Marked now, not when the task first runs, so nothing can start the unit twice.
+        self._busy.add(key)
         task = asyncio.ensure_future(self._guarded(key, work))
         self._background.add(task)
 
@@ -216,7 +236,15 @@ class Pipeline:
 
     async def _transfer(self, jobs: list[Job]) -> None:
         """Download the unit's Slack files and upload them to the provider."""
-        await self._run_step(jobs, self._transfer_slots, self._download_and_upload)
+        # Read again now that this task holds the unit: the cycle's snapshot may predate a
+        # transfer that finished since, and acting on it would fetch and upload a second time.
+        fresh = [
+            job
+            for job in await self._repository.jobs_by_id([job.id for job in jobs])
+            if not job.state.is_terminal
+        ]
+        if any(self._needs_transfer(job) for job in fresh):
+            await self._run_step(fresh, self._transfer_slots, self._download_and_upload)
 
     async def _run_step(
         self,
@@ -437,8 +465,7 @@ class Pipeline:
             delay = next_poll_delay(
                 (now - waiting_since).total_seconds(), progress.eta_seconds, self._poll_interval
             )
-            await self._set(
-                job,
+            self._still_running[job.id] = dict(
                 state=JobState.PROCESSING,
                 next_attempt_at=now + timedelta(seconds=delay),
                 provider_eta_at=_eta(now, progress.eta_seconds) or job.provider_eta_at,
@@ -691,10 +718,12 @@ class Pipeline:
             await self._repository.update_batch(
                 cancelled.id, now, status_text=CANCELLED_TEXT, status_updated_at=now
             )
-        for batch in await self._repository.batches_in_progress():
-            if now - batch.created_at < self._progress_after:
-                continue
-            jobs = [job for job in await self._repository.jobs_of(batch.id)]
+        due = await self._repository.batches_needing_progress(
+            now, after=self._progress_after, every=self._progress_every
+        )
+        jobs_by_batch = await self._repository.jobs_of_batches([batch.id for batch in due])
+        for batch in due:
+            jobs = jobs_by_batch.get(batch.id, [])
             reported = [job for job in jobs if job.state is not JobState.SKIPPED]
             if not reported or all(job.state.is_terminal for job in reported):
                 continue  # the reply is next; it takes over the progress message
@@ -794,8 +823,10 @@ class Pipeline:
 
     async def _provider_jobs(self, jobs: Sequence[Job]) -> list[ProviderJob]:
         """What the provider is told about ``jobs``; their batches are read once."""
-        batches = await self._repository.get_batches(job.batch_id for job in jobs)
-        return [_provider_job(job, batches.get(job.batch_id)) for job in jobs]
+        missing = {job.batch_id for job in jobs if job.batch_id not in self._batches}
+        if missing:
+            self._batches.update(await self._repository.get_batches(missing))
+        return [_provider_job(job, self._batches.get(job.batch_id)) for job in jobs]
 
     async def _set_each(self, jobs: Sequence[Job], changes: dict[str, dict[str, Any]]) -> None:
         """Commit different ``changes`` for several jobs at once, and mirror them."""

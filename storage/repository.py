@@ -11,10 +11,11 @@ import asyncio
 import json
 import os
 import secrets
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ from storage.models import (
 )
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+#: Draws of a fresh batch id before giving up (a second collision in a row is all but impossible).
+ID_ATTEMPTS = 5
 
 _JOB_COLUMNS = frozenset(
     {
@@ -82,7 +85,9 @@ def _to_text(value: datetime | None) -> str | None:
 
 
 def _to_time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=UTC)
+    # fromisoformat reads the stored "...Z" form and is far cheaper than strptime, which
+    # mattered: a cycle over thousands of jobs parses several times per row.
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def _required_time(value: str) -> datetime:
@@ -104,8 +109,10 @@ def _encode(column: str, value: Any) -> Any:
 
 
 def new_batch_id() -> str:
-    """Short enough to type in ``/transcribe retry b-1a2b3c4d``."""
-    return f"b-{secrets.token_hex(4)}"
+    """Short enough to type in ``/transcribe retry b-1a2b3c4d5e6f``, long enough (48 random
+    bits) that two batches practically never draw the same id; :meth:`Repository.create_batch`
+    draws again if they do."""
+    return f"b-{secrets.token_hex(6)}"
 
 
 class Repository:
@@ -194,7 +201,22 @@ class Repository:
         ``unless_running``, when a batch for the same message is still at work: checked in the
         same transaction, so two requests at once cannot both start one.
         """
-        batch_id = new_batch_id()
+        for _ in range(ID_ATTEMPTS):
+            try:
+                return await self._insert_batch(new_batch_id(), batch, jobs, now, unless_running)
+            except sqlite3.IntegrityError as exc:
+                if "batches.id" not in str(exc):
+                    raise
+        raise RuntimeError("could not draw an unused batch id")
+
+    async def _insert_batch(
+        self,
+        batch_id: str,
+        batch: NewBatch,
+        jobs: Sequence[NewJob],
+        now: datetime,
+        unless_running: bool,
+    ) -> Batch | None:
         stamp = _to_text(now)
         async with self._transaction() as db:
             if unless_running:
@@ -283,15 +305,47 @@ class Repository:
         jobs = await self._jobs("WHERE id = ?", (job_id,))
         return jobs[0] if jobs else None
 
-    async def open_jobs(self) -> list[Job]:
-        """Every job that still has a step to take, oldest batch first."""
-        placeholders = ",".join("?" for _ in TERMINAL_JOB_STATES)
+    async def jobs_by_id(self, job_ids: Sequence[str]) -> list[Job]:
+        """The jobs with these ids as they are now, in batch order."""
+        if not job_ids:
+            return []
+        placeholders = ",".join("?" for _ in job_ids)
         return await self._jobs(
-            f"""WHERE state NOT IN ({placeholders})
-                  AND batch_id IN (SELECT id FROM batches WHERE state = ?)
-                ORDER BY created_at, batch_id, position""",
-            (*[s.value for s in TERMINAL_JOB_STATES], BatchState.OPEN.value),
+            f"WHERE id IN ({placeholders}) ORDER BY batch_id, position", tuple(job_ids)
         )
+
+    async def open_jobs(self, *, due_by: datetime | None = None) -> list[Job]:
+        """Every job that still has a step to take, oldest batch first.
+
+        With ``due_by``, only the jobs of batches where some job is due by then: a cycle reads
+        what it may act on, not everything in flight.
+        """
+        terminal = [s.value for s in TERMINAL_JOB_STATES]
+        placeholders = ",".join("?" for _ in terminal)
+        where = f"""WHERE state NOT IN ({placeholders})
+                      AND batch_id IN (SELECT id FROM batches WHERE state = ?)"""
+        parameters: list[Any] = [*terminal, BatchState.OPEN.value]
+        if due_by is not None:
+            where += f"""
+                      AND batch_id IN (SELECT batch_id FROM jobs
+                                       WHERE state NOT IN ({placeholders})
+                                         AND (next_attempt_at IS NULL OR next_attempt_at <= ?))"""
+            parameters += [*terminal, _to_text(due_by)]
+        return await self._jobs(f"{where} ORDER BY created_at, batch_id, position", parameters)
+
+    async def count_in_flight(self) -> dict[str, int]:
+        """Per provider, jobs submitted and not finished."""
+        async with (
+            self._read() as db,
+            db.execute(
+                """SELECT provider, COUNT(*) FROM jobs WHERE state IN (?, ?)
+                   AND batch_id IN (SELECT id FROM batches WHERE state = ?)
+                   GROUP BY provider""",
+                (JobState.SUBMITTED.value, JobState.PROCESSING.value, BatchState.OPEN.value),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return {str(row[0]): int(row[1]) for row in rows}
 
     async def open_jobs_for_remote_id(self, provider: str, remote_id: str) -> list[Job]:
         """Submitted jobs waiting on the provider's ``remote_id`` (a transcription or batch)."""
@@ -328,7 +382,8 @@ class Repository:
         return await self._jobs(
             """WHERE cleaned_up = 0
                  AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
-                 AND batch_id IN (SELECT id FROM batches WHERE state IN (?, ?, ?))
+                 AND EXISTS (SELECT 1 FROM batches b WHERE b.id = jobs.batch_id
+                             AND b.state IN (?, ?, ?))
                  AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
                ORDER BY batch_id, position""",
             (
@@ -381,13 +436,28 @@ class Repository:
             await db.execute("DELETE FROM processed_events WHERE seen_at < ?", (_to_text(cutoff),))
         return cursor.rowcount
 
-    async def batches_in_progress(self) -> list[Batch]:
-        """Open batches, oldest first: the ones whose thread may show a progress message."""
+    async def batches_needing_progress(
+        self, now: datetime, *, after: timedelta, every: timedelta
+    ) -> list[Batch]:
+        """Open batches whose progress message is due: older than ``after`` and not shown yet
+        (or lost mid-post), or with a job finished since it was last shown, at most once per
+        ``every``. Others cannot have a different message, so they are not read at all."""
         async with (
             self._read() as db,
             db.execute(
-                "SELECT * FROM batches WHERE state = ? ORDER BY created_at",
-                (BatchState.OPEN.value,),
+                """SELECT * FROM batches b WHERE b.state = ?
+                     AND ((b.status_ts IS NULL AND b.created_at <= ?)
+                          OR b.status_ts = ?
+                          OR (b.status_updated_at <= ?
+                              AND EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
+                                          AND j.finished_at > b.status_updated_at)))
+                   ORDER BY b.created_at""",
+                (
+                    BatchState.OPEN.value,
+                    _to_text(now - after),
+                    PENDING_STATUS,
+                    _to_text(now - every),
+                ),
             ) as cursor,
         ):
             rows = await cursor.fetchall()

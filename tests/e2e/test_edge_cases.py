@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 from bot.app import Runtime, running_bot
@@ -72,8 +73,9 @@ async def test_work_that_waited_long_still_gets_its_retries(
         )
         await cycles(runtime, clock, 1, seconds=0)
         (job,) = await runtime.repository.open_jobs()
-        assert job.state is not JobState.FAILED and job.attempts == 1
+        assert job.state is not JobState.FAILED, "one passing error after a long wait is retried"
         await cycles(runtime, clock, 6, minutes=30)
+        assert len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 2
     assert "Hello from memo.wav." in final_replies(fake_slack, event)[0]["text"]
 
 
@@ -139,3 +141,22 @@ async def test_cancelling_mid_transfer_leaves_no_spool_file(
         await cycles(runtime, clock, 2, seconds=1)
     assert list((tmp_path / "spool").glob("*")) == []
     assert final_replies(fake_slack, event) == []
+
+
+async def test_a_transfer_started_from_a_stale_snapshot_does_nothing(
+    bot: Runtime, fake_slack: FakeSlack, fake_soniox: FakeSoniox, slack_sender: SlackSender
+) -> None:
+    fake_soniox.polls_until_complete = 10**9
+    event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
+    await slack_sender.event(event)
+    await fake_soniox.wait_for(lambda: fake_soniox.create_bodies)
+    (job,) = await bot.repository.open_jobs()
+    # What a cycle that read the job just before its transfer finished would hold.
+    stale = dataclasses.replace(job, state=JobState.UPLOADING, spool_path="/nonexistent")
+
+    await bot.pipeline._transfer([stale])
+
+    assert len(fake_slack.downloads) == 1
+    assert len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 1
+    (now,) = await bot.repository.open_jobs()
+    assert now.state is job.state and now.provider_file_id == job.provider_file_id
