@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import httpx
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -83,6 +84,14 @@ class Runtime:
     #: The port the HTTP server listens on (useful when ``PORT=0`` picks a free one).
     port: int = 0
 
+    async def aclose(self) -> None:
+        """Close what :func:`build_runtime` opened: transfers, HTTP clients, the database."""
+        await self.pipeline.stop()
+        await self.http.aclose()
+        if self.slack.client.session is not None:
+            await self.slack.client.session.close()
+        await self.repository.close()
+
 
 async def build_runtime(
     settings: Settings,
@@ -95,7 +104,9 @@ async def build_runtime(
         raise ConfigError(["SLACK_BOT_TOKEN is required (the bot token, xoxb-…)"])
     repository = await Repository.open(settings.database_path)
     http = http or build_http_client()
-    web_client = build_web_client(bot_token.get_secret_value(), str(settings.slack_api_url))
+    web_client = build_web_client(
+        bot_token.get_secret_value(), str(settings.slack_api_url), session=aiohttp.ClientSession()
+    )
     slack = SlackGateway(web_client)
     providers = build_providers(settings, http)
     pipeline = Pipeline(
@@ -149,7 +160,7 @@ async def build_runtime(
 
 
 def build_http_app(runtime: Runtime, *, slack_events: bool) -> web.Application:
-    """``GET /healthz`` always; ``POST /slack/events`` in HTTP mode."""
+    """``GET /healthz`` and ``GET /metrics`` always; ``POST /slack/events`` in HTTP mode."""
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_timed])
 
     verifier = (
@@ -334,9 +345,7 @@ async def running_bot(
             with suppress(Exception):
                 await socket_handler.close_async()  # type: ignore[no-untyped-call]
         await runner.cleanup()
-        await runtime.pipeline.stop()
-        await runtime.http.aclose()
-        await runtime.repository.close()
+        await runtime.aclose()
 
 
 async def serve(settings: Settings) -> None:

@@ -45,10 +45,15 @@ UNDELIVERABLE_ERRORS = frozenset(
 # admin can fix them, and the reply goes out on a later attempt, within the age limit.
 
 
-def build_web_client(token: str, base_url: str) -> AsyncWebClient:
+def build_web_client(
+    token: str, base_url: str, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """The Web API client; pass ``session`` to reuse connections (the running bot does: a new
+    connection per call costs a TLS handshake each time)."""
     return AsyncWebClient(
         token=token,
         base_url=base_url,
+        session=session,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=3),

@@ -43,9 +43,7 @@ async def runtime(make_settings: SettingsFactory, clock: ManualClock) -> AsyncIt
     try:
         yield runtime
     finally:
-        await runtime.pipeline.stop()
-        await runtime.http.aclose()
-        await runtime.repository.close()
+        await runtime.aclose()
 
 
 async def choose(runtime: Runtime, provider: str, clock: ManualClock) -> None:
