@@ -60,7 +60,7 @@ _ISO_639_1_CODES = """
 #: ISO 639-1 language codes, the form both providers take language hints in.
 ISO_639_1 = frozenset(_ISO_639_1_CODES.split())
 
-_BATCH_ID = re.compile(r"b-[0-9a-f]{8}")
+_BATCH_ID = re.compile(r"b-[0-9a-f]{8,12}")
 _USER_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 #: Words a mention may add around "transcribe" and still mean it.
 _POLITE = frozenset({"please", "this", "it", "pls"})
@@ -90,9 +90,9 @@ speech-to-text provider: `soniox` or `soket`.
 audio links in this channel.
 • `{COMMAND} language en,hi`: language hints for this channel (ISO 639-1 codes), or \
 `auto` to detect the language.
-• `{COMMAND} retry b-1a2b3c4d`: transcribe the failed files of the last failed batch \
+• `{COMMAND} retry b-1a2b3c4d5e6f`: transcribe the failed files of the last failed batch \
 (or of the batch named) again.
-• `{COMMAND} cancel b-1a2b3c4d`: stop the running batch (or the batch named); nothing is \
+• `{COMMAND} cancel b-1a2b3c4d5e6f`: stop the running batch (or the batch named); nothing is \
 posted for it.
 Also: the *Transcribe* message shortcut (a message's ⋮ menu, works in threads) and \
 `@threadscribe transcribe` in a thread, for the thread's first message."""
@@ -412,7 +412,7 @@ class Commands:
 
     async def _retry(self, channel: str, args: list[str]) -> Outcome:
         if len(args) > 1:
-            raise CommandError(f"Name at most one batch, such as `{COMMAND} retry b-1a2b3c4d`.")
+            raise CommandError(f"Name at most one batch, such as `{COMMAND} retry b-1a2b3c4d5e6f`.")
         if args:
             failed = await self._batch_in_channel(channel, args[0])
             if failed.state in (BatchState.OPEN, BatchState.DELIVERING):
@@ -453,7 +453,9 @@ class Commands:
 
     async def _cancel(self, channel: str, args: list[str]) -> Outcome:
         if len(args) > 1:
-            raise CommandError(f"Name at most one batch, such as `{COMMAND} cancel b-1a2b3c4d`.")
+            raise CommandError(
+                f"Name at most one batch, such as `{COMMAND} cancel b-1a2b3c4d5e6f`."
+            )
         others = 0
         if args:
             batch = await self._batch_in_channel(channel, args[0])
@@ -492,7 +494,7 @@ class Commands:
         wanted = batch_id.strip().lower()
         if not _BATCH_ID.fullmatch(wanted):
             raise CommandError(
-                f"`{escape(batch_id)}` is not a batch id; ids look like `b-1a2b3c4d` "
+                f"`{escape(batch_id)}` is not a batch id; ids look like `b-1a2b3c4d5e6f` "
                 f"(`{COMMAND} status` shows them)."
             )
         batch = await self._repository.get_batch(wanted)
