@@ -4,7 +4,7 @@ Prints the relay time, the throughput and the bot process's peak RSS (VmHWM), an
 provider received every byte unchanged. The fakes run in this process; the bot runs in its own, so
 its memory is measured alone.
 
-    python -m benchmarks.relay --size-mb 400
+    python -m benchmarks.relay --size-mb 1024 --max-rss-mb 150
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.common import machine, peak_rss_mb
 from tests.fakes.slack import FakeSlack, pattern_sha256
 from tests.fakes.soniox import FakeSoniox
 
@@ -29,13 +30,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
 
 
 async def wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
@@ -112,10 +106,11 @@ async def relay(size_mb: int) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-mb", type=int, default=400)
-    parser.add_argument("--max-rss-mb", type=float, default=200.0)
+    parser.add_argument("--size-mb", type=int, default=1024)
+    parser.add_argument("--max-rss-mb", type=float, default=150.0)
     args = parser.parse_args()
     result = asyncio.run(relay(args.size_mb))
+    print(f"machine: {machine()}")
     print("| file | relay time | throughput | bot peak RSS | bytes intact |")
     print("|---|---|---|---|---|")
     print(

@@ -8,7 +8,7 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="the app manifest whose scopes the token must have (default: ./manifest.yml, "
-        "then the one shipped with threadscribe)",
+        "then the one in the checkout threadscribe runs from)",
     )
     return parser
 
@@ -173,7 +173,9 @@ class UploadProgress(httpx.AsyncByteStream):
         self._step = 1 if out.isatty() else 10
 
     @classmethod
-    def hook(cls, out: TextIO) -> Any:
+    def hook(cls, out: TextIO) -> Callable[[httpx.Request], Awaitable[None]]:
+        """A request hook for an ``httpx.AsyncClient`` that reports large uploads to ``out``."""
+
         async def wrap(request: httpx.Request) -> None:
             total = int(request.headers.get("content-length") or 0)
             if (

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import Runtime, running_bot
@@ -200,9 +199,6 @@ async def test_metrics_after_one_transcript(
     assert delta("threadscribe_slack_api_calls_total", method="chat.postMessage") == 1
 
 
-@pytest.mark.xfail(
-    reason="needs metrics.observe_delivery(...) in Pipeline._finish_delivery", strict=False
-)
 async def test_metrics_show_the_latency_of_a_delivered_transcript(
     bot: Runtime, fake_slack: FakeSlack
 ) -> None:

@@ -126,3 +126,23 @@ def test_log_format_setting_is_case_insensitive_and_checked() -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings(**base, log_format="xml")
     assert any(problem.startswith("LOG_FORMAT") for problem in raised.value.problems)
+
+
+def test_skipped_scheduler_ticks_are_not_logged_but_other_scheduler_warnings_are() -> None:
+    out = io.StringIO()
+    logger = logging.getLogger("apscheduler.scheduler")
+    handler = build_handler([], "json", stream=out)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning(
+            'Execution of job "%s" skipped: maximum number of running instances reached (%d)',
+            "poll-cycle",
+            1,
+        )
+        logger.warning('Run time of job "%s" was missed by %s', "poll-cycle", "0:00:02")
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    (event,) = lines(out)
+    assert "was missed" in str(event["message"])
