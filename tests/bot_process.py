@@ -15,6 +15,7 @@ from typing import IO
 
 import httpx
 
+from bot.config import Settings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.soket import FakeSoket
 from tests.fakes.soniox import FakeSoniox
@@ -26,6 +27,37 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def clean_environment(**values: str) -> dict[str, str]:
+    """This process's environment minus every setting of the app, plus ``values``: a setting
+    left over in the test runner's environment must not change what the child does."""
+    names = {name.upper() for name in Settings.model_fields}
+    env = {key: value for key, value in os.environ.items() if key.upper() not in names}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env.update(values)
+    return env
+
+
+async def run_cli(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+    """Run ``python -m bot ARGS``; returns the exit code, stdout and stderr."""
+    # The fakes answer from this event loop: the child is awaited, never waited on blocking.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
 def bot_environment(
     workdir: Path,
     slack: FakeSlack,
@@ -34,11 +66,7 @@ def bot_environment(
     **extra: str,
 ) -> dict[str, str]:
     """The environment an operator would set, pointing at the fakes (HTTP mode)."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SLACK_", "SONIOX_", "SOKET_", "TRANSCRIBE_"))
-    }
+    env = clean_environment()
     env.update(
         {
             "SLACK_BOT_TOKEN": slack.bot_token,

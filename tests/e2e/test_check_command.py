@@ -3,18 +3,13 @@ separate process configured by its environment, against the loopback fakes in th
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 from bot.cli import manifest_bot_scopes
-from bot.config import Settings
+from tests.bot_process import PROJECT_ROOT, clean_environment, run_cli
 from tests.fakes.slack import FakeSlack
 from tests.fakes.soket import FakeSoket
 from tests.fakes.soniox import FakeSoniox
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 MANIFEST = """\
 display_information:
@@ -35,9 +30,7 @@ def environment(
     slack: FakeSlack, soniox: FakeSoniox, soket: FakeSoket, workdir: Path, **values: str
 ) -> dict[str, str]:
     """The fakes' settings and nothing left over from the test runner's environment."""
-    names = {name.upper() for name in Settings.model_fields}
-    env = {key: value for key, value in os.environ.items() if key.upper() not in names}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env = clean_environment()
     env.update(
         {
             "SLACK_BOT_TOKEN": slack.bot_token,
@@ -54,30 +47,13 @@ def environment(
     return env
 
 
-async def run(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
-    # The fakes answer from this event loop: the child is awaited, never waited on blocking.
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
-
-
 async def test_check_passes_against_working_credentials(
     tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, fake_soket: FakeSoket
 ) -> None:
     (tmp_path / "manifest.yml").write_text(MANIFEST)  # found in the working directory
     env = environment(fake_slack, fake_soniox, fake_soket, tmp_path)
 
-    code, out, err = await run("check", env=env, cwd=tmp_path)
+    code, out, err = await run_cli("check", env=env, cwd=tmp_path)
 
     assert code == 0, err
     assert "Slack: OK" in out
@@ -98,7 +74,7 @@ async def test_check_names_a_missing_scope_and_how_to_fix_it(
     fake_slack.scopes.remove("reactions:write")
     env = environment(fake_slack, fake_soniox, fake_soket, tmp_path)
 
-    code, out, err = await run("check", "--manifest", str(manifest), env=env, cwd=tmp_path)
+    code, out, err = await run_cli("check", "--manifest", str(manifest), env=env, cwd=tmp_path)
 
     assert code == 1
     assert "Slack: OK" in out
@@ -113,7 +89,7 @@ async def test_check_reports_a_wrong_soniox_key(
     (tmp_path / "manifest.yml").write_text(MANIFEST)
     env = environment(fake_slack, fake_soniox, fake_soket, tmp_path, SONIOX_API_KEY="not-the-key")
 
-    code, out, err = await run("check", env=env, cwd=tmp_path)
+    code, out, err = await run_cli("check", env=env, cwd=tmp_path)
 
     assert code == 1
     assert "soket: OK" in out
@@ -134,7 +110,7 @@ async def test_check_reports_a_rejected_bot_token_and_app_token(
         SLACK_APP_TOKEN="xapp-1-wrong",
     )
 
-    code, out, err = await run("check", env=env, cwd=tmp_path)
+    code, out, err = await run_cli("check", env=env, cwd=tmp_path)
 
     assert code == 1
     assert "Slack rejected SLACK_BOT_TOKEN (invalid_auth)" in err
@@ -150,7 +126,7 @@ async def test_transcribe_shows_upload_progress_for_a_large_file(
     audio.write_bytes(b"RIFF" + bytes(3 * 1024 * 1024))
     env = environment(fake_slack, fake_soniox, fake_soket, tmp_path, POLL_INTERVAL_SECONDS="0.05")
 
-    code, out, err = await run("transcribe", str(audio), env=env, cwd=tmp_path)
+    code, out, err = await run_cli("transcribe", str(audio), env=env, cwd=tmp_path)
 
     assert code == 0, err
     assert "Hello from town-hall.wav." in out
