@@ -204,7 +204,7 @@ def build_http_app(runtime: Runtime, *, slack_events: bool) -> web.Application:
                 await runtime.repository.count_jobs_by_state_and_provider(),
                 await runtime.repository.count_batches_by_state(),
                 providers=runtime.providers,
-                units_in_flight=runtime.pipeline.jobs_in_flight,
+                units_in_flight=runtime.pipeline.steps_running,
             )
         except Exception:
             # The process figures are still worth serving; /healthz reports the database.
@@ -271,10 +271,15 @@ async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool
     hung on a lock, the database file gone); an orchestrator only restarts it if this says so.
     """
     problems: list[str] = []
+    jobs_in_flight: int | None = None
     try:
         database = await asyncio.wait_for(
             runtime.repository.ping(), timeout=HEALTH_DB_TIMEOUT_SECONDS
         )
+        if database:
+            jobs_in_flight = await asyncio.wait_for(
+                runtime.repository.count_unfinished_jobs(), timeout=HEALTH_DB_TIMEOUT_SECONDS
+            )
     except Exception as exc:
         database = False
         problems.append(f"database: {type(exc).__name__}")
@@ -301,7 +306,8 @@ async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool
         "scheduler": scheduler,
         "last_poll_age_seconds": None if age is None else round(age, 3),
         "poll_stale_after_seconds": stale_after,
-        "jobs_in_flight": runtime.pipeline.jobs_in_flight,
+        "jobs_in_flight": jobs_in_flight,
+        "steps_running": runtime.pipeline.steps_running,
         "problems": problems,
     }
 

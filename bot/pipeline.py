@@ -188,7 +188,8 @@ class Pipeline:
         await self.drain()
 
     @property
-    def jobs_in_flight(self) -> int:
+    def steps_running(self) -> int:
+        """Units (and batches being posted) with a step running right now."""
         return len(self._busy)
 
     def _horizon(self, now: datetime) -> datetime:

@@ -333,6 +333,20 @@ class Repository:
             parameters += [*terminal, _to_text(due_by)]
         return await self._jobs(f"{where} ORDER BY created_at, batch_id, position", parameters)
 
+    async def count_unfinished_jobs(self) -> int:
+        """Jobs of open batches that have a step left."""
+        placeholders = ",".join("?" for _ in TERMINAL_JOB_STATES)
+        async with (
+            self._read() as db,
+            db.execute(
+                f"""SELECT COUNT(*) FROM jobs WHERE state NOT IN ({placeholders})
+                    AND batch_id IN (SELECT id FROM batches WHERE state = ?)""",
+                (*[s.value for s in TERMINAL_JOB_STATES], BatchState.OPEN.value),
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
     async def count_in_flight(self) -> dict[str, int]:
         """Per provider, jobs submitted and not finished."""
         async with (

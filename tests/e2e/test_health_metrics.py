@@ -253,3 +253,15 @@ async def _scrape_until(
             await asyncio.sleep(0.05)
 
     return await asyncio.wait_for(wait(), timeout)
+
+
+async def test_healthz_counts_the_files_not_finished_yet(
+    bot: Runtime, fake_slack: FakeSlack, fake_soniox: FakeSoniox, slack_sender: SlackSender
+) -> None:
+    fake_soniox.polls_until_complete = 10**6
+    files = [fake_slack.add_file(name=f"{n}.wav", content=silent_wav()) for n in ("a", "b")]
+    await slack_sender.event(fake_slack.message_event(files=files))
+    await fake_soniox.wait_for(lambda: len(fake_soniox.create_bodies) == 2)
+    async with httpx.AsyncClient() as client:
+        body = (await client.get(f"http://127.0.0.1:{bot.port}/healthz")).json()
+    assert body["jobs_in_flight"] == 2
