@@ -9,8 +9,10 @@ state       next step after a restart
 ==========  =============================================================================
 queued      resolve a Slack Connect stub, then download
 downloading download again (the partial spool file is discarded)
-uploading   upload the complete spool file (download again if the spool is gone)
-uploaded    wait until the provider can use the file, then submit
+uploading   upload the complete spool file (download again if the spool is gone); if an
+            upload was sent and its answer lost, first ask the provider for what it created
+uploaded    wait until the provider can use the file, then submit (likewise looking first
+            for a submission sent before a crash)
 submitted   poll the provider with the recorded id
 processing  poll the provider with the recorded id
 ==========  =============================================================================
@@ -36,7 +38,14 @@ from bot import metrics
 from bot.errors import NotReadyYet, PermanentError, TemporaryError, TranscribeError
 from bot.intake import too_large_reason
 from bot.media import is_media_file
-from bot.providers.base import Progress, ProgressStatus, Provider, ProviderJob, Submitted
+from bot.providers.base import (
+    Progress,
+    ProgressStatus,
+    Provider,
+    ProviderJob,
+    Submitted,
+    Uploaded,
+)
 from bot.rendering import escape, render_reply
 from bot.slack_api import UNDELIVERABLE_ERRORS, SlackGateway, slack_error_code
 from bot.slack_files import SlackFileDownloader
@@ -362,7 +371,15 @@ class Pipeline:
                 await self._set(job, state=JobState.QUEUED, spool_path=None)
         if not present:
             return
-        outcomes = await provider.upload(await self._provider_jobs(present))
+        outcomes: dict[str, Uploaded | PermanentError] = {}
+        resent = [job for job in present if job.sent_at is not None]
+        if resent:
+            # An upload was sent before and its answer lost (a crash): use what it created.
+            outcomes.update(await provider.find_uploaded(await self._provider_jobs(resent)))
+        to_send = [job for job in present if job.id not in outcomes]
+        if to_send:
+            await self._mark_sent(to_send)
+            outcomes.update(await provider.upload(await self._provider_jobs(to_send)))
         for job in present:
             outcome = outcomes.get(job.id)
             if isinstance(outcome, PermanentError):
@@ -376,8 +393,9 @@ class Pipeline:
                     attempts=0,
                     next_attempt_at=None,
                     stalled_since=None,
+                    sent_at=None,
                 )
-                _remove_spool(job)
+                await self._drop_spool(job)
 
     async def _submit(self, provider: Provider, jobs: list[Job]) -> None:
         uploaded = [job for job in jobs if job.provider_file_id is not None]
@@ -393,7 +411,15 @@ class Pipeline:
             jobs = [job for job in jobs if not job.state.is_terminal]
         if not jobs or not self._take_submission_slots(provider, len(jobs)):
             return
-        outcomes = await provider.submit(await self._provider_jobs(jobs))
+        outcomes: dict[str, Submitted | PermanentError] = {}
+        resent = [job for job in jobs if job.sent_at is not None]
+        if resent:
+            # A submission was sent before and its answer lost (a crash): adopt what it started.
+            outcomes.update(await provider.find_submitted(await self._provider_jobs(resent)))
+        to_send = [job for job in jobs if job.id not in outcomes]
+        if to_send:
+            await self._mark_sent(to_send)
+            outcomes.update(await provider.submit(await self._provider_jobs(to_send)))
         now = self._clock()
         changes: dict[str, dict[str, Any]] = {}
         for job in jobs:
@@ -410,6 +436,7 @@ class Pipeline:
                     ),
                     attempts=0,
                     stalled_since=now,
+                    sent_at=None,
                 )
             else:
                 reason = outcome if isinstance(outcome, PermanentError) else None
@@ -549,7 +576,7 @@ class Pipeline:
                 error_detail=exc.detail,
                 finished_at=now,
             )
-            _remove_spool(job)
+            await self._drop_spool(job)
 
     # -- delivery ----------------------------------------------------------------------------
 
@@ -786,8 +813,7 @@ class Pipeline:
     async def _clean_up(self) -> None:
         # Spool files of batches that will not go on (cancelled mid-transfer) are only disk.
         for job in await self._repository.spooled_jobs_of_closed_batches():
-            _remove_spool(job)
-            await self._repository.update_job(job.id, self._clock(), spool_path=None)
+            await self._drop_spool(job)
         groups: dict[tuple[str, str], list[Job]] = {}
         for job in await self._repository.jobs_to_clean_up(self._clock()):
             groups.setdefault((job.provider, job.batch_id), []).append(job)
@@ -828,6 +854,19 @@ class Pipeline:
         if missing:
             self._batches.update(await self._repository.get_batches(missing))
         return [_provider_job(job, self._batches.get(job.batch_id)) for job in jobs]
+
+    async def _drop_spool(self, job: Job) -> None:
+        """Delete the job's spool file (the provider has it, or it is not needed any more)."""
+        if job.spool_path:
+            Path(job.spool_path).unlink(missing_ok=True)
+            await self._set(job, spool_path=None)
+
+    async def _mark_sent(self, jobs: Sequence[Job]) -> None:
+        """Record that a call which may create something at the provider is about to go out."""
+        now = self._clock()
+        await self._repository.update_jobs([job.id for job in jobs], now, sent_at=now)
+        for job in jobs:
+            job.sent_at = now
 
     async def _set_each(self, jobs: Sequence[Job], changes: dict[str, dict[str, Any]]) -> None:
         """Commit different ``changes`` for several jobs at once, and mirror them."""
@@ -898,8 +937,3 @@ def _unconfigured(provider: str) -> PermanentError:
             "credentials, or choose another provider for this channel."
         ),
     )
-
-
-def _remove_spool(job: Job) -> None:
-    if job.spool_path:
-        Path(job.spool_path).unlink(missing_ok=True)

@@ -102,4 +102,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN stalled_since TEXT;
     ALTER TABLE batches ADD COLUMN failing_since TEXT;
     """,
+    # 6: a call that may create something at the provider (an upload, a transcription) was sent
+    # and its answer not recorded yet: after a crash, look for what it created before sending
+    # it again.
+    # Also: jobs still holding a spool file are few, so the clean-up's look-up is indexed.
+    """
+    ALTER TABLE jobs ADD COLUMN sent_at TEXT;
+    UPDATE jobs SET spool_path = NULL WHERE state NOT IN ('queued', 'downloading', 'uploading');
+    CREATE INDEX jobs_with_spool ON jobs (batch_id) WHERE spool_path IS NOT NULL;
+    """,
 ]

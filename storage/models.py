@@ -145,6 +145,8 @@ class Job:
     #: When the job started waiting on its current step (a transcription in progress, an upload
     #: not ready) or failing at it; the age limit counts from here.
     stalled_since: datetime | None = None
+    #: An upload or submission was sent at this time and its answer is not recorded yet.
+    sent_at: datetime | None = None
 
 
 @dataclass

@@ -62,6 +62,7 @@ _JOB_COLUMNS = frozenset(
         "size_bytes",
         "needs_file_info",
         "stalled_since",
+        "sent_at",
     }
 )
 _BATCH_COLUMNS = frozenset(
@@ -412,7 +413,8 @@ class Repository:
         """Jobs still holding a spool file although their batch will not go on."""
         return await self._jobs(
             """WHERE spool_path IS NOT NULL
-                 AND batch_id IN (SELECT id FROM batches WHERE state != ?)""",
+                 AND EXISTS (SELECT 1 FROM batches b
+                             WHERE b.id = jobs.batch_id AND b.state != ?)""",
             (BatchState.OPEN.value,),
         )
 
@@ -779,4 +781,5 @@ def _job(row: aiosqlite.Row) -> Job:
         updated_at=_required_time(row["updated_at"]),
         finished_at=_to_time(row["finished_at"]),
         stalled_since=_to_time(row["stalled_since"]),
+        sent_at=_to_time(row["sent_at"]),
     )

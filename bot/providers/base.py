@@ -8,9 +8,11 @@ A group is one job for a per-file provider (``batch_native = False``, e.g. Sonio
 one Slack message for a batch-native provider (``batch_native = True``, e.g. Soket, which uploads
 many files in one request and transcribes them as one batch). The steps, in order:
 
-1. :meth:`Provider.upload` sends the spool files of the group (jobs with ``spool_path``).
+1. :meth:`Provider.upload` sends the spool files of the group (jobs with ``spool_path``);
+   after a crash during an upload, :meth:`Provider.find_uploaded` is asked first.
 2. :meth:`Provider.uploads_ready` says whether the provider can use the uploaded files yet.
-3. :meth:`Provider.submit` starts transcription of the group (uploaded files and links).
+3. :meth:`Provider.submit` starts transcription of the group (uploaded files and links);
+   after a crash during a submission, :meth:`Provider.find_submitted` is asked first.
 4. :meth:`Provider.poll` reports progress; terminal outcomes carry the transcript or the reason.
 5. :meth:`Provider.clean_up` deletes the provider's copies once the reply is posted.
 
@@ -118,6 +120,18 @@ class Provider(ABC):
     ) -> Mapping[str, bool | PermanentError]:
         """Whether each uploaded file can be submitted now. Most providers: at once."""
         return {job.job_id: True for job in jobs}
+
+    async def find_uploaded(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Uploaded]:
+        """What an :meth:`upload` sent before a crash already created, for these jobs.
+
+        Called instead of uploading blind when the pipeline recorded that an upload was sent
+        but not its answer. Jobs left out are uploaded again. Default: nothing can be found.
+        """
+        return {}
+
+    async def find_submitted(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Submitted]:
+        """What a :meth:`submit` sent before a crash already started, for these jobs."""
+        return {}
 
     @abstractmethod
     async def submit(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Submitted | PermanentError]:

@@ -80,6 +80,39 @@ class SonioxProvider(Provider):
             outcomes[job.job_id] = Uploaded(file_id=str(body["id"]))
         return outcomes
 
+    async def find_uploaded(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Uploaded]:
+        # Every upload carries our job id as client_reference_id.
+        found = await self._by_reference("/files", "files", {job.job_id for job in jobs})
+        return {job_id: Uploaded(file_id=item_id) for job_id, item_id in found.items()}
+
+    async def find_submitted(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Submitted]:
+        found = await self._by_reference(
+            "/transcriptions", "transcriptions", {job.job_id for job in jobs}
+        )
+        return {job_id: Submitted(remote_id=item_id) for job_id, item_id in found.items()}
+
+    async def _by_reference(self, path: str, key: str, references: set[str]) -> dict[str, str]:
+        """Walk a Soniox listing for items whose client_reference_id is one of ``references``.
+
+        Bounded by the account's own limits (1,000 files, 2,000 transcriptions), so at most a few
+        pages; it only runs after a crash mid-call.
+        """
+        found: dict[str, str] = {}
+        cursor: str | None = None
+        for _ in range(MAX_LIST_PAGES):
+            params: dict[str, Any] = {"limit": LIST_PAGE_SIZE}
+            if cursor:
+                params["cursor"] = cursor
+            body = await self._call("GET", path, what=f"list {key}", params=params)
+            for item in body.get(key) or []:
+                reference = item.get("client_reference_id")
+                if reference in references and reference not in found:
+                    found[reference] = str(item["id"])
+            cursor = body.get("next_page_cursor")
+            if not cursor or len(found) == len(references):
+                break
+        return found
+
     async def submit(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Submitted | PermanentError]:
         outcomes: dict[str, Submitted | PermanentError] = {}
         for job in jobs:
@@ -179,6 +212,10 @@ class SonioxProvider(Provider):
             return None
         raise _error(response, what)
 
+
+#: Soniox's listings hold at most 1,000 files and 2,000 transcriptions per account.
+LIST_PAGE_SIZE = 1000
+MAX_LIST_PAGES = 5
 
 #: Soniox documents no processing speed; async transcription runs far faster than real time, so
 #: a twentieth of the audio's length is a cautious guess for when a poll is worth making.
