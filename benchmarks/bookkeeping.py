@@ -12,7 +12,15 @@ Cycles timed:
 * **all due**: every job is due for a poll (the clock moved past every ``next_attempt_at``); the
   cycle polls each and records each answer. The first such cycle also posts each batch's first
   progress note.
-* **none due**: between two polls, the cycle reads everything and finds nothing to do.
+* **none due**: between two polls, the cycle finds nothing to do.
+* **steady state**: a random ``--due-fraction`` of the jobs (default 10 %) is due and the rest
+  later, as with adaptive polling, where jobs started at different times come due spread out.
+
+The target is checked against the all-due cycles (the worst case) and, separately, against the
+steady-state one.
+
+``--profile`` adds cProfile's figures for the all-due cycles after the first. It sees this
+thread only: time spent in SQLite, on aiosqlite's thread, shows as waiting in ``select``.
 
     python -m benchmarks.bookkeeping --jobs 10000 [--profile]
 """
@@ -24,11 +32,10 @@ import asyncio
 import cProfile
 import io
 import pstats
-import sqlite3
+import random
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,7 +56,6 @@ from bot.providers.base import (
 )
 from bot.slack_api import SlackGateway
 from bot.slack_files import SlackFileDownloader
-from storage import repository as repository_module
 from storage.models import BatchState, JobKind, JobState, NewBatch, NewJob
 from storage.repository import Repository
 
@@ -138,21 +144,7 @@ async def build_state(repository: Repository, jobs: int, history: int = 0) -> No
 
 async def add_batches(repository: Repository, indexes: range) -> None:
     for index in indexes:
-        ts = f"{1767225600 + index}.000100"
-        for attempt in range(3):
-            try:
-                await add_batch(repository, index, ts)
-                break
-            except sqlite3.IntegrityError:
-                # Batch ids are 32 random bits: among 100,000 batches a new one collides about
-                # once in 43,000 (the bot's ack then fails and Slack's retry gets a new id).
-                if attempt == 2:
-                    raise
-                collisions.append(index)
-
-
-#: Indexes whose first batch id was taken already (see ``add_batches``).
-collisions: list[int] = []
+        await add_batch(repository, index, f"{1767225600 + index}.000100")
 
 
 async def add_batch(repository: Repository, index: int, ts: str) -> None:
@@ -182,12 +174,12 @@ async def add_batch(repository: Repository, index: int, ts: str) -> None:
 
 
 class CallTimes:
-    """Wall time and count of each Repository method during the timed cycles: where a cycle
-    waits on the database (each call is at least one hop to aiosqlite's thread and back)."""
+    """Wall time and count of each Repository method in each timed cycle: where a cycle waits on
+    the database (each call is at least one hop to aiosqlite's thread and back)."""
 
     def __init__(self, repository: Repository) -> None:
-        self.seconds: dict[str, float] = {}
-        self.calls: dict[str, int] = {}
+        #: One ``{method: (calls, seconds)}`` per timed cycle, in order.
+        self.cycles: list[dict[str, tuple[int, float]]] = []
         self.active = False
         for name in dir(Repository):
             attribute = getattr(repository, name)
@@ -195,118 +187,41 @@ class CallTimes:
                 continue
             setattr(repository, name, self._wrap(name, attribute))
 
+    def start_cycle(self) -> None:
+        self.cycles.append({})
+        self.active = True
+
     def _wrap(self, name: str, method: Any) -> Any:
         async def timed(*args: Any, **kwargs: Any) -> Any:
             if not self.active:
                 return await method(*args, **kwargs)
+            cycle = self.cycles[-1]
             started = time.perf_counter()
             try:
                 return await method(*args, **kwargs)
             finally:
-                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
-                self.calls[name] = self.calls.get(name, 0) + 1
+                calls, seconds = cycle.get(name, (0, 0.0))
+                cycle[name] = (calls + 1, seconds + time.perf_counter() - started)
 
         return timed
 
 
-async def measure_fixes(
-    repository: Repository, now: datetime, path: Path
-) -> list[tuple[str, float, float, float]]:
-    """What each recommended change costs against what it replaces, at this scale, on the same
-    database: ``(change, seconds now, with the bulk form, with it and fromisoformat)``."""
-    jobs = await repository.open_jobs()
-    batch_ids = [job.batch_id for job in jobs]
-    later = now + timedelta(seconds=POLL_INTERVAL)
-    changes = {job.id: {"state": JobState.PROCESSING, "next_attempt_at": later} for job in jobs}
-
-    async def clock(work: Callable[[], Awaitable[Any]]) -> float:
-        started = time.perf_counter()
-        await work()
-        return time.perf_counter() - started
-
-    async def each_batch() -> None:
-        for batch_id in batch_ids:
-            await repository.get_batch(batch_id)
-
-    async def each_jobs_of() -> None:
-        for batch_id in batch_ids:
-            await repository.jobs_of(batch_id)
-
-    async def each_update() -> None:
-        for job in jobs:
-            await repository.update_job(
-                job.id, now, state=JobState.PROCESSING, next_attempt_at=later
-            )
-
-    n = f"{len(jobs):,}"
-    cases: list[tuple[str, Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]] = [
-        (
-            f"batch of each polled job: {n} x get_batch -> get_batches",
-            each_batch,
-            lambda: repository.get_batches(batch_ids),
-        ),
-        (
-            f"jobs of each running batch: {n} x jobs_of -> jobs_of_batches",
-            each_jobs_of,
-            lambda: repository.jobs_of_batches(batch_ids),
-        ),
-        (
-            f"answers of a poll round: {n} x update_job -> update_jobs_each",
-            each_update,
-            lambda: repository.update_jobs_each(changes, now),
-        ),
-        (f"open_jobs ({n} rows)", repository.open_jobs, repository.open_jobs),
-    ]
-    rows = []
-    for name, current, bulk in cases:
-        before, after = await clock(current), await clock(bulk)
-        with iso_times():
-            both = await clock(bulk)
-        rows.append((name, before, after, both))
-    rows.append(clean_up_query_forms(path))
-    return rows
-
-
-#: ``Repository.jobs_to_clean_up`` as it is, and with the batch condition as ``EXISTS``: the
-#: planner then walks the few jobs not cleaned up (a partial index) instead of every finished
-#: batch.
-CLEAN_UP_NOW = """SELECT * FROM jobs WHERE cleaned_up = 0
-    AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
-    AND batch_id IN (SELECT id FROM batches WHERE state IN (?, ?, ?))
-    AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY batch_id, position"""
-CLEAN_UP_EXISTS = """SELECT * FROM jobs j WHERE cleaned_up = 0
-    AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
-    AND EXISTS (SELECT 1 FROM batches b WHERE b.id = j.batch_id AND b.state IN (?, ?, ?))
-    AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY batch_id, position"""
-
-
-def clean_up_query_forms(path: Path) -> tuple[str, float, float, float]:
-    """Both forms of the clean-up query, timed on a second (read-only) connection."""
-    finished = ("delivered", "undeliverable", "cancelled", "9999")
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-        timings = []
-        for query in (CLEAN_UP_NOW, CLEAN_UP_EXISTS):
-            started = time.perf_counter()
-            db.execute(query, finished).fetchall()
-            timings.append(time.perf_counter() - started)
-    return ("jobs_to_clean_up: IN (subquery) -> EXISTS", timings[0], timings[1], timings[1])
-
-
-@contextmanager
-def iso_times() -> Iterator[None]:
-    """Parse stored times with ``datetime.fromisoformat`` instead of ``strptime``."""
-    original = repository_module._to_time
-    repository_module._to_time = _iso_time  # the module looks it up at each call
-    try:
-        yield
-    finally:
-        repository_module._to_time = original
-
-
-def _iso_time(value: str | None) -> datetime | None:
-    """``_to_time`` as recommended: the stored format is ISO 8601, which Python 3.11 parses in C,
-    about 70 times faster than ``strptime``."""
-    return None if value is None else datetime.fromisoformat(value)
+async def spread_due(
+    repository: Repository, now: datetime, fraction: float, rng: random.Random
+) -> None:
+    """Make a random ``fraction`` of the open jobs due (``next_attempt_at`` up to an interval in
+    the past) and the rest due later (one to twelve intervals ahead, past the cycle's
+    half-interval tolerance)."""
+    ids = [job.id for job in await repository.open_jobs()]
+    due = set(rng.sample(ids, round(len(ids) * fraction)))
+    changes: dict[str, dict[str, Any]] = {}
+    for job_id in ids:
+        if job_id in due:
+            offset = -rng.uniform(0, POLL_INTERVAL)
+        else:
+            offset = rng.uniform(POLL_INTERVAL, POLL_INTERVAL * 12)
+        changes[job_id] = {"next_attempt_at": now + timedelta(seconds=offset)}
+    await repository.update_jobs_each(changes, now)
 
 
 def database_mb(path: Path) -> float:
@@ -319,7 +234,7 @@ async def timed_cycle(
 ) -> float:
     if profiler is not None:
         profiler.enable()
-    times.active = True
+    times.start_cycle()
     started = time.perf_counter()
     await pipeline.run_cycle()
     elapsed = time.perf_counter() - started
@@ -329,7 +244,13 @@ async def timed_cycle(
     return elapsed
 
 
-async def measure(jobs: int, history: int, profile: bool) -> dict[str, Any]:
+#: Row labels, as printed (and pasted into RESULTS.md).
+FIRST = "all due (first: also posts each batch's first progress note)"
+ALL_DUE = "all due"
+NONE_DUE = "none due (between two polls)"
+
+
+async def measure(jobs: int, history: int, due_fraction: float, profile: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as workdir:
         path = Path(workdir) / "bench.db"
         repository = await Repository.open(path)
@@ -355,30 +276,26 @@ async def measure(jobs: int, history: int, profile: bool) -> dict[str, Any]:
                 )
                 profiler = cProfile.Profile() if profile else None
                 rows: list[tuple[str, float, int, int]] = []
-                for label in ("all due (first)", "all due", "all due"):
+
+                async def cycle(label: str) -> None:
+                    polled, calls = provider.polled, web.calls
+                    # Profiled: the cycles the target is judged on.
+                    profiled = profiler if label == ALL_DUE else None
+                    seconds = await timed_cycle(pipeline, profiled, times)
+                    rows.append((label, seconds, provider.polled - polled, web.calls - calls))
+
+                for label in (FIRST, ALL_DUE, ALL_DUE):
                     # Past every next_attempt_at, and past the delay before a progress note.
                     clock.now += timedelta(seconds=POLL_INTERVAL * 2)
-                    polled, calls = provider.polled, web.calls
-                    seconds = await timed_cycle(pipeline, profiler, times)
-                    rows.append((label, seconds, provider.polled - polled, web.calls - calls))
+                    await cycle(label)
+                # A tenth of an interval later: every job was just polled.
                 clock.now += timedelta(seconds=POLL_INTERVAL / 10)
-                polled, calls = provider.polled, web.calls
-                seconds = await timed_cycle(pipeline, profiler, times)
-                rows.append(("none due", seconds, provider.polled - polled, web.calls - calls))
-                # The same two cycles with only the timestamp parsing changed (a drop-in change
-                # of one module-level function): how much of the time is parsing dates.
-                with iso_times():
-                    for label, step in (
-                        ("all due, fromisoformat", POLL_INTERVAL * 2),
-                        ("none due, fromisoformat", POLL_INTERVAL / 10),
-                    ):
-                        clock.now += timedelta(seconds=step)
-                        polled, calls = provider.polled, web.calls
-                        seconds = await timed_cycle(pipeline, None, CallTimes(repository))
-                        rows.append((label, seconds, provider.polled - polled, web.calls - calls))
+                await cycle(NONE_DUE)
+                clock.now += timedelta(seconds=POLL_INTERVAL)
+                await spread_due(repository, clock.now, due_fraction, random.Random(7))
+                await cycle(f"steady state ({due_fraction:.0%} due)")
                 await pipeline.stop()
             size = database_mb(path)
-            fixes = await measure_fixes(repository, clock.now, path)
         finally:
             await repository.close()
     report = ""
@@ -387,10 +304,6 @@ async def measure(jobs: int, history: int, profile: bool) -> dict[str, Any]:
         stats = pstats.Stats(profiler, stream=out)
         stats.sort_stats("tottime").print_stats(25)
         report = out.getvalue()
-    breakdown = sorted(
-        ((name, times.calls[name], seconds) for name, seconds in times.seconds.items()),
-        key=lambda row: -row[2],
-    )
     return {
         "jobs": jobs,
         "history": history,
@@ -398,9 +311,36 @@ async def measure(jobs: int, history: int, profile: bool) -> dict[str, Any]:
         "rows": rows,
         "db_mb": size,
         "profile": report,
-        "breakdown": breakdown,
-        "fixes": fixes,
+        "breakdown": times.cycles,
     }
+
+
+def breakdown_table(
+    rows: Sequence[tuple[str, float, int, int]], cycles: Sequence[dict[str, tuple[int, float]]]
+) -> str:
+    """One row per Repository method, one column per timed cycle (headed by its row number in
+    the table above), heaviest first; then what the cycle spent outside those methods."""
+    totals: dict[str, float] = {}
+    for cycle in cycles:
+        for name, (_, seconds) in cycle.items():
+            totals[name] = totals.get(name, 0.0) + seconds
+    lines = [
+        [
+            name,
+            *(
+                f"{cycle[name][1] * 1000:,.0f} ms ({cycle[name][0]:,})" if name in cycle else "-"
+                for cycle in cycles
+            ),
+        ]
+        for name in sorted(totals, key=lambda name: -totals[name])
+    ]
+    rest = [
+        f"{(row[1] - sum(seconds for _, seconds in cycle.values())) * 1000:,.0f} ms"
+        for row, cycle in zip(rows, cycles, strict=True)
+    ]
+    lines.append(["(rest of the cycle)", *rest])
+    headers = ["method", *(f"cycle {index}" for index in range(1, len(cycles) + 1))]
+    return table(headers, lines)
 
 
 def main() -> int:
@@ -409,15 +349,24 @@ def main() -> int:
     parser.add_argument(
         "--history", type=int, default=0, help="delivered messages kept from earlier work"
     )
+    parser.add_argument(
+        "--due-fraction",
+        type=float,
+        default=0.1,
+        help="share of the jobs due in the steady-state cycle (default 0.1)",
+    )
     parser.add_argument("--target-ms", type=float, default=500.0)
-    parser.add_argument("--profile", action="store_true", help="print where the cycles spend")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="print where the all-due cycles after the first spend (cProfile, by own time)",
+    )
     args = parser.parse_args()
-    result = asyncio.run(measure(args.jobs, args.history, args.profile))
+    result = asyncio.run(measure(args.jobs, args.history, args.due_fraction, args.profile))
     print(f"machine: {machine()}")
     print(
         f"{result['jobs']:,} jobs in flight and {result['history']:,} delivered "
-        f"(built in {result['built']:.0f} s, {len(collisions)} batch id collisions); "
-        f"database {result['db_mb']:.1f} MB"
+        f"(built in {result['built']:.0f} s); database {result['db_mb']:.1f} MB"
     )
     print(
         table(
@@ -428,43 +377,27 @@ def main() -> int:
             ],
         )
     )
-    cycles = len(result["rows"])
-    print(f"time in Repository methods over the {cycles} cycles (calls overlap when concurrent):")
     print(
-        table(
-            ["method", "calls", "total", "per call"],
-            [
-                [
-                    name,
-                    f"{calls:,}",
-                    f"{seconds * 1000:,.0f} ms",
-                    f"{seconds / calls * 1e6:,.0f} us",
-                ]
-                for name, calls, seconds in result["breakdown"]
-            ],
-        )
+        "time in Repository methods in each cycle above (cycle 1 = the first row), with the "
+        "calls made (they overlap when concurrent); the rest is the pipeline's own Python and "
+        "the event loop:"
     )
-    print(f"what the recommended changes save at {result['jobs']:,} jobs in flight:")
+    print(breakdown_table(result["rows"], result["breakdown"]))
+    all_due = max(seconds for label, seconds, _, _ in result["rows"] if label == ALL_DUE)
+    steady_label, steady, _, _ = result["rows"][-1]
+    ok = all_due * 1000 < args.target_ms
+    steady_ok = steady * 1000 < args.target_ms
     print(
-        table(
-            ["change", "now", "changed", "changed + fromisoformat"],
-            [
-                [
-                    name,
-                    f"{before * 1000:,.0f} ms",
-                    f"{after * 1000:,.0f} ms",
-                    f"{both * 1000:,.0f} ms",
-                ]
-                for name, before, after, both in result["fixes"]
-            ],
-        )
+        f"target: a cycle's own work under {args.target_ms:.0f} ms with all "
+        f"{result['jobs']:,} jobs due: {all_due * 1000:,.0f} ms (worst) -> {verdict(ok)}"
     )
-    worst = max(seconds for label, seconds, _, _ in result["rows"][1:4])
-    ok = worst * 1000 < args.target_ms
-    print(f"target: a cycle's own work under {args.target_ms:.0f} ms -> {verdict(ok)}")
+    print(
+        f"{steady_label}: {steady * 1000:,.0f} ms -> "
+        f"{'meets' if steady_ok else 'MISSES'} the {args.target_ms:.0f} ms target"
+    )
     if result["profile"]:
         print(result["profile"])
-    return 0 if ok else 1
+    return 0 if ok and steady_ok else 1
 
 
 if __name__ == "__main__":
