@@ -132,8 +132,9 @@ class Pipeline:
         #: Per provider: jobs submitted and not finished, counted at the start of each cycle and
         #: raised as the cycle submits more.
         self._in_flight: dict[str, int] = {}
-        #: The open batches, read once per cycle (what providers need of them does not change).
-        self._batches: dict[str, Batch] = {}
+        #: Language hints of the due batches, read once per cycle: all a provider needs of a
+        #: batch, and fixed when the batch was created.
+        self._hints: dict[str, list[str]] = {}
         #: "Still processing" answers of this cycle, saved together once its calls are done.
         self._still_running: dict[str, dict[str, Any]] = {}
 
@@ -144,7 +145,7 @@ class Pipeline:
         units: dict[str, list[Job]] = {}
         self._in_flight = await self._repository.count_in_flight()
         due_jobs = await self._repository.open_jobs(due_by=self._horizon(now))
-        self._batches = await self._repository.get_batches({job.batch_id for job in due_jobs})
+        self._hints = await self._repository.language_hints_of({job.batch_id for job in due_jobs})
         for job in due_jobs:
             units.setdefault(unit_key(job, self._providers.get(job.provider)), []).append(job)
 
@@ -850,10 +851,10 @@ class Pipeline:
 
     async def _provider_jobs(self, jobs: Sequence[Job]) -> list[ProviderJob]:
         """What the provider is told about ``jobs``; their batches are read once."""
-        missing = {job.batch_id for job in jobs if job.batch_id not in self._batches}
+        missing = {job.batch_id for job in jobs if job.batch_id not in self._hints}
         if missing:
-            self._batches.update(await self._repository.get_batches(missing))
-        return [_provider_job(job, self._batches.get(job.batch_id)) for job in jobs]
+            self._hints.update(await self._repository.language_hints_of(missing))
+        return [_provider_job(job, self._hints.get(job.batch_id, [])) for job in jobs]
 
     async def _drop_spool(self, job: Job) -> None:
         """Delete the job's spool file (the provider has it, or it is not needed any more)."""
@@ -910,7 +911,7 @@ def progress_text(jobs: Sequence[Job]) -> str:
     return f":hourglass_flowing_sand: Transcribing {len(jobs)} files… {done} of {len(jobs)} done"
 
 
-def _provider_job(job: Job, batch: Batch | None) -> ProviderJob:
+def _provider_job(job: Job, language_hints: list[str]) -> ProviderJob:
     return ProviderJob(
         job_id=job.id,
         filename=job.filename,
@@ -918,7 +919,7 @@ def _provider_job(job: Job, batch: Batch | None) -> ProviderJob:
         url=job.url,
         size_bytes=job.size_bytes,
         mimetype=job.mimetype,
-        language_hints=batch.language_hints if batch else [],
+        language_hints=language_hints,
         file_id=job.provider_file_id,
         upload_id=job.provider_upload_id,
         remote_id=job.provider_job_id,

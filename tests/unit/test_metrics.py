@@ -319,9 +319,8 @@ async def test_repository_counts_and_bulk_forms(tmp_path: Path) -> None:
         assert await repository.count_batches_by_state() == {"delivered": 1, "open": 2}
         processing = await repository.get_job(jobs[ids[2]].id)
         assert processing is not None and processing.provider_job_id == "r-2"
-        found = await repository.get_batches([ids[2], ids[0], ids[2], "b-missing"])
-        assert set(found) == {ids[0], ids[2]}
-        assert found[ids[2]].provider == "soket"
+        hints = await repository.language_hints_of([ids[2], ids[0], ids[2], "b-missing"])
+        assert hints == {ids[0]: [], ids[2]: []}
         with pytest.raises(ValueError, match="not job columns"):
             await repository.update_jobs_each({jobs[ids[1]].id: {"nonsense": 1}}, T0)
     finally:
