@@ -8,7 +8,13 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from bot.media import is_video
-from bot.transcript import Segment, Transcript, to_plain_text
+from bot.transcript import (
+    Segment,
+    Transcript,
+    format_timestamp,
+    merge_turns,
+    to_plain_text,
+)
 from storage.models import Job, JobState
 
 #: One file's transcript longer than this goes into a file.
@@ -98,6 +104,40 @@ def _speaker_label(segment: Segment) -> str:
     return f"[Speaker {segment.speaker}] " if segment.speaker is not None else ""
 
 
+def to_mrkdwn(transcript: Transcript) -> str:
+    """The transcript for a Slack message: a paragraph per speaker turn, the speaker in bold."""
+    if not transcript.has_speakers:
+        return escape(transcript.text.strip())
+    paragraphs = []
+    for turn in merge_turns(transcript.segments):
+        label = f"Speaker {turn.speaker}" if turn.speaker is not None else "Unknown speaker"
+        stamp = f" [{format_timestamp(turn.start_ms)}]" if turn.start_ms is not None else ""
+        paragraphs.append(f"*{escape(label)}*{stamp}  {escape(turn.text.strip())}")
+    return "\n\n".join(paragraphs)
+
+
+def _chunks(text: str, limit: int = MAX_INLINE_CHARS) -> list[str]:
+    """Split at paragraph (else word) boundaries into pieces Slack takes as one section each."""
+    chunks: list[str] = []
+    current = ""
+    for paragraph in text.split("\n\n"):
+        candidate = f"{current}\n\n{paragraph}" if current else paragraph
+        if len(candidate) <= limit:
+            current = candidate
+            continue
+        if current:
+            chunks.append(current)
+        while len(paragraph) > limit:
+            cut = paragraph.rfind(" ", 0, limit)
+            cut = cut if cut > 0 else limit
+            chunks.append(paragraph[:cut])
+            paragraph = paragraph[cut:].lstrip()
+        current = paragraph
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_INLINE_CHARS]}}
 
@@ -112,10 +152,11 @@ def _preview(text: str) -> str:
 def render_reply(jobs: list[Job]) -> Reply:
     """The reply for every reported job of a batch (skipped ones are left out)."""
     reported = [job for job in jobs if job.state is not JobState.SKIPPED]
+    transcripts: dict[str, Transcript] = {}
     texts: dict[str, str] = {}
     for job in reported:
         if job.state is JobState.COMPLETED and job.transcript is not None:
-            transcript = Transcript.model_validate(job.transcript)
+            transcript = transcripts[job.id] = Transcript.model_validate(job.transcript)
             texts[job.id] = "" if transcript.is_empty else to_plain_text(transcript)
 
     # Decide what goes into files: each transcript over the per-file limit, then the longest ones
@@ -154,9 +195,7 @@ def render_reply(jobs: list[Job]) -> Reply:
             )
             attachments.append(attachment)
             subtitles = (
-                to_srt(Transcript.model_validate(job.transcript))
-                if job.transcript is not None and is_video(job.filename, job.mimetype)
-                else None
+                to_srt(transcripts[job.id]) if is_video(job.filename, job.mimetype) else None
             )
             if subtitles:
                 attachments.append(
@@ -176,7 +215,7 @@ def render_reply(jobs: list[Job]) -> Reply:
             plain.append(f"{job.filename}: {_preview(text)}")
         else:
             blocks.append(_section(f":speech_balloon: *{name}*"))
-            blocks.append(_section(escape(text)))
+            blocks.extend(_section(chunk) for chunk in _chunks(to_mrkdwn(transcripts[job.id])))
             plain.append(f"{job.filename}:\n{text}")
 
     if len(blocks) > MAX_BLOCKS:

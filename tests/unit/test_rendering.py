@@ -94,3 +94,26 @@ def test_block_count_stays_within_slack_limit() -> None:
 
 def test_only_skipped_jobs_render_nothing() -> None:
     assert render_reply([job("doc.pdf", JobState.SKIPPED)]).blocks == []
+
+
+def test_speaker_turns_are_paragraphs_with_bold_speakers() -> None:
+    segments = [
+        Segment(text="Shall we start?", speaker="1", start_ms=0),
+        Segment(text="Yes, go <ahead>.", speaker="2", start_ms=12_000),
+    ]
+    transcript = Transcript(text="Shall we start? Yes, go <ahead>.", segments=segments)
+    reply = render_reply([job("panel.wav", transcript=transcript.model_dump())])
+    assert reply.blocks[1]["text"]["text"] == (
+        "*Speaker 1* [00:00]  Shall we start?\n\n*Speaker 2* [00:12]  Yes, go &lt;ahead&gt;."
+    )
+
+
+def test_long_text_is_split_at_paragraphs_and_words_never_cut() -> None:
+    from bot.rendering import MAX_INLINE_CHARS, _chunks
+
+    paragraphs = [f"Paragraph {i} " + "word " * 150 for i in range(8)] + ["x" * 10 + " y" * 2000]
+    text = "\n\n".join(paragraphs)
+    chunks = _chunks(text)
+    assert all(len(chunk) <= MAX_INLINE_CHARS for chunk in chunks)
+    assert " ".join(" ".join(chunks).split()) == " ".join(text.split()), "nothing lost"
+    assert all(chunk.startswith(("Paragraph", "x", "y")) for chunk in chunks)
