@@ -135,8 +135,9 @@ class Pipeline:
         #: Language hints of the due batches, read once per cycle: all a provider needs of a
         #: batch, and fixed when the batch was created.
         self._hints: dict[str, list[str]] = {}
-        #: "Still processing" answers of this cycle, saved together once its calls are done.
-        self._still_running: dict[str, dict[str, Any]] = {}
+        #: "Still processing" answers of this cycle, saved together once its calls are done,
+        #: each with the job's ``updated_at`` as the cycle read it.
+        self._still_running: dict[str, tuple[datetime, dict[str, Any]]] = {}
 
     # -- the cycle ---------------------------------------------------------------------------
 
@@ -144,7 +145,8 @@ class Pipeline:
         now = self._clock()
         units: dict[str, list[Job]] = {}
         self._in_flight = await self._repository.count_in_flight()
-        due_jobs = await self._repository.open_jobs(due_by=self._horizon(now))
+        self._still_running = {}
+        due_jobs = await self._repository.open_jobs(due_by=now)
         self._hints = await self._repository.language_hints_of({job.batch_id for job in due_jobs})
         for job in due_jobs:
             units.setdefault(unit_key(job, self._providers.get(job.provider)), []).append(job)
@@ -159,7 +161,9 @@ class Pipeline:
                 quick.append(self._guarded(key, self._advance(jobs)))
         # Finished work is posted first: a slow provider must not hold up finished replies.
         await self._deliver_due(now)
-        await asyncio.gather(*quick)
+        for failure in await asyncio.gather(*quick, return_exceptions=True):
+            if isinstance(failure, BaseException):
+                log.error("a step failed outside its own handling", exc_info=failure)
         await self._save_still_running()
         await self._deliver_due(self._clock())
         await self._report_progress()
@@ -169,9 +173,10 @@ class Pipeline:
 
     async def _save_still_running(self) -> None:
         # Deferring these is safe: if the process dies first, the jobs are simply polled again.
+        # A job changed meanwhile (a webhook made it due, a cancel) keeps its newer state.
         changes, self._still_running = self._still_running, {}
         if changes:
-            await self._repository.update_jobs_each(changes, self._clock())
+            await self._repository.update_jobs_unless_changed(changes, self._clock())
 
     async def provider_finished(self, provider: str, remote_id: str) -> bool:
         """A provider said (by webhook) that ``remote_id`` ended: poll its jobs at once.
@@ -202,15 +207,15 @@ class Pipeline:
         """Units (and batches being posted) with a step running right now."""
         return len(self._busy)
 
-    def _horizon(self, now: datetime) -> datetime:
-        # Half a tick of tolerance: a poll scheduled "one interval from now" is stamped after the
-        # provider answered, a few milliseconds after this tick began, and would otherwise wait
-        # for the tick after next, doubling every delay.
-        return now + timedelta(seconds=self._poll_interval / 2)
-
     def _due(self, jobs: Sequence[Job], now: datetime) -> bool:
-        horizon = self._horizon(now)
-        return any(job.next_attempt_at is None or job.next_attempt_at <= horizon for job in jobs)
+        return any(job.next_attempt_at is None or job.next_attempt_at <= now for job in jobs)
+
+    def _poll_at(self, now: datetime, delay: float) -> datetime:
+        """When to poll next, ``delay`` from now, aimed half a tick early: a poll stamped "one
+        interval from now" after the provider answered would otherwise miss the next tick by
+        milliseconds and wait for the one after, doubling every delay. Only polls get this;
+        retry delays (backoff, Retry-After) are kept exactly."""
+        return now + timedelta(seconds=max(0.0, delay - self._poll_interval / 2))
 
     @staticmethod
     def _needs_transfer(job: Job) -> bool:
@@ -384,6 +389,7 @@ class Pipeline:
         for job in present:
             outcome = outcomes.get(job.id)
             if isinstance(outcome, PermanentError):
+                await self._set(job, sent_at=None)  # a refusal is an answer, not a lost one
                 await self._fail([job], outcome)
             elif outcome is not None:
                 await self._set(
@@ -431,9 +437,8 @@ class Pipeline:
                     provider_job_id=outcome.remote_id,
                     provider_file_id=outcome.file_id or job.provider_file_id,
                     provider_eta_at=_eta(now, outcome.eta_seconds),
-                    next_attempt_at=now
-                    + timedelta(
-                        seconds=next_poll_delay(0, outcome.eta_seconds, self._poll_interval)
+                    next_attempt_at=self._poll_at(
+                        now, next_poll_delay(0, outcome.eta_seconds, self._poll_interval)
                     ),
                     attempts=0,
                     stalled_since=now,
@@ -447,6 +452,7 @@ class Pipeline:
                     error=error.user_message,
                     error_detail=error.detail,
                     finished_at=now,
+                    sent_at=None,
                 )
         # One transaction: a crash must not leave half of a provider batch recorded.
         await self._set_each(jobs, changes)
@@ -494,10 +500,13 @@ class Pipeline:
             delay = next_poll_delay(
                 (now - waiting_since).total_seconds(), progress.eta_seconds, self._poll_interval
             )
-            self._still_running[job.id] = dict(
-                state=JobState.PROCESSING,
-                next_attempt_at=now + timedelta(seconds=delay),
-                provider_eta_at=_eta(now, progress.eta_seconds) or job.provider_eta_at,
+            self._still_running[job.id] = (
+                job.updated_at,
+                dict(
+                    state=JobState.PROCESSING,
+                    next_attempt_at=self._poll_at(now, delay),
+                    provider_eta_at=_eta(now, progress.eta_seconds) or job.provider_eta_at,
+                ),
             )
 
     def _take_submission_slots(self, provider: Provider, count: int) -> bool:
@@ -597,11 +606,13 @@ class Pipeline:
         reply = render_reply(jobs)
         try:
             if not reply.blocks:
-                # Nothing was media after all: no reply, just tidy the reaction.
+                # Nothing was media after all: no reply, just tidy the reaction, and a progress
+                # message already shown must not go on promising a transcript.
                 if not await self._move_batch(
                     batch, BatchState.DELIVERED, expected=(BatchState.OPEN, BatchState.DELIVERING)
                 ):
                     return
+                await self._settle_progress_message(batch, NOTHING_TEXT)
                 await self._slack.remove_reaction(
                     batch.channel_id, batch.message_ts, REACTION_WORKING
                 )
@@ -692,18 +703,22 @@ class Pipeline:
 
     async def _delivery_failed(self, batch: Batch, exc: SlackApiError) -> None:
         code = slack_error_code(exc)
-        now = self._clock()
-        since = batch.failing_since or now
-        if code in UNDELIVERABLE_ERRORS or now - since > self._max_job_age:
-            log.error("batch %s: cannot post the reply (%s); giving up", batch.id, code)
-            await self._move_batch(
-                batch, BatchState.UNDELIVERABLE, expected=(BatchState.OPEN, BatchState.DELIVERING)
-            )
+        if code in UNDELIVERABLE_ERRORS:
+            await self._give_up_delivery(batch, code)
             return
         await self._retry_delivery_later(batch, code)
 
+    async def _give_up_delivery(self, batch: Batch, reason: str) -> None:
+        log.error("batch %s: cannot post the reply (%s); giving up", batch.id, reason)
+        await self._move_batch(
+            batch, BatchState.UNDELIVERABLE, expected=(BatchState.OPEN, BatchState.DELIVERING)
+        )
+
     async def _retry_delivery_later(self, batch: Batch, reason: str) -> None:
         now = self._clock()
+        if now - (batch.failing_since or now) > self._max_job_age:
+            await self._give_up_delivery(batch, f"still failing: {reason}")
+            return
         attempts = batch.attempts + 1
         delay = backoff_seconds(attempts, self._rng)
         log.warning("batch %s: posting failed (%s); retry in %.1fs", batch.id, reason, delay)
@@ -734,19 +749,9 @@ class Pipeline:
         for cancelled in await self._repository.cancelled_batches_with_progress(CANCELLED_TEXT):
             # The progress message of a cancelled batch must not promise a transcript.
             try:
-                await self._slack.update_message(
-                    channel=cancelled.channel_id,
-                    ts=cancelled.status_ts or "",
-                    text=CANCELLED_TEXT,
-                    blocks=[_context(CANCELLED_TEXT)],
-                    batch_id=cancelled.id,
-                    final=True,
-                )
+                await self._settle_progress_message(cancelled, CANCELLED_TEXT)
             except Exception as exc:
                 log.warning("batch %s: could not mark cancelled: %r", cancelled.id, exc)
-            await self._repository.update_batch(
-                cancelled.id, now, status_text=CANCELLED_TEXT, status_updated_at=now
-            )
         due = await self._repository.batches_needing_progress(
             now, after=self._progress_after, every=self._progress_every
         )
@@ -764,6 +769,33 @@ class Pipeline:
                 log.warning("batch %s: progress update failed: %s", batch.id, slack_error_code(exc))
             except Exception:
                 log.exception("batch %s: progress update failed", batch.id)
+
+    async def _settle_progress_message(self, batch: Batch, text: str) -> None:
+        """Turn a batch's progress message, if it has one, into a final note (``text``)."""
+        status_ts = batch.status_ts
+        if status_ts == PENDING_STATUS:
+            # Its post may or may not have happened before a crash: the thread knows.
+            thread = await self._slack.thread_state(
+                channel=batch.channel_id,
+                thread_ts=batch.thread_ts,
+                batch_id=batch.id,
+                since=batch.created_at,
+            )
+            status_ts = thread.status_ts
+        if status_ts is not None:
+            await self._slack.update_message(
+                channel=batch.channel_id,
+                ts=status_ts,
+                text=text,
+                blocks=[_context(text)],
+                batch_id=batch.id,
+                final=True,
+            )
+        # Recorded only once done, so a failed update is tried again next cycle.
+        now = self._clock()
+        await self._repository.update_batch(
+            batch.id, now, status_ts=status_ts, status_text=text, status_updated_at=now
+        )
 
     async def _show_progress(self, batch: Batch, text: str, now: datetime) -> None:
         blocks = [_context(text)]
@@ -815,6 +847,7 @@ class Pipeline:
         # Spool files of batches that will not go on (cancelled mid-transfer) are only disk.
         for job in await self._repository.spooled_jobs_of_closed_batches():
             await self._drop_spool(job)
+        await self._recover_lost_answers_of_closed_batches()
         groups: dict[tuple[str, str], list[Job]] = {}
         for job in await self._repository.jobs_to_clean_up(self._clock()):
             groups.setdefault((job.provider, job.batch_id), []).append(job)
@@ -836,6 +869,26 @@ class Pipeline:
                     await self._repository.update_jobs(ids, self._clock(), next_attempt_at=retry_at)
                     continue
             await self._repository.update_jobs(ids, self._clock(), cleaned_up=True)
+
+    async def _recover_lost_answers_of_closed_batches(self) -> None:
+        """A batch cancelled while a call's answer was lost may still own a copy at the
+        provider: find it, so the clean-up below deletes it."""
+        for job in await self._repository.sent_jobs_of_closed_batches():
+            provider = self._providers.get(job.provider)
+            try:
+                if provider is not None:
+                    (asked,) = await self._provider_jobs([job])
+                    if job.state is JobState.UPLOADING:
+                        uploaded = (await provider.find_uploaded([asked])).get(job.id)
+                        if uploaded is not None:
+                            await self._set(job, provider_file_id=uploaded.file_id)
+                    else:
+                        submitted = (await provider.find_submitted([asked])).get(job.id)
+                        if submitted is not None:
+                            await self._set(job, provider_job_id=submitted.remote_id)
+                await self._set(job, sent_at=None)
+            except Exception as exc:
+                log.warning("job %s: could not look for a lost answer yet: %r", job.id, exc)
 
     async def _purge_old_transcripts(self) -> None:
         """Erase transcripts delivered longer than the retention period ago (hourly)."""
@@ -878,12 +931,15 @@ class Pipeline:
 
     async def _set(self, job: Job, **fields: Any) -> None:
         """Commit ``fields`` for ``job`` and mirror them on the object the caller holds."""
-        await self._repository.update_job(job.id, self._clock(), **fields)
+        now = self._clock()
+        await self._repository.update_job(job.id, now, **fields)
         for name, value in fields.items():
             setattr(job, name, value)
+        job.updated_at = now
 
 
 CANCELLED_TEXT = ":no_entry_sign: Transcription cancelled; nothing more will be posted for it."
+NOTHING_TEXT = ":information_source: Nothing here to transcribe: no audio or video was found."
 
 
 def _context(text: str) -> dict[str, Any]:

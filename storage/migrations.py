@@ -110,5 +110,6 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN sent_at TEXT;
     UPDATE jobs SET spool_path = NULL WHERE state NOT IN ('queued', 'downloading', 'uploading');
     CREATE INDEX jobs_with_spool ON jobs (batch_id) WHERE spool_path IS NOT NULL;
+    CREATE INDEX jobs_sent ON jobs (batch_id) WHERE sent_at IS NOT NULL;
     """,
 ]

@@ -420,14 +420,24 @@ class Repository:
             (BatchState.OPEN.value,),
         )
 
+    async def sent_jobs_of_closed_batches(self) -> list[Job]:
+        """Jobs whose last upload or submission was sent without its answer being recorded,
+        in batches that will not go on."""
+        return await self._jobs(
+            """WHERE sent_at IS NOT NULL
+                 AND EXISTS (SELECT 1 FROM batches b
+                             WHERE b.id = jobs.batch_id AND b.state != ?)""",
+            (BatchState.OPEN.value,),
+        )
+
     async def cancelled_batches_with_progress(self, cancelled_text: str) -> list[Batch]:
         """Cancelled batches whose progress message does not say so yet."""
         async with (
             self._read() as db,
             db.execute(
                 """SELECT * FROM batches WHERE state = ? AND status_ts IS NOT NULL
-                     AND status_ts != ? AND (status_text IS NULL OR status_text != ?)""",
-                (BatchState.CANCELLED.value, PENDING_STATUS, cancelled_text),
+                     AND (status_text IS NULL OR status_text != ?)""",
+                (BatchState.CANCELLED.value, cancelled_text),
             ) as cursor,
         ):
             rows = await cursor.fetchall()
@@ -466,7 +476,7 @@ class Repository:
                 """SELECT * FROM batches b WHERE b.state = ?
                      AND ((b.status_ts IS NULL AND b.created_at <= ?)
                           OR b.status_ts = ?
-                          OR (b.status_updated_at <= ?
+                          OR ((b.status_updated_at IS NULL OR b.status_updated_at <= ?)
                               AND EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
                                           AND j.finished_at > b.status_updated_at)))
                    ORDER BY b.created_at""",
@@ -696,6 +706,34 @@ class Repository:
                         hints = row[1]
                         found[row[0]] = json.loads(hints) if hints and hints != "[]" else []
         return found
+
+    async def update_jobs_unless_changed(
+        self, changes: dict[str, tuple[datetime, dict[str, Any]]], now: datetime
+    ) -> int:
+        """Like :meth:`update_jobs_each`, but each job only if its ``updated_at`` is still the
+        one given: a write decided on an earlier reading never overwrites a newer change.
+        Returns how many jobs were updated."""
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for job_id, (seen_at, fields) in changes.items():
+            unknown = set(fields) - _JOB_COLUMNS
+            if unknown:
+                raise ValueError(f"not job columns: {sorted(unknown)}")
+            columns = tuple(fields)
+            values = [_encode(column, fields[column]) for column in columns]
+            groups.setdefault(columns, []).append(
+                (*values, _to_text(now), job_id, _to_text(seen_at))
+            )
+        updated = 0
+        async with self._transaction() as db:
+            for columns, rows in groups.items():
+                assignments = ", ".join(f"{column} = ?" for column in columns)
+                cursor = await db.executemany(
+                    f"""UPDATE jobs SET {assignments}, updated_at = ?
+                        WHERE id = ? AND updated_at = ?""",
+                    rows,
+                )
+                updated += cursor.rowcount
+        return updated
 
     async def update_jobs_each(self, changes: dict[str, dict[str, Any]], now: datetime) -> None:
         """Set different ``fields`` on each job (``{job_id: fields}``) in one transaction.

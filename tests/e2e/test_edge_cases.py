@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
+import httpx
+
 from bot.app import Runtime, running_bot
 from storage.models import BatchState, ChannelSettings, JobState
 from tests.conftest import ManualClock, SettingsFactory, SlackSender, final_replies
@@ -160,3 +162,93 @@ async def test_a_transfer_started_from_a_stale_snapshot_does_nothing(
     assert len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 1
     (now,) = await bot.repository.open_jobs()
     assert now.state is job.state and now.provider_file_id == job.provider_file_id
+
+
+async def test_a_failed_transfer_waits_for_its_retry_after(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    clock = ManualClock()  # frozen: only the scheduler's real ticks and kicks run cycles
+    fake_soniox.inject(
+        r"^/v1/files$",
+        method="POST",
+        status=429,
+        headers={"Retry-After": "20"},
+        body=soniox_error(429, "limit_exceeded", "slow down"),
+    )
+    settings = make_settings(poll_interval_seconds=60)
+    async with running_bot(settings, clock=clock, host="127.0.0.1") as runtime:
+        event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
+        await SlackSender(fake_slack, runtime).event(event)
+        await fake_soniox.wait_for(lambda: fake_soniox.requests_to(r"^/v1/files$", "POST"))
+        await asyncio.sleep(1.0)  # the finished transfer kicks more cycles meanwhile
+        assert len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 1
+        clock.advance(seconds=21)
+        await runtime.pipeline.run_cycle()
+        await runtime.pipeline.drain()
+        await fake_soniox.wait_for(
+            lambda: len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 2
+        )
+
+
+async def test_a_progress_message_of_a_batch_with_nothing_to_transcribe_says_so(
+    make_settings: SettingsFactory, fake_slack: FakeSlack
+) -> None:
+    # A Slack Connect stub that turns out to be a PDF, slowly: files.info fails once first.
+    fake_slack.inject(r"files\.info", status=200, body={"ok": False, "error": "fatal_error"})
+    async with running_bot(make_settings(progress_after_seconds=0), host="127.0.0.1") as runtime:
+        stub = fake_slack.add_file(
+            name="agenda.pdf",
+            mimetype="application/pdf",
+            filetype="pdf",
+            content=b"%PDF",
+            stub=True,
+        )
+        event = fake_slack.message_event(files=[stub])
+        await SlackSender(fake_slack, runtime).event(event)
+        (progress,) = await fake_slack.wait_for(
+            lambda: fake_slack.replies_in("C0GENERAL", event["ts"])
+        )
+        assert "Transcribing" in progress["text"]
+        await fake_slack.wait_for(
+            lambda: (
+                "Nothing here to transcribe"
+                in fake_slack.replies_in("C0GENERAL", event["ts"])[0]["text"]
+            ),
+            timeout=15,
+        )
+    assert ("C0GENERAL", event["ts"]) not in fake_slack.reactions or fake_slack.reactions[
+        ("C0GENERAL", event["ts"])
+    ] == []
+
+
+async def test_a_cancelled_job_whose_answer_was_lost_leaves_nothing_at_soniox(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    clock = ManualClock()
+    fake_soniox.inject(r"^/v1/transcriptions$", method="POST", status=502, body="bad gateway")
+    async with running_bot(make_settings(), clock=clock, host="127.0.0.1") as runtime:
+        event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
+        await SlackSender(fake_slack, runtime).event(event)
+        await fake_soniox.wait_for(lambda: fake_soniox.requests_to(r"^/v1/transcriptions$", "POST"))
+        await runtime.pipeline.drain()
+        (job,) = await runtime.repository.open_jobs()
+        assert job.sent_at is not None
+        # The 502 came from a gateway; Soniox had started the transcription all the same.
+        async with httpx.AsyncClient() as client:
+            await client.post(
+                f"{fake_soniox.api_url}/transcriptions",
+                headers={"Authorization": f"Bearer {fake_soniox.api_key}"},
+                json={"model": "stt-async-v5", "file_id": job.provider_file_id,
+                      "client_reference_id": job.id},
+            )  # fmt: skip
+        assert await runtime.repository.change_batch_state(
+            job.batch_id, clock(), expected=[BatchState.OPEN], state=BatchState.CANCELLED
+        )
+        await fake_soniox.complete_all()
+        for _ in range(3):
+            await cycles(runtime, clock, 1, seconds=120)
+        await fake_soniox.wait_for(lambda: fake_soniox.deleted_transcriptions)
+    assert fake_soniox.transcriptions == {} or all(
+        t["id"] in fake_soniox.deleted_transcriptions for t in fake_soniox.transcriptions.values()
+    )
+    assert fake_soniox.deleted_files, "the uploaded file went too"

@@ -129,3 +129,26 @@ async def test_channel_settings_default_and_round_trip(repository: Repository) -
 async def test_unknown_columns_are_refused(repository: Repository) -> None:
     with pytest.raises(ValueError, match="not job columns"):
         await repository.update_job("x", NOW, id="y")
+
+
+async def test_a_write_based_on_an_old_reading_does_not_overwrite_a_newer_one(
+    repository: Repository,
+) -> None:
+    batch = await repository.create_batch(new_batch(), [new_job("F1")], NOW)
+    assert batch is not None
+    (read,) = await repository.jobs_of(batch.id)
+    # Meanwhile something newer happened (a webhook made the job due at once).
+    await repository.update_job(read.id, NOW + timedelta(seconds=1), next_attempt_at=None)
+    later = NOW + timedelta(minutes=5)
+    updated = await repository.update_jobs_unless_changed(
+        {read.id: (read.updated_at, {"next_attempt_at": later})}, NOW + timedelta(seconds=2)
+    )
+    assert updated == 0
+    (now,) = await repository.jobs_of(batch.id)
+    assert now.next_attempt_at is None
+    assert (
+        await repository.update_jobs_unless_changed(
+            {now.id: (now.updated_at, {"next_attempt_at": later})}, NOW + timedelta(seconds=3)
+        )
+        == 1
+    )
