@@ -201,7 +201,22 @@ def load_settings(*, need_slack: bool = True, **overrides: Any) -> Settings:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        problems = [_describe(error) for error in exc.errors(include_input=False)]
+        errors = exc.errors(include_input=False)
+        problems = [_describe(error) for error in errors]
+        # The other checks too, with each invalid setting taken as unset: every problem is
+        # named in one go, not one more after each fix.
+        invalid = {str(error["loc"][0]) for error in errors if error["loc"]}
+        defaults = {name: Settings.model_fields[name].default for name in invalid}
+        try:
+            partial = Settings(**{**overrides, **defaults})
+        except ValidationError:
+            raise ConfigError(problems) from None
+        named = {name.upper() for name in invalid}
+        problems += [
+            problem
+            for problem in partial.cross_field_problems(need_slack=need_slack)
+            if problem.split(" ", 1)[0] not in named
+        ]
         raise ConfigError(problems) from None
     problems = settings.cross_field_problems(need_slack=need_slack)
     if problems:

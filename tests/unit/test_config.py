@@ -39,7 +39,10 @@ def test_every_problem_is_listed_at_once() -> None:
     assert "PORT" in message
     assert "TRANSCRIBE_PROVIDER" in message
     assert "LOG_LEVEL" in message
-    assert len(caught.value.problems) == 4
+    # And, in the same message, what is missing besides what is invalid.
+    assert any("SLACK_SIGNING_SECRET is required" in p for p in caught.value.problems)
+    assert any("SONIOX_API_KEY is required" in p for p in caught.value.problems)
+    assert len(caught.value.problems) == 6
 
 
 def test_http_mode_needs_a_signing_secret_and_the_default_provider_needs_a_key() -> None:
