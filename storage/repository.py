@@ -294,12 +294,8 @@ class Repository:
     # -- reading -----------------------------------------------------------------------------
 
     async def get_batch(self, batch_id: str) -> Batch | None:
-        async with (
-            self._read() as db,
-            db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)) as cursor,
-        ):
-            row = await cursor.fetchone()
-        return None if row is None else _batch(row)
+        batches = await self._batches("WHERE id = ?", (batch_id,))
+        return batches[0] if batches else None
 
     async def jobs_of(self, batch_id: str) -> list[Job]:
         return await self._jobs("WHERE batch_id = ? ORDER BY position", (batch_id,))
@@ -374,25 +370,19 @@ class Repository:
     async def batches_to_deliver(self, now: datetime) -> list[Batch]:
         """Batches whose jobs are all terminal and whose reply is not posted yet, when due."""
         placeholders = ",".join("?" for _ in TERMINAL_JOB_STATES)
-        async with (
-            self._read() as db,
-            db.execute(
-                f"""SELECT * FROM batches b
-                WHERE b.state IN (?, ?)
+        return await self._batches(
+            f"""WHERE b.state IN (?, ?)
                   AND (b.next_attempt_at IS NULL OR b.next_attempt_at <= ?)
                   AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
                                   AND j.state NOT IN ({placeholders}))
                 ORDER BY b.created_at""",
-                (
-                    BatchState.OPEN.value,
-                    BatchState.DELIVERING.value,
-                    _to_text(now),
-                    *[s.value for s in TERMINAL_JOB_STATES],
-                ),
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
-        return [_batch(row) for row in rows]
+            (
+                BatchState.OPEN.value,
+                BatchState.DELIVERING.value,
+                _to_text(now),
+                *[s.value for s in TERMINAL_JOB_STATES],
+            ),
+        )
 
     async def jobs_to_clean_up(self, now: datetime) -> list[Job]:
         """Jobs of finished batches that may still hold something at the provider, when due."""
@@ -432,16 +422,11 @@ class Repository:
 
     async def cancelled_batches_with_progress(self, cancelled_text: str) -> list[Batch]:
         """Cancelled batches whose progress message does not say so yet."""
-        async with (
-            self._read() as db,
-            db.execute(
-                """SELECT * FROM batches WHERE state = ? AND status_ts IS NOT NULL
-                     AND (status_text IS NULL OR status_text != ?)""",
-                (BatchState.CANCELLED.value, cancelled_text),
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
-        return [_batch(row) for row in rows]
+        return await self._batches(
+            """WHERE state = ? AND status_ts IS NOT NULL
+                 AND (status_text IS NULL OR status_text != ?)""",
+            (BatchState.CANCELLED.value, cancelled_text),
+        )
 
     async def purge_before(self, cutoff: datetime, now: datetime) -> int:
         """Erase transcripts of batches finished before ``cutoff``, and old event ids.
@@ -470,26 +455,21 @@ class Repository:
         """Open batches whose progress message is due: older than ``after`` and not shown yet
         (or lost mid-post), or with a job finished since it was last shown, at most once per
         ``every``. Others cannot have a different message, so they are not read at all."""
-        async with (
-            self._read() as db,
-            db.execute(
-                """SELECT * FROM batches b WHERE b.state = ?
-                     AND ((b.status_ts IS NULL AND b.created_at <= ?)
-                          OR b.status_ts = ?
-                          OR ((b.status_updated_at IS NULL OR b.status_updated_at <= ?)
-                              AND EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
-                                          AND j.finished_at > b.status_updated_at)))
-                   ORDER BY b.created_at""",
-                (
-                    BatchState.OPEN.value,
-                    _to_text(now - after),
-                    PENDING_STATUS,
-                    _to_text(now - every),
-                ),
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
-        return [_batch(row) for row in rows]
+        return await self._batches(
+            """WHERE b.state = ?
+                 AND ((b.status_ts IS NULL AND b.created_at <= ?)
+                      OR b.status_ts = ?
+                      OR ((b.status_updated_at IS NULL OR b.status_updated_at <= ?)
+                          AND EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
+                                      AND j.finished_at > b.status_updated_at)))
+               ORDER BY b.created_at""",
+            (
+                BatchState.OPEN.value,
+                _to_text(now - after),
+                PENDING_STATUS,
+                _to_text(now - every),
+            ),
+        )
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -571,15 +551,16 @@ class Repository:
             rows = await cursor.fetchall()
         return [_job(row) for row in rows]
 
-    # -- channel views (slash commands) -------------------------------------------------------
-
     async def _batches(self, where: str, parameters: Sequence[Any]) -> list[Batch]:
+        """Batches matching ``where``, which may name the table ``b``."""
         async with (
             self._read() as db,
-            db.execute(f"SELECT * FROM batches {where}", parameters) as cursor,
+            db.execute(f"SELECT * FROM batches AS b {where}", parameters) as cursor,
         ):
             rows = await cursor.fetchall()
         return [_batch(row) for row in rows]
+
+    # -- channel views (slash commands) -------------------------------------------------------
 
     async def running_batches(self, channel_id: str) -> list[Batch]:
         """The channel's batches whose reply is not posted yet, oldest first."""
@@ -618,11 +599,11 @@ class Repository:
         same transcript twice."""
         batches = await self._batches(
             """WHERE channel_id = ? AND state IN (?, ?)
-                 AND EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = batches.id AND j.state = ?)
+                 AND EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id AND j.state = ?)
                  AND NOT EXISTS (SELECT 1 FROM batches later
-                                 WHERE later.channel_id = batches.channel_id
-                                   AND later.message_ts = batches.message_ts
-                                   AND later.created_at > batches.created_at)
+                                 WHERE later.channel_id = b.channel_id
+                                   AND later.message_ts = b.message_ts
+                                   AND later.created_at > b.created_at)
                ORDER BY created_at DESC LIMIT 1""",
             (
                 channel_id,
@@ -713,27 +694,9 @@ class Repository:
         """Like :meth:`update_jobs_each`, but each job only if its ``updated_at`` is still the
         one given: a write decided on an earlier reading never overwrites a newer change.
         Returns how many jobs were updated."""
-        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        for job_id, (seen_at, fields) in changes.items():
-            unknown = set(fields) - _JOB_COLUMNS
-            if unknown:
-                raise ValueError(f"not job columns: {sorted(unknown)}")
-            columns = tuple(fields)
-            values = [_encode(column, fields[column]) for column in columns]
-            groups.setdefault(columns, []).append(
-                (*values, _to_text(now), job_id, _to_text(seen_at))
-            )
-        updated = 0
-        async with self._transaction() as db:
-            for columns, rows in groups.items():
-                assignments = ", ".join(f"{column} = ?" for column in columns)
-                cursor = await db.executemany(
-                    f"""UPDATE jobs SET {assignments}, updated_at = ?
-                        WHERE id = ? AND updated_at = ?""",
-                    rows,
-                )
-                updated += cursor.rowcount
-        return updated
+        return await self._update_each(
+            [(job_id, fields, seen_at) for job_id, (seen_at, fields) in changes.items()], now
+        )
 
     async def update_jobs_each(self, changes: dict[str, dict[str, Any]], now: datetime) -> None:
         """Set different ``fields`` on each job (``{job_id: fields}``) in one transaction.
@@ -741,22 +704,37 @@ class Repository:
         For the answers of one poll round: recording them one transaction each costs three
         round trips and a lock hand-over per job, which dominates a cycle with many jobs.
         """
-        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        for job_id, fields in changes.items():
+        await self._update_each([(job_id, fields, None) for job_id, fields in changes.items()], now)
+
+    async def _update_each(
+        self, changes: Sequence[tuple[str, dict[str, Any], datetime | None]], now: datetime
+    ) -> int:
+        """One transaction, one ``executemany`` per set of columns; a change with a
+        ``seen_at`` applies only while the job's ``updated_at`` is still that."""
+        groups: dict[tuple[tuple[str, ...], bool], list[tuple[Any, ...]]] = {}
+        for job_id, fields, seen_at in changes:
             unknown = set(fields) - _JOB_COLUMNS
             if unknown:
                 raise ValueError(f"not job columns: {sorted(unknown)}")
             columns = tuple(fields)
-            values = [_encode(column, fields[column]) for column in columns]
-            groups.setdefault(columns, []).append((*values, _to_text(now), job_id))
+            values = (_encode(column, fields[column]) for column in columns)
+            row = (*values, _to_text(now), job_id)
+            conditional = seen_at is not None
+            groups.setdefault((columns, conditional), []).append(
+                (*row, _to_text(seen_at)) if conditional else row
+            )
+        updated = 0
         if not groups:
-            return
+            return updated
         async with self._transaction() as db:
-            for columns, rows in groups.items():
+            for (columns, conditional), rows in groups.items():
                 assignments = "".join(f"{column} = ?, " for column in columns)
-                await db.executemany(
-                    f"UPDATE jobs SET {assignments}updated_at = ? WHERE id = ?", rows
+                condition = " AND updated_at = ?" if conditional else ""
+                cursor = await db.executemany(
+                    f"UPDATE jobs SET {assignments}updated_at = ? WHERE id = ?{condition}", rows
                 )
+                updated += cursor.rowcount
+        return updated
 
 
 def _batch(row: aiosqlite.Row) -> Batch:
