@@ -47,7 +47,7 @@ from bot.providers.base import (
     Uploaded,
 )
 from bot.rendering import escape, render_reply
-from bot.slack_api import UNDELIVERABLE_ERRORS, SlackGateway, slack_error_code
+from bot.slack_api import UNDELIVERABLE_ERRORS, SlackGateway, ThreadState, slack_error_code
 from bot.slack_files import SlackFileDownloader
 from storage.models import PENDING_STATUS, Batch, BatchState, Job, JobKind, JobState
 from storage.repository import Repository
@@ -621,12 +621,7 @@ class Pipeline:
             status_ts = batch.status_ts if batch.status_ts != PENDING_STATUS else None
             if batch.state is BatchState.DELIVERING or batch.status_ts == PENDING_STATUS:
                 # A previous attempt may have posted before the process died: look first.
-                thread = await self._slack.thread_state(
-                    channel=batch.channel_id,
-                    thread_ts=batch.thread_ts,
-                    batch_id=batch.id,
-                    since=batch.created_at,
-                )
+                thread = await self._thread_of(batch)
                 if thread.reply_ts is not None:
                     await self._finish_delivery(batch, thread.reply_ts, reply.any_failed)
                     return
@@ -770,17 +765,22 @@ class Pipeline:
             except Exception:
                 log.exception("batch %s: progress update failed", batch.id)
 
+    async def _thread_of(self, batch: Batch) -> ThreadState:
+        """What the batch's thread already holds from this batch: after a crash, the thread
+        (not the database) knows whether a post went out."""
+        return await self._slack.thread_state(
+            channel=batch.channel_id,
+            thread_ts=batch.thread_ts,
+            batch_id=batch.id,
+            since=batch.created_at,
+        )
+
     async def _settle_progress_message(self, batch: Batch, text: str) -> None:
         """Turn a batch's progress message, if it has one, into a final note (``text``)."""
         status_ts = batch.status_ts
         if status_ts == PENDING_STATUS:
             # Its post may or may not have happened before a crash: the thread knows.
-            thread = await self._slack.thread_state(
-                channel=batch.channel_id,
-                thread_ts=batch.thread_ts,
-                batch_id=batch.id,
-                since=batch.created_at,
-            )
+            thread = await self._thread_of(batch)
             status_ts = thread.status_ts
         if status_ts is not None:
             await self._slack.update_message(
@@ -800,12 +800,7 @@ class Pipeline:
     async def _show_progress(self, batch: Batch, text: str, now: datetime) -> None:
         blocks = [_context(text)]
         if batch.status_ts == PENDING_STATUS:
-            thread = await self._slack.thread_state(
-                channel=batch.channel_id,
-                thread_ts=batch.thread_ts,
-                batch_id=batch.id,
-                since=batch.created_at,
-            )
+            thread = await self._thread_of(batch)
             batch.status_ts = thread.status_ts
             if batch.status_ts is not None:
                 await self._repository.update_batch(batch.id, now, status_ts=batch.status_ts)
