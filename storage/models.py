@@ -80,7 +80,7 @@ class NewBatch:
     language_hints: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class Batch:
     id: str
     team_id: str | None
@@ -111,7 +111,7 @@ class Batch:
 PENDING_STATUS = "pending"
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     id: str
     batch_id: str

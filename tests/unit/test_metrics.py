@@ -321,7 +321,7 @@ async def test_repository_counts_and_bulk_forms(tmp_path: Path) -> None:
         assert processing is not None and processing.provider_job_id == "r-2"
         hints = await repository.language_hints_of([ids[2], ids[0], ids[2], "b-missing"])
         assert hints == {ids[0]: [], ids[2]: []}
-        with pytest.raises(ValueError, match="not job columns"):
+        with pytest.raises(ValueError, match="not columns of jobs"):
             await repository.update_jobs_each({jobs[ids[1]].id: {"nonsense": 1}}, T0)
     finally:
         await repository.close()

@@ -127,7 +127,7 @@ async def test_channel_settings_default_and_round_trip(repository: Repository) -
 
 
 async def test_unknown_columns_are_refused(repository: Repository) -> None:
-    with pytest.raises(ValueError, match="not job columns"):
+    with pytest.raises(ValueError, match="not columns of jobs"):
         await repository.update_job("x", NOW, id="y")
 
 
