@@ -30,7 +30,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
 
@@ -53,6 +53,9 @@ from storage.models import PENDING_STATUS, Batch, BatchState, Job, JobKind, JobS
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
+
+_Item = TypeVar("_Item")
+_Outcome = TypeVar("_Outcome")
 
 REACTION_WORKING = "hourglass_flowing_sand"
 REACTION_DONE = "white_check_mark"
@@ -118,9 +121,10 @@ class Pipeline:
         self._clock = clock
         self._rng = rng or random.Random()
         self._transfer_slots = asyncio.Semaphore(max_concurrent_transfers)
-        self._call_slots = asyncio.Semaphore(max_concurrent_calls)
+        self._max_calls = max_concurrent_calls
         #: Units and batches with a task running now; never two tasks for one unit.
         self._busy: set[str] = set()
+        self._one_cycle = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         #: Called when background work finished, so the next cycle need not wait for the clock.
         self.on_progress: Callable[[], None] = lambda: None
@@ -142,34 +146,78 @@ class Pipeline:
     # -- the cycle ---------------------------------------------------------------------------
 
     async def run_cycle(self) -> None:
+        """One pass over the work; a second call waits for the first to end."""
+        # The cycle's reads decide its writes and posts (a progress message is posted when the
+        # batch has none): two cycles at once would both act on the same reading.
+        async with self._one_cycle:
+            await self._run_cycle()
+
+    async def _run_cycle(self) -> None:
         now = self._clock()
         units: dict[str, list[Job]] = {}
         self._in_flight = await self._repository.count_in_flight()
         self._still_running = {}
         due_jobs = await self._repository.open_jobs(due_by=now)
-        self._hints = await self._repository.language_hints_of({job.batch_id for job in due_jobs})
+        in_use = await self._repository.language_hints_in_use()
+        self._hints = {job.batch_id: in_use.get(job.batch_id, []) for job in due_jobs}
         for job in due_jobs:
             units.setdefault(unit_key(job, self._providers.get(job.provider)), []).append(job)
 
-        quick: list[Awaitable[None]] = []
+        quick: list[tuple[str, list[Job]]] = []
         for key, jobs in units.items():
             if key in self._busy or not self._due(jobs, now):
                 continue
             if any(self._needs_transfer(job) for job in jobs):
                 self._spawn(key, self._transfer(jobs))
             else:
-                quick.append(self._guarded(key, self._advance(jobs)))
+                quick.append((key, jobs))
         # Finished work is posted first: a slow provider must not hold up finished replies.
         await self._deliver_due(now)
-        for failure in await asyncio.gather(*quick, return_exceptions=True):
-            if isinstance(failure, BaseException):
-                log.error("a step failed outside its own handling", exc_info=failure)
+        await self._advance_all(quick)
         await self._save_still_running()
         await self._deliver_due(self._clock())
         await self._report_progress()
         await self._clean_up()
         await self._purge_old_transcripts()
         self.last_cycle_at = self._clock()
+
+    async def _advance_all(self, units: Sequence[tuple[str, list[Job]]]) -> None:
+        """Take the next step of each unit (key, jobs) whose files are all at the provider (or
+        are links): submit, or poll."""
+
+        async def advance(unit: tuple[str, list[Job]]) -> None:
+            key, jobs = unit
+            self._busy.add(key)
+            try:
+                await self._run_step(jobs, self._submit_and_poll)
+            finally:
+                self._busy.discard(key)
+
+        for (key, _), outcome in zip(units, await self._for_each(units, advance), strict=True):
+            if isinstance(outcome, Exception):
+                log.error("a step of %s failed outside its own handling", key, exc_info=outcome)
+
+    async def _for_each(
+        self, items: Sequence[_Item], work: Callable[[_Item], Awaitable[_Outcome]]
+    ) -> list[_Outcome | Exception]:
+        """Run ``work`` on every item, at most ``max_concurrent_calls`` at a time; each outcome,
+        or the exception it raised, in the order of ``items``.
+
+        A few workers take the items in turn: with thousands of items, a task for each cost more
+        than the work itself.
+        """
+        outcomes: dict[int, _Outcome | Exception] = {}
+        queue = iter(enumerate(items))
+
+        async def worker() -> None:
+            for index, item in queue:
+                try:
+                    outcomes[index] = await work(item)
+                except Exception as exc:
+                    outcomes[index] = exc
+
+        await asyncio.gather(*(worker() for _ in range(min(self._max_calls, len(items)))))
+        return [outcomes[index] for index in range(len(items))]
 
     async def _save_still_running(self) -> None:
         # Deferring these is safe: if the process dies first, the jobs are simply polled again.
@@ -246,10 +294,6 @@ class Pipeline:
 
     # -- advancing a unit --------------------------------------------------------------------
 
-    async def _advance(self, jobs: list[Job]) -> None:
-        """Take the next step of a unit whose files are all at the provider (or links)."""
-        await self._run_step(jobs, self._call_slots, self._submit_and_poll)
-
     async def _transfer(self, jobs: list[Job]) -> None:
         """Download the unit's Slack files and upload them to the provider."""
         # Read again now that this task holds the unit: the cycle's snapshot may predate a
@@ -260,31 +304,28 @@ class Pipeline:
             if not job.state.is_terminal
         ]
         if any(self._needs_transfer(job) for job in fresh):
-            await self._run_step(fresh, self._transfer_slots, self._download_and_upload)
+            async with self._transfer_slots:
+                await self._run_step(fresh, self._download_and_upload)
 
     async def _run_step(
-        self,
-        jobs: list[Job],
-        slots: asyncio.Semaphore,
-        step: Callable[[Provider, list[Job]], Awaitable[None]],
+        self, jobs: list[Job], step: Callable[[Provider, list[Job]], Awaitable[None]]
     ) -> None:
         """Run one step of a unit; whatever it raises decides the retry or the failure."""
         provider = self._providers.get(jobs[0].provider)
         if provider is None:
             await self._fail(jobs, _unconfigured(jobs[0].provider))
             return
-        async with slots:
-            try:
-                await step(provider, jobs)
-            except TranscribeError as exc:
-                await self._handle_error([job for job in jobs if not job.state.is_terminal], exc)
-            except Exception as exc:
-                # A bug must not lose the work: retried with backoff, failed at the age limit.
-                log.exception("unexpected error in a step of %s", [job.id for job in jobs])
-                await self._handle_error(
-                    [job for job in jobs if not job.state.is_terminal],
-                    TemporaryError(f"unexpected: {exc!r}"),
-                )
+        try:
+            await step(provider, jobs)
+        except TranscribeError as exc:
+            await self._handle_error([job for job in jobs if not job.state.is_terminal], exc)
+        except Exception as exc:
+            # A bug must not lose the work: retried with backoff, failed at the age limit.
+            log.exception("unexpected error in a step of %s", [job.id for job in jobs])
+            await self._handle_error(
+                [job for job in jobs if not job.state.is_terminal],
+                TemporaryError(f"unexpected: {exc!r}"),
+            )
 
     async def _submit_and_poll(self, provider: Provider, jobs: list[Job]) -> None:
         # Taken before submitting: a job submitted now is first polled when its provider's
@@ -500,14 +541,14 @@ class Pipeline:
             delay = next_poll_delay(
                 (now - waiting_since).total_seconds(), progress.eta_seconds, self._poll_interval
             )
-            self._still_running[job.id] = (
-                job.updated_at,
-                dict(
-                    state=JobState.PROCESSING,
-                    next_attempt_at=self._poll_at(now, delay),
-                    provider_eta_at=_eta(now, progress.eta_seconds) or job.provider_eta_at,
-                ),
-            )
+            # Only what changed: with thousands of jobs polled, each column written costs.
+            changes: dict[str, Any] = {"next_attempt_at": self._poll_at(now, delay)}
+            if job.state is not JobState.PROCESSING:
+                changes["state"] = JobState.PROCESSING
+            eta_at = _eta(now, progress.eta_seconds)
+            if eta_at is not None:
+                changes["provider_eta_at"] = eta_at
+            self._still_running[job.id] = (job.updated_at, changes)
 
     def _take_submission_slots(self, provider: Provider, count: int) -> bool:
         """Whether ``count`` more jobs may go to ``provider`` now; reserves them if so.
@@ -751,19 +792,88 @@ class Pipeline:
             now, after=self._progress_after, every=self._progress_every
         )
         jobs_by_batch = await self._repository.jobs_of_batches([batch.id for batch in due])
+        to_post: list[tuple[Batch, str]] = []
+        to_update: list[tuple[Batch, str]] = []
         for batch in due:
             jobs = jobs_by_batch.get(batch.id, [])
             reported = [job for job in jobs if job.state is not JobState.SKIPPED]
             if not reported or all(job.state.is_terminal for job in reported):
                 continue  # the reply is next; it takes over the progress message
             text = progress_text(reported)
-            try:
-                await self._show_progress(batch, text, now)
-            except SlackApiError as exc:
-                # Progress is a courtesy: the work and the final reply do not depend on it.
-                log.warning("batch %s: progress update failed: %s", batch.id, slack_error_code(exc))
-            except Exception:
-                log.exception("batch %s: progress update failed", batch.id)
+            if batch.status_ts == PENDING_STATUS:
+                try:
+                    await self._find_progress_message(batch, now)
+                except Exception as exc:
+                    _progress_failed(batch, exc)
+                    continue
+            if batch.status_ts is None or batch.status_ts == PENDING_STATUS:
+                to_post.append((batch, text))
+            elif text != batch.status_text and (
+                batch.status_updated_at is None
+                or now - batch.status_updated_at >= self._progress_every
+            ):
+                to_update.append((batch, text))
+        await self._post_progress(to_post, now)
+        await self._update_progress(to_update, now)
+
+    async def _find_progress_message(self, batch: Batch, now: datetime) -> None:
+        """A progress message was being posted when the process stopped: the thread knows
+        whether it went out. Sets ``batch.status_ts`` to it, or to None."""
+        batch.status_ts = (await self._thread_of(batch)).status_ts
+        if batch.status_ts is not None:
+            await self._repository.update_batch(batch.id, now, status_ts=batch.status_ts)
+
+    async def _post_progress(self, shown: Sequence[tuple[Batch, str]], now: datetime) -> None:
+        """Post the first progress message of each batch (with its ``text``)."""
+        if not shown:
+            return
+        # Marked first: if the process dies during the posts, the next run looks for each
+        # message in its thread instead of posting a second one.
+        await self._repository.update_batches_each(
+            {batch.id: {"status_ts": PENDING_STATUS} for batch, _ in shown}, now
+        )
+
+        async def post(item: tuple[Batch, str]) -> str:
+            batch, text = item
+            return await self._slack.post_reply(
+                channel=batch.channel_id,
+                thread_ts=batch.thread_ts,
+                text=text,
+                blocks=[_context(text)],
+                batch_id=batch.id,
+                final=False,
+            )
+
+        posted: dict[str, dict[str, Any]] = {}
+        for (batch, text), outcome in zip(shown, await self._for_each(shown, post), strict=True):
+            if isinstance(outcome, Exception):
+                _progress_failed(batch, outcome)
+            else:
+                posted[batch.id] = dict(status_ts=outcome, status_text=text, status_updated_at=now)
+        await self._repository.update_batches_each(posted, now)
+
+    async def _update_progress(self, shown: Sequence[tuple[Batch, str]], now: datetime) -> None:
+        """Show the new ``text`` in each batch's progress message."""
+
+        async def update(item: tuple[Batch, str]) -> None:
+            batch, text = item
+            assert batch.status_ts is not None
+            await self._slack.update_message(
+                channel=batch.channel_id,
+                ts=batch.status_ts,
+                text=text,
+                blocks=[_context(text)],
+                batch_id=batch.id,
+                final=False,
+            )
+
+        updated: dict[str, dict[str, Any]] = {}
+        for (batch, text), outcome in zip(shown, await self._for_each(shown, update), strict=True):
+            if isinstance(outcome, Exception):
+                _progress_failed(batch, outcome)
+            else:
+                updated[batch.id] = dict(status_text=text, status_updated_at=now)
+        await self._repository.update_batches_each(updated, now)
 
     async def _thread_of(self, batch: Batch) -> ThreadState:
         """What the batch's thread already holds from this batch: after a crash, the thread
@@ -796,45 +906,6 @@ class Pipeline:
         await self._repository.update_batch(
             batch.id, now, status_ts=status_ts, status_text=text, status_updated_at=now
         )
-
-    async def _show_progress(self, batch: Batch, text: str, now: datetime) -> None:
-        blocks = [_context(text)]
-        if batch.status_ts == PENDING_STATUS:
-            thread = await self._thread_of(batch)
-            batch.status_ts = thread.status_ts
-            if batch.status_ts is not None:
-                await self._repository.update_batch(batch.id, now, status_ts=batch.status_ts)
-        if batch.status_ts is None or batch.status_ts == PENDING_STATUS:
-            # Marked first: if the process dies during the post, the next run looks for the
-            # message in the thread instead of posting a second one.
-            await self._repository.update_batch(batch.id, now, status_ts=PENDING_STATUS)
-            ts = await self._slack.post_reply(
-                channel=batch.channel_id,
-                thread_ts=batch.thread_ts,
-                text=text,
-                blocks=blocks,
-                batch_id=batch.id,
-                final=False,
-            )
-            await self._repository.update_batch(
-                batch.id, now, status_ts=ts, status_text=text, status_updated_at=now
-            )
-            return
-        due = batch.status_updated_at is None or now - batch.status_updated_at >= (
-            self._progress_every
-        )
-        if text != batch.status_text and due:
-            await self._slack.update_message(
-                channel=batch.channel_id,
-                ts=batch.status_ts,
-                text=text,
-                blocks=blocks,
-                batch_id=batch.id,
-                final=False,
-            )
-            await self._repository.update_batch(
-                batch.id, now, status_text=text, status_updated_at=now
-            )
 
     # -- clean-up at the provider ------------------------------------------------------------
 
@@ -935,6 +1006,14 @@ class Pipeline:
 
 CANCELLED_TEXT = ":no_entry_sign: Transcription cancelled; nothing more will be posted for it."
 NOTHING_TEXT = ":information_source: Nothing here to transcribe: no audio or video was found."
+
+
+def _progress_failed(batch: Batch, exc: Exception) -> None:
+    # Progress is a courtesy: the work and the final reply do not depend on it.
+    if isinstance(exc, SlackApiError):
+        log.warning("batch %s: progress update failed: %s", batch.id, slack_error_code(exc))
+    else:
+        log.error("batch %s: progress update failed", batch.id, exc_info=exc)
 
 
 def _context(text: str) -> dict[str, Any]:

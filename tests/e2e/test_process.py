@@ -113,3 +113,30 @@ async def test_sigterm_exits_cleanly_and_quickly(
             pass
         else:
             raise AssertionError("still serving after SIGTERM")
+
+
+async def test_sigkill_while_posting_the_progress_message_leaves_one_message(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    fake_soniox.polls_until_complete = 10**6
+    # The post reaches Slack, whose answer comes only after the process is gone.
+    fake_slack.inject(r"chat\.postMessage", delay=1.5, status=0)
+    env = bot_environment(tmp_path, fake_slack, fake_soniox, PROGRESS_AFTER_SECONDS="0")
+    first = BotProcess(env, tmp_path, tmp_path / "first.log")
+    await first.start()
+    event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
+    await post_event(fake_slack, first, event)
+    await fake_slack.wait_for(lambda: fake_slack.api_calls("chat.postMessage"))
+    await first.kill()
+    (progress,) = await fake_slack.wait_for(lambda: fake_slack.replies_in("C0GENERAL", event["ts"]))
+
+    fake_soniox.polls_until_complete = 0
+    second = BotProcess(env, tmp_path, tmp_path / "second.log")
+    await second.start()
+    try:
+        await fake_slack.wait_for(lambda: replies(fake_slack, event), timeout=20)
+    finally:
+        await second.terminate()
+    (reply,) = fake_slack.replies_in("C0GENERAL", event["ts"])
+    assert reply["ts"] == progress["ts"], "the message posted before the kill became the reply"
+    assert "Hello from memo.wav." in reply["text"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from bot.app import running_bot
-from tests.conftest import SettingsFactory, SlackSender, final_replies
+from storage.models import PENDING_STATUS
+from tests.conftest import ManualClock, SettingsFactory, SlackSender, final_replies
+from tests.e2e.test_edge_cases import cycles
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
 
@@ -92,3 +94,62 @@ async def test_cancelled_batch_progress_message_says_so_and_nothing_is_posted(
     assert "Transcription cancelled" in only["text"]
     assert final_replies(fake_slack, event) == [only]
     assert "Hello from" not in str(fake_slack.messages)
+
+
+async def test_a_progress_message_that_failed_to_post_is_posted_once_later(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    fake_soniox.polls_until_complete = 10**9
+    clock = ManualClock()
+    settings = make_settings(poll_interval_seconds=3600)
+    async with running_bot(settings, clock=clock, host="127.0.0.1") as runtime:
+        await asyncio.sleep(0.1)  # let the start-up cycle pass
+        sender = SlackSender(fake_slack, runtime)
+        events = [
+            fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
+            for _ in range(3)
+        ]
+        for event in events:
+            await sender.event(event)
+        await cycles(runtime, clock, 1, seconds=1)  # uploaded and submitted; too early to show
+        fake_slack.inject(
+            r"chat\.postMessage", status=200, body={"ok": False, "error": "internal_error"}
+        )
+        await cycles(runtime, clock, 3, seconds=10)
+        shown = [fake_slack.replies_in("C0GENERAL", event["ts"]) for event in events]
+        assert [len(thread) for thread in shown] == [1, 1, 1]
+        assert len(fake_slack.api_calls("chat.postMessage")) == 4, "3 posts and the failed one"
+
+        await fake_soniox.complete_all()
+        await cycles(runtime, clock, 2, hours=1)
+    for event, thread in zip(events, shown, strict=True):
+        (reply,) = final_replies(fake_slack, event)
+        assert reply["ts"] == thread[0]["ts"], "each progress message became its reply"
+
+
+async def test_a_progress_message_posted_just_before_a_crash_is_not_posted_again(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    fake_soniox.polls_until_complete = 10**9
+    clock = ManualClock()
+    settings = make_settings(poll_interval_seconds=3600)
+    async with running_bot(settings, clock=clock, host="127.0.0.1") as runtime:
+        await asyncio.sleep(0.1)
+        event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
+        await SlackSender(fake_slack, runtime).event(event)
+        await cycles(runtime, clock, 2, seconds=10)
+        (progress,) = fake_slack.replies_in("C0GENERAL", event["ts"])
+        (batch,) = await runtime.repository.running_batches("C0GENERAL")
+        # As the database stands when the process dies after the post, before recording it.
+        await runtime.repository.update_batch(batch.id, clock(), status_ts=PENDING_STATUS)
+
+        await cycles(runtime, clock, 2, seconds=10)
+        assert fake_slack.replies_in("C0GENERAL", event["ts"]) == [progress]
+        found = await runtime.repository.get_batch(batch.id)
+        assert found is not None and found.status_ts == progress["ts"]
+
+        await fake_soniox.complete_all()
+        await cycles(runtime, clock, 2, hours=1)
+    (reply,) = final_replies(fake_slack, event)
+    assert reply["ts"] == progress["ts"]
+    assert len(fake_slack.api_calls("chat.postMessage")) == 1
