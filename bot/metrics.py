@@ -112,6 +112,13 @@ POLL_CYCLE_LAST_SUCCESS = Gauge(
     "Unix time at which the last poll cycle completed; alert on time() minus this.",
     registry=REGISTRY,
 )
+WEBHOOKS_MISSED = Counter(
+    "threadscribe_webhooks_missed",
+    "Jobs a fallback poll found finished before their provider's webhook arrived: webhooks are "
+    "not reaching PUBLIC_URL (or arrive late), and replies wait for the fallback poll.",
+    ["provider"],
+    registry=REGISTRY,
+)
 SLACK_API_CALLS = Counter(
     "threadscribe_slack_api_calls",
     "Slack Web API calls made by the bot's delivery path, by method.",

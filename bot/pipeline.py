@@ -69,6 +69,10 @@ MAX_ETA_DELAY_SECONDS = 120.0
 CLEAN_UP_RETRY_SECONDS = 60.0
 #: Longest wait between two polls of a job whose provider gave no estimate.
 MAX_POLL_BACKOFF_SECONDS = 60.0
+#: Shortest wait between two polls of a job whose provider sends a webhook when it ends. The
+#: provider retries a webhook that failed; this catches one that never arrives (the bot was down
+#: or unreachable), at a cost of one call a minute per job.
+WEBHOOK_FALLBACK_POLL_SECONDS = 60.0
 
 
 def backoff_seconds(attempts: int, rng: random.Random) -> float:
@@ -77,13 +81,25 @@ def backoff_seconds(attempts: int, rng: random.Random) -> float:
     return rng.uniform(base / 2, base)
 
 
-def next_poll_delay(age_seconds: float, eta_seconds: float | None, poll_interval: float) -> float:
+def next_poll_delay(
+    age_seconds: float,
+    eta_seconds: float | None,
+    poll_interval: float,
+    *,
+    notified: bool = False,
+) -> float:
     """When to ask a provider again: at its estimate if it gave one, else less often the longer
     the job has run (a tenth of its age, up to a minute), so a long recording is not polled every
-    few seconds for an hour."""
+    few seconds for an hour.
+
+    When the provider will say that the job ended (``notified``: a webhook), a poll is only the
+    fallback for a notice that never came, so it waits at least a minute.
+    """
     if eta_seconds:
-        return max(poll_interval, min(eta_seconds, MAX_ETA_DELAY_SECONDS))
-    return max(poll_interval, min(MAX_POLL_BACKOFF_SECONDS, age_seconds / 10))
+        delay = max(poll_interval, min(eta_seconds, MAX_ETA_DELAY_SECONDS))
+    else:
+        delay = max(poll_interval, min(MAX_POLL_BACKOFF_SECONDS, age_seconds / 10))
+    return max(delay, WEBHOOK_FALLBACK_POLL_SECONDS) if notified else delay
 
 
 def unit_key(job: Job, provider: Provider | None) -> str:
@@ -479,7 +495,13 @@ class Pipeline:
                     provider_file_id=outcome.file_id or job.provider_file_id,
                     provider_eta_at=_eta(now, outcome.eta_seconds),
                     next_attempt_at=self._poll_at(
-                        now, next_poll_delay(0, outcome.eta_seconds, self._poll_interval)
+                        now,
+                        next_poll_delay(
+                            0,
+                            outcome.eta_seconds,
+                            self._poll_interval,
+                            notified=provider.notifies_completion,
+                        ),
                     ),
                     attempts=0,
                     stalled_since=now,
@@ -505,11 +527,24 @@ class Pipeline:
             progress = outcomes.get(job.id)
             if progress is None:
                 continue
-            await self._record_progress(job, progress, now)
+            await self._record_progress(provider, job, progress, now)
 
-    async def _record_progress(self, job: Job, progress: Progress, now: datetime) -> None:
+    async def _record_progress(
+        self, provider: Provider, job: Job, progress: Progress, now: datetime
+    ) -> None:
         if progress.status is ProgressStatus.COMPLETED:
             assert progress.transcript is not None
+            if provider.notifies_completion and job.next_attempt_at is not None:
+                # A webhook makes its job due at once (next_attempt_at cleared): this one was
+                # found by the fallback poll instead.
+                metrics.WEBHOOKS_MISSED.labels(provider=provider.name).inc()
+                log.warning(
+                    "job %s: %s finished it but no webhook arrived; replies wait for the "
+                    "fallback poll until webhooks reach PUBLIC_URL/webhooks/%s",
+                    job.id,
+                    provider.name,
+                    provider.name,
+                )
             await self._set(
                 job,
                 state=JobState.COMPLETED,
@@ -539,7 +574,10 @@ class Pipeline:
                 )
                 return
             delay = next_poll_delay(
-                (now - waiting_since).total_seconds(), progress.eta_seconds, self._poll_interval
+                (now - waiting_since).total_seconds(),
+                progress.eta_seconds,
+                self._poll_interval,
+                notified=provider.notifies_completion,
             )
             # Only what changed: with thousands of jobs polled, each column written costs.
             changes: dict[str, Any] = {"next_attempt_at": self._poll_at(now, delay)}

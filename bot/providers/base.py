@@ -106,6 +106,9 @@ class Provider(ABC):
     #: Most jobs submitted and not yet finished at once; the pipeline holds the rest back so a
     #: provider-side cap (Soniox: 100 pending transcriptions) is never reached. None: no limit.
     max_in_flight: int | None = None
+    #: True when the provider calls back (a webhook) as each job ends: polls are then only the
+    #: fallback, and the pipeline makes them rarely.
+    notifies_completion: bool = False
 
     @abstractmethod
     async def check_credentials(self) -> None:

@@ -51,6 +51,7 @@ class SonioxProvider(Provider):
     ) -> None:
         self.max_in_flight = max_pending
         self._webhook = webhook
+        self.notifies_completion = webhook is not None
         self._client = client
         self._base = api_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}"}

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
+import pytest
 
 from bot.app import running_bot
 from tests.bot_process import free_port
-from tests.conftest import SettingsFactory, SlackSender, final_replies
+from tests.conftest import ManualClock, SettingsFactory, SlackSender, final_replies
+from tests.e2e.test_edge_cases import cycles
+from tests.e2e.test_health_metrics import sample, scrape
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
 
@@ -72,3 +77,42 @@ async def test_no_webhook_in_socket_mode_or_without_public_url(
         public_url="https://bot.example.com",
     )
     assert socket.soniox_webhook is None
+
+
+async def test_with_webhooks_polls_are_a_rare_fallback_that_still_delivers(
+    make_settings: SettingsFactory,
+    fake_slack: FakeSlack,
+    fake_soniox: FakeSoniox,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    unreachable = free_port()  # nothing listens there: every webhook is lost
+    clock = ManualClock()
+    settings = make_settings(public_url=f"http://127.0.0.1:{unreachable}", poll_interval_seconds=5)
+    fake_soniox.polls_until_complete = 10**6
+    async with running_bot(settings, clock=clock, host="127.0.0.1") as runtime:
+        await asyncio.sleep(0.1)  # let the start-up cycle pass
+        before = await scrape(runtime)
+        event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
+        await SlackSender(fake_slack, runtime).event(event)
+        await cycles(runtime, clock, 2, seconds=1)
+        (transcription_id,) = fake_soniox.transcriptions
+
+        def status_polls() -> int:
+            return len(fake_soniox.requests_to(rf"^/v1/transcriptions/{transcription_id}$", "GET"))
+
+        # Without webhooks a job this young is polled every interval; with them, not yet.
+        await cycles(runtime, clock, 5, seconds=10)
+        assert status_polls() == 0
+
+        await fake_soniox.complete(transcription_id)
+        await fake_soniox.wait_for(lambda: fake_soniox.webhook_deliveries)
+        assert "error" in fake_soniox.webhook_deliveries[0], "the webhook was lost"
+        await cycles(runtime, clock, 1, seconds=10)
+        (reply,) = await fake_slack.wait_for(lambda: final_replies(fake_slack, event))
+        after = await scrape(runtime)
+
+    assert "Hello from memo.wav." in reply["text"]
+    assert status_polls() == 1
+    missed = "threadscribe_webhooks_missed_total"
+    assert sample(after, missed, provider="soniox") - sample(before, missed, provider="soniox") == 1
+    assert "no webhook arrived" in caplog.text

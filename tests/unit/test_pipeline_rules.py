@@ -63,3 +63,10 @@ def test_adaptive_poll_spacing() -> None:
     assert next_poll_delay(7200, None, poll_interval=5) == MAX_POLL_BACKOFF_SECONDS
     assert next_poll_delay(20, 42.0, poll_interval=5) == 42.0
     assert next_poll_delay(20, 1.0, poll_interval=5) == 5
+
+
+def test_with_a_webhook_polls_are_only_a_fallback() -> None:
+    assert next_poll_delay(0, None, poll_interval=5, notified=True) == 60
+    assert next_poll_delay(0, 20.0, poll_interval=5, notified=True) == 60
+    assert next_poll_delay(0, 90.0, poll_interval=5, notified=True) == 90
+    assert next_poll_delay(0, None, poll_interval=120, notified=True) == 120
