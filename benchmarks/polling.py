@@ -1,5 +1,6 @@
 """Polling cost and delay: calls made to the provider per delivered transcript, and the time from
-the provider finishing a transcription to the reply being posted in Slack.
+the provider finishing a transcription to the reply being posted in Slack, with polling alone and
+with Soniox webhooks.
 
 A real ``python -m bot run`` (HTTP mode) gets ``--files`` messages with one file each. The fake
 Soniox keeps every transcription "processing" until this script finishes it, at a known moment:
@@ -7,7 +8,11 @@ Soniox keeps every transcription "processing" until this script finishes it, at 
 poll intervals, so completions fall at every phase of the bot's poll clock. The reply counts as
 posted when its :white_check_mark: reaction appears (added right after the reply).
 
-Run once per ``POLL_INTERVAL_SECONDS`` value (default: 5, the default setting, and 1).
+One run per ``POLL_INTERVAL_SECONDS`` value in ``--intervals`` with polling alone (default: 5, the
+default setting, and 1), then one per value in ``--webhook-intervals`` with ``PUBLIC_URL`` set, so
+the fake Soniox POSTs a webhook to the bot the moment a transcription ends and polling is only the
+fallback (default: 5, the realistic deployment; give the flag no value to skip these runs). A
+webhook run fails unless every transcription's webhook was delivered and answered 2xx by the bot.
 
     python -m benchmarks.polling --files 10 --processing 10 --intervals 5 1
 """
@@ -22,6 +27,8 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +50,22 @@ ENDPOINTS = [
 ]
 
 
-async def run(interval: float, files: int, processing: float, seed: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Mode:
+    """How the bot learns that a transcription ended: polls at ``interval`` seconds, and webhooks
+    (``PUBLIC_URL`` set) if ``webhooks``."""
+
+    interval: float
+    webhooks: bool = False
+
+    @property
+    def label(self) -> str:
+        if self.webhooks:
+            return f"webhooks (+ polling at {self.interval:g} s)"
+        return f"polling, {self.interval:g} s"
+
+
+async def run(mode: Mode, files: int, processing: float, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     slack, soniox = FakeSlack(), FakeSoniox(polls_until_complete=10**9)
     await slack.start()
@@ -54,36 +76,79 @@ async def run(interval: float, files: int, processing: float, seed: int) -> dict
                 Path(workdir),
                 slack,
                 soniox,
-                POLL_INTERVAL_SECONDS=str(interval),
+                POLL_INTERVAL_SECONDS=str(mode.interval),
                 LOG_LEVEL="WARNING",
             )
+            if mode.webhooks:
+                # The bot's own loopback address: the port is chosen by bot_environment.
+                env["PUBLIC_URL"] = f"http://127.0.0.1:{env['PORT']}"
             bot = BotProcess(env, Path(workdir), Path(workdir) / "bot.log")
             await bot.start()
             try:
                 events = await share(slack, bot, files)
                 finished, replied = await finish_and_watch(
-                    slack, soniox, events, processing, interval, rng
+                    slack, soniox, events, processing, mode.interval, rng
                 )
                 # Clean-up at the provider follows the reply; its calls count too.
                 await soniox.wait_for(lambda: len(soniox.deleted_files) >= files, timeout=60)
+                if mode.webhooks:
+                    # Each delivery is recorded once the bot has answered it; missing ones are
+                    # reported by check_webhooks below.
+                    with suppress(TimeoutError):
+                        await soniox.wait_for(
+                            lambda: len(soniox.webhook_deliveries) >= files, timeout=10
+                        )
             finally:
                 await bot.terminate()
     finally:
         await slack.stop()
         await soniox.stop()
+    webhooks_accepted = check_webhooks(mode, soniox, files)
     delays = [replied[name] - finished[name] for name in finished]
-    calls = Counter()
+    calls: Counter[str] = Counter()
     for label, method, pattern in ENDPOINTS:
         calls[label] = len(soniox.requests_to(pattern, method))
     return {
-        "interval": interval,
+        "mode": mode,
         "files": files,
         "calls_per_transcript": len(soniox.requests) / files,
         "breakdown": {label: calls[label] / files for label, _, _ in ENDPOINTS},
+        "webhooks_per_transcript": webhooks_accepted / files,
         "delay_mean": statistics.mean(delays),
         "delay_p50": percentile(delays, 0.5),
         "delay_max": max(delays),
     }
+
+
+def check_webhooks(mode: Mode, soniox: FakeSoniox, files: int) -> int:
+    """The number of webhooks the bot accepted (2xx); raises if the run did not use webhooks as
+    ``mode`` says, since its figures would then describe something else."""
+    asked = [body for body in soniox.create_bodies if body.get("webhook_url")]
+    accepted = [
+        delivery
+        for delivery in soniox.webhook_deliveries
+        if delivery["status"] is not None and 200 <= delivery["status"] < 300
+    ]
+    if not mode.webhooks:
+        if asked or soniox.webhook_deliveries:
+            raise RuntimeError(f"{mode.label}: the bot asked Soniox for webhooks")
+        return 0
+    if len(asked) != len(soniox.create_bodies) or not asked:
+        raise RuntimeError(
+            f"{mode.label}: only {len(asked)} of {len(soniox.create_bodies)} transcriptions were "
+            "created with a webhook_url; is PUBLIC_URL taken into account?"
+        )
+    if len(accepted) < files:
+        failed = [
+            (delivery["url"], delivery["status"], delivery["error"])
+            for delivery in soniox.webhook_deliveries
+            if delivery not in accepted
+        ]
+        raise RuntimeError(
+            f"{mode.label}: the bot accepted {len(accepted)} webhooks for {files} transcriptions "
+            f"({len(soniox.webhook_deliveries)} sent); failures (url, status, error): {failed}"
+        )
+    return len(accepted)
 
 
 async def share(slack: FakeSlack, bot: BotProcess, files: int) -> dict[str, dict[str, Any]]:
@@ -154,13 +219,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--processing", type=float, default=10.0, help="seconds at the provider")
-    parser.add_argument("--intervals", type=float, nargs="+", default=[5.0, 1.0])
+    parser.add_argument(
+        "--intervals",
+        type=float,
+        nargs="+",
+        default=[5.0, 1.0],
+        help="POLL_INTERVAL_SECONDS values to run with polling alone",
+    )
+    parser.add_argument(
+        "--webhook-intervals",
+        type=float,
+        nargs="*",
+        default=[5.0],
+        help=(
+            "POLL_INTERVAL_SECONDS values to run with webhooks (PUBLIC_URL set), polling as the "
+            "fallback; no value: no webhook runs"
+        ),
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    results = [
-        asyncio.run(run(interval, args.files, args.processing, args.seed))
-        for interval in args.intervals
+    modes = [Mode(interval) for interval in args.intervals] + [
+        Mode(interval, webhooks=True) for interval in args.webhook_intervals
     ]
+    results = [asyncio.run(run(mode, args.files, args.processing, args.seed)) for mode in modes]
     print(f"machine: {machine()}")
     print(
         f"{args.files} files, each processing {args.processing:g} s plus 0 to 2 intervals at the "
@@ -170,18 +251,20 @@ def main() -> int:
     print(
         table(
             [
-                "POLL_INTERVAL_SECONDS",
+                "mode",
                 "Soniox calls per transcript",
                 *labels,
+                "webhooks accepted per transcript",
                 "finished -> reply: mean",
                 "p50",
                 "max",
             ],
             [
                 [
-                    f"{result['interval']:g}",
+                    result["mode"].label,
                     f"{result['calls_per_transcript']:.1f}",
                     *(f"{result['breakdown'][label]:.1f}" for label in labels),
+                    f"{result['webhooks_per_transcript']:.1f}" if result["mode"].webhooks else "-",
                     f"{result['delay_mean']:.2f} s",
                     f"{result['delay_p50']:.2f} s",
                     f"{result['delay_max']:.2f} s",
