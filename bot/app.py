@@ -25,6 +25,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot import metrics
+from bot.acks import AckFirst
 from bot.config import ConfigError, Settings
 from bot.intake import Intake
 from bot.listeners import register_listeners
@@ -81,6 +82,7 @@ class Runtime:
     scheduler: PollScheduler
     bolt: AsyncApp
     clock: Callable[[], datetime]
+    acks: AckFirst
     #: The port the HTTP server listens on (useful when ``PORT=0`` picks a free one).
     port: int = 0
 
@@ -127,7 +129,13 @@ async def build_runtime(
         retention=timedelta(days=settings.retention_days),
         progress_after=timedelta(seconds=settings.progress_after_seconds),
     )
-    scheduler = PollScheduler(pipeline.run_cycle, interval_seconds=settings.poll_interval_seconds)
+    acks = AckFirst()
+
+    async def cycle() -> None:
+        await acks.after_acks()
+        await pipeline.run_cycle()
+
+    scheduler = PollScheduler(cycle, interval_seconds=settings.poll_interval_seconds)
     pipeline.on_progress = scheduler.kick
     intake = Intake(repository, settings, clock)
     runtime = Runtime(
@@ -139,6 +147,7 @@ async def build_runtime(
         intake=intake,
         pipeline=pipeline,
         scheduler=scheduler,
+        acks=acks,
         bolt=AsyncApp(
             client=web_client,
             signing_secret=(
@@ -187,7 +196,8 @@ def build_http_app(runtime: Runtime, *, slack_events: bool) -> web.Application:
             )
         except ValueError:
             return web.json_response({"error": "malformed request body"}, status=400)
-        bolt_response = await runtime.bolt.async_dispatch(bolt_request)
+        with runtime.acks.answering():
+            bolt_response = await runtime.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
     # Until the first poll cycle completes, staleness is measured from now.

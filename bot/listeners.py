@@ -63,6 +63,7 @@ def register_listeners(runtime: Runtime) -> None:
         if batch is None:
             return
         runtime.scheduler.kick()
+        await runtime.acks.after_acks()
         await runtime.slack.add_reaction(batch.channel_id, batch.message_ts, REACTION_WORKING)
 
     bolt.event(MESSAGE_EVENT, middleware=[record_shared_files])(on_message)

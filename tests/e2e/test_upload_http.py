@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -105,3 +106,17 @@ async def test_healthz_reports_ok(bot: Runtime, slack_sender: SlackSender) -> No
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
     assert response.json()["database"] is True
+
+
+async def test_reactions_and_downloads_wait_while_other_acks_are_owed(
+    bot: Runtime, fake_slack: FakeSlack, slack_sender: SlackSender
+) -> None:
+    await asyncio.sleep(0.1)  # let the start-up cycle pass
+    event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
+    with bot.acks.answering():  # as while the rest of a burst is still being answered
+        assert (await slack_sender.event(event)).status_code == 200
+        await asyncio.sleep(0.3)
+        assert fake_slack.api_calls("reactions.add") == []
+        assert fake_slack.downloads == []
+    await fake_slack.wait_for(lambda: fake_slack.api_calls("reactions.add"), timeout=2)
+    await fake_slack.wait_for(lambda: fake_slack.downloads, timeout=2)
