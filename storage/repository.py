@@ -125,12 +125,59 @@ def new_batch_id() -> str:
     return f"b-{secrets.token_hex(6)}"
 
 
+@dataclasses.dataclass
+class _BatchRequest:
+    batch: NewBatch
+    jobs: list[NewJob]
+    now: datetime
+    unless_running: bool
+    outcome: asyncio.Future[Batch | None]
+
+
+def _settle(outcome: asyncio.Future[Batch | None], result: Batch | Exception | None) -> None:
+    """Hand ``result`` to a waiting caller (one who stopped waiting no longer wants it)."""
+    if outcome.done():
+        return
+    if isinstance(result, Exception):
+        outcome.set_exception(result)
+    else:
+        outcome.set_result(result)
+
+
+def _new_batch(batch_id: str, request: _BatchRequest) -> Batch:
+    """The batch as just inserted (what reading it back would give)."""
+    batch, stamp = request.batch, request.now.astimezone(UTC)
+    return Batch(
+        id=batch_id,
+        team_id=batch.team_id,
+        channel_id=batch.channel_id,
+        message_ts=batch.message_ts,
+        thread_ts=batch.thread_ts,
+        user_id=batch.user_id,
+        provider=batch.provider,
+        source=batch.source,
+        state=BatchState.OPEN,
+        language_hints=list(batch.language_hints),
+        reply_ts=None,
+        attempts=0,
+        next_attempt_at=None,
+        created_at=stamp,
+        updated_at=stamp,
+        delivered_at=None,
+    )
+
+
 class Repository:
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._db = connection
         # One connection serves every coroutine: a statement run while another coroutine's
         # transaction is open would join (and could be rolled back with) that transaction.
         self._lock = asyncio.Lock()
+        #: Channel settings read or saved so far; this object is their only writer.
+        self._channel_settings: dict[str, ChannelSettings] = {}
+        #: ``create_batch`` requests waiting for the writer, which takes them as one group.
+        self._new_batches: list[_BatchRequest] = []
+        self._batch_writer: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -171,6 +218,8 @@ class Repository:
         return repository
 
     async def close(self) -> None:
+        if self._batch_writer is not None:
+            await self._batch_writer
         await self._db.close()
 
     async def _migrate(self) -> None:
@@ -205,47 +254,83 @@ class Repository:
         *,
         unless_running: bool = False,
     ) -> Batch | None:
-        """Create a batch with the jobs not taken before (by ``dedupe_key``), in one transaction.
+        """Create a batch with the jobs not taken before (by ``dedupe_key``); committed when this
+        returns.
 
         Returns None when every job was already taken (the message was handled before) or, with
         ``unless_running``, when a batch for the same message is still at work: checked in the
         same transaction, so two requests at once cannot both start one.
+
+        Requests made at the same time share one transaction, written in the order they came:
+        a burst of shared files (each waiting for its commit before Slack gets its ack) then
+        costs a few round trips to the database instead of several per file.
         """
+        request = _BatchRequest(
+            batch, list(jobs), now, unless_running, asyncio.get_running_loop().create_future()
+        )
+        self._new_batches.append(request)
+        if self._batch_writer is None:
+            self._batch_writer = asyncio.create_task(self._write_new_batches())
+        return await request.outcome
+
+    async def _write_new_batches(self) -> None:
+        try:
+            while self._new_batches:
+                group, self._new_batches = self._new_batches, []
+                try:
+                    created = await self._insert_batches(group)
+                except Exception as exc:
+                    if len(group) == 1:
+                        _settle(group[0].outcome, exc)
+                        continue
+                    # One request's fault must not fail the others: each is written alone.
+                    for request in group:
+                        await self._write_alone(request)
+                else:
+                    for request, batch in zip(group, created, strict=True):
+                        _settle(request.outcome, batch)
+        finally:
+            self._batch_writer = None
+
+    async def _write_alone(self, request: _BatchRequest) -> None:
+        try:
+            (batch,) = await self._insert_batches([request])
+        except Exception as exc:
+            _settle(request.outcome, exc)
+        else:
+            _settle(request.outcome, batch)
+
+    async def _insert_batches(self, group: Sequence[_BatchRequest]) -> list[Batch | None]:
         for _ in range(ID_ATTEMPTS):
+            ids = [new_batch_id() for _ in group]
+            if len(set(ids)) < len(ids):
+                continue
             try:
-                return await self._insert_batch(new_batch_id(), batch, jobs, now, unless_running)
+                async with self._transaction() as db:
+                    return await self._insert_batches_in(db, group, ids)
             except sqlite3.IntegrityError as exc:
                 if "batches.id" not in str(exc):
                     raise
-        raise RuntimeError("could not draw an unused batch id")
+        raise RuntimeError("could not draw unused batch ids")
 
-    async def _insert_batch(
-        self,
-        batch_id: str,
-        batch: NewBatch,
-        jobs: Sequence[NewJob],
-        now: datetime,
-        unless_running: bool,
-    ) -> Batch | None:
-        stamp = _to_text(now)
-        async with self._transaction() as db:
-            if unless_running:
-                async with db.execute(
-                    """SELECT 1 FROM batches WHERE channel_id = ? AND message_ts = ?
-                       AND state IN (?, ?) LIMIT 1""",
-                    (
-                        batch.channel_id,
-                        batch.message_ts,
-                        BatchState.OPEN.value,
-                        BatchState.DELIVERING.value,
-                    ),
-                ) as cursor:
-                    if await cursor.fetchone() is not None:
-                        return None
-            await db.execute(
-                """INSERT INTO batches (id, team_id, channel_id, message_ts, thread_ts, user_id,
-                       provider, source, state, language_hints, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+    async def _insert_batches_in(
+        self, db: aiosqlite.Connection, group: Sequence[_BatchRequest], ids: Sequence[str]
+    ) -> list[Batch | None]:
+        """Insert every request's batch and jobs; drop the batches that got no job."""
+        batch_rows: list[tuple[Any, ...]] = []
+        job_rows: list[tuple[Any, ...]] = []
+        wanted: list[str | None] = []
+        for batch_id, request in zip(ids, group, strict=True):
+            batch, stamp = request.batch, _to_text(request.now)
+            if request.unless_running:
+                # Earlier requests of this group are written first, so that the check sees them.
+                await self._insert_rows(db, batch_rows, job_rows)
+                batch_rows, job_rows = [], []
+                if await self._running(db, batch):
+                    wanted.append(None)
+                    continue
+            wanted.append(batch_id)
+            batch_rows.append(
                 (
                     batch_id,
                     batch.team_id,
@@ -259,17 +344,11 @@ class Repository:
                     json.dumps(batch.language_hints),
                     stamp,
                     stamp,
-                ),
+                )
             )
-            taken = 0
-            for position, job in enumerate(jobs):
+            for position, job in enumerate(request.jobs):
                 state = JobState.FAILED if job.refused_reason else JobState.QUEUED
-                cursor = await db.execute(
-                    """INSERT OR IGNORE INTO jobs (id, batch_id, position, kind, provider,
-                           filename, slack_file_id, url, download_url, mimetype, size_bytes,
-                           needs_file_info, dedupe_key, state, error, created_at, updated_at,
-                           finished_at)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                job_rows.append(
                     (
                         uuid.uuid4().hex,
                         batch_id,
@@ -289,16 +368,66 @@ class Repository:
                         stamp,
                         stamp,
                         stamp if job.refused_reason else None,
-                    ),
+                    )
                 )
-                taken += cursor.rowcount
-            if taken == 0:
-                # Everything was taken before: leave no empty batch behind.
-                await db.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
-                return None
-        return await self.get_batch(batch_id)
+        await self._insert_rows(db, batch_rows, job_rows)
+        inserted = [batch_id for batch_id in wanted if batch_id is not None]
+        taken: set[str] = set()
+        for start in range(0, len(inserted), IDS_PER_QUERY):
+            chunk = inserted[start : start + IDS_PER_QUERY]
+            placeholders = ",".join("?" for _ in chunk)
+            rows = await db.execute_fetchall(
+                f"SELECT DISTINCT batch_id FROM jobs WHERE batch_id IN ({placeholders})", chunk
+            )
+            taken.update(str(row[0]) for row in rows)
+        # Everything in these was taken before: leave no empty batch behind.
+        empty = [(batch_id,) for batch_id in inserted if batch_id not in taken]
+        if empty:
+            await db.executemany("DELETE FROM batches WHERE id = ?", empty)
+        return [
+            _new_batch(batch_id, request) if batch_id is not None and batch_id in taken else None
+            for batch_id, request in zip(wanted, group, strict=True)
+        ]
 
-    # -- reading -----------------------------------------------------------------------------
+    @staticmethod
+    async def _insert_rows(
+        db: aiosqlite.Connection,
+        batch_rows: Sequence[tuple[Any, ...]],
+        job_rows: Sequence[tuple[Any, ...]],
+    ) -> None:
+        if batch_rows:
+            await db.executemany(
+                """INSERT INTO batches (id, team_id, channel_id, message_ts, thread_ts, user_id,
+                       provider, source, state, language_hints, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                batch_rows,
+            )
+        if job_rows:
+            await db.executemany(
+                """INSERT OR IGNORE INTO jobs (id, batch_id, position, kind, provider,
+                       filename, slack_file_id, url, download_url, mimetype, size_bytes,
+                       needs_file_info, dedupe_key, state, error, created_at, updated_at,
+                       finished_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                job_rows,
+            )
+
+    @staticmethod
+    async def _running(db: aiosqlite.Connection, batch: NewBatch) -> bool:
+        """Whether a batch for the same message is open or delivering; a batch of this group
+        counts once it has a job."""
+        rows = await db.execute_fetchall(
+            """SELECT 1 FROM batches WHERE channel_id = ? AND message_ts = ?
+               AND state IN (?, ?)
+               AND EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id) LIMIT 1""",
+            (
+                batch.channel_id,
+                batch.message_ts,
+                BatchState.OPEN.value,
+                BatchState.DELIVERING.value,
+            ),
+        )
+        return bool(rows)
 
     async def get_batch(self, batch_id: str) -> Batch | None:
         batches = await self._batches("WHERE id = ?", (batch_id,))
@@ -514,21 +643,28 @@ class Repository:
     # -- channel settings --------------------------------------------------------------------
 
     async def channel_settings(self, channel_id: str) -> ChannelSettings:
-        async with (
-            self._read() as db,
-            db.execute(
-                "SELECT * FROM channel_settings WHERE channel_id = ?", (channel_id,)
-            ) as cursor,
-        ):
-            row = await cursor.fetchone()
-        if row is None:
-            return ChannelSettings(channel_id=channel_id)
-        return ChannelSettings(
-            channel_id=channel_id,
-            provider=row["provider"],
-            auto=bool(row["auto"]),
-            language_hints=json.loads(row["language_hints"]),
-        )
+        """The channel's choices (defaults if it never made any). Every shared file asks, and
+        only :meth:`save_channel_settings` changes them, so they are kept in memory once read."""
+        known = self._channel_settings.get(channel_id)
+        if known is None:
+            async with (
+                self._read() as db,
+                db.execute(
+                    "SELECT * FROM channel_settings WHERE channel_id = ?", (channel_id,)
+                ) as cursor,
+            ):
+                row = await cursor.fetchone()
+            known = ChannelSettings(channel_id=channel_id)
+            if row is not None:
+                known = ChannelSettings(
+                    channel_id=channel_id,
+                    provider=row["provider"],
+                    auto=bool(row["auto"]),
+                    language_hints=json.loads(row["language_hints"]),
+                )
+            self._channel_settings[channel_id] = known
+        # A copy: a caller changing it before saving must not change what others read.
+        return dataclasses.replace(known, language_hints=list(known.language_hints))
 
     async def save_channel_settings(self, settings: ChannelSettings, now: datetime) -> None:
         async with self._transaction() as db:
@@ -547,6 +683,9 @@ class Repository:
                     _to_text(now),
                 ),
             )
+        self._channel_settings[settings.channel_id] = dataclasses.replace(
+            settings, language_hints=list(settings.language_hints)
+        )
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -7,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from storage.migrations import MIGRATIONS
-from storage.models import BatchState, ChannelSettings, JobKind, JobState, NewBatch, NewJob
+from storage.models import Batch, BatchState, ChannelSettings, JobKind, JobState, NewBatch, NewJob
 from storage.repository import Repository
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -63,6 +65,62 @@ async def test_the_same_file_of_the_same_message_is_taken_once(repository: Repos
     assert first is not None and again is None and partly_new is not None
     assert [job.slack_file_id for job in await repository.jobs_of(partly_new.id)] == ["F3"]
     assert len(await repository.open_jobs()) == 3
+
+
+async def test_batches_asked_for_at_once_share_one_transaction_and_keep_their_rules(
+    repository: Repository,
+) -> None:
+    statements: list[str] = []
+    await repository._db.set_trace_callback(statements.append)
+    first, same_file, other, running, running_again = await asyncio.gather(
+        repository.create_batch(new_batch(), [new_job("F1"), new_job("F2")], NOW),
+        repository.create_batch(new_batch(), [new_job("F1")], NOW),
+        repository.create_batch(new_batch(ts="2.0"), [new_job("F9", ts="2.0")], NOW),
+        repository.create_batch(
+            new_batch(ts="3.0"), [new_job("F5", ts="3.0")], NOW, unless_running=True
+        ),
+        repository.create_batch(
+            new_batch(ts="3.0"), [new_job("F6", ts="3.0")], NOW, unless_running=True
+        ),
+    )
+    await repository._db.set_trace_callback(None)
+
+    assert [statement for statement in statements if statement.startswith("BEGIN")] == [
+        "BEGIN IMMEDIATE"
+    ]
+    assert same_file is None, "a file already taken in the same group is not taken twice"
+    assert running_again is None, "a message already running in the same group is not started"
+    for batch in (first, other, running):
+        assert batch is not None
+        assert await repository.get_batch(batch.id) == batch
+    assert first is not None and len(await repository.jobs_of(first.id)) == 2
+    async with repository._read() as db, db.execute("SELECT COUNT(*) FROM batches") as cursor:
+        assert (await cursor.fetchone())[0] == 3, "no empty batch left behind"  # type: ignore[index]
+
+
+async def test_a_faulty_request_fails_alone_when_written_with_others(
+    repository: Repository,
+) -> None:
+    faulty = new_batch(ts="9.0")
+    faulty.thread_ts = None  # type: ignore[assignment]
+    good, bad = await asyncio.gather(
+        repository.create_batch(new_batch(), [new_job("F1")], NOW),
+        repository.create_batch(faulty, [new_job("F2", ts="9.0")], NOW),
+        return_exceptions=True,
+    )
+    assert isinstance(bad, sqlite3.IntegrityError)
+    assert isinstance(good, Batch) and await repository.get_batch(good.id) == good
+
+
+async def test_a_batch_id_already_in_use_is_drawn_again(
+    repository: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    draws = iter(["b-000000000001", "b-000000000001", "b-000000000002"])
+    monkeypatch.setattr("storage.repository.new_batch_id", lambda: next(draws))
+    first = await repository.create_batch(new_batch(), [new_job("F1")], NOW)
+    second = await repository.create_batch(new_batch(ts="2.0"), [new_job("F2", ts="2.0")], NOW)
+    assert first is not None and first.id == "b-000000000001"
+    assert second is not None and second.id == "b-000000000002"
 
 
 async def test_refused_jobs_start_failed_and_batches_deliver_when_all_are_terminal(
@@ -124,6 +182,26 @@ async def test_channel_settings_default_and_round_trip(repository: Repository) -
     chosen = ChannelSettings(channel_id="C1", provider="soket", auto=False, language_hints=["en"])
     await repository.save_channel_settings(chosen, NOW)
     assert await repository.channel_settings("C1") == chosen
+
+    # What a caller holds is its own until saved.
+    held = await repository.channel_settings("C1")
+    held.language_hints.append("de")
+    held.auto = True
+    chosen.language_hints.append("fr")
+    assert await repository.channel_settings("C1") == ChannelSettings(
+        channel_id="C1", provider="soket", auto=False, language_hints=["en"]
+    )
+
+
+async def test_channel_settings_survive_a_restart(tmp_path: Path) -> None:
+    first = await Repository.open(tmp_path / "t.db")
+    await first.channel_settings("C1")  # read (and kept) before the change
+    await first.save_channel_settings(ChannelSettings("C1", provider="soket"), NOW)
+    assert (await first.channel_settings("C1")).provider == "soket"
+    await first.close()
+    second = await Repository.open(tmp_path / "t.db")
+    assert (await second.channel_settings("C1")).provider == "soket"
+    await second.close()
 
 
 async def test_unknown_columns_are_refused(repository: Repository) -> None:
