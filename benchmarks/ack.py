@@ -5,9 +5,11 @@ batch in SQLite *before* it answers (so an acked event is never lost). This meas
 the answers take when ``--events`` messages with a file arrive at the same moment, while the bot
 also starts downloading and uploading the earlier ones.
 
-The fakes and the sending client run in this process; the bot runs in its own. Latency is taken
-per request, from just before it is sent to its answer. A few events are sent first as warm-up
-(the first request of a process pays for lazy imports) and not counted.
+Three processes share the machine: the bot; the fakes (Slack, Soniox), in this one; and the
+sender, a process of its own, so that the fakes serving the bot's downloads and uploads do not
+delay the sender reading its answers. Latency is taken per request, from just before it is sent
+to its answer. A few events are sent first as warm-up (the first request of a process pays for
+lazy imports) and not counted.
 
     python -m benchmarks.ack --events 200
 """
@@ -18,8 +20,10 @@ import argparse
 import asyncio
 import json
 import math
+import multiprocessing
 import tempfile
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +70,28 @@ async def open_connections(session: aiohttp.ClientSession, base: str, count: int
     await asyncio.gather(*(one() for _ in range(count)))
 
 
+def sender(
+    base: str,
+    warm_up: list[tuple[str, dict[str, str]]],
+    burst: list[tuple[str, dict[str, str]]],
+    channel: Connection,
+) -> None:
+    """The sending process: warm up, open the connections, say so, wait for the word, then send
+    the burst and hand back each request's (seconds, status)."""
+
+    async def main() -> list[tuple[float, int]]:
+        url = f"{base}/slack/events"
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await fire(session, url, warm_up)
+            await open_connections(session, base, len(burst))
+            channel.send("ready")
+            await asyncio.get_running_loop().run_in_executor(None, channel.recv)
+            return await fire(session, url, burst)
+
+    channel.send(asyncio.run(main()))
+
+
 async def server_buckets(session: aiohttp.ClientSession, base: str) -> dict[float, float]:
     """The bot's own histogram of /slack/events answer times: ``{upper bound: count}``."""
     async with session.get(f"{base}/metrics") as response:
@@ -79,6 +105,11 @@ async def server_buckets(session: aiohttp.ClientSession, base: str) -> dict[floa
             ):
                 buckets[float(sample.labels["le"])] = sample.value
     return buckets
+
+
+async def receive(channel: Connection) -> Any:
+    """The sender's next message; the fakes keep serving the bot meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(None, channel.recv)
 
 
 def bucket_percentile(before: dict[float, float], after: dict[float, float], q: float) -> float:
@@ -101,18 +132,22 @@ async def measure(events: int) -> dict[str, Any]:
             bot = BotProcess(env, Path(workdir), Path(workdir) / "bot.log")
             await bot.start()
             try:
-                url = f"{bot.url}/slack/events"
                 warm_up = [signed_event(slack, -i - 1) for i in range(WARM_UP_EVENTS)]
                 burst = [signed_event(slack, i) for i in range(events)]
-                connector = aiohttp.TCPConnector(limit=0)
-                async with aiohttp.ClientSession(connector=connector) as session:
-                    await fire(session, url, warm_up)
-                    await open_connections(session, bot.url, events)
+                ours, theirs = multiprocessing.get_context("spawn").Pipe()
+                process = multiprocessing.get_context("spawn").Process(
+                    target=sender, args=(bot.url, warm_up, burst, theirs)
+                )
+                process.start()
+                async with aiohttp.ClientSession() as session:
+                    assert await receive(ours) == "ready"
                     before = await server_buckets(session, bot.url)
                     started = time.perf_counter()
-                    results = await fire(session, url, burst)
+                    ours.send("go")
+                    results = await receive(ours)
                     wall = time.perf_counter() - started
                     after = await server_buckets(session, bot.url)
+                process.join()
                 # Every acked event must lead to a reply: the ack promised it.
                 await slack.wait_for(
                     lambda: len(slack.messages) >= events + WARM_UP_EVENTS, timeout=120
