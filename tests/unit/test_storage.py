@@ -9,8 +9,17 @@ from pathlib import Path
 import pytest
 
 from storage.migrations import MIGRATIONS
-from storage.models import Batch, BatchState, ChannelSettings, JobKind, JobState, NewBatch, NewJob
-from storage.repository import Repository
+from storage.models import (
+    TERMINAL_JOB_STATES,
+    Batch,
+    BatchState,
+    ChannelSettings,
+    JobKind,
+    JobState,
+    NewBatch,
+    NewJob,
+)
+from storage.repository import _UNFINISHED, Repository
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -230,3 +239,26 @@ async def test_a_write_based_on_an_old_reading_does_not_overwrite_a_newer_one(
         )
         == 1
     )
+
+
+async def test_due_jobs_are_found_through_the_index_of_unfinished_jobs(
+    repository: Repository,
+) -> None:
+    listed = ", ".join(f"'{state}'" for state in sorted(TERMINAL_JOB_STATES))
+    expected = f"state NOT IN ({listed})"
+    assert expected == _UNFINISHED
+    due = await repository.create_batch(new_batch(), [new_job("F1")], NOW)
+    later = await repository.create_batch(new_batch(ts="2.0"), [new_job("F2", ts="2.0")], NOW)
+    assert due is not None and later is not None
+    (later_job,) = await repository.jobs_of(later.id)
+    await repository.update_job(later_job.id, NOW, next_attempt_at=NOW + timedelta(minutes=1))
+
+    assert [job.batch_id for job in await repository.open_jobs(due_by=NOW)] == [due.id]
+    statements: list[str] = []
+    await repository._db.set_trace_callback(statements.append)
+    await repository.open_jobs(due_by=NOW)
+    await repository._db.set_trace_callback(None)
+    (query,) = [statement for statement in statements if statement.startswith("SELECT")]
+    async with repository._read() as db:
+        plan = await db.execute_fetchall(f"EXPLAIN QUERY PLAN {query}")
+    assert any("jobs_unfinished" in str(tuple(step)) for step in plan)
