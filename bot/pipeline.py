@@ -149,8 +149,8 @@ class Pipeline:
         self._progress_after = progress_after
         self._progress_every = progress_every
         self._last_purge_at: datetime | None = None
-        #: Per provider: jobs submitted and not finished, counted at the start of each cycle and
-        #: raised as the cycle submits more.
+        #: Per provider: jobs submitted and not finished, counted at the start of each cycle
+        #: that has something to submit, and raised as the cycle submits more.
         self._in_flight: dict[str, int] = {}
         #: Language hints of the due batches, read once per cycle: all a provider needs of a
         #: batch, and fixed when the batch was created.
@@ -171,7 +171,6 @@ class Pipeline:
     async def _run_cycle(self) -> None:
         now = self._clock()
         units: dict[str, list[Job]] = {}
-        self._in_flight = await self._repository.count_in_flight()
         self._still_running = {}
         due_jobs = await self._repository.open_jobs(due_by=now)
         in_use = await self._repository.language_hints_in_use()
@@ -187,11 +186,15 @@ class Pipeline:
                 self._spawn(key, self._transfer(jobs))
             else:
                 quick.append((key, jobs))
+        quick_jobs = [job for _, jobs in quick for job in jobs]
+        if any(_waits_for_submission(job) for job in quick_jobs):
+            self._in_flight = await self._repository.count_in_flight()
         # Finished work is posted first: a slow provider must not hold up finished replies.
         await self._deliver_due(now)
         await self._advance_all(quick)
         await self._save_still_running()
-        await self._deliver_due(self._clock())
+        if any(job.state.is_terminal for job in quick_jobs):
+            await self._deliver_due(self._clock())
         await self._report_progress()
         await self._clean_up()
         await self._purge_old_transcripts()
@@ -347,12 +350,7 @@ class Pipeline:
         # Taken before submitting: a job submitted now is first polled when its provider's
         # estimate says it is worth it, not straight away.
         running = [job for job in jobs if job.state in (JobState.SUBMITTED, JobState.PROCESSING)]
-        waiting = [
-            job
-            for job in jobs
-            if job.state is JobState.UPLOADED
-            or (job.kind is JobKind.URL and job.state is JobState.QUEUED)
-        ]
+        waiting = [job for job in jobs if _waits_for_submission(job)]
         if waiting:
             await self._submit(provider, waiting)
         if running:
@@ -1077,6 +1075,13 @@ def progress_text(jobs: Sequence[Job]) -> str:
     if len(jobs) == 1:
         return f":hourglass_flowing_sand: Transcribing *{escape(jobs[0].filename)}*…"
     return f":hourglass_flowing_sand: Transcribing {len(jobs)} files… {done} of {len(jobs)} done"
+
+
+def _waits_for_submission(job: Job) -> bool:
+    """At the provider (or a link, which the provider fetches itself) and not submitted yet."""
+    return job.state is JobState.UPLOADED or (
+        job.kind is JobKind.URL and job.state is JobState.QUEUED
+    )
 
 
 def _provider_job(job: Job, language_hints: list[str]) -> ProviderJob:
