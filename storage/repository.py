@@ -889,16 +889,16 @@ class Repository:
         groups: dict[tuple[tuple[str, ...], bool], list[tuple[Any, ...]]] = {}
         updated_at = _to_text(now)
         for row_id, fields, seen_at in changes:
-            unknown = set(fields) - columns_allowed
-            if unknown:
-                raise ValueError(f"not columns of {table}: {sorted(unknown)}")
             columns = tuple(fields)
-            values = (_encode(column, fields[column]) for column in columns)
-            row = (*values, updated_at, row_id)
             conditional = seen_at is not None
-            groups.setdefault((columns, conditional), []).append(
-                (*row, _to_text(seen_at)) if conditional else row
-            )
+            rows = groups.get((columns, conditional))
+            if rows is None:
+                unknown = set(columns) - columns_allowed
+                if unknown:
+                    raise ValueError(f"not columns of {table}: {sorted(unknown)}")
+                rows = groups[(columns, conditional)] = []
+            row = (*map(_encode, columns, fields.values()), updated_at, row_id)
+            rows.append((*row, _to_text(seen_at)) if conditional else row)
         updated = 0
         if not groups:
             return updated
