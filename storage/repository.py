@@ -181,6 +181,9 @@ class Repository:
         #: ``create_batch`` requests waiting for the writer, which takes them as one group.
         self._new_batches: list[_BatchRequest] = []
         self._batch_writer: asyncio.Task[None] | None = None
+        self._closed = False
+        #: The group the writer is writing now.
+        self._writing: list[_BatchRequest] = []
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -188,10 +191,13 @@ class Repository:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                await self._db.execute("COMMIT")
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                # Also when COMMIT itself failed: a transaction left open would refuse every
+                # later BEGIN.
+                if self._db.in_transaction:
+                    await self._db.execute("ROLLBACK")
                 raise
-            await self._db.execute("COMMIT")
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -216,13 +222,17 @@ class Repository:
         await connection.execute("PRAGMA synchronous = NORMAL")
         await connection.execute("PRAGMA foreign_keys = ON")
         await connection.execute("PRAGMA busy_timeout = 5000")
+        # 32 MB of page cache instead of 2: a poll cycle reads and writes every job in flight.
+        await connection.execute("PRAGMA cache_size = -32768")
         repository = cls(connection)
         await repository._migrate()
         return repository
 
     async def close(self) -> None:
+        self._closed = True
         if self._batch_writer is not None:
-            await self._batch_writer
+            # Shielded: what is being written is finished even if closing is cancelled.
+            await asyncio.shield(self._batch_writer)
         await self._db.close()
 
     async def _migrate(self) -> None:
@@ -268,32 +278,45 @@ class Repository:
         a burst of shared files (each waiting for its commit before Slack gets its ack) then
         costs a few round trips to the database instead of several per file.
         """
+        if self._closed:
+            raise RuntimeError("the database is closed")
         request = _BatchRequest(
             batch, list(jobs), now, unless_running, asyncio.get_running_loop().create_future()
         )
         self._new_batches.append(request)
         if self._batch_writer is None:
             self._batch_writer = asyncio.create_task(self._write_new_batches())
+            self._batch_writer.add_done_callback(self._batch_writer_stopped)
         return await request.outcome
 
     async def _write_new_batches(self) -> None:
-        try:
-            while self._new_batches:
-                group, self._new_batches = self._new_batches, []
-                try:
-                    created = await self._insert_batches(group)
-                except Exception as exc:
-                    if len(group) == 1:
-                        _settle(group[0].outcome, exc)
-                        continue
-                    # One request's fault must not fail the others: each is written alone.
-                    for request in group:
-                        await self._write_alone(request)
+        while self._new_batches:
+            self._writing, self._new_batches = self._new_batches, []
+            try:
+                created = await self._insert_batches(self._writing)
+            except Exception as exc:
+                if len(self._writing) == 1:
+                    _settle(self._writing[0].outcome, exc)
                 else:
-                    for request, batch in zip(group, created, strict=True):
-                        _settle(request.outcome, batch)
-        finally:
+                    # One request's fault must not fail the others: each is written alone.
+                    for request in self._writing:
+                        await self._write_alone(request)
+            else:
+                for request, batch in zip(self._writing, created, strict=True):
+                    _settle(request.outcome, batch)
+            self._writing = []
+        # No await since the loop found nothing more: a request made from now on starts a
+        # writer of its own.
+        self._batch_writer = None
+
+    def _batch_writer_stopped(self, writer: asyncio.Task[None]) -> None:
+        """Runs however the writer ended. Stopped part-way (cancelled, even before it began),
+        it must not leave anyone waiting for ever."""
+        if self._batch_writer is writer:
             self._batch_writer = None
+            for request in [*self._writing, *self._new_batches]:
+                _settle(request.outcome, RuntimeError("the batch was not written"))
+            self._writing, self._new_batches = [], []
 
     async def _write_alone(self, request: _BatchRequest) -> None:
         try:

@@ -262,3 +262,30 @@ async def test_due_jobs_are_found_through_the_index_of_unfinished_jobs(
     async with repository._read() as db:
         plan = await db.execute_fetchall(f"EXPLAIN QUERY PLAN {query}")
     assert any("jobs_unfinished" in str(tuple(step)) for step in plan)
+
+
+async def test_requests_waiting_on_a_stopped_writer_are_told_and_later_ones_are_written(
+    repository: Repository,
+) -> None:
+    waiting = [
+        asyncio.ensure_future(repository.create_batch(new_batch(), [new_job("F1")], NOW)),
+        asyncio.ensure_future(
+            repository.create_batch(new_batch(ts="2.0"), [new_job("F2", ts="2.0")], NOW)
+        ),
+    ]
+    await asyncio.sleep(0)  # both queued; the writer has not begun
+    assert repository._batch_writer is not None
+    repository._batch_writer.cancel()
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(outcome, RuntimeError) for outcome in outcomes)
+    assert await repository.create_batch(new_batch(), [new_job("F1")], NOW) is not None
+
+
+async def test_a_closed_repository_refuses_new_batches(tmp_path: Path) -> None:
+    repository = await Repository.open(tmp_path / "t.db")
+    written = asyncio.ensure_future(repository.create_batch(new_batch(), [new_job("F1")], NOW))
+    await asyncio.sleep(0)
+    await repository.close()  # what was asked for before is still written
+    assert isinstance(written.result(), Batch)
+    with pytest.raises(RuntimeError, match="closed"):
+        await repository.create_batch(new_batch(ts="2.0"), [new_job("F2", ts="2.0")], NOW)
