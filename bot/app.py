@@ -373,14 +373,14 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    keep_start_up_objects_out_of_collections()
     async with running_bot(settings):
-        keep_start_up_objects_out_of_collections()
         await stop.wait()
         log.info("shutting down")
 
 
 def keep_start_up_objects_out_of_collections() -> None:
-    """What start-up built (modules, the libraries' tables, the runtime) lives as long as the
+    """What start-up built (modules, the libraries' tables, the settings) lives as long as the
     process: moved out of the garbage collector's view, the full collections that a poll cycle
     over thousands of jobs sets off no longer walk it each time."""
     gc.collect()

@@ -69,6 +69,8 @@ MAX_ETA_DELAY_SECONDS = 120.0
 CLEAN_UP_RETRY_SECONDS = 60.0
 #: Longest wait between two polls of a job whose provider gave no estimate.
 MAX_POLL_BACKOFF_SECONDS = 60.0
+#: How long a webhook naming a transcription not recorded yet is kept for its submission.
+EARLY_NOTICE_SECONDS = 600.0
 #: Shortest wait between two polls of a job whose provider sends a webhook when it ends. The
 #: provider retries a webhook that failed; this catches one that never arrives (the bot was down
 #: or unreachable), at a cost of one call a minute per job.
@@ -155,6 +157,8 @@ class Pipeline:
         #: Language hints of the due batches, read once per cycle: all a provider needs of a
         #: batch, and fixed when the batch was created.
         self._hints: dict[str, list[str]] = {}
+        #: Webhooks that named a transcription not recorded yet, with when they came.
+        self._early_notices: dict[tuple[str, str], datetime] = {}
         #: "Still processing" answers of this cycle, saved together once its calls are done,
         #: each with the job's ``updated_at`` as the cycle read it.
         self._still_running: dict[str, tuple[datetime, dict[str, Any]]] = {}
@@ -235,8 +239,13 @@ class Pipeline:
                 except Exception as exc:
                     outcomes[index] = exc
 
-        await asyncio.gather(*(worker() for _ in range(min(self._max_calls, len(items)))))
-        return [outcomes[index] for index in range(len(items))]
+        # A task group, so that no worker outlives the call, whatever ends it.
+        async with asyncio.TaskGroup() as workers:
+            for _ in range(min(self._max_calls, len(items))):
+                workers.create_task(worker())
+        # An item has no outcome only if its worker was cancelled from below (not by us).
+        interrupted = RuntimeError("interrupted before it finished")
+        return [outcomes.get(index, interrupted) for index in range(len(items))]
 
     async def _save_still_running(self) -> None:
         # Deferring these is safe: if the process dies first, the jobs are simply polled again.
@@ -252,11 +261,18 @@ class Pipeline:
         notice can at most cause one early poll.
         """
         jobs = await self._repository.open_jobs_for_remote_id(provider, remote_id)
+        now = self._clock()
         if jobs:
-            await self._repository.update_jobs(
-                [job.id for job in jobs], self._clock(), next_attempt_at=None
-            )
-        return bool(jobs)
+            await self._repository.update_jobs([job.id for job in jobs], now, next_attempt_at=None)
+            return True
+        # A short recording can finish before the answer that started it is recorded: the
+        # notice is kept for that submission, to be polled at once when it is recorded.
+        kept_since = now - timedelta(seconds=EARLY_NOTICE_SECONDS)
+        self._early_notices = {
+            key: at for key, at in self._early_notices.items() if at > kept_since
+        }
+        self._early_notices[(provider, remote_id)] = now
+        return False
 
     async def drain(self) -> None:
         """Wait for background transfers to end."""
@@ -517,6 +533,15 @@ class Pipeline:
                 )
         # One transaction: a crash must not leave half of a provider batch recorded.
         await self._set_each(jobs, changes)
+        finished_already = [
+            job
+            for job in jobs
+            if self._early_notices.pop((provider.name, job.provider_job_id or ""), None)
+        ]
+        if finished_already:
+            await self._set_each(
+                finished_already, {job.id: {"next_attempt_at": None} for job in finished_already}
+            )
 
     async def _poll(self, provider: Provider, jobs: list[Job]) -> None:
         outcomes = await provider.poll(await self._provider_jobs(jobs))
@@ -828,20 +853,26 @@ class Pipeline:
             now, after=self._progress_after, every=self._progress_every
         )
         jobs_by_batch = await self._repository.jobs_of_batches([batch.id for batch in due])
-        to_post: list[tuple[Batch, str]] = []
-        to_update: list[tuple[Batch, str]] = []
+        shown: list[tuple[Batch, str]] = []
         for batch in due:
             jobs = jobs_by_batch.get(batch.id, [])
             reported = [job for job in jobs if job.state is not JobState.SKIPPED]
             if not reported or all(job.state.is_terminal for job in reported):
                 continue  # the reply is next; it takes over the progress message
-            text = progress_text(reported)
-            if batch.status_ts == PENDING_STATUS:
-                try:
-                    await self._find_progress_message(batch, now)
-                except Exception as exc:
-                    _progress_failed(batch, exc)
-                    continue
+            shown.append((batch, progress_text(reported)))
+        # Posts that were under way when the process stopped: the threads know if they went out.
+        pending = [batch for batch, _ in shown if batch.status_ts == PENDING_STATUS]
+        lost: set[str] = set()
+        found = await self._for_each(pending, lambda batch: self._find_progress_message(batch, now))
+        for batch, outcome in zip(pending, found, strict=True):
+            if isinstance(outcome, Exception):
+                _progress_failed(batch, outcome)
+                lost.add(batch.id)
+        to_post: list[tuple[Batch, str]] = []
+        to_update: list[tuple[Batch, str]] = []
+        for batch, text in shown:
+            if batch.id in lost:
+                continue
             if batch.status_ts is None or batch.status_ts == PENDING_STATUS:
                 to_post.append((batch, text))
             elif text != batch.status_text and (
@@ -860,9 +891,12 @@ class Pipeline:
             await self._repository.update_batch(batch.id, now, status_ts=batch.status_ts)
 
     async def _post_progress(self, shown: Sequence[tuple[Batch, str]], now: datetime) -> None:
-        """Post the first progress message of each batch (with its ``text``)."""
-        if not shown:
-            return
+        """Post the first progress message of each batch (with its ``text``), as many at once
+        as calls may run: a crash leaves no more than that many to look for."""
+        for start in range(0, len(shown), self._max_calls):
+            await self._post_progress_group(shown[start : start + self._max_calls], now)
+
+    async def _post_progress_group(self, shown: Sequence[tuple[Batch, str]], now: datetime) -> None:
         # Marked first: if the process dies during the posts, the next run looks for each
         # message in its thread instead of posting a second one.
         await self._repository.update_batches_each(

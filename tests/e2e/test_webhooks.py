@@ -116,3 +116,34 @@ async def test_with_webhooks_polls_are_a_rare_fallback_that_still_delivers(
     missed = "threadscribe_webhooks_missed_total"
     assert sample(after, missed, provider="soniox") - sample(before, missed, provider="soniox") == 1
     assert "no webhook arrived" in caplog.text
+
+
+async def test_a_webhook_that_comes_before_its_submission_is_recorded_still_counts(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    port = free_port()
+    clock = ManualClock()
+    settings = make_settings(
+        port=port, public_url=f"http://127.0.0.1:{port}", poll_interval_seconds=5
+    )
+    fake_soniox.polls_until_complete = 10**6
+    # Soniox creates the transcription at once; its answer reaches the bot a second later.
+    fake_soniox.inject(r"^/v1/transcriptions$", method="POST", status=0, answer_delay=1.0)
+    async with running_bot(settings, clock=clock, host="127.0.0.1") as runtime:
+        await asyncio.sleep(0.1)  # let the start-up cycle pass
+        before = await scrape(runtime)
+        event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
+        await SlackSender(fake_slack, runtime).event(event)
+        submitting = asyncio.create_task(cycles(runtime, clock, 2, seconds=1))
+        (transcription_id,) = await fake_soniox.wait_for(lambda: list(fake_soniox.transcriptions))
+        await fake_soniox.complete(transcription_id)  # a short clip: done already
+        await fake_soniox.wait_for(lambda: fake_soniox.webhook_deliveries)
+        await submitting
+        assert fake_soniox.webhook_deliveries[0]["status"] == 200
+
+        await cycles(runtime, clock, 1, seconds=1)  # far sooner than the fallback poll
+        (reply,) = await fake_slack.wait_for(lambda: final_replies(fake_slack, event))
+        after = await scrape(runtime)
+    assert "Hello from memo.wav." in reply["text"]
+    missed = "threadscribe_webhooks_missed_total"
+    assert sample(after, missed, provider="soniox") == sample(before, missed, provider="soniox")

@@ -45,6 +45,8 @@ class Fault:
     delay: float = 0.0
     #: Close the connection without answering.
     drop: bool = False
+    #: With ``status`` 0: seconds to hold back the answer after the route has acted on it.
+    answer_delay: float = 0.0
 
     def matches(self, request: web.Request) -> bool:
         if self.method is not None and request.method != self.method:
@@ -168,5 +170,9 @@ class LoopbackServer:
                     if isinstance(body, (dict, list)):
                         return web.json_response(body, status=fault.status, headers=fault.headers)
                     return web.Response(status=fault.status, text=body or "", headers=fault.headers)
+                if fault.answer_delay:
+                    response = await handler(request)
+                    await asyncio.sleep(fault.answer_delay)
+                    return response
                 break
         return await handler(request)
