@@ -46,7 +46,7 @@ from bot.providers.base import (
     Submitted,
     Uploaded,
 )
-from bot.rendering import escape, render_reply
+from bot.rendering import MAX_BLOCKS, escape, render_reply
 from bot.slack_api import UNDELIVERABLE_ERRORS, SlackGateway, ThreadState, slack_error_code
 from bot.slack_files import SlackFileDownloader
 from storage.models import PENDING_STATUS, Batch, BatchState, Job, JobKind, JobState
@@ -735,16 +735,30 @@ class Pipeline:
                 return  # cancelled since it was read: nothing may be posted
 
             uploaded = {job.id for job in jobs if job.attachment_uploaded}
+            refused: list[str] = []
             for attachment in reply.attachments:
                 if attachment.job_id in uploaded or attachment.filename in already_in_thread:
                     continue
-                await self._slack.upload_text(
-                    channel=batch.channel_id,
-                    thread_ts=batch.thread_ts,
-                    filename=attachment.filename,
-                    title=attachment.title,
-                    content=attachment.content,
-                )
+                try:
+                    await self._slack.upload_text(
+                        channel=batch.channel_id,
+                        thread_ts=batch.thread_ts,
+                        filename=attachment.filename,
+                        title=attachment.title,
+                        content=attachment.content,
+                    )
+                except SlackApiError as exc:
+                    if slack_error_code(exc) != "missing_scope":
+                        raise
+                    # Retrying cannot help until an admin acts: the reply goes out without it.
+                    log.warning(
+                        "batch %s: cannot upload %s: the files:write scope is missing",
+                        batch.id,
+                        attachment.filename,
+                    )
+                    refused.append(attachment.filename)
+            if refused:
+                reply.blocks = [*reply.blocks[: MAX_BLOCKS - 1], _context(NOT_ATTACHED_TEXT)]
             # Only once all of a job's files are up; a retry after a partial failure finds the
             # ones already posted by name in the thread.
             attached = {attachment.job_id for attachment in reply.attachments} - uploaded
@@ -1075,6 +1089,11 @@ class Pipeline:
 
 
 CANCELLED_TEXT = ":no_entry_sign: Transcription cancelled; nothing more will be posted for it."
+NOT_ATTACHED_TEXT = (
+    ":warning: The full transcript could not be attached: the app may not upload files here "
+    "(the `files:write` scope is missing). An admin should add it and reinstall the app; until "
+    "then only the beginning is shown above."
+)
 NOTHING_TEXT = ":information_source: Nothing here to transcribe: no audio or video was found."
 
 

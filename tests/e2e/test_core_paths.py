@@ -83,6 +83,27 @@ async def test_long_transcript_is_uploaded_as_a_text_file_with_a_preview(
     assert len(reply["text"]) < 3000
 
 
+async def test_without_files_write_a_long_transcript_is_posted_at_once_with_the_reason(
+    bot: Runtime, fake_slack: FakeSlack, fake_soniox: FakeSoniox, slack_sender: SlackSender
+) -> None:
+    fake_slack.scopes.remove("files:write")
+    sentence = "We went through the quarterly numbers line by line. "
+    fake_soniox.set_transcript("all-hands.mp3", [("1", sentence * 100)])
+    file = fake_slack.add_file(
+        name="all-hands.mp3", mimetype="audio/mpeg", filetype="mp3", content=silent_wav()
+    )
+    event = fake_slack.message_event(files=[file])
+
+    await slack_sender.event(event)
+    (reply,) = await fake_slack.wait_for(lambda: bot_replies(fake_slack, event))
+
+    assert fake_slack.uploads == []
+    assert "We went through the quarterly numbers" in str(reply["blocks"]), "the preview"
+    assert "`files:write` scope is missing" in str(reply["blocks"][-1])
+    (batch,) = await bot.repository.finished_batches("C0GENERAL", limit=1)
+    assert batch.state is BatchState.DELIVERED
+
+
 async def test_slack_connect_stub_is_resolved_with_files_info(
     bot: Runtime, fake_slack: FakeSlack, slack_sender: SlackSender
 ) -> None:
