@@ -917,9 +917,8 @@ class Pipeline:
             {batch.id: {"status_ts": PENDING_STATUS} for batch, _ in shown}, now
         )
 
-        async def post(item: tuple[Batch, str]) -> str:
-            batch, text = item
-            return await self._slack.post_reply(
+        async def post(batch: Batch, text: str) -> dict[str, Any]:
+            ts = await self._slack.post_reply(
                 channel=batch.channel_id,
                 thread_ts=batch.thread_ts,
                 text=text,
@@ -927,20 +926,14 @@ class Pipeline:
                 batch_id=batch.id,
                 final=False,
             )
+            return dict(status_ts=ts, status_text=text, status_updated_at=now)
 
-        posted: dict[str, dict[str, Any]] = {}
-        for (batch, text), outcome in zip(shown, await self._for_each(shown, post), strict=True):
-            if isinstance(outcome, Exception):
-                _progress_failed(batch, outcome)
-            else:
-                posted[batch.id] = dict(status_ts=outcome, status_text=text, status_updated_at=now)
-        await self._repository.update_batches_each(posted, now)
+        await self._show_each(shown, post, now)
 
     async def _update_progress(self, shown: Sequence[tuple[Batch, str]], now: datetime) -> None:
         """Show the new ``text`` in each batch's progress message."""
 
-        async def update(item: tuple[Batch, str]) -> None:
-            batch, text = item
+        async def update(batch: Batch, text: str) -> dict[str, Any]:
             assert batch.status_ts is not None
             await self._slack.update_message(
                 channel=batch.channel_id,
@@ -950,14 +943,26 @@ class Pipeline:
                 batch_id=batch.id,
                 final=False,
             )
+            return dict(status_text=text, status_updated_at=now)
 
-        updated: dict[str, dict[str, Any]] = {}
-        for (batch, text), outcome in zip(shown, await self._for_each(shown, update), strict=True):
+        await self._show_each(shown, update, now)
+
+    async def _show_each(
+        self,
+        shown: Sequence[tuple[Batch, str]],
+        show: Callable[[Batch, str], Awaitable[dict[str, Any]]],
+        now: datetime,
+    ) -> None:
+        """``show`` each (batch, text), then record what each one that went out changed, in one
+        transaction."""
+        outcomes = await self._for_each(shown, lambda item: show(*item))
+        changes: dict[str, dict[str, Any]] = {}
+        for (batch, _), outcome in zip(shown, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 _progress_failed(batch, outcome)
             else:
-                updated[batch.id] = dict(status_text=text, status_updated_at=now)
-        await self._repository.update_batches_each(updated, now)
+                changes[batch.id] = outcome
+        await self._repository.update_batches_each(changes, now)
 
     async def _thread_of(self, batch: Batch) -> ThreadState:
         """What the batch's thread already holds from this batch: after a crash, the thread
