@@ -11,9 +11,9 @@ from bot.media import is_video
 from bot.transcript import (
     Segment,
     Transcript,
-    format_timestamp,
     merge_turns,
     to_plain_text,
+    turn_heading,
 )
 from storage.models import Job, JobState
 
@@ -110,8 +110,7 @@ def to_mrkdwn(transcript: Transcript) -> str:
         return escape(transcript.text.strip())
     paragraphs = []
     for turn in merge_turns(transcript.segments):
-        label = f"Speaker {turn.speaker}" if turn.speaker is not None else "Unknown speaker"
-        stamp = f" [{format_timestamp(turn.start_ms)}]" if turn.start_ms is not None else ""
+        label, stamp = turn_heading(turn)
         paragraphs.append(f"*{escape(label)}*{stamp}  {escape(turn.text.strip())}")
     return "\n\n".join(paragraphs)
 

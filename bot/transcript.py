@@ -47,13 +47,19 @@ def format_timestamp(ms: int) -> str:
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
 
 
+def turn_heading(turn: Segment) -> tuple[str, str]:
+    """Who speaks in ``turn`` (``Speaker 1``) and, when known, when (`` [00:12]``)."""
+    label = f"Speaker {turn.speaker}" if turn.speaker is not None else "Unknown speaker"
+    stamp = f" [{format_timestamp(turn.start_ms)}]" if turn.start_ms is not None else ""
+    return label, stamp
+
+
 def to_plain_text(transcript: Transcript) -> str:
     """Speaker turns on their own lines (``Speaker 1 [00:12] …``) when known, else the text."""
     if not transcript.has_speakers:
         return transcript.text.strip()
     lines = []
     for turn in merge_turns(transcript.segments):
-        label = f"Speaker {turn.speaker}" if turn.speaker is not None else "Unknown speaker"
-        stamp = f" [{format_timestamp(turn.start_ms)}]" if turn.start_ms is not None else ""
+        label, stamp = turn_heading(turn)
         lines.append(f"{label}{stamp}: {turn.text.strip()}")
     return "\n".join(lines)
