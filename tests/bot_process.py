@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO
 
@@ -156,3 +157,17 @@ class BotProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+async def run_again(
+    env: dict[str, str], workdir: Path, until: Callable[[], Awaitable[object]]
+) -> BotProcess:
+    """A second ``python -m bot run`` on the same database, as after a crash: started, left to
+    run until ``until()`` returns, then stopped with SIGTERM. Returned for its log."""
+    second = BotProcess(env, workdir, workdir / "second.log")
+    await second.start()
+    try:
+        await until()
+    finally:
+        await second.terminate()
+    return second

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -113,6 +114,16 @@ class ManualClock:
         from datetime import timedelta
 
         self.now += timedelta(**delta)
+
+
+async def cycles(runtime: Runtime, clock: ManualClock, count: int, **step: float) -> None:
+    """``count`` poll cycles, the clock moved by ``step`` (timedelta's arguments) before each;
+    each waits for the transfers it started."""
+    for _ in range(count):
+        clock.advance(**step)
+        await runtime.pipeline.run_cycle()
+        await runtime.pipeline.drain()
+        await asyncio.sleep(0.01)
 
 
 def final_replies(fake: FakeSlack, event: dict[str, Any]) -> list[dict[str, Any]]:

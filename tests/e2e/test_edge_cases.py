@@ -10,18 +10,10 @@ import httpx
 
 from bot.app import Runtime, running_bot
 from storage.models import BatchState, ChannelSettings, JobState
-from tests.conftest import ManualClock, SettingsFactory, SlackSender, final_replies
+from tests.conftest import ManualClock, SettingsFactory, SlackSender, cycles, final_replies
 from tests.e2e.test_faults import soniox_error
 from tests.fakes.slack import FORM_CONTENT_TYPE, FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
-
-
-async def cycles(runtime: Runtime, clock: ManualClock, count: int, **step: float) -> None:
-    for _ in range(count):
-        clock.advance(**step)
-        await runtime.pipeline.run_cycle()
-        await runtime.pipeline.drain()
-        await asyncio.sleep(0.005)
 
 
 async def test_a_transcription_that_never_finishes_fails_at_the_age_limit(

@@ -3,25 +3,17 @@ sent after the work was done): the bot finds what was created instead of creatin
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
 
-from bot.app import Runtime, running_bot
+from bot.app import running_bot
 from storage.models import JobState
-from tests.bot_process import BotProcess, bot_environment
-from tests.conftest import ManualClock, SettingsFactory, SlackSender, final_replies
+from tests.bot_process import BotProcess, bot_environment, run_again
+from tests.conftest import ManualClock, SettingsFactory, SlackSender, cycles, final_replies
 from tests.e2e.test_faults import soniox_error
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
-
-
-async def cycle(runtime: Runtime, clock: ManualClock, seconds: float) -> None:
-    clock.advance(seconds=seconds)
-    await runtime.pipeline.run_cycle()
-    await runtime.pipeline.drain()
-    await asyncio.sleep(0.01)
 
 
 async def test_an_upload_whose_answer_was_lost_is_not_repeated(
@@ -48,12 +40,12 @@ async def test_an_upload_whose_answer_was_lost_is_not_repeated(
             )
         file_id = stored.json()["id"]
 
-        await cycle(runtime, clock, 60)
+        await cycles(runtime, clock, 1, seconds=60)
         (after,) = await runtime.repository.open_jobs()
         assert after.provider_file_id == file_id
         assert len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 2, "no upload of our own"
-        await cycle(runtime, clock, 3600)
-        await cycle(runtime, clock, 3600)
+        await cycles(runtime, clock, 1, seconds=3600)
+        await cycles(runtime, clock, 1, seconds=3600)
     assert "Hello from memo.wav." in final_replies(fake_slack, event)[0]["text"]
     assert fake_soniox.create_bodies[0]["file_id"] == file_id
 
@@ -86,11 +78,11 @@ async def test_a_submission_whose_answer_was_lost_is_adopted(
             )
         transcription_id = created.json()["id"]
 
-        await cycle(runtime, clock, 60)
+        await cycles(runtime, clock, 1, seconds=60)
         (after,) = await runtime.repository.open_jobs()
         assert after.provider_job_id == transcription_id
-        await cycle(runtime, clock, 3600)
-        await cycle(runtime, clock, 3600)
+        await cycles(runtime, clock, 1, seconds=3600)
+        await cycles(runtime, clock, 1, seconds=3600)
     assert len(fake_soniox.create_bodies) == 1, "the bot never created a second transcription"
     assert "Hello from memo.wav." in final_replies(fake_slack, event)[0]["text"]
     assert transcription_id in fake_soniox.deleted_transcriptions
@@ -113,11 +105,10 @@ async def test_sigkill_while_the_create_call_is_in_flight(
     await first.kill()
     await fake_soniox.wait_for(lambda: fake_soniox.create_bodies, timeout=5)
 
-    second = BotProcess(env, tmp_path, tmp_path / "second.log")
-    await second.start()
-    try:
-        await fake_slack.wait_for(lambda: final_replies(fake_slack, event), timeout=20)
-    finally:
-        await second.terminate()
+    await run_again(
+        env,
+        tmp_path,
+        lambda: fake_slack.wait_for(lambda: final_replies(fake_slack, event), timeout=20),
+    )
     assert len(fake_soniox.create_bodies) == 1
     assert len(final_replies(fake_slack, event)) == 1

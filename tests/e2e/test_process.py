@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.bot_process import BotProcess, bot_environment
+from tests.bot_process import BotProcess, bot_environment, run_again
 from tests.conftest import final_replies
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
@@ -53,13 +53,12 @@ async def test_sigkill_mid_batch_then_restart_finishes_once(
     assert all(replies(fake_slack, event) == [] for event in events)
 
     fake_soniox.polls_until_complete = 0
-    second = BotProcess(env, tmp_path, tmp_path / "second.log")
-    await second.start()
-    try:
+
+    async def replied_and_cleaned_up() -> None:
         await fake_slack.wait_for(lambda: all(replies(fake_slack, e) for e in events), timeout=20)
         await fake_soniox.wait_for(lambda: len(fake_soniox.deleted_files) == 3)
-    finally:
-        await second.terminate()
+
+    second = await run_again(env, tmp_path, replied_and_cleaned_up)
 
     for event in events:
         assert len(replies(fake_slack, event)) == 1
@@ -86,12 +85,9 @@ async def test_sigkill_during_download_restarts_the_download(
     await fake_slack.wait_for(lambda: fake_slack.requests_to(r"^/files-pri/"))
     await first.kill()
 
-    second = BotProcess(env, tmp_path, tmp_path / "second.log")
-    await second.start()
-    try:
-        await fake_slack.wait_for(lambda: replies(fake_slack, event), timeout=20)
-    finally:
-        await second.terminate()
+    await run_again(
+        env, tmp_path, lambda: fake_slack.wait_for(lambda: replies(fake_slack, event), timeout=20)
+    )
     assert len(replies(fake_slack, event)) == 1
     assert len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 1
     assert list((tmp_path / "spool").glob("*")) == [], "no spool file left behind"
@@ -131,12 +127,9 @@ async def test_sigkill_while_posting_the_progress_message_leaves_one_message(
     (progress,) = await fake_slack.wait_for(lambda: fake_slack.replies_in("C0GENERAL", event["ts"]))
 
     fake_soniox.polls_until_complete = 0
-    second = BotProcess(env, tmp_path, tmp_path / "second.log")
-    await second.start()
-    try:
-        await fake_slack.wait_for(lambda: replies(fake_slack, event), timeout=20)
-    finally:
-        await second.terminate()
+    await run_again(
+        env, tmp_path, lambda: fake_slack.wait_for(lambda: replies(fake_slack, event), timeout=20)
+    )
     (reply,) = fake_slack.replies_in("C0GENERAL", event["ts"])
     assert reply["ts"] == progress["ts"], "the message posted before the kill became the reply"
     assert "Hello from memo.wav." in reply["text"]

@@ -6,8 +6,7 @@ import asyncio
 
 from bot.app import running_bot
 from storage.models import PENDING_STATUS
-from tests.conftest import ManualClock, SettingsFactory, SlackSender, final_replies
-from tests.e2e.test_edge_cases import cycles
+from tests.conftest import ManualClock, SettingsFactory, SlackSender, cycles, final_replies
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
 

@@ -9,8 +9,7 @@ import pytest
 
 from bot.app import running_bot
 from tests.bot_process import free_port
-from tests.conftest import ManualClock, SettingsFactory, SlackSender, final_replies
-from tests.e2e.test_edge_cases import cycles
+from tests.conftest import ManualClock, SettingsFactory, SlackSender, cycles, final_replies
 from tests.e2e.test_health_metrics import sample, scrape
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
