@@ -210,11 +210,7 @@ class Pipeline:
 
         async def advance(unit: tuple[str, list[Job]]) -> None:
             key, jobs = unit
-            self._busy.add(key)
-            try:
-                await self._run_step(jobs, self._submit_and_poll)
-            finally:
-                self._busy.discard(key)
+            await self._guarded(key, self._run_step(jobs, self._submit_and_poll))
 
         for (key, _), outcome in zip(units, await self._for_each(units, advance), strict=True):
             if isinstance(outcome, Exception):
