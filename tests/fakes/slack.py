@@ -731,7 +731,7 @@ class FakeSlack(LoopbackServer):
         if self.port == 0:
             raise RuntimeError("start the fake before adding files: their URLs need its port")
         now = int(time.time())
-        quoted = quote(name)
+        quoted = quote(name, safe="")
         private = f"{self.base_url}/files-pri/{self.team_id}-{file_id}"
         return {
             "id": file_id,
