@@ -575,6 +575,11 @@ class FakeSlack(LoopbackServer):
             "trigger_id": self._trigger_id(),
         }
 
+    def ssl_check_body(self) -> str:
+        """What Slack POSTs, unsigned, to a slash command's Request URL to check its certificate:
+        ``ssl_check=1`` and the verification token, form-encoded."""
+        return urlencode({"ssl_check": "1", "token": self.verification_token})
+
     def slash_command_body(self, text: str = "", **fields: Any) -> str:
         """An HTTP-mode slash command body (``application/x-www-form-urlencoded``); sign it with
         ``signed_headers(body, content_type=FORM_CONTENT_TYPE)``."""
