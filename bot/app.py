@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
 import aiohttp
 import httpx
@@ -183,6 +184,10 @@ def build_http_app(runtime: Runtime, *, slack_events: bool) -> web.Application:
         # Checked here as well as in Bolt: a forged or malformed request must get a 4xx and
         # never reach a listener, and Bolt answers some malformed input with a 500.
         body = await request.text()
+        if is_ssl_check(request.content_type, body):
+            # Slack's unsigned check of a slash command URL: Bolt answers it before verifying
+            # signatures, and so must we. Nothing is done for it.
+            return web.Response(status=200)
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
         if (
@@ -248,6 +253,27 @@ def build_http_app(runtime: Runtime, *, slack_events: bool) -> web.Application:
 
         app.router.add_post("/webhooks/soniox", soniox_webhook)
     return app
+
+
+#: The fields of Slack's SSL check of a command URL (``token`` is the legacy verification token).
+SSL_CHECK_FIELDS = frozenset({"ssl_check", "token"})
+
+
+def is_ssl_check(content_type: str, body: str) -> bool:
+    """Whether ``body`` is Slack's SSL check (``ssl_check=1``, perhaps a ``token``) and nothing
+    else: only such a request is answered unsigned, so no command can ride along unverified."""
+    if content_type != "application/x-www-form-urlencoded":
+        return False
+    try:
+        fields = parse_qsl(body, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        return False
+    names = [name for name, _ in fields]
+    return (
+        ("ssl_check", "1") in fields
+        and len(names) == len(set(names))
+        and set(names) <= SSL_CHECK_FIELDS
+    )
 
 
 @web.middleware

@@ -25,8 +25,8 @@ from bot.config import ProviderName
 from bot.intake import Intake, audio_links_in_text, link_from_token
 from bot.media import link_filename
 from bot.pipeline import REACTION_FAILED, REACTION_WORKING
-from bot.rendering import escape
 from bot.slack_api import SlackGateway, slack_error_code
+from bot.slack_text import Mrkdwn, join, link, mention, mrkdwn
 from storage.models import Batch, BatchState, Job, JobState
 from storage.repository import Repository
 
@@ -77,45 +77,56 @@ JOB_STATE_LABELS = {
     JobState.SKIPPED: "skipped",
 }
 
-HELP = f"""*{COMMAND}*: transcribe audio where the conversation is. Answers here are only visible \
+HELP = mrkdwn(
+    """*{command}*: transcribe audio where the conversation is. Answers here are only visible \
 to you.
-• `{COMMAND} help`: this list.
-• `{COMMAND} status`: what is being transcribed in this channel, and the last \
-{STATUS_FINISHED} finished.
-• `{COMMAND} https://example.com/call.mp3`: transcribe 1 to {MAX_COMMAND_LINKS} links; \
+• `{command} help`: this list.
+• `{command} status`: what is being transcribed in this channel, and the last \
+{finished} finished.
+• `{command} https://example.com/call.mp3`: transcribe 1 to {links} links; \
 I post a message and answer in its thread.
-• `{COMMAND} provider soket`: show (without a name) or choose this channel's \
+• `{command} provider soket`: show (without a name) or choose this channel's \
 speech-to-text provider: `soniox` or `soket`.
-• `{COMMAND} auto off`: show or switch (`on`/`off`) automatic transcription of uploads and \
+• `{command} auto off`: show or switch (`on`/`off`) automatic transcription of uploads and \
 audio links in this channel.
-• `{COMMAND} language en,hi`: language hints for this channel (ISO 639-1 codes), or \
+• `{command} language en,hi`: language hints for this channel (ISO 639-1 codes), or \
 `auto` to detect the language.
-• `{COMMAND} retry b-1a2b3c4d5e6f`: transcribe the failed files of the last failed batch \
+• `{command} retry b-1a2b3c4d5e6f`: transcribe the failed files of the last failed batch \
 (or of the batch named) again.
-• `{COMMAND} cancel b-1a2b3c4d5e6f`: stop the running batch (or the batch named); nothing is \
+• `{command} cancel b-1a2b3c4d5e6f`: stop the running batch (or the batch named); nothing is \
 posted for it.
 Also: the *Transcribe* message shortcut (a message's ⋮ menu, works in threads) and \
-`@threadscribe transcribe` in a thread, for the thread's first message."""
+`@threadscribe transcribe` in a thread, for the thread's first message.""",
+    command=COMMAND,
+    finished=STATUS_FINISHED,
+    links=MAX_COMMAND_LINKS,
+)
 
-MENTION_HELP = (
+MENTION_HELP = mrkdwn(
     "To transcribe a recording, mention me *in its thread* with just "
     "`@threadscribe transcribe`: I transcribe the audio, video and audio links of the thread's "
     "first message. The *Transcribe* message shortcut does the same for any message, and "
-    f"`{COMMAND} help` lists everything else."
+    "`{} help` lists everything else.",
+    COMMAND,
 )
-NOTHING_IN_MESSAGE = (
+NOTHING_IN_MESSAGE = mrkdwn(
     "This message has no audio, video or audio link I can transcribe. Links count when their "
     "path ends in an audio or video extension such as .mp3, .wav or .m4a; for other links, use "
-    f"`{COMMAND} <link>`."
+    "`{} &lt;link&gt;`.",
+    COMMAND,
 )
-NOTHING_IN_PARENT = (
+NOTHING_IN_PARENT = mrkdwn(
     "The first message of this thread has no audio, video or audio link I can transcribe. To "
     "transcribe a message inside the thread, use the *Transcribe* message shortcut on it."
 )
 
 
 class CommandError(Exception):
-    """A request that cannot be done as asked; the message says why, for the person asking."""
+    """A request that cannot be done as asked; ``text`` says why, for the person asking."""
+
+    def __init__(self, text: Mrkdwn) -> None:
+        super().__init__(text)
+        self.text = text
 
 
 @dataclass
@@ -123,7 +134,7 @@ class Outcome:
     """What an entry point does once Slack has its ack."""
 
     #: The answer, visible only to the person who asked; None for no answer.
-    text: str | None = None
+    text: Mrkdwn | None = None
     #: Slack calls that come after the ack (reactions) and a nudge to the poll cycle.
     follow_up: Callable[[], Awaitable[None]] | None = None
 
@@ -150,15 +161,23 @@ def parse_links(tokens: Sequence[str]) -> list[str]:
         url = link_from_token(token)
         if url is None:
             raise CommandError(
-                f"`{escape(token)}` is not an http or https link. Give 1 to "
-                f"{MAX_COMMAND_LINKS} links, such as `{COMMAND} https://example.com/call.mp3`."
+                mrkdwn(
+                    "`{}` is not an http or https link. Give 1 to {} links, such as "
+                    "`{} https://example.com/call.mp3`.",
+                    token,
+                    MAX_COMMAND_LINKS,
+                    COMMAND,
+                )
             )
         if url not in links:
             links.append(url)
     if len(links) > MAX_COMMAND_LINKS:
         raise CommandError(
-            f"That is {len(links)} links; I take at most {MAX_COMMAND_LINKS} at a time. "
-            "Send the rest in another command."
+            mrkdwn(
+                "That is {} links; I take at most {} at a time. Send the rest in another command.",
+                len(links),
+                MAX_COMMAND_LINKS,
+            )
         )
     return links
 
@@ -170,11 +189,20 @@ def parse_languages(args: Sequence[str]) -> list[str]:
         return []
     unknown = [code for code in codes if code not in ISO_639_1]
     if not codes or unknown:
-        shown = ", ".join(f"`{escape(code)}`" for code in unknown)
-        problem = f"{shown} {'is not an' if len(unknown) == 1 else 'are not'} " if unknown else ""
+        shown = join(", ", [mrkdwn("`{}`", code) for code in unknown])
+        problem = (
+            mrkdwn("{} {} ", shown, "is not an" if len(unknown) == 1 else "are not")
+            if unknown
+            else ""
+        )
         raise CommandError(
-            f"{problem}ISO 639-1 language code{'' if len(unknown) == 1 else 's'}: give two-letter "
-            f"codes such as `{COMMAND} language en,hi`, or `{COMMAND} language auto`."
+            mrkdwn(
+                "{}ISO 639-1 language code{}: give two-letter codes such as "
+                "`{command} language en,hi`, or `{command} language auto`.",
+                problem,
+                "" if len(unknown) == 1 else "s",
+                command=COMMAND,
+            )
         )
     return list(dict.fromkeys(codes))
 
@@ -265,22 +293,20 @@ class Commands:
             if subcommand == "cancel":
                 return await self._cancel(channel, args)
         except CommandError as exc:
-            return Outcome(str(exc))
-        return Outcome(f"I don't know the subcommand `{escape(first)}`.\n\n{HELP}")
+            return Outcome(exc.text)
+        return Outcome(mrkdwn("I don't know the subcommand `{}`.\n\n{}", first, HELP))
 
     async def _links(self, body: Mapping[str, Any], channel: str, links: list[str]) -> Outcome:
         user = str(body.get("user_id") or "")
-        lines = [f"Transcribing {plural(len(links), 'link')} for <@{user}>"]
-        lines += [f"• <{escape(url)}|{escape(link_filename(url))}>" for url in links]
+        lines = [mrkdwn("Transcribing {} for {}", plural(len(links), "link"), mention(user))]
+        lines += [mrkdwn("• {}", link(url, link_filename(url))) for url in links]
         # The thread needs a message to hang from, so the message comes first; the batch is
         # recorded right after it and before the ack. A crash in between leaves Slack without an
         # ack: the person sees the command fail and can run it again, rather than a silent loss.
         try:
             # Bounded: the ack is due within 3 s, and a rate-limited post would sleep past it.
-            response = await asyncio.wait_for(
-                self._slack.client.chat_postMessage(
-                    channel=channel, text="\n".join(lines), unfurl_links=False, unfurl_media=False
-                ),
+            message_ts = await asyncio.wait_for(
+                self._slack.post_message(channel=channel, text=join("\n", lines)),
                 PRE_ACK_POST_SECONDS,
             )
         except SlackApiError as exc:
@@ -288,8 +314,9 @@ class Commands:
             return Outcome(_cannot_post(slack_error_code(exc)))
         except TimeoutError:
             log.warning("posting the /transcribe message in %s took too long", channel)
-            return Outcome("Slack is busy right now; please run the command again in a moment.")
-        message_ts = str(response["ts"])
+            return Outcome(
+                mrkdwn("Slack is busy right now; please run the command again in a moment.")
+            )
         try:
             batch = await self._intake.take_links(
                 links,
@@ -302,10 +329,12 @@ class Commands:
             # Without the batch the message would promise a transcript that never comes. The
             # command fails (no ack), so the person knows to run it again.
             with suppress(SlackApiError):
-                await self._slack.client.chat_update(
+                await self._slack.update_text(
                     channel=channel,
                     ts=message_ts,
-                    text=f"Could not start transcribing for <@{user}>; please run it again.",
+                    text=mrkdwn(
+                        "Could not start transcribing for {}; please run it again.", mention(user)
+                    ),
                 )
             raise
 
@@ -314,128 +343,164 @@ class Commands:
             await self._slack.add_reaction(channel, message_ts, REACTION_WORKING)
 
         return Outcome(
-            f"Started `{batch.id}`: the transcript will appear in the thread of my message.",
+            mrkdwn(
+                "Started `{}`: the transcript will appear in the thread of my message.", batch.id
+            ),
             follow_up,
         )
 
-    async def _status(self, channel: str, team_domain: str) -> str:
+    async def _status(self, channel: str, team_domain: str) -> Mrkdwn:
         now = self._clock()
         running = await self._repository.running_batches(channel)
         finished = await self._repository.finished_batches(channel, STATUS_FINISHED)
         jobs = await self._repository.jobs_of_batches([b.id for b in [*running, *finished]])
 
-        lines = ["*Being transcribed in this channel*"]
+        lines = [mrkdwn("*Being transcribed in this channel*")]
         if not running:
-            lines.append("Nothing right now.")
+            lines.append(mrkdwn("Nothing right now."))
         for batch in running[:STATUS_RUNNING]:
             lines.append(_running_line(batch, jobs[batch.id], now))
         if len(running) > STATUS_RUNNING:
-            lines.append(f"…and {len(running) - STATUS_RUNNING} more.")
-        lines.append(f"*Last {STATUS_FINISHED} finished*")
+            lines.append(mrkdwn("…and {} more.", len(running) - STATUS_RUNNING))
+        lines.append(mrkdwn("*Last {} finished*", STATUS_FINISHED))
         if not finished:
-            lines.append("Nothing yet.")
+            lines.append(mrkdwn("Nothing yet."))
         for batch in finished:
             lines.append(_finished_line(batch, jobs[batch.id], now, team_domain))
-        return "\n".join(lines)
+        return join("\n", lines)
 
-    async def _provider(self, channel: str, args: list[str]) -> str:
+    async def _provider(self, channel: str, args: list[str]) -> Mrkdwn:
         settings = await self._repository.channel_settings(channel)
-        available = ", ".join(f"`{name}`" for name in sorted(self._providers)) or "none"
+        available = join(", ", [mrkdwn("`{}`", name) for name in sorted(self._providers)])
+        available = available or mrkdwn("none")
         if not args:
             current = settings.provider or self._default_provider
             how = "chosen for this channel" if settings.provider else "the app's default"
             missing = (
                 ""
                 if current in self._providers
-                else f" It is not set up on this app any more ({PROVIDER_KEYS.get(current)} is "
-                "missing), so new work here fails until you choose another."
+                else mrkdwn(
+                    " It is not set up on this app any more ({} is missing), so new work here "
+                    "fails until you choose another.",
+                    PROVIDER_KEYS.get(current),
+                )
             )
-            return (
-                f"This channel uses *{_label(current)}* ({how}).{missing} Available: {available}. "
-                f"Change it with `{COMMAND} provider <name>`."
+            return mrkdwn(
+                "This channel uses *{}* ({}).{} Available: {}. Change it with "
+                "`{} provider &lt;name&gt;`.",
+                _label(current),
+                how,
+                missing,
+                available,
+                COMMAND,
             )
         if len(args) > 1:
-            raise CommandError(f"Name one provider, such as `{COMMAND} provider soniox`.")
+            raise CommandError(mrkdwn("Name one provider, such as `{} provider soniox`.", COMMAND))
         name = args[0].lower()
         if name not in PROVIDER_LABELS:
             raise CommandError(
-                f"There is no provider called `{escape(args[0])}`. Choose one of: {available}."
+                mrkdwn("There is no provider called `{}`. Choose one of: {}.", args[0], available)
             )
         if name not in self._providers:
             raise CommandError(
-                f"{_label(name)} is not set up on this app ({PROVIDER_KEYS[name]} is missing), so "
-                f"this channel cannot use it. Available: {available}."
+                mrkdwn(
+                    "{} is not set up on this app ({} is missing), so this channel cannot use "
+                    "it. Available: {}.",
+                    _label(name),
+                    PROVIDER_KEYS[name],
+                    available,
+                )
             )
         settings.provider = name
         await self._repository.save_channel_settings(settings, self._clock())
-        return (
-            f"This channel now uses *{_label(name)}* for new work; work already started keeps its "
-            "provider."
+        return mrkdwn(
+            "This channel now uses *{}* for new work; work already started keeps its provider.",
+            _label(name),
         )
 
-    async def _auto(self, channel: str, args: list[str]) -> str:
+    async def _auto(self, channel: str, args: list[str]) -> Mrkdwn:
         settings = await self._repository.channel_settings(channel)
         if args:
             if len(args) > 1 or args[0].lower() not in ("on", "off"):
-                raise CommandError(f"`auto` takes `on` or `off`, such as `{COMMAND} auto off`.")
+                raise CommandError(
+                    mrkdwn("`auto` takes `on` or `off`, such as `{} auto off`.", COMMAND)
+                )
             settings.auto = args[0].lower() == "on"
             await self._repository.save_channel_settings(settings, self._clock())
         state = "on" if settings.auto else "off"
         now = "now " if args else ""
         if settings.auto:
-            return (
-                f"Automatic transcription is {now}*{state}* in this channel: uploads and audio "
-                f"links are transcribed as they are shared. `{COMMAND} auto off` stops that."
+            return mrkdwn(
+                "Automatic transcription is {now}*{state}* in this channel: uploads and audio "
+                "links are transcribed as they are shared. `{command} auto off` stops that.",
+                now=now,
+                state=state,
+                command=COMMAND,
             )
-        return (
-            f"Automatic transcription is {now}*{state}* in this channel: I transcribe only when "
+        return mrkdwn(
+            "Automatic transcription is {now}*{state}* in this channel: I transcribe only when "
             "asked, with the *Transcribe* message shortcut, `@threadscribe transcribe` in a "
-            f"thread, or `{COMMAND} <link>`. `{COMMAND} auto on` turns it back on."
+            "thread, or `{command} &lt;link&gt;`. `{command} auto on` turns it back on.",
+            now=now,
+            state=state,
+            command=COMMAND,
         )
 
-    async def _language(self, channel: str, args: list[str]) -> str:
+    async def _language(self, channel: str, args: list[str]) -> Mrkdwn:
         settings = await self._repository.channel_settings(channel)
         if args:
             settings.language_hints = parse_languages(args)
             await self._repository.save_channel_settings(settings, self._clock())
         now = "now " if args else ""
         if not settings.language_hints:
-            return (
-                f"Language hints are {now}off in this channel: the provider detects the "
-                f"language. Set some with `{COMMAND} language en,hi`."
+            return mrkdwn(
+                "Language hints are {}off in this channel: the provider detects the language. "
+                "Set some with `{} language en,hi`.",
+                now,
+                COMMAND,
             )
-        codes = ", ".join(f"`{code}`" for code in settings.language_hints)
-        return (
-            f"Language hints in this channel are {now}{codes}; they apply to new work. "
-            f"`{COMMAND} language auto` removes them."
+        codes = join(", ", [mrkdwn("`{}`", code) for code in settings.language_hints])
+        return mrkdwn(
+            "Language hints in this channel are {}{}; they apply to new work. "
+            "`{} language auto` removes them.",
+            now,
+            codes,
+            COMMAND,
         )
 
     async def _retry(self, channel: str, args: list[str]) -> Outcome:
         if len(args) > 1:
-            raise CommandError(f"Name at most one batch, such as `{COMMAND} retry b-1a2b3c4d5e6f`.")
+            raise CommandError(
+                mrkdwn("Name at most one batch, such as `{} retry b-1a2b3c4d5e6f`.", COMMAND)
+            )
         if args:
             failed = await self._batch_in_channel(channel, args[0])
             if failed.state in (BatchState.OPEN, BatchState.DELIVERING):
-                raise CommandError(f"`{failed.id}` is still running; wait for its reply.")
+                raise CommandError(mrkdwn("`{}` is still running; wait for its reply.", failed.id))
             if failed.state is BatchState.CANCELLED:
                 raise CommandError(
-                    f"`{failed.id}` was cancelled. To transcribe that message after all, use the "
-                    "*Transcribe* message shortcut on it."
+                    mrkdwn(
+                        "`{}` was cancelled. To transcribe that message after all, use the "
+                        "*Transcribe* message shortcut on it.",
+                        failed.id,
+                    )
                 )
         else:
             found = await self._repository.last_failed_batch(channel)
             if found is None:
-                raise CommandError("Nothing to retry: no batch in this channel has failed files.")
+                raise CommandError(
+                    mrkdwn("Nothing to retry: no batch in this channel has failed files.")
+                )
             failed = found
         failed_jobs = [
             job for job in await self._repository.jobs_of(failed.id) if job.state is JobState.FAILED
         ]
         if not failed_jobs:
-            raise CommandError(f"`{failed.id}` has no failed files: nothing to retry.")
+            raise CommandError(mrkdwn("`{}` has no failed files: nothing to retry.", failed.id))
         running = await self._repository.active_batch_for_message(channel, failed.message_ts)
         if running is not None:
             raise CommandError(
-                f"`{running.id}` is already working on that message; wait for its reply."
+                mrkdwn("`{}` is already working on that message; wait for its reply.", running.id)
             )
         batch = await self._intake.resubmit(failed, failed_jobs)
 
@@ -444,17 +509,23 @@ class Commands:
             await self._slack.remove_reaction(channel, batch.message_ts, REACTION_FAILED)
             await self._slack.add_reaction(channel, batch.message_ts, REACTION_WORKING)
 
-        names = ", ".join(escape(job.filename) for job in failed_jobs)
         return Outcome(
-            f"Resubmitted {plural(len(failed_jobs), 'file')} of `{failed.id}` as `{batch.id}` "
-            f"with {_label(batch.provider)}: {names}. The reply will appear in the same thread.",
+            mrkdwn(
+                "Resubmitted {} of `{}` as `{}` with {}: {}. The reply will appear in the same "
+                "thread.",
+                plural(len(failed_jobs), "file"),
+                failed.id,
+                batch.id,
+                _label(batch.provider),
+                join(", ", [job.filename for job in failed_jobs]),
+            ),
             follow_up,
         )
 
     async def _cancel(self, channel: str, args: list[str]) -> Outcome:
         if len(args) > 1:
             raise CommandError(
-                f"Name at most one batch, such as `{COMMAND} cancel b-1a2b3c4d5e6f`."
+                mrkdwn("Name at most one batch, such as `{} cancel b-1a2b3c4d5e6f`.", COMMAND)
             )
         others = 0
         if args:
@@ -466,7 +537,7 @@ class Commands:
                 if b.state is BatchState.OPEN
             ]
             if not running:
-                raise CommandError("Nothing is running in this channel.")
+                raise CommandError(mrkdwn("Nothing is running in this channel."))
             batch, others = running[-1], len(running) - 1
         # Conditional: if the pipeline has begun posting the reply meanwhile, it wins.
         cancelled = batch.state is BatchState.OPEN and await self._repository.change_batch_state(
@@ -476,17 +547,29 @@ class Commands:
             current = await self._repository.get_batch(batch.id)
             state = current.state if current is not None else batch.state
             if state is BatchState.DELIVERING:
-                raise CommandError(f"`{batch.id}` is being posted right now: too late to cancel.")
-            raise CommandError(f"`{batch.id}` has already finished ({_batch_state(state)}).")
+                raise CommandError(
+                    mrkdwn("`{}` is being posted right now: too late to cancel.", batch.id)
+                )
+            raise CommandError(
+                mrkdwn("`{}` has already finished ({}).", batch.id, _batch_state(state))
+            )
         jobs = await self._repository.jobs_of(batch.id)
 
         async def follow_up() -> None:
             await self._slack.remove_reaction(channel, batch.message_ts, REACTION_WORKING)
 
-        text = f"Cancelled `{batch.id}` ({_names(jobs)}): nothing will be posted for it." + (
-            f" {plural(others, 'other batch')} still running; `{COMMAND} status` lists them."
+        still_running = (
+            mrkdwn(
+                " {} still running; `{} status` lists them.", plural(others, "other batch"), COMMAND
+            )
             if others
             else ""
+        )
+        text = mrkdwn(
+            "Cancelled `{}` ({}): nothing will be posted for it.{}",
+            batch.id,
+            _names(jobs),
+            still_running,
         )
         return Outcome(text, follow_up)
 
@@ -494,13 +577,17 @@ class Commands:
         wanted = batch_id.strip().lower()
         if not _BATCH_ID.fullmatch(wanted):
             raise CommandError(
-                f"`{escape(batch_id)}` is not a batch id; ids look like `b-1a2b3c4d5e6f` "
-                f"(`{COMMAND} status` shows them)."
+                mrkdwn(
+                    "`{}` is not a batch id; ids look like `b-1a2b3c4d5e6f` (`{} status` shows "
+                    "them).",
+                    batch_id,
+                    COMMAND,
+                )
             )
         batch = await self._repository.get_batch(wanted)
         # Another channel's batch is not this channel's business, not even its existence.
         if batch is None or batch.channel_id != channel:
-            raise CommandError(f"There is no batch `{wanted}` in this channel.")
+            raise CommandError(mrkdwn("There is no batch `{}` in this channel.", wanted))
         return batch
 
     # -- the message shortcut ---------------------------------------------------------------------
@@ -518,8 +605,11 @@ class Commands:
         )
         if requested.running is not None:
             return Outcome(
-                f"Already on it: `{requested.running.id}` is transcribing this message; the "
-                "transcript will appear in its thread."
+                mrkdwn(
+                    "Already on it: `{}` is transcribing this message; the transcript will "
+                    "appear in its thread.",
+                    requested.running.id,
+                )
             )
         batch = requested.batch
         if batch is None:
@@ -550,7 +640,7 @@ class Commands:
             await self._say(
                 channel,
                 thread_ts,
-                f"I could not read this thread's first message ({slack_error_code(exc)}).",
+                mrkdwn("I could not read this thread's first message ({}).", slack_error_code(exc)),
             )
             return
         requested = await self._intake.take_request(
@@ -564,7 +654,7 @@ class Commands:
             await self._say(
                 channel,
                 thread_ts,
-                f"Already on it: `{requested.running.id}` is transcribing that message.",
+                mrkdwn("Already on it: `{}` is transcribing that message.", requested.running.id),
             )
         elif requested.batch is None:
             await self._say(channel, thread_ts, NOTHING_IN_PARENT)
@@ -581,15 +671,9 @@ class Commands:
                 return message
         return {}
 
-    async def _say(self, channel: str, thread_ts: str, text: str) -> None:
+    async def _say(self, channel: str, thread_ts: str, text: Mrkdwn) -> None:
         try:
-            await self._slack.client.chat_postMessage(
-                channel=channel,
-                thread_ts=thread_ts,
-                text=text,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
+            await self._slack.post_message(channel=channel, thread_ts=thread_ts, text=text)
         except SlackApiError as exc:
             log.warning("cannot answer in %s: %s", channel, slack_error_code(exc))
 
@@ -612,11 +696,11 @@ def _label(provider: str) -> str:
     return PROVIDER_LABELS.get(provider, provider)
 
 
-def _names(jobs: Sequence[Job], limit: int = 5) -> str:
-    shown = [f"*{escape(job.filename)}*" for job in jobs[:limit]]
+def _names(jobs: Sequence[Job], limit: int = 5) -> Mrkdwn:
+    shown = [mrkdwn("*{}*", job.filename) for job in jobs[:limit]]
     if len(jobs) > limit:
-        shown.append(f"{len(jobs) - limit} more")
-    return ", ".join(shown) or "no files"
+        shown.append(mrkdwn("{} more", len(jobs) - limit))
+    return join(", ", shown) or mrkdwn("no files")
 
 
 def _batch_state(state: BatchState) -> str:
@@ -627,18 +711,22 @@ def _batch_state(state: BatchState) -> str:
     }.get(state, state.value)
 
 
-def _running_line(batch: Batch, jobs: Sequence[Job], now: datetime) -> str:
-    files = ", ".join(
-        f"*{escape(job.filename)}* ({JOB_STATE_LABELS[job.state]})"
-        for job in jobs
-        if job.state is not JobState.SKIPPED
+def _running_line(batch: Batch, jobs: Sequence[Job], now: datetime) -> Mrkdwn:
+    files = join(
+        ", ",
+        [
+            mrkdwn("*{}* ({})", job.filename, JOB_STATE_LABELS[job.state])
+            for job in jobs
+            if job.state is not JobState.SKIPPED
+        ],
     )
-    parts = [f"`{batch.id}` {files or 'no files'}"]
+    parts = [mrkdwn("`{}` {}", batch.id, files or "no files")]
     if batch.user_id:
-        parts.append(f"shared by <@{batch.user_id}>")
-    parts.append(f"started {format_duration((now - batch.created_at).total_seconds())} ago")
+        parts.append(mrkdwn("shared by {}", mention(batch.user_id)))
+    started = format_duration((now - batch.created_at).total_seconds())
+    parts.append(mrkdwn("started {} ago", started))
     if batch.state is BatchState.DELIVERING:
-        parts.append("posting the reply")
+        parts.append(mrkdwn("posting the reply"))
     else:
         etas = [
             job.provider_eta_at
@@ -648,14 +736,14 @@ def _running_line(batch: Batch, jobs: Sequence[Job], now: datetime) -> str:
         if etas:
             left = (max(etas) - now).total_seconds()
             parts.append(
-                f"{_label(batch.provider)} expects it in about {format_duration(left)}"
+                mrkdwn("{} expects it in about {}", _label(batch.provider), format_duration(left))
                 if left > 0
-                else f"{_label(batch.provider)} expected it by now"
+                else mrkdwn("{} expected it by now", _label(batch.provider))
             )
-    return "• " + " · ".join(parts)
+    return mrkdwn("• {}", join(" · ", parts))
 
 
-def _finished_line(batch: Batch, jobs: Sequence[Job], now: datetime, team_domain: str) -> str:
+def _finished_line(batch: Batch, jobs: Sequence[Job], now: datetime, team_domain: str) -> Mrkdwn:
     reported = [job for job in jobs if job.state is not JobState.SKIPPED]
     failed = sum(job.state is JobState.FAILED for job in reported)
     if batch.state is BatchState.CANCELLED:
@@ -669,18 +757,21 @@ def _finished_line(batch: Batch, jobs: Sequence[Job], now: datetime, team_domain
     else:
         outcome = "transcribed"
     ts = batch.reply_ts or batch.thread_ts
-    link = permalink(team_domain, batch.channel_id, ts, batch.thread_ts)
+    address = permalink(team_domain, batch.channel_id, ts, batch.thread_ts)
     when = batch.delivered_at or batch.updated_at
-    return (
-        f"• <{link}|{batch.id}> {_names(reported)} · {outcome} · "
-        f"{format_duration((now - when).total_seconds())} ago"
+    return mrkdwn(
+        "• {} {} · {} · {} ago",
+        link(address, batch.id),
+        _names(reported),
+        outcome,
+        format_duration((now - when).total_seconds()),
     )
 
 
-def _cannot_post(code: str) -> str:
+def _cannot_post(code: str) -> Mrkdwn:
     if code in ("not_in_channel", "channel_not_found"):
-        return (
+        return mrkdwn(
             "I can't post in this conversation, so I can't start a thread here. Invite me first "
             "with `/invite @threadscribe`, or run the command in a channel I am in."
         )
-    return f"Slack refused my message ({code or 'unknown error'}); try again in a moment."
+    return mrkdwn("Slack refused my message ({}); try again in a moment.", code or "unknown error")

@@ -46,9 +46,10 @@ from bot.providers.base import (
     Submitted,
     Uploaded,
 )
-from bot.rendering import MAX_BLOCKS, escape, render_reply
+from bot.rendering import MAX_BLOCKS, render_reply
 from bot.slack_api import UNDELIVERABLE_ERRORS, SlackGateway, ThreadState, slack_error_code
 from bot.slack_files import SlackFileDownloader
+from bot.slack_text import Mrkdwn, context, mrkdwn
 from storage.models import PENDING_STATUS, Batch, BatchState, Job, JobKind, JobState
 from storage.repository import Repository
 
@@ -754,7 +755,7 @@ class Pipeline:
                     )
                     refused.append(attachment.filename)
             if refused:
-                reply.blocks = [*reply.blocks[: MAX_BLOCKS - 1], _context(NOT_ATTACHED_TEXT)]
+                reply.blocks = [*reply.blocks[: MAX_BLOCKS - 1], context(NOT_ATTACHED_TEXT)]
             # Only once all of a job's files are up; a retry after a partial failure finds the
             # ones already posted by name in the thread.
             attached = {attachment.job_id for attachment in reply.attachments} - uploaded
@@ -863,7 +864,7 @@ class Pipeline:
             now, after=self._progress_after, every=self._progress_every
         )
         jobs_by_batch = await self._repository.jobs_of_batches([batch.id for batch in due])
-        shown: list[tuple[Batch, str]] = []
+        shown: list[tuple[Batch, Mrkdwn]] = []
         for batch in due:
             jobs = jobs_by_batch.get(batch.id, [])
             reported = [job for job in jobs if job.state is not JobState.SKIPPED]
@@ -878,8 +879,8 @@ class Pipeline:
             if isinstance(outcome, Exception):
                 _progress_failed(batch, outcome)
                 lost.add(batch.id)
-        to_post: list[tuple[Batch, str]] = []
-        to_update: list[tuple[Batch, str]] = []
+        to_post: list[tuple[Batch, Mrkdwn]] = []
+        to_update: list[tuple[Batch, Mrkdwn]] = []
         for batch, text in shown:
             if batch.id in lost:
                 continue
@@ -900,25 +901,27 @@ class Pipeline:
         if batch.status_ts is not None:
             await self._repository.update_batch(batch.id, now, status_ts=batch.status_ts)
 
-    async def _post_progress(self, shown: Sequence[tuple[Batch, str]], now: datetime) -> None:
+    async def _post_progress(self, shown: Sequence[tuple[Batch, Mrkdwn]], now: datetime) -> None:
         """Post the first progress message of each batch (with its ``text``), as many at once
         as calls may run: a crash leaves no more than that many to look for."""
         for start in range(0, len(shown), self._max_calls):
             await self._post_progress_group(shown[start : start + self._max_calls], now)
 
-    async def _post_progress_group(self, shown: Sequence[tuple[Batch, str]], now: datetime) -> None:
+    async def _post_progress_group(
+        self, shown: Sequence[tuple[Batch, Mrkdwn]], now: datetime
+    ) -> None:
         # Marked first: if the process dies during the posts, the next run looks for each
         # message in its thread instead of posting a second one.
         await self._repository.update_batches_each(
             {batch.id: {"status_ts": PENDING_STATUS} for batch, _ in shown}, now
         )
 
-        async def post(batch: Batch, text: str) -> dict[str, Any]:
+        async def post(batch: Batch, text: Mrkdwn) -> dict[str, Any]:
             ts = await self._slack.post_reply(
                 channel=batch.channel_id,
                 thread_ts=batch.thread_ts,
                 text=text,
-                blocks=[_context(text)],
+                blocks=[context(text)],
                 batch_id=batch.id,
                 final=False,
             )
@@ -926,16 +929,16 @@ class Pipeline:
 
         await self._show_each(shown, post, now)
 
-    async def _update_progress(self, shown: Sequence[tuple[Batch, str]], now: datetime) -> None:
+    async def _update_progress(self, shown: Sequence[tuple[Batch, Mrkdwn]], now: datetime) -> None:
         """Show the new ``text`` in each batch's progress message."""
 
-        async def update(batch: Batch, text: str) -> dict[str, Any]:
+        async def update(batch: Batch, text: Mrkdwn) -> dict[str, Any]:
             assert batch.status_ts is not None
             await self._slack.update_message(
                 channel=batch.channel_id,
                 ts=batch.status_ts,
                 text=text,
-                blocks=[_context(text)],
+                blocks=[context(text)],
                 batch_id=batch.id,
                 final=False,
             )
@@ -945,8 +948,8 @@ class Pipeline:
 
     async def _show_each(
         self,
-        shown: Sequence[tuple[Batch, str]],
-        show: Callable[[Batch, str], Awaitable[dict[str, Any]]],
+        shown: Sequence[tuple[Batch, Mrkdwn]],
+        show: Callable[[Batch, Mrkdwn], Awaitable[dict[str, Any]]],
         now: datetime,
     ) -> None:
         """``show`` each (batch, text), then record what each one that went out changed, in one
@@ -970,7 +973,7 @@ class Pipeline:
             since=batch.created_at,
         )
 
-    async def _settle_progress_message(self, batch: Batch, text: str) -> None:
+    async def _settle_progress_message(self, batch: Batch, text: Mrkdwn) -> None:
         """Turn a batch's progress message, if it has one, into a final note (``text``)."""
         status_ts = batch.status_ts
         if status_ts == PENDING_STATUS:
@@ -982,7 +985,7 @@ class Pipeline:
                 channel=batch.channel_id,
                 ts=status_ts,
                 text=text,
-                blocks=[_context(text)],
+                blocks=[context(text)],
                 batch_id=batch.id,
                 final=True,
             )
@@ -1089,13 +1092,17 @@ class Pipeline:
         job.updated_at = now
 
 
-CANCELLED_TEXT = ":no_entry_sign: Transcription cancelled; nothing more will be posted for it."
-NOT_ATTACHED_TEXT = (
+CANCELLED_TEXT = mrkdwn(
+    ":no_entry_sign: Transcription cancelled; nothing more will be posted for it."
+)
+NOT_ATTACHED_TEXT = mrkdwn(
     ":warning: The full transcript could not be attached: the app may not upload files here "
     "(the `files:write` scope is missing). An admin should add it and reinstall the app; until "
     "then only the beginning is shown above."
 )
-NOTHING_TEXT = ":information_source: Nothing here to transcribe: no audio or video was found."
+NOTHING_TEXT = mrkdwn(
+    ":information_source: Nothing here to transcribe: no audio or video was found."
+)
 
 
 def _progress_failed(batch: Batch, exc: Exception) -> None:
@@ -1104,10 +1111,6 @@ def _progress_failed(batch: Batch, exc: Exception) -> None:
         log.warning("batch %s: progress update failed: %s", batch.id, slack_error_code(exc))
     else:
         log.error("batch %s: progress update failed", batch.id, exc_info=exc)
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 #: ``files.info`` errors no retry can fix, with what to tell the person who shared the file.
@@ -1123,12 +1126,14 @@ FILE_INFO_ERRORS = {
 }
 
 
-def progress_text(jobs: Sequence[Job]) -> str:
+def progress_text(jobs: Sequence[Job]) -> Mrkdwn:
     """``Transcribing 2 files… 1 of 2 done``; for one file, its name."""
     done = sum(job.state.is_terminal for job in jobs)
     if len(jobs) == 1:
-        return f":hourglass_flowing_sand: Transcribing *{escape(jobs[0].filename)}*…"
-    return f":hourglass_flowing_sand: Transcribing {len(jobs)} files… {done} of {len(jobs)} done"
+        return mrkdwn(":hourglass_flowing_sand: Transcribing *{}*…", jobs[0].filename)
+    return mrkdwn(
+        ":hourglass_flowing_sand: Transcribing {} files… {} of {} done", len(jobs), done, len(jobs)
+    )
 
 
 def _waits_for_submission(job: Job) -> bool:

@@ -1,13 +1,27 @@
-"""Turning finished jobs into one Slack reply: Block Kit within Slack's limits, a plain-text
-fallback, and ``.txt`` attachments for transcripts too long for a message."""
+"""Turning finished jobs into one Slack reply: Block Kit within Slack's limits, a notification
+fallback, and ``.txt`` attachments for transcripts too long for a message.
+
+File names, transcripts and failure reasons come from outside: all of it passes
+:mod:`bot.slack_text` on its way into the reply, the fallback ``text`` as much as the blocks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
 
 from bot.media import is_video
+from bot.slack_text import (
+    Block,
+    Mrkdwn,
+    PlainText,
+    escape,
+    join,
+    mrkdwn,
+    plain,
+    section,
+    split,
+    truncate,
+)
 from bot.transcript import (
     Segment,
     Transcript,
@@ -30,26 +44,22 @@ NO_SPEECH = "No speech found in this file."
 @dataclass
 class Attachment:
     job_id: str
-    filename: str
-    title: str
+    filename: PlainText
+    title: PlainText
+    #: The file's text: shown as a file, never parsed as markup.
     content: str
 
 
 @dataclass
 class Reply:
-    text: str
-    blocks: list[dict[str, Any]]
+    text: Mrkdwn
+    blocks: list[Block]
     attachments: list[Attachment] = field(default_factory=list)
     any_failed: bool = False
 
 
-def escape(text: str) -> str:
-    """Slack mrkdwn treats ``&``, ``<`` and ``>`` as markup."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def attachment_name(job: Job, suffix: str = ".txt") -> str:
-    return f"{PurePosixPath(job.filename).stem or 'transcript'}-transcript{suffix}"
+def attachment_name(job: Job, suffix: str = ".txt") -> PlainText:
+    return plain(f"{PurePosixPath(job.filename).stem or 'transcript'}-transcript{suffix}")
 
 
 #: Subtitle cues longer than this are split, with time shared out by length.
@@ -104,41 +114,24 @@ def _speaker_label(segment: Segment) -> str:
     return f"[Speaker {segment.speaker}] " if segment.speaker is not None else ""
 
 
-def to_mrkdwn(transcript: Transcript) -> str:
+def to_mrkdwn(transcript: Transcript) -> Mrkdwn:
     """The transcript for a Slack message: a paragraph per speaker turn, the speaker in bold."""
     if not transcript.has_speakers:
         return escape(transcript.text.strip())
     paragraphs = []
     for turn in merge_turns(transcript.segments):
         label, stamp = turn_heading(turn)
-        paragraphs.append(f"*{escape(label)}*{stamp}  {escape(turn.text.strip())}")
-    return "\n\n".join(paragraphs)
+        paragraphs.append(mrkdwn("*{}*{}  {}", label, stamp, turn.text.strip()))
+    return join("\n\n", paragraphs)
 
 
-def _chunks(text: str, limit: int = MAX_INLINE_CHARS) -> list[str]:
+def _chunks(text: Mrkdwn, limit: int = MAX_INLINE_CHARS) -> list[Mrkdwn]:
     """Split at paragraph (else word) boundaries into pieces Slack takes as one section each."""
-    chunks: list[str] = []
-    current = ""
-    for paragraph in text.split("\n\n"):
-        candidate = f"{current}\n\n{paragraph}" if current else paragraph
-        if len(candidate) <= limit:
-            current = candidate
-            continue
-        if current:
-            chunks.append(current)
-        while len(paragraph) > limit:
-            cut = paragraph.rfind(" ", 0, limit)
-            cut = cut if cut > 0 else limit
-            chunks.append(paragraph[:cut])
-            paragraph = paragraph[cut:].lstrip()
-        current = paragraph
-    if current:
-        chunks.append(current)
-    return chunks
+    return split(text, limit)
 
 
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_INLINE_CHARS]}}
+def _section(text: Mrkdwn) -> Block:
+    return section(truncate(text, MAX_INLINE_CHARS))
 
 
 def _preview(text: str) -> str:
@@ -169,27 +162,27 @@ def render_reply(jobs: list[Job]) -> Reply:
             in_file.add(job_id)
             inline_total -= len(texts[job_id])
 
-    blocks: list[dict[str, Any]] = []
+    blocks: list[Block] = []
     attachments: list[Attachment] = []
-    plain: list[str] = []
+    fallback: list[Mrkdwn] = []
     failed = 0
     for job in reported:
-        name = escape(job.filename)
+        name = job.filename
         if job.state is JobState.FAILED:
             failed += 1
             reason = job.error or "It could not be transcribed."
-            blocks.append(_section(f":warning: *{name}*: {escape(reason)}"))
-            plain.append(f"{job.filename}: {reason}")
+            blocks.append(_section(mrkdwn(":warning: *{}*: {}", name, reason)))
+            fallback.append(mrkdwn("{}: {}", name, reason))
             continue
         text = texts.get(job.id, "")
         if not text:
-            blocks.append(_section(f":speech_balloon: *{name}*\n_{NO_SPEECH}_"))
-            plain.append(f"{job.filename}: {NO_SPEECH}")
+            blocks.append(_section(mrkdwn(":speech_balloon: *{}*\n_{}_", name, NO_SPEECH)))
+            fallback.append(mrkdwn("{}: {}", name, NO_SPEECH))
         elif job.id in in_file:
             attachment = Attachment(
                 job_id=job.id,
                 filename=attachment_name(job),
-                title=f"Transcript of {job.filename}",
+                title=plain(f"Transcript of {job.filename}"),
                 content=text + "\n",
             )
             attachments.append(attachment)
@@ -201,37 +194,46 @@ def render_reply(jobs: list[Job]) -> Reply:
                     Attachment(
                         job_id=job.id,
                         filename=attachment_name(job, ".srt"),
-                        title=f"Subtitles for {job.filename}",
+                        title=plain(f"Subtitles for {job.filename}"),
                         content=subtitles,
                     )
                 )
             blocks.append(
                 _section(
-                    f":speech_balloon: *{name}* ({len(text):,} characters; full transcript in "
-                    f"`{escape(attachment.filename)}` below)\n>{escape(_preview(text))}"
+                    mrkdwn(
+                        ":speech_balloon: *{}* ({:,} characters; full transcript in `{}` "
+                        "below)\n&gt;{}",
+                        name,
+                        len(text),
+                        attachment.filename,
+                        _preview(text),
+                    )
                 )
             )
-            plain.append(f"{job.filename}: {_preview(text)}")
+            fallback.append(mrkdwn("{}: {}", name, _preview(text)))
         else:
-            blocks.append(_section(f":speech_balloon: *{name}*"))
+            blocks.append(_section(mrkdwn(":speech_balloon: *{}*", name)))
             blocks.extend(_section(chunk) for chunk in _chunks(to_mrkdwn(transcripts[job.id])))
-            plain.append(f"{job.filename}:\n{text}")
+            fallback.append(mrkdwn("{}:\n{}", name, text))
 
     if len(blocks) > MAX_BLOCKS:
         kept = blocks[: MAX_BLOCKS - 1]
-        kept.append(_section(f"_…and {len(blocks) - len(kept)} more sections; see the files._"))
+        more = len(blocks) - len(kept)
+        kept.append(_section(mrkdwn("_…and {} more sections; see the files._", more)))
         blocks = kept
 
     done = len(reported) - failed
     if failed and not done:
-        summary = "Could not transcribe " + _count(failed)
+        summary = mrkdwn("Could not transcribe {}", _count(failed))
     elif failed:
-        summary = f"Transcribed {done} of {_count(len(reported))}"
+        summary = mrkdwn("Transcribed {} of {}", done, _count(len(reported)))
+    elif len(reported) == 1:
+        summary = mrkdwn("Transcript of {}", reported[0].filename)
     else:
-        summary = "Transcript of " + (reported[0].filename if len(reported) == 1 else _count(done))
-    text = summary + "\n\n" + "\n\n".join(plain)
+        summary = mrkdwn("Transcript of {}", _count(done))
+    text = join("\n\n", [summary, *fallback])
     return Reply(
-        text=text[: MAX_MESSAGE_CHARS + 1000],
+        text=truncate(text, MAX_MESSAGE_CHARS + 1000),
         blocks=blocks,
         attachments=attachments,
         any_failed=failed > 0,

@@ -1,5 +1,9 @@
 """The bot's side effects in Slack, behind one narrow seam over slack-sdk's ``AsyncWebClient``.
 
+Every message, update and upload goes out through :class:`SlackGateway`, whose text fields take
+only :class:`~bot.slack_text.Mrkdwn` (or :class:`~bot.slack_text.PlainText` for file names and
+titles): text from outside cannot reach Slack without passing :mod:`bot.slack_text`.
+
 Rate limits, 5xx answers and dropped connections are retried by slack-sdk's retry handlers,
 installed in :func:`build_web_client`; what still fails reaches the caller as ``SlackApiError``.
 """
@@ -7,7 +11,7 @@ installed in :func:`build_web_client`; what still fails reaches the caller as ``
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +27,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
+from bot.slack_text import Block, Mrkdwn, PlainText
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +103,8 @@ class SlackGateway:
         *,
         channel: str,
         thread_ts: str,
-        text: str,
-        blocks: list[dict[str, Any]],
+        text: Mrkdwn,
+        blocks: Sequence[Block],
         batch_id: str,
         final: bool = True,
     ) -> str:
@@ -110,7 +115,7 @@ class SlackGateway:
                 channel=channel,
                 thread_ts=thread_ts,
                 text=text,
-                blocks=blocks,
+                blocks=list(blocks),
                 unfurl_links=False,
                 unfurl_media=False,
                 metadata=_batch_metadata(batch_id, final),
@@ -122,8 +127,8 @@ class SlackGateway:
         *,
         channel: str,
         ts: str,
-        text: str,
-        blocks: list[dict[str, Any]],
+        text: Mrkdwn,
+        blocks: Sequence[Block],
         batch_id: str,
         final: bool,
     ) -> None:
@@ -132,13 +137,38 @@ class SlackGateway:
                 channel=channel,
                 ts=ts,
                 text=text,
-                blocks=blocks,
+                blocks=list(blocks),
                 metadata=_batch_metadata(batch_id, final),
             )
 
+    async def post_message(
+        self, *, channel: str, text: Mrkdwn, thread_ts: str | None = None
+    ) -> str:
+        """Post a short note, in a thread when ``thread_ts`` is given; links are not unfurled."""
+        with _observed("chat.postMessage"):
+            response = await self.client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread_ts,
+                text=text,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        return str(response["ts"])
+
+    async def update_text(self, *, channel: str, ts: str, text: Mrkdwn) -> None:
+        with _observed("chat.update"):
+            await self.client.chat_update(channel=channel, ts=ts, text=text)
+
     async def upload_text(
-        self, *, channel: str, thread_ts: str, filename: str, title: str, content: str
+        self,
+        *,
+        channel: str,
+        thread_ts: str,
+        filename: PlainText,
+        title: PlainText,
+        content: str,
     ) -> None:
+        """Attach a text file in the thread; ``content`` is shown as a file, never parsed."""
         with _observed("files.uploadV2"):
             await self.client.files_upload_v2(
                 channel=channel,

@@ -2,7 +2,8 @@
 spool.
 
 The bot token goes only to Slack's own file hosts, and only for URLs that came from a signed Slack
-payload or from ``files.info``: a link a user pasted is never fetched by the bot.
+payload or from ``files.info``: a link a user pasted is never fetched by the bot. Redirects are
+followed here, one at a time, and only while they stay on Slack's file hosts.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 from pydantic import SecretStr
@@ -27,6 +28,25 @@ SIGN_IN_PAGE_MESSAGE = (
 )
 
 _CHUNK = 1024 * 1024
+
+#: Redirects one download may take: Slack hands a file on to another of its hosts once or twice.
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+def off_slack_message(host: str) -> str:
+    return (
+        f"Slack's download link for this file led outside Slack (to {host or 'another site'}), "
+        "so the app did not follow it: it sends its Slack token to Slack alone. The workspace "
+        "may send file downloads through another sign-in; an admin should check its file "
+        "settings. Until then, share the file again or use another copy."
+    )
+
+
+REDIRECT_LOOP_MESSAGE = (
+    "Slack kept redirecting this file's download without ever sending the file; share it again "
+    "later."
+)
 
 
 def slack_file_hosts(api_url: str) -> frozenset[str]:
@@ -69,10 +89,7 @@ class SlackFileDownloader:
             )
         destination.parent.mkdir(parents=True, exist_ok=True)
         partial = destination.with_name(destination.name + ".part")
-        request = self._client.build_request(
-            "GET", url, headers={"Authorization": f"Bearer {self._token.get_secret_value()}"}
-        )
-        response = await send(self._client, request, what="slack file download", stream=True)
+        response = await self._open(url)
         written = 0
         try:
             _check_response(response)
@@ -104,6 +121,45 @@ class SlackFileDownloader:
             await response.aclose()
         os.replace(partial, destination)
         return written
+
+    async def _open(self, url: str) -> httpx.Response:
+        """The streamed answer for ``url`` once redirects are followed: each hop is checked
+        before the token goes there, so it never leaves Slack's hosts nor drops to plain HTTP."""
+        for _ in range(MAX_REDIRECTS + 1):
+            request = self._client.build_request(
+                "GET", url, headers={"Authorization": f"Bearer {self._token.get_secret_value()}"}
+            )
+            response = await send(
+                self._client,
+                request,
+                what="slack file download",
+                stream=True,
+                follow_redirects=False,
+            )
+            if response.status_code not in _REDIRECT_STATUSES:
+                return response
+            await response.aclose()
+            location = response.headers.get("location", "")
+            if not location:
+                raise TemporaryError(f"file download: {response.status_code} without a Location")
+            target = urljoin(url, location)
+            host = urlsplit(target).hostname or ""
+            downgraded = urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https"
+            if downgraded or not token_allowed(target, self._hosts):
+                log.warning(
+                    "slack file download redirected off Slack's file hosts to %s; not followed",
+                    host or "an unreadable address",
+                )
+                raise PermanentError(
+                    f"file download redirected to {host or 'an unreadable address'} "
+                    f"({'plain http' if downgraded else 'not a Slack file host'})",
+                    user_message=off_slack_message(host),
+                )
+            url = target
+        raise PermanentError(
+            f"file download redirected more than {MAX_REDIRECTS} times",
+            user_message=REDIRECT_LOOP_MESSAGE,
+        )
 
 
 def _looks_like_html(chunk: bytes) -> bool:

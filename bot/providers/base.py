@@ -165,15 +165,24 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 
 async def send(
-    client: httpx.AsyncClient, request: httpx.Request, *, what: str, stream: bool = False
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    what: str,
+    stream: bool = False,
+    follow_redirects: bool | None = None,
 ) -> httpx.Response:
     """Send ``request``; transport trouble becomes :class:`TemporaryError`, 429 and 5xx too.
 
     Other statuses come back for the caller to interpret: only it knows its error bodies.
+    ``follow_redirects=False`` hands redirects back too, for a caller that checks where each
+    one leads.
     """
     started = time.perf_counter()
+    if follow_redirects is None:
+        follow_redirects = client.follow_redirects
     try:
-        response = await client.send(request, stream=stream)
+        response = await client.send(request, stream=stream, follow_redirects=follow_redirects)
     except httpx.TimeoutException as exc:
         metrics.record_provider_call(what, request, "timeout", time.perf_counter() - started)
         raise TemporaryError(f"{what}: timed out ({type(exc).__name__})") from exc

@@ -141,7 +141,7 @@ async def test_status_shows_running_and_finished_work_of_this_channel_only(
     assert finished.reply_ts is not None
     link = (
         f"https://fake-team.slack.com/archives/C0GENERAL/p{finished.reply_ts.replace('.', '')}"
-        f"?thread_ts={done['ts']}&cid=C0GENERAL"
+        f"?thread_ts={done['ts']}&amp;cid=C0GENERAL"  # & written as Slack's entity, like < and >
     )
     assert f"<{link}|{finished.id}>" in finished_part
     assert "elsewhere.wav" not in text

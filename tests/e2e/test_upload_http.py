@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import Runtime
 from tests.conftest import SlackSender
-from tests.fakes.slack import FakeSlack, silent_wav
+from tests.fakes.slack import FORM_CONTENT_TYPE, FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
 
 
@@ -96,6 +101,62 @@ async def test_forged_request_gets_401_and_causes_no_work(
     assert await bot.repository.open_jobs() == []
     assert fake_slack.downloads == []
     assert fake_slack.messages == []
+
+
+async def slack_events_answers(runtime: Runtime) -> dict[str, float]:
+    """``threadscribe_http_requests_total`` of ``/slack/events`` by status, from ``/metrics``."""
+    async with httpx.AsyncClient() as client:
+        page = await client.get(f"http://127.0.0.1:{runtime.port}/metrics")
+    return {
+        sample.labels["status"]: sample.value
+        for family in text_string_to_metric_families(page.text)
+        for sample in family.samples
+        if sample.name == "threadscribe_http_requests_total"
+        and sample.labels.get("path") == "/slack/events"
+    }
+
+
+async def test_slacks_ssl_check_gets_an_empty_200_and_nothing_is_done(
+    bot: Runtime, fake_slack: FakeSlack, slack_sender: SlackSender, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = await slack_events_answers(bot)
+
+    with caplog.at_level(logging.INFO):
+        answer = await slack_sender.post(
+            fake_slack.ssl_check_body(), {"Content-Type": FORM_CONTENT_TYPE}
+        )
+
+    assert (answer.status_code, answer.text) == (200, "")
+    after = await slack_events_answers(bot)
+    assert after.get("401", 0) == before.get("401", 0), "not counted as a forged request"
+    assert after.get("200", 0) == before.get("200", 0) + 1
+    assert [r for r in caplog.records if r.name.startswith("bot")] == [], "nothing logged"
+    await bot.pipeline.run_cycle()
+    assert fake_slack.messages == [] and fake_slack.responses == []
+    assert await bot.repository.running_batches("C0GENERAL") == []
+
+
+async def test_a_request_carrying_ssl_check_and_more_is_still_verified(
+    bot: Runtime, fake_slack: FakeSlack, slack_sender: SlackSender
+) -> None:
+    command = fake_slack.slash_command_body("https://media.example.com/a.mp3")
+    riders = {
+        "a command": f"{command}&ssl_check=1",
+        "a second ssl_check": "ssl_check=1&ssl_check=1",
+        "another field": f"{fake_slack.ssl_check_body()}&text=status",
+        "ssl_check=0": "ssl_check=0",
+    }
+    answers = {
+        name: (await slack_sender.post(body, {"Content-Type": FORM_CONTENT_TYPE})).status_code
+        for name, body in riders.items()
+    }
+    as_json = await slack_sender.post('{"ssl_check": "1"}', {"Content-Type": "application/json"})
+
+    assert answers == dict.fromkeys(riders, 401)
+    assert as_json.status_code == 401
+    await bot.pipeline.run_cycle()
+    assert fake_slack.messages == [] and fake_slack.responses == []
+    assert await bot.repository.running_batches("C0GENERAL") == []
 
 
 async def test_healthz_reports_ok(bot: Runtime, slack_sender: SlackSender) -> None:

@@ -348,8 +348,12 @@ class FakeSlack(LoopbackServer):
         self.reactions: dict[tuple[str, str], list[str]] = {}
         #: Files completed with ``files.completeUploadExternal``, with their bytes.
         self.uploads: list[dict[str, Any]] = []
-        #: Every GET of a private file URL: ``{"file_id", "authorized"}``.
+        #: Every GET of a private file URL that was answered with the file or the sign-in page:
+        #: ``{"file_id", "authorized"}`` (redirects are in :attr:`requests` only).
         self.downloads: list[dict[str, Any]] = []
+        #: Files whose private URLs answer a 302 to the given URL instead of the file (see
+        #: :meth:`redirect_download`).
+        self.download_redirects: dict[str, str] = {}
         #: JSON posted to response URLs, each with its ``response_id``.
         self.responses: list[dict[str, Any]] = []
         #: Socket Mode acknowledgements by envelope id.
@@ -389,6 +393,7 @@ class FakeSlack(LoopbackServer):
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_get("/files-pri/{key}/download/{name}", self._handle_download)
         app.router.add_get("/files-pri/{key}/{name}", self._handle_download)
+        app.router.add_get("/files-edge/{key}/{name}", self._handle_download)
         app.router.add_post("/response/{response_id}", self._handle_response_url)
         app.router.add_get("/socket-mode", self._handle_socket)
 
@@ -575,6 +580,11 @@ class FakeSlack(LoopbackServer):
             "trigger_id": self._trigger_id(),
         }
 
+    def ssl_check_body(self) -> str:
+        """What Slack POSTs, unsigned, to a slash command's Request URL to check its certificate:
+        ``ssl_check=1`` and the verification token, form-encoded."""
+        return urlencode({"ssl_check": "1", "token": self.verification_token})
+
     def slash_command_body(self, text: str = "", **fields: Any) -> str:
         """An HTTP-mode slash command body (``application/x-www-form-urlencoded``); sign it with
         ``signed_headers(body, content_type=FORM_CONTENT_TYPE)``."""
@@ -713,6 +723,17 @@ class FakeSlack(LoopbackServer):
             }
         return dict(info)
 
+    def redirect_download(self, file_id: str, location: str | None = None) -> str:
+        """Make the private URLs of ``file_id`` answer ``302 Found`` to ``location``, and return
+        it. By default that is another of Slack's file hosts (here a path of this fake, which
+        serves the file to the bot token as files.slack.com does); pass a URL elsewhere to have
+        Slack send the download off its hosts, as a workspace's sign-in settings can."""
+        if location is None:
+            name = quote(self._files[file_id].info["name"], safe="")
+            location = f"{self.base_url}/files-edge/{self.team_id}-{file_id}/{name}"
+        self.download_redirects[file_id] = location
+        return location
+
     def file_info(self, file_id: str) -> dict[str, Any]:
         """The full object ``files.info`` answers for ``file_id``."""
         return self._files[file_id].info
@@ -731,7 +752,7 @@ class FakeSlack(LoopbackServer):
         if self.port == 0:
             raise RuntimeError("start the fake before adding files: their URLs need its port")
         now = int(time.time())
-        quoted = quote(name)
+        quoted = quote(name, safe="")
         private = f"{self.base_url}/files-pri/{self.team_id}-{file_id}"
         return {
             "id": file_id,
@@ -1294,6 +1315,9 @@ class FakeSlack(LoopbackServer):
         stored = self._files.get(file_id)
         if stored is None:
             return web.Response(status=404, text=NOT_FOUND_PAGE, content_type="text/html")
+        redirect = self.download_redirects.get(file_id)
+        if redirect is not None and request.path.startswith("/files-pri/"):
+            return web.Response(status=302, headers={"Location": redirect})
         authorized = self._bearer(request) == self.bot_token and "files:read" in self.scopes
         self.downloads.append({"file_id": file_id, "authorized": authorized})
         await self.notify()
