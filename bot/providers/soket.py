@@ -7,7 +7,8 @@ of a message at once and each step is one request for the whole group, not one p
    streamed from open file objects). Soket answers 202 with a ``batch_upload_id`` and a ``file_id``
    per file, then moves the files to its storage in the background.
 2. **Ready?**: ``GET /files/upload/{batch_upload_id}`` until every file says ``completed``. A
-   ``failed`` file fails its job alone.
+   ``failed`` file fails its job alone; a file the answer does not list is left for the
+   submission to decide.
 3. **Submit**: one ``POST /batch`` naming the live jobs' ``file_ids`` plus ``sources`` for links.
    Soket answers 409 while an upload is still moving; that is a wait, not a failure. Links get
    their ``file_id`` here, and every job gets the ``batch_id`` as its remote id.
@@ -413,10 +414,13 @@ def _upload_readiness(
     upload_id: str, job: ProviderJob, entry: dict[str, Any] | None
 ) -> bool | PermanentError:
     if entry is None:
-        return PermanentError(
-            f"soket upload {upload_id} does not list file {job.file_id}",
-            user_message="Soket lost this upload. Share the file again to retry.",
+        # The shape of this answer is not documented, so a file it leaves out is not known to
+        # be lost: submitting decides, as ``POST /batch`` answers 409 while the upload is still
+        # moving and 404 once Soket no longer has the file.
+        log.info(
+            "soket upload %s does not list file %s; submitting decides", upload_id, job.file_id
         )
+        return True
     state = entry.get("upload_status")
     if state == "completed":
         return True

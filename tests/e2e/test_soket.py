@@ -146,3 +146,27 @@ async def test_channel_setting_routes_a_channel_to_soket_while_the_default_stays
     assert fake_soket.batch_bodies == [{"file_ids": [soket_jobs[0].provider_file_id]}]
     assert len(fake_soniox.create_bodies) == 1
     assert fake_soniox.create_bodies[0]["file_id"] == default_jobs[0].provider_file_id
+
+
+async def test_a_file_missing_from_the_upload_status_is_transcribed_once_soket_takes_it(
+    soket_bot: Runtime,
+    fake_slack: FakeSlack,
+    fake_soket: FakeSoket,
+    soket_sender: SlackSender,
+) -> None:
+    # Soket's upload-status answer never lists this file, and it is still moving to storage
+    # for the first two reads: the submission's 409 says when it can go.
+    fake_soket.unlisted_in_upload_status = {"unlisted.wav"}
+    fake_soket.upload_polls_until_complete = 3
+    event = fake_slack.message_event(
+        files=[fake_slack.add_file(name="unlisted.wav", content=silent_wav())]
+    )
+
+    assert (await soket_sender.event(event)).status_code == 200
+    reply = await reply_to(fake_slack, "C0GENERAL", event["ts"])
+
+    assert "Hello from unlisted.wav." in reply["text"]
+    submissions = fake_soket.requests_to(r"/batch$", "POST")
+    assert len(submissions) >= 2, "409 while the upload was still moving, then accepted"
+    assert len(fake_soket.batch_bodies) == 1
+    assert len(fake_soket.requests_to(r"/files/upload$", "POST")) == 1

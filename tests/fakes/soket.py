@@ -115,6 +115,9 @@ class FakeSoket(LoopbackServer):
         self.retrying_once = False
         #: Which undocumented layout ``result`` takes; see the module docstring.
         self.result_shape: ResultShape = "transcript"
+        #: Filenames left out of ``files[]`` in upload-status answers (the counters still count
+        #: them): the reference does not say that every file is always listed.
+        self.unlisted_in_upload_status: set[str] = set()
         #: Every known file by ``file_id`` (uploads and URL sources) with ``sha256`` and ``head``.
         self.files: dict[str, dict[str, Any]] = {}
         #: Upload requests by ``batch_upload_id``: ``file_ids``, ``spool_seconds``, ``polls``.
@@ -236,7 +239,13 @@ class FakeSoket(LoopbackServer):
                 stored["gcs_key"] = f"uploads/{batch_upload_id}/{file_id}/{stored['filename']}"
         if changed:
             await self.notify()
-        return web.json_response(self._upload_view(batch_upload_id))
+        view = self._upload_view(batch_upload_id)
+        view["files"] = [
+            entry
+            for entry in view["files"]
+            if entry["filename"] not in self.unlisted_in_upload_status
+        ]
+        return web.json_response(view)
 
     def _upload_view(self, batch_upload_id: str) -> dict[str, Any]:
         upload = self.uploads[batch_upload_id]

@@ -200,6 +200,23 @@ async def test_failed_upload_fails_its_file_and_stays_out_of_the_batch(
     assert fake_soket.batch_bodies == [{"file_ids": [good.file_id]}]
 
 
+async def test_a_file_the_upload_status_leaves_out_is_left_to_the_submission(
+    provider: SoketProvider, fake_soket: FakeSoket, tmp_path: Path
+) -> None:
+    fake_soket.upload_polls_until_complete = 2
+    fake_soket.unlisted_in_upload_status = {"quiet.wav"}
+    quiet = spooled(tmp_path, "quiet.wav")
+    await upload(provider, [quiet])
+
+    # Not listed is not lost: the submission's 409 does the waiting while the upload moves on.
+    assert await provider.uploads_ready([quiet]) == {quiet.job_id: True}
+    with pytest.raises(NotReadyYet):
+        await provider.submit([quiet])
+    assert await provider.uploads_ready([quiet]) == {quiet.job_id: True}
+    await submit(provider, [quiet])
+    assert fake_soket.batch_bodies == [{"file_ids": [quiet.file_id]}]
+
+
 # -- results -------------------------------------------------------------------------------------
 
 
