@@ -370,7 +370,11 @@ class Pipeline:
 
     async def _download_and_upload(self, provider: Provider, jobs: list[Job]) -> None:
         for job in jobs:
-            if job.state in (JobState.QUEUED, JobState.DOWNLOADING):
+            # Only Slack files: a link beside them in a provider batch is fetched by the provider.
+            if job.kind is JobKind.SLACK_FILE and job.state in (
+                JobState.QUEUED,
+                JobState.DOWNLOADING,
+            ):
                 await self._download(job)
         uploading = [job for job in jobs if job.state is JobState.UPLOADING]
         if uploading:

@@ -170,3 +170,25 @@ async def test_a_file_missing_from_the_upload_status_is_transcribed_once_soket_t
     assert len(submissions) >= 2, "409 while the upload was still moving, then accepted"
     assert len(fake_soket.batch_bodies) == 1
     assert len(fake_soket.requests_to(r"/files/upload$", "POST")) == 1
+
+
+async def test_a_file_and_a_link_of_one_message_go_to_soket_in_one_batch(
+    soket_bot: Runtime,
+    fake_slack: FakeSlack,
+    fake_soket: FakeSoket,
+    soket_sender: SlackSender,
+) -> None:
+    event = fake_slack.message_event(
+        files=[fake_slack.add_file(name="standup.wav", content=silent_wav())],
+        text="and <https://audio.example/retro.mp3>",
+    )
+
+    assert (await soket_sender.event(event)).status_code == 200
+    reply = await reply_to(fake_slack, "C0GENERAL", event["ts"])
+
+    assert "Hello from standup.wav." in reply["text"]
+    assert "Hello from retro.mp3." in reply["text"]
+    (body,) = fake_soket.batch_bodies
+    assert len(body["file_ids"]) == 1
+    assert body["sources"] == [{"url": "https://audio.example/retro.mp3", "filename": "retro.mp3"}]
+    assert len(fake_slack.downloads) == 1
