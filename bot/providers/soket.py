@@ -14,7 +14,10 @@ of a message at once and each step is one request for the whole group, not one p
    their ``file_id`` here, and every job gets the ``batch_id`` as its remote id.
 4. **Poll**: one walk over every page of ``GET /results/batch/{batch_id}``. ``completed`` and
    ``failed`` files are final; while others run, ``GET /status/batch/{batch_id}`` gives Soket's
-   estimate, which decides when the next poll is worth making.
+   estimate, which decides when the next poll is worth making. Either call may answer
+   ``{"error": "batch not found"}`` with a status the reference does not give (a 200 among
+   them): the batch is lost, and its jobs come back as :class:`~bot.errors.WorkLost` for the
+   pipeline to submit again.
 5. **Clean up**: one ``DELETE /files`` for the group's files, which also drops their jobs at Soket.
 
 The fields inside a file's ``result`` are not documented, so :func:`transcript_from_result` reads
@@ -26,13 +29,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import PurePosixPath
 from typing import IO, Any
 
 import httpx
 
-from bot.errors import NotReadyYet, PermanentError, ProviderAuthError, TemporaryError
+from bot.errors import NotReadyYet, PermanentError, ProviderAuthError, TemporaryError, WorkLost
 from bot.providers.base import (
     Progress,
     ProgressStatus,
@@ -60,8 +63,10 @@ MAX_UPLOAD_WAIT_SECONDS = 30.0
 AUTH_USER_MESSAGE = (
     "Soket rejected the API token of this app; an admin needs to fix SOKET_API_TOKEN."
 )
+LOST_BATCH_MESSAGE = "Soket lost this transcription."
+#: The documented error of a batch Soket does not know, whatever the HTTP status beside it.
+_BATCH_NOT_FOUND = "batch not found"
 _GONE_MESSAGES = {
-    "batch not found": "Soket no longer has this transcription. Share the file again to retry.",
     "file not found": "Soket no longer has this file. Share it again to retry.",
     "upload not found": "Soket no longer has this upload. Share the file again to retry.",
 }
@@ -86,11 +91,12 @@ class SoketProvider(Provider):
     # -- Provider ----------------------------------------------------------------------------
 
     async def check_credentials(self) -> None:
-        # Asking about a batch that cannot exist is cheap and touches nothing: 404 proves the
-        # token was accepted, 401 that it was not.
-        await self._request(
-            "GET", f"/status/batch/{uuid.uuid4()}", what="check token", accept=(200, 404)
-        )
+        # Asking about a batch that cannot exist is cheap and touches nothing: "batch not
+        # found" proves the token was accepted, 401 that it was not.
+        with suppress(WorkLost):
+            await self._request(
+                "GET", f"/status/batch/{uuid.uuid4()}", what="check token", accept=(200, 404)
+            )
 
     async def upload(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Uploaded | PermanentError]:
         if not jobs:
@@ -250,16 +256,31 @@ class SoketProvider(Provider):
             by_file = {entry_id: e for e in entries if (entry_id := _text(e.get("file_id")))}
             by_name = {name: e for e in entries if (name := _text(e.get("filename")))}
             waiting: list[ProviderJob] = []
+            listed = False
             for job in members:
                 entry = by_file.get(job.file_id) if job.file_id else by_name.get(job.filename)
+                listed = listed or entry is not None
                 progress = file_progress(entry)
                 outcomes[job.job_id] = progress
                 if not progress.status.is_terminal:
                     waiting.append(job)
-            if waiting:
+            if not waiting:
+                continue
+            try:
                 eta = await self._eta(batch_id)
-                for job in waiting:
-                    outcomes[job.job_id].eta_seconds = eta
+            except WorkLost as exc:
+                if listed:
+                    # Results that list our files outweigh a status call that lost track.
+                    log.warning("soket batch %s: results listed, status lost: %s", batch_id, exc)
+                    eta = None
+                else:
+                    log.warning("soket batch %s: %s", batch_id, exc.detail)
+                    outcomes.update(
+                        {job.job_id: Progress(ProgressStatus.FAILED, error=exc) for job in waiting}
+                    )
+                    continue
+            for job in waiting:
+                outcomes[job.job_id].eta_seconds = eta
         return outcomes
 
     async def clean_up(self, jobs: Sequence[ProviderJob]) -> None:
@@ -305,6 +326,7 @@ class SoketProvider(Provider):
                 },
             )
             body = _json_object(response, "batch results")
+            _raise_error_in_body(response, body, "batch results")
             files = _dict_list(body.get("files"))
             for entry in files:
                 file_id = _text(entry.get("file_id"))
@@ -325,7 +347,8 @@ class SoketProvider(Provider):
         try:
             response = await self._request("GET", f"/status/batch/{batch_id}", what="batch status")
             body = _json_object(response, "batch status")
-        except ProviderAuthError:
+            _raise_error_in_body(response, body, "batch status")
+        except (ProviderAuthError, WorkLost):
             raise
         except (TemporaryError, PermanentError) as exc:
             log.info("soket batch %s: no estimate (%s)", batch_id, exc.detail)
@@ -595,6 +618,26 @@ def _error_text(response: httpx.Response) -> str:
     return response.text[:200]
 
 
+def _raise_error_in_body(response: httpx.Response, body: dict[str, Any], what: str) -> None:
+    """Raise the error an accepted answer carries instead of its content.
+
+    The reference gives Soket's error bodies without their statuses, so ``{"error": …}`` may
+    come with a 200: read as a page, it would look like a batch still running, for hours.
+    """
+    message = _text(body.get("error"))
+    if message is None or "files" in body or "batch_id" in body:
+        return
+    detail = f"soket {what}: {response.status_code} {message[:200]}"
+    if _is_batch_not_found(message):
+        raise WorkLost(detail, user_message=LOST_BATCH_MESSAGE)
+    # Some other trouble in a success status: retried with backoff, until the age limit.
+    raise TemporaryError(detail)
+
+
+def _is_batch_not_found(message: str) -> bool:
+    return message.strip().lower() == _BATCH_NOT_FOUND
+
+
 def _not_found(response: httpx.Response, what: str) -> PermanentError:
     """A 404: Soket no longer has the batch, file or upload (its body says which)."""
     message = _error_text(response)
@@ -611,6 +654,8 @@ def _error(response: httpx.Response, what: str) -> PermanentError | TemporaryErr
     message = _error_text(response)
     detail = f"soket {what}: {response.status_code} {message}"
     status = response.status_code
+    if _is_batch_not_found(message):
+        return WorkLost(detail, user_message=LOST_BATCH_MESSAGE)
     if status == 404:
         return _not_found(response, what)
     if status == 409:
