@@ -17,6 +17,10 @@ submitted   poll the provider with the recorded id
 processing  poll the provider with the recorded id
 ==========  =============================================================================
 
+A provider that lost work it had accepted sends the job back to ``uploaded`` (its stored file) or
+``queued`` (a link, or a file to fetch again), with ``resubmissions`` counted in the same commit:
+the next cycle submits it again, and after ``MAX_RESUBMISSIONS`` the job fails instead.
+
 Work is grouped into **units**: one job for per-file providers, one batch for batch-native ones.
 A unit is advanced by one task at a time. Transfers (download and upload) can take minutes, so they
 run in the background and the cycle does not wait for them; everything else is quick and awaited.
@@ -35,7 +39,7 @@ from typing import Any, TypeVar
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
-from bot.errors import NotReadyYet, PermanentError, TemporaryError, TranscribeError
+from bot.errors import NotReadyYet, PermanentError, TemporaryError, TranscribeError, WorkLost
 from bot.intake import too_large_reason
 from bot.media import is_media_file
 from bot.providers.base import (
@@ -63,6 +67,9 @@ REACTION_FAILED = "warning"
 
 #: Longest wait between two attempts of a failing step.
 MAX_BACKOFF_SECONDS = 300.0
+#: Times a job is submitted again after its provider lost the work; then it fails, so a provider
+#: that keeps losing work cannot keep a job going round.
+MAX_RESUBMISSIONS = 2
 #: Cap on the first poll delay derived from a provider's estimate.
 MAX_ETA_DELAY_SECONDS = 120.0
 #: Wait before deleting again what a provider would not delete yet.
@@ -546,11 +553,63 @@ class Pipeline:
     async def _poll(self, provider: Provider, jobs: list[Job]) -> None:
         outcomes = await provider.poll(await self._provider_jobs(jobs))
         now = self._clock()
+        lost: list[tuple[Job, WorkLost]] = []
         for job in jobs:
             progress = outcomes.get(job.id)
             if progress is None:
                 continue
+            if isinstance(progress.error, WorkLost):
+                lost.append((job, progress.error))
+                continue
             await self._record_progress(provider, job, progress, now)
+        if lost:
+            await self._submit_again(lost, now)
+
+    async def _submit_again(self, lost: Sequence[tuple[Job, WorkLost]], now: datetime) -> None:
+        """The provider lost work it had accepted: send each job back to be submitted again from
+        what is still there (the file the provider stored, the link, else the Slack file), or
+        fail it once it was sent again ``MAX_RESUBMISSIONS`` times.
+
+        The count is committed with the new state, before anything is sent again: a crash can
+        repeat the submission (as any submission whose answer was lost) but never the count.
+        """
+        changes: dict[str, dict[str, Any]] = {}
+        for job, exc in lost:
+            if job.resubmissions >= MAX_RESUBMISSIONS:
+                log.warning("job %s: lost again after %d resubmissions", job.id, job.resubmissions)
+                changes[job.id] = dict(
+                    state=JobState.FAILED,
+                    error=(
+                        f"{exc.user_message} It was sent again {_times(job.resubmissions)} and "
+                        "lost each time; share the file again later to retry."
+                    ),
+                    error_detail=exc.detail,
+                    finished_at=now,
+                )
+                continue
+            # A link's file id came with the lost work: the link itself is sent again.
+            stored = job.kind is JobKind.SLACK_FILE and job.provider_file_id is not None
+            log.warning(
+                "job %s: %s lost %s; submitting again (%d of %d)",
+                job.id,
+                job.provider,
+                job.provider_job_id,
+                job.resubmissions + 1,
+                MAX_RESUBMISSIONS,
+            )
+            changes[job.id] = dict(
+                state=JobState.UPLOADED if stored else JobState.QUEUED,
+                provider_file_id=job.provider_file_id if stored else None,
+                provider_job_id=None,
+                provider_eta_at=None,
+                resubmissions=job.resubmissions + 1,
+                attempts=0,
+                next_attempt_at=None,
+                stalled_since=None,
+                error_detail=exc.detail,
+            )
+        # One transaction: a provider batch goes back whole, and is submitted again as one.
+        await self._set_each([job for job, _ in lost], changes)
 
     async def _record_progress(
         self, provider: Provider, job: Job, progress: Progress, now: datetime
@@ -1155,6 +1214,10 @@ def _provider_job(job: Job, language_hints: list[str]) -> ProviderJob:
         upload_id=job.provider_upload_id,
         remote_id=job.provider_job_id,
     )
+
+
+def _times(count: int) -> str:
+    return {1: "once", 2: "twice"}.get(count, f"{count} times")
 
 
 def _eta(now: datetime, seconds: float | None) -> datetime | None:

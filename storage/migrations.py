@@ -119,4 +119,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_unfinished ON jobs (batch_id)
         WHERE state NOT IN ('completed', 'failed', 'skipped');
     """,
+    # 8: how often a job was submitted again because the provider lost the work it had accepted,
+    # so that a provider that keeps losing it cannot keep the job going forever.
+    """
+    ALTER TABLE jobs ADD COLUMN resubmissions INTEGER NOT NULL DEFAULT 0;
+    """,
 ]

@@ -147,6 +147,8 @@ class Job:
     stalled_since: datetime | None = None
     #: An upload or submission was sent at this time and its answer is not recorded yet.
     sent_at: datetime | None = None
+    #: Times the job was submitted again because the provider lost the work it had accepted.
+    resubmissions: int = 0
 
 
 @dataclass

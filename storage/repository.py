@@ -68,6 +68,7 @@ _JOB_COLUMNS = frozenset(
         "needs_file_info",
         "stalled_since",
         "sent_at",
+        "resubmissions",
     }
 )
 _BATCH_COLUMNS = frozenset(
@@ -1028,6 +1029,7 @@ def _job(row: Sequence[Any]) -> Job:
         finished_at,
         stalled_since,
         sent_at,
+        resubmissions,
     ) = row
     return Job(
         id=id_,
@@ -1061,4 +1063,5 @@ def _job(row: Sequence[Any]) -> Job:
         finished_at=_to_time(finished_at),
         stalled_since=_to_time(stalled_since),
         sent_at=_to_time(sent_at),
+        resubmissions=resubmissions,
     )
