@@ -40,7 +40,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot import metrics
 from bot.errors import NotReadyYet, PermanentError, TemporaryError, TranscribeError, WorkLost
-from bot.intake import too_large_reason
+from bot.intake import slack_duration_ms
+from bot.limits import FileLimits
 from bot.media import is_media_file
 from bot.providers.base import (
     Progress,
@@ -392,6 +393,11 @@ class Pipeline:
         try:
             if job.needs_file_info and not await self._resolve_stub(job):
                 return
+            limits = FileLimits.of(self._max_file_bytes, self._providers.get(job.provider))
+            refusal = limits.refusal(size_bytes=job.size_bytes, duration_ms=job.duration_ms)
+            if refusal is not None:
+                # What Slack says of the file is enough: the provider would refuse it anyway.
+                raise PermanentError("file over the limits of its provider", user_message=refusal)
             if not job.download_url:
                 raise PermanentError(
                     f"slack file {job.slack_file_id} has no download URL",
@@ -403,7 +409,10 @@ class Pipeline:
             await self._set(job, state=JobState.DOWNLOADING)
             spool = self._spool_dir / job.id
             size = await self._downloader.download(
-                job.download_url, spool, max_bytes=self._max_file_bytes
+                job.download_url,
+                spool,
+                max_bytes=limits.max_bytes,
+                too_large_message=limits.too_large(None),
             )
             log.info("job %s: downloaded %s (%d bytes)", job.id, job.filename, size)
             await self._set(
@@ -430,6 +439,7 @@ class Pipeline:
             await self._set(job, state=JobState.SKIPPED, finished_at=self._clock())
             return False
         size = file.get("size") if isinstance(file.get("size"), int) else None
+        # Its size and duration are checked against the limits before the download.
         await self._set(
             job,
             needs_file_info=False,
@@ -437,11 +447,8 @@ class Pipeline:
             download_url=file.get("url_private_download") or file.get("url_private"),
             mimetype=file.get("mimetype"),
             size_bytes=size,
+            duration_ms=slack_duration_ms(file),
         )
-        if size is not None and size > self._max_file_bytes:
-            raise PermanentError(
-                "file too large", user_message=too_large_reason(size, self._max_file_bytes)
-            )
         return True
 
     async def _upload(self, provider: Provider, jobs: list[Job]) -> None:

@@ -124,4 +124,9 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN resubmissions INTEGER NOT NULL DEFAULT 0;
     """,
+    # 9: a Slack file's duration as Slack gives it, checked against the provider's limit before
+    # the download, also when the job is retried.
+    """
+    ALTER TABLE jobs ADD COLUMN duration_ms INTEGER;
+    """,
 ]

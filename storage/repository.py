@@ -69,6 +69,7 @@ _JOB_COLUMNS = frozenset(
         "stalled_since",
         "sent_at",
         "resubmissions",
+        "duration_ms",
     }
 )
 _BATCH_COLUMNS = frozenset(
@@ -388,6 +389,7 @@ class Repository:
                         job.download_url,
                         job.mimetype,
                         job.size_bytes,
+                        job.duration_ms,
                         int(job.needs_file_info),
                         job.dedupe_key,
                         state.value,
@@ -433,9 +435,9 @@ class Repository:
             await db.executemany(
                 """INSERT OR IGNORE INTO jobs (id, batch_id, position, kind, provider,
                        filename, slack_file_id, url, download_url, mimetype, size_bytes,
-                       needs_file_info, dedupe_key, state, error, created_at, updated_at,
-                       finished_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       duration_ms, needs_file_info, dedupe_key, state, error, created_at,
+                       updated_at, finished_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 job_rows,
             )
 
@@ -1030,6 +1032,7 @@ def _job(row: Sequence[Any]) -> Job:
         stalled_since,
         sent_at,
         resubmissions,
+        duration_ms,
     ) = row
     return Job(
         id=id_,
@@ -1064,4 +1067,5 @@ def _job(row: Sequence[Any]) -> Job:
         stalled_since=_to_time(stalled_since),
         sent_at=_to_time(sent_at),
         resubmissions=resubmissions,
+        duration_ms=duration_ms,
     )

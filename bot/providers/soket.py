@@ -79,7 +79,9 @@ UploadFiles = list[tuple[str, tuple[str, IO[bytes], str]]]
 
 class SoketProvider(Provider):
     name = "soket"
+    display_name = "Soket"
     batch_native = True
+    # Soket documents no limit on size or duration: MAX_FILE_MB alone applies.
 
     def __init__(self, client: httpx.AsyncClient, *, api_url: str, api_token: str) -> None:
         self._client = client

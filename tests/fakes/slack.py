@@ -350,6 +350,8 @@ class FakeSlack(LoopbackServer):
         self.uploads: list[dict[str, Any]] = []
         #: Every GET of a private file URL: ``{"file_id", "authorized"}``.
         self.downloads: list[dict[str, Any]] = []
+        #: Bytes of file content written to downloads, per file id.
+        self.download_bytes: dict[str, int] = {}
         #: JSON posted to response URLs, each with its ``response_id``.
         self.responses: list[dict[str, Any]] = []
         #: Socket Mode acknowledgements by envelope id.
@@ -1322,6 +1324,7 @@ class FakeSlack(LoopbackServer):
         try:
             for chunk in stored.chunks(start, end):
                 await response.write(chunk)
+                self.download_bytes[file_id] = self.download_bytes.get(file_id, 0) + len(chunk)
         finally:
             if task is not None:
                 self._stream_tasks.discard(task)
