@@ -102,7 +102,7 @@ Outcomes = Mapping[str, Any]
 class Provider(ABC):
     name: ClassVar[str]
     #: The provider's name as people read it in replies.
-    display_name: ClassVar[str]
+    display_name: ClassVar[str] = "The transcription service"
     #: True when all jobs of one Slack message travel as one group.
     batch_native: ClassVar[bool] = False
     #: The largest file the provider takes, whatever ``MAX_FILE_MB`` says. None: none known.
