@@ -397,7 +397,10 @@ class Pipeline:
             refusal = limits.refusal(size_bytes=job.size_bytes, duration_ms=job.duration_ms)
             if refusal is not None:
                 # What Slack says of the file is enough: the provider would refuse it anyway.
-                raise PermanentError("file over the limits of its provider", user_message=refusal)
+                raise PermanentError(
+                    f"file over its limits ({job.size_bytes} bytes, {job.duration_ms} ms)",
+                    user_message=refusal,
+                )
             if not job.download_url:
                 raise PermanentError(
                     f"slack file {job.slack_file_id} has no download URL",
