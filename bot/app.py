@@ -139,7 +139,7 @@ async def build_runtime(
 
     scheduler = PollScheduler(cycle, interval_seconds=settings.poll_interval_seconds)
     pipeline.on_progress = scheduler.kick
-    intake = Intake(repository, settings, clock)
+    intake = Intake(repository, settings, clock, providers)
     runtime = Runtime(
         settings=settings,
         repository=repository,

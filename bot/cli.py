@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app import build_http_client, serve
 from bot.config import ConfigError, ProviderName, Settings, load_settings
 from bot.errors import TranscribeError
+from bot.limits import FileLimits
 from bot.logs import configure_logging
 from bot.media import link_filename
 from bot.providers import build_providers
@@ -95,6 +96,12 @@ async def transcribe(settings: Settings, source: str, provider_name: str | None)
         if not is_url and not path.is_file():
             print(f"No such file: {source}", file=sys.stderr)
             return 2
+        if not is_url:
+            limits = FileLimits.of(settings.max_file_bytes, provider)
+            refusal = limits.refusal(size_bytes=path.stat().st_size, duration_ms=None)
+            if refusal is not None:
+                print(f"Refused: {refusal}", file=sys.stderr)
+                return 1
         job = ProviderJob(
             job_id=f"cli-{uuid.uuid4().hex[:12]}",
             filename=link_filename(source) if is_url else path.name,

@@ -7,7 +7,9 @@
     │   ├── RateLimited             the other side asked us to slow down (honours Retry-After)
     │   └── NotReadyYet             the provider is still working; ask again later, no backoff
     └── PermanentError              fail the job; ``user_message`` goes into the thread reply
-        └── ProviderAuthError       the operator's credentials are wrong; also logged loudly
+        ├── ProviderAuthError       the operator's credentials are wrong; also logged loudly
+        └── WorkLost                the provider lost work it had accepted: submit it again,
+                                    a bounded number of times, then fail
 
 Every error carries ``user_message``: plain words saying what failed and what to try, safe to post
 in Slack (no URLs with tokens, no stack traces). ``detail`` is for the log only.
@@ -55,3 +57,11 @@ class ProviderAuthError(PermanentError):
         "The transcription service rejected our credentials. An admin needs to check the API "
         "key of this app."
     )
+
+
+class WorkLost(PermanentError):
+    """The provider no longer knows work it accepted (Soket: ``{"error": "batch not found"}``).
+
+    Not the file's fault: the pipeline submits the job again from what is still there (the file
+    the provider stored, the link), and fails it with ``user_message`` only after a few tries.
+    """

@@ -10,16 +10,19 @@ fetches a link a person pasted, and never sends a token with one).
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from bot.config import Settings
+from bot.limits import FileLimits
 from bot.media import is_media_file, link_filename, looks_like_audio_link, parse_url
+from bot.providers.base import Provider
 from storage.models import Batch, ChannelSettings, Job, JobKind, JobState, NewBatch, NewJob
 from storage.repository import Repository
 
@@ -63,14 +66,15 @@ def job_for_link(url: str, *, dedupe_key: str | None) -> NewJob:
     return NewJob(kind=JobKind.URL, filename=link_filename(url), url=url, dedupe_key=dedupe_key)
 
 
-def too_large_reason(size: int, max_bytes: int) -> str:
-    return (
-        f"This file is {size / (1024 * 1024):,.0f} MB; the limit of this app is "
-        f"{max_bytes // (1024 * 1024)} MB. Trim or compress it and share it again."
-    )
+def slack_duration_ms(file: Mapping[str, Any]) -> int | None:
+    """The ``duration_ms`` Slack gives clips and many media files, when it is a length."""
+    value = file.get("duration_ms")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return int(value)
 
 
-def job_for_file(file: dict[str, Any], *, dedupe_key: str | None, max_bytes: int) -> NewJob | None:
+def job_for_file(file: dict[str, Any], *, dedupe_key: str | None) -> NewJob | None:
     """A job for one entry of a message's ``files``, or None when it is not media."""
     file_id = str(file.get("id") or "")
     if not file_id:
@@ -95,18 +99,24 @@ def job_for_file(file: dict[str, Any], *, dedupe_key: str | None, max_bytes: int
         download_url=file.get("url_private_download") or file.get("url_private"),
         mimetype=file.get("mimetype"),
         size_bytes=size,
+        duration_ms=slack_duration_ms(file),
         dedupe_key=dedupe_key,
-        refused_reason=too_large_reason(size, max_bytes) if size and size > max_bytes else None,
     )
 
 
 class Intake:
     def __init__(
-        self, repository: Repository, settings: Settings, clock: Callable[[], datetime]
+        self,
+        repository: Repository,
+        settings: Settings,
+        clock: Callable[[], datetime],
+        providers: Mapping[str, Provider] | None = None,
     ) -> None:
         self._repository = repository
         self._settings = settings
         self._clock = clock
+        #: Configured providers, for their limits on files.
+        self._providers = providers or {}
 
     async def take_message(self, event: dict[str, Any], team_id: str | None) -> Batch | None:
         """Record the media files and audio links of a shared message when the channel has
@@ -151,7 +161,7 @@ class Intake:
         jobs: list[NewJob] = []
         for file in message.get("files") or []:
             key = f"{dedupe_prefix}:{file.get('id')}" if dedupe_prefix else None
-            job = job_for_file(file, dedupe_key=key, max_bytes=self._settings.max_file_bytes)
+            job = job_for_file(file, dedupe_key=key)
             if job is not None:
                 jobs.append(job)
         for url in audio_links_in_text(str(message.get("text") or "")):
@@ -231,12 +241,8 @@ class Intake:
                 download_url=job.download_url,
                 mimetype=job.mimetype,
                 size_bytes=job.size_bytes,
+                duration_ms=job.duration_ms,
                 needs_file_info=job.needs_file_info,
-                refused_reason=(
-                    too_large_reason(job.size_bytes, self._settings.max_file_bytes)
-                    if job.size_bytes and job.size_bytes > self._settings.max_file_bytes
-                    else None
-                ),
             )
             for job in jobs
             if job.state is JobState.FAILED
@@ -269,6 +275,8 @@ class Intake:
     ) -> Batch | None:
         # The provider and language hints are fixed on the batch now, so changing the channel's
         # settings later never disturbs work in flight.
+        provider = settings.provider or self._settings.transcribe_provider.value
+        limits = FileLimits.of(self._settings.max_file_bytes, self._providers.get(provider))
         return await self._repository.create_batch(
             NewBatch(
                 team_id=team_id,
@@ -276,14 +284,22 @@ class Intake:
                 message_ts=message_ts,
                 thread_ts=thread_ts,
                 user_id=user_id,
-                provider=settings.provider or self._settings.transcribe_provider.value,
+                provider=provider,
                 source=source,
                 language_hints=list(settings.language_hints),
             ),
-            jobs,
+            [refused_over_limits(job, limits) for job in jobs],
             self._clock(),
             unless_running=unless_running,
         )
+
+
+def refused_over_limits(job: NewJob, limits: FileLimits) -> NewJob:
+    """``job``, refused when Slack says its file is over a limit: nothing is downloaded."""
+    if job.kind is not JobKind.SLACK_FILE or job.refused_reason is not None:
+        return job
+    reason = limits.refusal(size_bytes=job.size_bytes, duration_ms=job.duration_ms)
+    return dataclasses.replace(job, refused_reason=reason) if reason else job
 
 
 @dataclass

@@ -17,6 +17,10 @@ submitted   poll the provider with the recorded id
 processing  poll the provider with the recorded id
 ==========  =============================================================================
 
+A provider that lost work it had accepted sends the job back to ``uploaded`` (its stored file) or
+``queued`` (a link, or a file to fetch again), with ``resubmissions`` counted in the same commit:
+the next cycle submits it again, and after ``MAX_RESUBMISSIONS`` the job fails instead.
+
 Work is grouped into **units**: one job for per-file providers, one batch for batch-native ones.
 A unit is advanced by one task at a time. Transfers (download and upload) can take minutes, so they
 run in the background and the cycle does not wait for them; everything else is quick and awaited.
@@ -35,8 +39,9 @@ from typing import Any, TypeVar
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
-from bot.errors import NotReadyYet, PermanentError, TemporaryError, TranscribeError
-from bot.intake import too_large_reason
+from bot.errors import NotReadyYet, PermanentError, TemporaryError, TranscribeError, WorkLost
+from bot.intake import slack_duration_ms
+from bot.limits import FileLimits
 from bot.media import is_media_file
 from bot.providers.base import (
     Progress,
@@ -64,6 +69,9 @@ REACTION_FAILED = "warning"
 
 #: Longest wait between two attempts of a failing step.
 MAX_BACKOFF_SECONDS = 300.0
+#: Times a job is submitted again after its provider lost the work; then it fails, so a provider
+#: that keeps losing work cannot keep a job going round.
+MAX_RESUBMISSIONS = 2
 #: Cap on the first poll delay derived from a provider's estimate.
 MAX_ETA_DELAY_SECONDS = 120.0
 #: Wait before deleting again what a provider would not delete yet.
@@ -371,7 +379,11 @@ class Pipeline:
 
     async def _download_and_upload(self, provider: Provider, jobs: list[Job]) -> None:
         for job in jobs:
-            if job.state in (JobState.QUEUED, JobState.DOWNLOADING):
+            # Only Slack files: a link beside them in a provider batch is fetched by the provider.
+            if job.kind is JobKind.SLACK_FILE and job.state in (
+                JobState.QUEUED,
+                JobState.DOWNLOADING,
+            ):
                 await self._download(job)
         uploading = [job for job in jobs if job.state is JobState.UPLOADING]
         if uploading:
@@ -382,6 +394,14 @@ class Pipeline:
         try:
             if job.needs_file_info and not await self._resolve_stub(job):
                 return
+            limits = FileLimits.of(self._max_file_bytes, self._providers.get(job.provider))
+            refusal = limits.refusal(size_bytes=job.size_bytes, duration_ms=job.duration_ms)
+            if refusal is not None:
+                # What Slack says of the file is enough: the provider would refuse it anyway.
+                raise PermanentError(
+                    f"file over its limits ({job.size_bytes} bytes, {job.duration_ms} ms)",
+                    user_message=refusal,
+                )
             if not job.download_url:
                 raise PermanentError(
                     f"slack file {job.slack_file_id} has no download URL",
@@ -393,7 +413,10 @@ class Pipeline:
             await self._set(job, state=JobState.DOWNLOADING)
             spool = self._spool_dir / job.id
             size = await self._downloader.download(
-                job.download_url, spool, max_bytes=self._max_file_bytes
+                job.download_url,
+                spool,
+                max_bytes=limits.max_bytes,
+                too_large_message=limits.too_large(None),
             )
             log.info("job %s: downloaded %s (%d bytes)", job.id, job.filename, size)
             await self._set(
@@ -420,6 +443,7 @@ class Pipeline:
             await self._set(job, state=JobState.SKIPPED, finished_at=self._clock())
             return False
         size = file.get("size") if isinstance(file.get("size"), int) else None
+        # Its size and duration are checked against the limits before the download.
         await self._set(
             job,
             needs_file_info=False,
@@ -427,11 +451,8 @@ class Pipeline:
             download_url=file.get("url_private_download") or file.get("url_private"),
             mimetype=file.get("mimetype"),
             size_bytes=size,
+            duration_ms=slack_duration_ms(file),
         )
-        if size is not None and size > self._max_file_bytes:
-            raise PermanentError(
-                "file too large", user_message=too_large_reason(size, self._max_file_bytes)
-            )
         return True
 
     async def _upload(self, provider: Provider, jobs: list[Job]) -> None:
@@ -543,11 +564,63 @@ class Pipeline:
     async def _poll(self, provider: Provider, jobs: list[Job]) -> None:
         outcomes = await provider.poll(await self._provider_jobs(jobs))
         now = self._clock()
+        lost: list[tuple[Job, WorkLost]] = []
         for job in jobs:
             progress = outcomes.get(job.id)
             if progress is None:
                 continue
+            if isinstance(progress.error, WorkLost):
+                lost.append((job, progress.error))
+                continue
             await self._record_progress(provider, job, progress, now)
+        if lost:
+            await self._submit_again(lost, now)
+
+    async def _submit_again(self, lost: Sequence[tuple[Job, WorkLost]], now: datetime) -> None:
+        """The provider lost work it had accepted: send each job back to be submitted again from
+        what is still there (the file the provider stored, the link, else the Slack file), or
+        fail it once it was sent again ``MAX_RESUBMISSIONS`` times.
+
+        The count is committed with the new state, before anything is sent again: a crash can
+        repeat the submission (as any submission whose answer was lost) but never the count.
+        """
+        changes: dict[str, dict[str, Any]] = {}
+        for job, exc in lost:
+            if job.resubmissions >= MAX_RESUBMISSIONS:
+                log.warning("job %s: lost again after %d resubmissions", job.id, job.resubmissions)
+                changes[job.id] = dict(
+                    state=JobState.FAILED,
+                    error=(
+                        f"{exc.user_message} It was sent again {_times(job.resubmissions)} and "
+                        "lost each time; share the file again later to retry."
+                    ),
+                    error_detail=exc.detail,
+                    finished_at=now,
+                )
+                continue
+            # A link's file id came with the lost work: the link itself is sent again.
+            stored = job.kind is JobKind.SLACK_FILE and job.provider_file_id is not None
+            log.warning(
+                "job %s: %s lost %s; submitting again (%d of %d)",
+                job.id,
+                job.provider,
+                job.provider_job_id,
+                job.resubmissions + 1,
+                MAX_RESUBMISSIONS,
+            )
+            changes[job.id] = dict(
+                state=JobState.UPLOADED if stored else JobState.QUEUED,
+                provider_file_id=job.provider_file_id if stored else None,
+                provider_job_id=None,
+                provider_eta_at=None,
+                resubmissions=job.resubmissions + 1,
+                attempts=0,
+                next_attempt_at=None,
+                stalled_since=None,
+                error_detail=exc.detail,
+            )
+        # One transaction: a provider batch goes back whole, and is submitted again as one.
+        await self._set_each([job for job, _ in lost], changes)
 
     async def _record_progress(
         self, provider: Provider, job: Job, progress: Progress, now: datetime
@@ -1156,6 +1229,10 @@ def _provider_job(job: Job, language_hints: list[str]) -> ProviderJob:
         upload_id=job.provider_upload_id,
         remote_id=job.provider_job_id,
     )
+
+
+def _times(count: int) -> str:
+    return {1: "once", 2: "twice"}.get(count, f"{count} times")
 
 
 def _eta(now: datetime, seconds: float | None) -> datetime | None:

@@ -76,8 +76,12 @@ class SlackFileDownloader:
         self._token = bot_token
         self._hosts = allowed_hosts
 
-    async def download(self, url: str, destination: Path, *, max_bytes: int) -> int:
+    async def download(
+        self, url: str, destination: Path, *, max_bytes: int, too_large_message: str | None = None
+    ) -> int:
         """Stream ``url`` into ``destination``; return the number of bytes written.
+
+        More than ``max_bytes`` ends the download with ``too_large_message`` for the thread.
 
         The file appears under its final name only when complete, so a crash leaves no half
         file that looks whole.
@@ -105,7 +109,8 @@ class SlackFileDownloader:
                     if written > max_bytes:
                         raise PermanentError(
                             f"file is larger than {max_bytes} bytes",
-                            user_message=(
+                            user_message=too_large_message
+                            or (
                                 f"This file is larger than the {max_bytes // (1024 * 1024)} MB "
                                 "limit of this app."
                             ),

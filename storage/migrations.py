@@ -119,4 +119,14 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_unfinished ON jobs (batch_id)
         WHERE state NOT IN ('completed', 'failed', 'skipped');
     """,
+    # 8: how often a job was submitted again because the provider lost the work it had accepted,
+    # so that a provider that keeps losing it cannot keep the job going forever.
+    """
+    ALTER TABLE jobs ADD COLUMN resubmissions INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 9: a Slack file's duration as Slack gives it, checked against the provider's limit before
+    # the download, also when the job is retried.
+    """
+    ALTER TABLE jobs ADD COLUMN duration_ms INTEGER;
+    """,
 ]

@@ -60,6 +60,8 @@ class NewJob:
     download_url: str | None = None
     mimetype: str | None = None
     size_bytes: int | None = None
+    #: The recording's length, when Slack gives it (clips and many media files).
+    duration_ms: int | None = None
     #: Slack Connect stub: details come from ``files.info`` before the download.
     needs_file_info: bool = False
     #: Unique per (team, channel, message, file): the same file of the same message is taken once.
@@ -147,6 +149,10 @@ class Job:
     stalled_since: datetime | None = None
     #: An upload or submission was sent at this time and its answer is not recorded yet.
     sent_at: datetime | None = None
+    #: Times the job was submitted again because the provider lost the work it had accepted.
+    resubmissions: int = 0
+    #: The recording's length, when Slack gives it.
+    duration_ms: int | None = None
 
 
 @dataclass

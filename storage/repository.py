@@ -68,6 +68,8 @@ _JOB_COLUMNS = frozenset(
         "needs_file_info",
         "stalled_since",
         "sent_at",
+        "resubmissions",
+        "duration_ms",
     }
 )
 _BATCH_COLUMNS = frozenset(
@@ -387,6 +389,7 @@ class Repository:
                         job.download_url,
                         job.mimetype,
                         job.size_bytes,
+                        job.duration_ms,
                         int(job.needs_file_info),
                         job.dedupe_key,
                         state.value,
@@ -432,9 +435,9 @@ class Repository:
             await db.executemany(
                 """INSERT OR IGNORE INTO jobs (id, batch_id, position, kind, provider,
                        filename, slack_file_id, url, download_url, mimetype, size_bytes,
-                       needs_file_info, dedupe_key, state, error, created_at, updated_at,
-                       finished_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       duration_ms, needs_file_info, dedupe_key, state, error, created_at,
+                       updated_at, finished_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 job_rows,
             )
 
@@ -1028,6 +1031,8 @@ def _job(row: Sequence[Any]) -> Job:
         finished_at,
         stalled_since,
         sent_at,
+        resubmissions,
+        duration_ms,
     ) = row
     return Job(
         id=id_,
@@ -1061,4 +1066,6 @@ def _job(row: Sequence[Any]) -> Job:
         finished_at=_to_time(finished_at),
         stalled_since=_to_time(stalled_since),
         sent_at=_to_time(sent_at),
+        resubmissions=resubmissions,
+        duration_ms=duration_ms,
     )

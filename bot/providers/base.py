@@ -101,8 +101,14 @@ Outcomes = Mapping[str, Any]
 
 class Provider(ABC):
     name: ClassVar[str]
+    #: The provider's name as people read it in replies.
+    display_name: ClassVar[str] = "The transcription service"
     #: True when all jobs of one Slack message travel as one group.
     batch_native: ClassVar[bool] = False
+    #: The largest file the provider takes, whatever ``MAX_FILE_MB`` says. None: none known.
+    max_file_bytes: int | None = None
+    #: The longest recording the provider takes. None: none known.
+    max_duration_seconds: float | None = None
     #: Most jobs submitted and not yet finished at once; the pipeline holds the rest back so a
     #: provider-side cap (Soniox: 100 pending transcriptions) is never reached. None: no limit.
     max_in_flight: int | None = None

@@ -7,13 +7,17 @@ of a message at once and each step is one request for the whole group, not one p
    streamed from open file objects). Soket answers 202 with a ``batch_upload_id`` and a ``file_id``
    per file, then moves the files to its storage in the background.
 2. **Ready?**: ``GET /files/upload/{batch_upload_id}`` until every file says ``completed``. A
-   ``failed`` file fails its job alone.
+   ``failed`` file fails its job alone; a file the answer does not list is left for the
+   submission to decide.
 3. **Submit**: one ``POST /batch`` naming the live jobs' ``file_ids`` plus ``sources`` for links.
    Soket answers 409 while an upload is still moving; that is a wait, not a failure. Links get
    their ``file_id`` here, and every job gets the ``batch_id`` as its remote id.
 4. **Poll**: one walk over every page of ``GET /results/batch/{batch_id}``. ``completed`` and
    ``failed`` files are final; while others run, ``GET /status/batch/{batch_id}`` gives Soket's
-   estimate, which decides when the next poll is worth making.
+   estimate, which decides when the next poll is worth making. Either call may answer
+   ``{"error": "batch not found"}`` with a status the reference does not give (a 200 among
+   them): the batch is lost, and its jobs come back as :class:`~bot.errors.WorkLost` for the
+   pipeline to submit again.
 5. **Clean up**: one ``DELETE /files`` for the group's files, which also drops their jobs at Soket.
 
 The fields inside a file's ``result`` are not documented, so :func:`transcript_from_result` reads
@@ -25,13 +29,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import PurePosixPath
 from typing import IO, Any
 
 import httpx
 
-from bot.errors import NotReadyYet, PermanentError, ProviderAuthError, TemporaryError
+from bot.errors import NotReadyYet, PermanentError, ProviderAuthError, TemporaryError, WorkLost
 from bot.providers.base import (
     Progress,
     ProgressStatus,
@@ -59,8 +63,10 @@ MAX_UPLOAD_WAIT_SECONDS = 30.0
 AUTH_USER_MESSAGE = (
     "Soket rejected the API token of this app; an admin needs to fix SOKET_API_TOKEN."
 )
+LOST_BATCH_MESSAGE = "Soket lost this transcription."
+#: The documented error of a batch Soket does not know, whatever the HTTP status beside it.
+_BATCH_NOT_FOUND = "batch not found"
 _GONE_MESSAGES = {
-    "batch not found": "Soket no longer has this transcription. Share the file again to retry.",
     "file not found": "Soket no longer has this file. Share it again to retry.",
     "upload not found": "Soket no longer has this upload. Share the file again to retry.",
 }
@@ -73,7 +79,9 @@ UploadFiles = list[tuple[str, tuple[str, IO[bytes], str]]]
 
 class SoketProvider(Provider):
     name = "soket"
+    display_name = "Soket"
     batch_native = True
+    # Soket documents no limit on size or duration: MAX_FILE_MB alone applies.
 
     def __init__(self, client: httpx.AsyncClient, *, api_url: str, api_token: str) -> None:
         self._client = client
@@ -85,11 +93,12 @@ class SoketProvider(Provider):
     # -- Provider ----------------------------------------------------------------------------
 
     async def check_credentials(self) -> None:
-        # Asking about a batch that cannot exist is cheap and touches nothing: 404 proves the
-        # token was accepted, 401 that it was not.
-        await self._request(
-            "GET", f"/status/batch/{uuid.uuid4()}", what="check token", accept=(200, 404)
-        )
+        # Asking about a batch that cannot exist is cheap and touches nothing: "batch not
+        # found" proves the token was accepted, 401 that it was not.
+        with suppress(WorkLost):
+            await self._request(
+                "GET", f"/status/batch/{uuid.uuid4()}", what="check token", accept=(200, 404)
+            )
 
     async def upload(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Uploaded | PermanentError]:
         if not jobs:
@@ -249,16 +258,31 @@ class SoketProvider(Provider):
             by_file = {entry_id: e for e in entries if (entry_id := _text(e.get("file_id")))}
             by_name = {name: e for e in entries if (name := _text(e.get("filename")))}
             waiting: list[ProviderJob] = []
+            listed = False
             for job in members:
                 entry = by_file.get(job.file_id) if job.file_id else by_name.get(job.filename)
+                listed = listed or entry is not None
                 progress = file_progress(entry)
                 outcomes[job.job_id] = progress
                 if not progress.status.is_terminal:
                     waiting.append(job)
-            if waiting:
+            if not waiting:
+                continue
+            try:
                 eta = await self._eta(batch_id)
-                for job in waiting:
-                    outcomes[job.job_id].eta_seconds = eta
+            except WorkLost as exc:
+                if listed:
+                    # Results that list our files outweigh a status call that lost track.
+                    log.warning("soket batch %s: results listed, status lost: %s", batch_id, exc)
+                    eta = None
+                else:
+                    log.warning("soket batch %s: %s", batch_id, exc.detail)
+                    outcomes.update(
+                        {job.job_id: Progress(ProgressStatus.FAILED, error=exc) for job in waiting}
+                    )
+                    continue
+            for job in waiting:
+                outcomes[job.job_id].eta_seconds = eta
         return outcomes
 
     async def clean_up(self, jobs: Sequence[ProviderJob]) -> None:
@@ -304,6 +328,7 @@ class SoketProvider(Provider):
                 },
             )
             body = _json_object(response, "batch results")
+            _raise_error_in_body(response, body, "batch results")
             files = _dict_list(body.get("files"))
             for entry in files:
                 file_id = _text(entry.get("file_id"))
@@ -324,7 +349,8 @@ class SoketProvider(Provider):
         try:
             response = await self._request("GET", f"/status/batch/{batch_id}", what="batch status")
             body = _json_object(response, "batch status")
-        except ProviderAuthError:
+            _raise_error_in_body(response, body, "batch status")
+        except (ProviderAuthError, WorkLost):
             raise
         except (TemporaryError, PermanentError) as exc:
             log.info("soket batch %s: no estimate (%s)", batch_id, exc.detail)
@@ -413,10 +439,13 @@ def _upload_readiness(
     upload_id: str, job: ProviderJob, entry: dict[str, Any] | None
 ) -> bool | PermanentError:
     if entry is None:
-        return PermanentError(
-            f"soket upload {upload_id} does not list file {job.file_id}",
-            user_message="Soket lost this upload. Share the file again to retry.",
+        # The shape of this answer is not documented, so a file it leaves out is not known to
+        # be lost: submitting decides, as ``POST /batch`` answers 409 while the upload is still
+        # moving and 404 once Soket no longer has the file.
+        log.info(
+            "soket upload %s does not list file %s; submitting decides", upload_id, job.file_id
         )
+        return True
     state = entry.get("upload_status")
     if state == "completed":
         return True
@@ -591,6 +620,26 @@ def _error_text(response: httpx.Response) -> str:
     return response.text[:200]
 
 
+def _raise_error_in_body(response: httpx.Response, body: dict[str, Any], what: str) -> None:
+    """Raise the error an accepted answer carries instead of its content.
+
+    The reference gives Soket's error bodies without their statuses, so ``{"error": …}`` may
+    come with a 200: read as a page, it would look like a batch still running, for hours.
+    """
+    message = _text(body.get("error"))
+    if message is None or "files" in body or "batch_id" in body:
+        return
+    detail = f"soket {what}: {response.status_code} {message[:200]}"
+    if _is_batch_not_found(message):
+        raise WorkLost(detail, user_message=LOST_BATCH_MESSAGE)
+    # Some other trouble in a success status: retried with backoff, until the age limit.
+    raise TemporaryError(detail)
+
+
+def _is_batch_not_found(message: str) -> bool:
+    return message.strip().lower() == _BATCH_NOT_FOUND
+
+
 def _not_found(response: httpx.Response, what: str) -> PermanentError:
     """A 404: Soket no longer has the batch, file or upload (its body says which)."""
     message = _error_text(response)
@@ -607,6 +656,8 @@ def _error(response: httpx.Response, what: str) -> PermanentError | TemporaryErr
     message = _error_text(response)
     detail = f"soket {what}: {response.status_code} {message}"
     status = response.status_code
+    if _is_batch_not_found(message):
+        return WorkLost(detail, user_message=LOST_BATCH_MESSAGE)
     if status == 404:
         return _not_found(response, what)
     if status == 409:

@@ -37,7 +37,11 @@ _FRIENDLY_ERRORS = {
 
 class SonioxProvider(Provider):
     name = "soniox"
+    display_name = "Soniox"
     batch_native = False
+    # Soniox's per-file limits; the duration cannot be raised on request.
+    max_file_bytes = 524_288_000
+    max_duration_seconds = 300 * 60.0
 
     def __init__(
         self,

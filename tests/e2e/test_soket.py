@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from bot.app import Runtime, running_bot
-from storage.models import Batch, ChannelSettings, Job
-from tests.conftest import SettingsFactory, SlackSender
+from bot.pipeline import MAX_RESUBMISSIONS
+from storage.models import Batch, ChannelSettings, Job, JobState
+from tests.conftest import ManualClock, SettingsFactory, SlackSender, cycles, final_replies
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soket import FakeSoket
 from tests.fakes.soniox import DECODE_ERROR_MESSAGE, FakeSoniox
@@ -146,3 +148,157 @@ async def test_channel_setting_routes_a_channel_to_soket_while_the_default_stays
     assert fake_soket.batch_bodies == [{"file_ids": [soket_jobs[0].provider_file_id]}]
     assert len(fake_soniox.create_bodies) == 1
     assert fake_soniox.create_bodies[0]["file_id"] == default_jobs[0].provider_file_id
+
+
+async def test_a_file_missing_from_the_upload_status_is_transcribed_once_soket_takes_it(
+    soket_bot: Runtime,
+    fake_slack: FakeSlack,
+    fake_soket: FakeSoket,
+    soket_sender: SlackSender,
+) -> None:
+    # Soket's upload-status answer never lists this file, and it is still moving to storage
+    # for the first two reads: the submission's 409 says when it can go.
+    fake_soket.unlisted_in_upload_status = {"unlisted.wav"}
+    fake_soket.upload_polls_until_complete = 3
+    event = fake_slack.message_event(
+        files=[fake_slack.add_file(name="unlisted.wav", content=silent_wav())]
+    )
+
+    assert (await soket_sender.event(event)).status_code == 200
+    reply = await reply_to(fake_slack, "C0GENERAL", event["ts"])
+
+    assert "Hello from unlisted.wav." in reply["text"]
+    submissions = fake_soket.requests_to(r"/batch$", "POST")
+    assert len(submissions) >= 2, "409 while the upload was still moving, then accepted"
+    assert len(fake_soket.batch_bodies) == 1
+    assert len(fake_soket.requests_to(r"/files/upload$", "POST")) == 1
+
+
+async def test_a_batch_soket_lost_is_submitted_again_and_answered_once(
+    soket_bot: Runtime,
+    fake_slack: FakeSlack,
+    fake_soket: FakeSoket,
+    soket_sender: SlackSender,
+) -> None:
+    # Soket answers the lost batch with its error body and a 200, which once read as "still
+    # running" until the age limit.
+    fake_soket.missing_batch_status = 200
+    fake_soket.batches_to_lose = 1
+    event = fake_slack.message_event(
+        files=[fake_slack.add_file(name="standup.wav", content=silent_wav())],
+        text="and <https://audio.example/retro.mp3>",
+    )
+
+    assert (await soket_sender.event(event)).status_code == 200
+    reply = await reply_to(fake_slack, "C0GENERAL", event["ts"])
+
+    assert "Hello from standup.wav." in reply["text"]
+    assert "Hello from retro.mp3." in reply["text"]
+    first, second = fake_soket.batch_bodies
+    # The stored upload is used again (nothing is downloaded or uploaded twice); the link is
+    # handed over again.
+    assert second["file_ids"] == first["file_ids"]
+    assert second["sources"] == first["sources"]
+    assert len(fake_soket.requests_to(r"/files/upload$", "POST")) == 1
+    assert len(fake_slack.downloads) == 1
+    _, jobs = await jobs_behind(soket_bot, reply)
+    assert [job.resubmissions for job in jobs] == [1, 1]
+    assert {job.provider_job_id for job in jobs} == set(fake_soket.batches)
+    await fake_slack.wait_for(
+        lambda: fake_slack.reactions.get(("C0GENERAL", event["ts"])) == ["white_check_mark"]
+    )
+    await soket_bot.pipeline.run_cycle()
+    assert len(final_replies(fake_slack, event)) == 1
+
+
+async def test_a_batch_soket_keeps_losing_fails_within_minutes_saying_why(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soket: FakeSoket
+) -> None:
+    fake_soket.estimated_completion_seconds = 0.1
+    fake_soket.missing_batch_status = 404
+    fake_soket.batches_to_lose = MAX_RESUBMISSIONS + 5
+    clock = ManualClock()
+    settings = make_settings(transcribe_provider="soket", poll_interval_seconds=30)
+    async with running_bot(settings, clock=clock, host="127.0.0.1") as runtime:
+        event = fake_slack.message_event(
+            files=[fake_slack.add_file(name="standup.wav", content=silent_wav())]
+        )
+        await SlackSender(fake_slack, runtime).event(event)
+        started = clock.now
+        for _ in range(20):
+            await cycles(runtime, clock, 1, seconds=30)
+            if final_replies(fake_slack, event):
+                break
+        (reply,) = final_replies(fake_slack, event)
+        (job,) = await runtime.repository.jobs_of(reply["metadata"]["event_payload"]["batch_id"])
+
+    assert clock.now - started <= timedelta(minutes=5)
+    assert (
+        "standup.wav: Soket lost this transcription. It was sent again twice and lost each time; "
+        "share the file again later to retry." in reply["text"]
+    )
+    assert len(fake_soket.batch_bodies) == 1 + MAX_RESUBMISSIONS
+    assert len(fake_soket.lost_batches) == 1 + MAX_RESUBMISSIONS
+    assert job.state is JobState.FAILED and job.resubmissions == MAX_RESUBMISSIONS
+    assert len(fake_soket.requests_to(r"/files/upload$", "POST")) == 1
+    # Nothing is left at Soket.
+    assert fake_soket.deleted_files == [job.provider_file_id]
+
+
+async def test_a_file_and_a_link_of_one_message_go_to_soket_in_one_batch(
+    soket_bot: Runtime,
+    fake_slack: FakeSlack,
+    fake_soket: FakeSoket,
+    soket_sender: SlackSender,
+) -> None:
+    event = fake_slack.message_event(
+        files=[fake_slack.add_file(name="standup.wav", content=silent_wav())],
+        text="and <https://audio.example/retro.mp3>",
+    )
+
+    assert (await soket_sender.event(event)).status_code == 200
+    reply = await reply_to(fake_slack, "C0GENERAL", event["ts"])
+
+    assert "Hello from standup.wav." in reply["text"]
+    assert "Hello from retro.mp3." in reply["text"]
+    (body,) = fake_soket.batch_bodies
+    assert len(body["file_ids"]) == 1
+    assert body["sources"] == [{"url": "https://audio.example/retro.mp3", "filename": "retro.mp3"}]
+    assert len(fake_slack.downloads) == 1
+
+
+async def test_sending_a_lost_batch_again_is_counted_before_it_goes_out(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soket: FakeSoket
+) -> None:
+    fake_soket.estimated_completion_seconds = 0.1
+    fake_soket.batches_to_lose = 1
+    clock = ManualClock()
+    settings = make_settings(transcribe_provider="soket", poll_interval_seconds=30)
+    async with running_bot(settings, clock=clock, host="127.0.0.1") as runtime:
+        event = fake_slack.message_event(
+            files=[fake_slack.add_file(name="standup.wav", content=silent_wav())]
+        )
+        await SlackSender(fake_slack, runtime).event(event)
+        await cycles(runtime, clock, 2, seconds=1)
+        assert len(fake_soket.lost_batches) == 1
+        # A gateway fails the second submission: retrying it must not count as sending again.
+        fake_soket.inject(r"/batch$", method="POST", status=502, body={"error": "bad gateway"})
+
+        await cycles(runtime, clock, 1, seconds=30)
+        (job,) = await runtime.repository.open_jobs()
+        assert (job.state, job.resubmissions, job.provider_job_id) == (JobState.UPLOADED, 1, None)
+
+        await cycles(runtime, clock, 1, seconds=1)
+        (job,) = await runtime.repository.open_jobs()
+        assert job.sent_at is not None and job.resubmissions == 1
+
+        for _ in range(5):
+            await cycles(runtime, clock, 1, seconds=30)
+            if final_replies(fake_slack, event):
+                break
+        (reply,) = final_replies(fake_slack, event)
+        (job,) = await runtime.repository.jobs_of(reply["metadata"]["event_payload"]["batch_id"])
+
+    assert "Hello from standup.wav." in reply["text"]
+    assert job.resubmissions == 1, "a retried submission is not another resubmission"
+    assert len(fake_soket.requests_to(r"/batch$", "POST")) == 3

@@ -354,6 +354,8 @@ class FakeSlack(LoopbackServer):
         #: Files whose private URLs answer a 302 to the given URL instead of the file (see
         #: :meth:`redirect_download`).
         self.download_redirects: dict[str, str] = {}
+        #: Bytes of file content written to downloads, per file id.
+        self.download_bytes: dict[str, int] = {}
         #: JSON posted to response URLs, each with its ``response_id``.
         self.responses: list[dict[str, Any]] = []
         #: Socket Mode acknowledgements by envelope id.
@@ -1346,6 +1348,7 @@ class FakeSlack(LoopbackServer):
         try:
             for chunk in stored.chunks(start, end):
                 await response.write(chunk)
+                self.download_bytes[file_id] = self.download_bytes.get(file_id, 0) + len(chunk)
         finally:
             if task is not None:
                 self._stream_tasks.discard(task)

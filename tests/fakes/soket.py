@@ -115,6 +115,17 @@ class FakeSoket(LoopbackServer):
         self.retrying_once = False
         #: Which undocumented layout ``result`` takes; see the module docstring.
         self.result_shape: ResultShape = "transcript"
+        #: The HTTP status of ``{"error": "batch not found"}`` from the results and status of a
+        #: batch the fake does not know: the reference gives the body, not the status.
+        self.missing_batch_status = 404
+        #: How many of the next accepted batches Soket loses at once (they are answered as
+        #: unknown batches; their files stay stored and can be submitted again).
+        self.batches_to_lose = 0
+        #: The ids of the batches lost so far, in order.
+        self.lost_batches: list[str] = []
+        #: Filenames left out of ``files[]`` in upload-status answers (the counters still count
+        #: them): the reference does not say that every file is always listed.
+        self.unlisted_in_upload_status: set[str] = set()
         #: Every known file by ``file_id`` (uploads and URL sources) with ``sha256`` and ``head``.
         self.files: dict[str, dict[str, Any]] = {}
         #: Upload requests by ``batch_upload_id``: ``file_ids``, ``spool_seconds``, ``polls``.
@@ -140,6 +151,13 @@ class FakeSoket(LoopbackServer):
     def set_transcript(self, filename: str, turns: Turns) -> None:
         """Make files named ``filename`` transcribe to ``turns`` of ``(speaker, text)``."""
         self._transcripts[filename] = list(turns)
+
+    def lose_batch(self, batch_id: str) -> None:
+        """Forget a submitted batch and its jobs, as a Soket that lost it would; its files stay."""
+        batch = self.batches.pop(batch_id)
+        for job_id in batch["job_ids"]:
+            self._jobs.pop(job_id, None)
+        self.lost_batches.append(batch_id)
 
     def jobs_for(self, batch_id: str) -> list[dict[str, Any]]:
         """The batch's jobs as raw records, for assertions."""
@@ -236,7 +254,13 @@ class FakeSoket(LoopbackServer):
                 stored["gcs_key"] = f"uploads/{batch_upload_id}/{file_id}/{stored['filename']}"
         if changed:
             await self.notify()
-        return web.json_response(self._upload_view(batch_upload_id))
+        view = self._upload_view(batch_upload_id)
+        view["files"] = [
+            entry
+            for entry in view["files"]
+            if entry["filename"] not in self.unlisted_in_upload_status
+        ]
+        return web.json_response(view)
 
     def _upload_view(self, batch_upload_id: str) -> dict[str, Any]:
         upload = self.uploads[batch_upload_id]
@@ -331,6 +355,9 @@ class FakeSoket(LoopbackServer):
             "estimated_completion_seconds": self.estimated_completion_seconds,
         }
         self.batch_bodies.append(body)
+        if self.batches_to_lose > 0:
+            self.batches_to_lose -= 1
+            self.lose_batch(batch_id)
         await self.notify()
         return web.json_response(
             {
@@ -401,7 +428,7 @@ class FakeSoket(LoopbackServer):
         batch_id = request.match_info["batch_id"]
         batch = self.batches.get(batch_id)
         if batch is None:
-            return _error(404, "batch not found")
+            return _error(self.missing_batch_status, "batch not found")
         jobs = self._batch_jobs(batch_id)
         completed = sum(1 for job in jobs if job.status == "completed")
         failed = sum(1 for job in jobs if job.status == "failed")
@@ -468,7 +495,7 @@ class FakeSoket(LoopbackServer):
             flags[name] = value
 
         if batch_id not in self.batches and status is None:
-            return _error(404, "batch not found")
+            return _error(self.missing_batch_status, "batch not found")
         jobs = self._batch_jobs(batch_id)
         if self._advance(jobs):
             await self.notify()

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.errors import NotReadyYet, PermanentError, ProviderAuthError, TemporaryError
+from bot.errors import NotReadyYet, PermanentError, ProviderAuthError, TemporaryError, WorkLost
 from bot.providers.base import Progress, ProgressStatus, ProviderJob, Submitted, Uploaded
 from bot.providers.soket import SoketProvider, transcript_from_result, unique_names
 from bot.transcript import to_plain_text
@@ -200,6 +200,23 @@ async def test_failed_upload_fails_its_file_and_stays_out_of_the_batch(
     assert fake_soket.batch_bodies == [{"file_ids": [good.file_id]}]
 
 
+async def test_a_file_the_upload_status_leaves_out_is_left_to_the_submission(
+    provider: SoketProvider, fake_soket: FakeSoket, tmp_path: Path
+) -> None:
+    fake_soket.upload_polls_until_complete = 2
+    fake_soket.unlisted_in_upload_status = {"quiet.wav"}
+    quiet = spooled(tmp_path, "quiet.wav")
+    await upload(provider, [quiet])
+
+    # Not listed is not lost: the submission's 409 does the waiting while the upload moves on.
+    assert await provider.uploads_ready([quiet]) == {quiet.job_id: True}
+    with pytest.raises(NotReadyYet):
+        await provider.submit([quiet])
+    assert await provider.uploads_ready([quiet]) == {quiet.job_id: True}
+    await submit(provider, [quiet])
+    assert fake_soket.batch_bodies == [{"file_ids": [quiet.file_id]}]
+
+
 # -- results -------------------------------------------------------------------------------------
 
 
@@ -355,12 +372,6 @@ async def test_wrong_token_is_an_auth_error_logged_once(
 async def test_not_found_answers_become_plain_failures(
     provider: SoketProvider, fake_soket: FakeSoket, tmp_path: Path
 ) -> None:
-    missing_batch = ProviderJob(job_id="j1", filename="a.wav", file_id="f1", remote_id="nope")
-    progress = (await provider.poll([missing_batch]))["j1"]
-    assert progress.status is ProgressStatus.FAILED and progress.error is not None
-    assert "batch not found" in progress.error.detail
-    assert progress.error.user_message.startswith("Soket no longer has this transcription")
-
     missing_upload = ProviderJob(job_id="j2", filename="a.wav", file_id="f2", upload_id="gone")
     ready = (await provider.uploads_ready([missing_upload]))["j2"]
     assert isinstance(ready, PermanentError)
@@ -370,6 +381,62 @@ async def test_not_found_answers_become_plain_failures(
     with pytest.raises(PermanentError) as caught:
         await provider.submit([unknown_file])
     assert caught.value.user_message.startswith("Soket no longer has this file")
+
+
+@pytest.mark.parametrize("status", [200, 404, 410, 400])
+async def test_a_lost_batch_is_recognised_by_its_body_whatever_the_status(
+    provider: SoketProvider, fake_soket: FakeSoket, tmp_path: Path, status: int
+) -> None:
+    fake_soket.missing_batch_status = status
+    jobs = [spooled(tmp_path, "a.wav"), link("https://audio.example/b.mp3")]
+    batch_id = await ready_and_submit(provider, jobs)
+    fake_soket.lose_batch(batch_id)
+
+    outcomes = await provider.poll(jobs)
+
+    for job in jobs:
+        progress = outcomes[job.job_id]
+        assert progress.status is ProgressStatus.FAILED
+        assert isinstance(progress.error, WorkLost), progress.error
+        assert progress.error.user_message == "Soket lost this transcription."
+        assert f"{status} batch not found" in progress.error.detail
+
+
+async def test_a_lost_batch_named_only_by_its_status_call_is_lost(
+    provider: SoketProvider, fake_soket: FakeSoket, tmp_path: Path
+) -> None:
+    fake_soket.missing_batch_status = 200
+    job = link("https://audio.example/b.mp3")
+    batch_id = await ready_and_submit(provider, [job])
+    fake_soket.lose_batch(batch_id)
+    # A results page that says nothing of the batch's files, without an error.
+    empty = {"batch_id": batch_id, "page": 1, "limit": 200, "total_pages": 0, "files": []}
+    fake_soket.inject(r"/results/batch/", status=200, body=empty)
+
+    progress = (await provider.poll([job]))[job.job_id]
+
+    assert isinstance(progress.error, WorkLost)
+    assert "batch status: 200 batch not found" in progress.error.detail
+
+
+async def test_an_unknown_error_in_a_200_is_retried_not_read_as_progress(
+    provider: SoketProvider, fake_soket: FakeSoket
+) -> None:
+    job = link("https://audio.example/b.mp3")
+    await ready_and_submit(provider, [job])
+    fake_soket.inject(r"/results/batch/", status=200, body={"error": "results store busy"})
+
+    with pytest.raises(TemporaryError) as caught:
+        await provider.poll([job])
+    assert "results store busy" in caught.value.detail
+
+
+async def test_the_token_check_takes_any_batch_not_found_as_proof(
+    provider: SoketProvider, fake_soket: FakeSoket
+) -> None:
+    for status in (200, 404, 410):
+        fake_soket.missing_batch_status = status
+        await provider.check_credentials()
 
 
 async def test_bad_request_is_permanent_and_server_trouble_temporary(
