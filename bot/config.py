@@ -26,6 +26,10 @@ class ProviderName(StrEnum):
 
 
 WEBHOOK_HEADER = "X-Threadscribe-Webhook-Token"
+#: Where Soniox is asked to report finished transcriptions, below ``PUBLIC_URL``.
+SONIOX_WEBHOOK_PATH = "/webhooks/soniox"
+#: Soniox refuses a ``webhook_url`` longer than this, and with it every transcription.
+SONIOX_WEBHOOK_URL_MAX = 256
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,7 @@ class Settings(BaseSettings):
         secret = self.slack_signing_secret.get_secret_value().encode()
         token = hmac.new(secret, b"threadscribe soniox webhook", hashlib.sha256).hexdigest()
         return WebhookTarget(
-            url=str(self.public_url).rstrip("/") + "/webhooks/soniox",
+            url=str(self.public_url).rstrip("/") + SONIOX_WEBHOOK_PATH,
             header_name=WEBHOOK_HEADER,
             header_value=token,
         )
@@ -181,6 +185,19 @@ class Settings(BaseSettings):
             )
             problems.append(
                 f"{key} is required because TRANSCRIBE_PROVIDER is {self.transcribe_provider.value}"
+            )
+        webhook = self.soniox_webhook
+        if (
+            webhook is not None
+            and self.soniox_api_key is not None
+            and len(webhook.url) > SONIOX_WEBHOOK_URL_MAX
+        ):
+            # Caught here, not by Soniox: it would refuse every transcription for it.
+            longest = SONIOX_WEBHOOK_URL_MAX - len(SONIOX_WEBHOOK_PATH)
+            problems.append(
+                f"PUBLIC_URL is too long: Soniox takes a webhook URL of at most "
+                f"{SONIOX_WEBHOOK_URL_MAX} characters, and PUBLIC_URL{SONIOX_WEBHOOK_PATH} has "
+                f"{len(webhook.url)}; use a base URL of at most {longest} characters"
             )
         return problems
 
