@@ -28,6 +28,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,7 +36,13 @@ from typing import Any, TypeVar
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
-from bot.errors import NotReadyYet, PermanentError, TemporaryError, TranscribeError
+from bot.errors import (
+    AccountProblem,
+    NotReadyYet,
+    PermanentError,
+    TemporaryError,
+    TranscribeError,
+)
 from bot.intake import too_large_reason
 from bot.media import is_media_file
 from bot.providers.base import (
@@ -49,7 +56,15 @@ from bot.providers.base import (
 from bot.rendering import MAX_BLOCKS, escape, render_reply
 from bot.slack_api import UNDELIVERABLE_ERRORS, SlackGateway, ThreadState, slack_error_code
 from bot.slack_files import SlackFileDownloader
-from storage.models import PENDING_STATUS, Batch, BatchState, Job, JobKind, JobState
+from storage.models import (
+    PENDING_STATUS,
+    Batch,
+    BatchState,
+    Job,
+    JobKind,
+    JobState,
+    ProviderAccountProblem,
+)
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -75,6 +90,15 @@ EARLY_NOTICE_SECONDS = 600.0
 #: provider retries a webhook that failed; this catches one that never arrives (the bot was down
 #: or unreachable), at a cost of one call a minute per job.
 WEBHOOK_FALLBACK_POLL_SECONDS = 60.0
+#: How often a provider account that refuses new work (a used-up balance) is tried again, with
+#: one call; the rest of its work waits meanwhile instead of asking too.
+ACCOUNT_RETRY_SECONDS = 60.0
+#: How often the log says again that a provider account still refuses new work.
+ACCOUNT_REMINDER_SECONDS = 900.0
+
+#: The steps a provider account can refuse.
+UPLOAD_STEP = "upload"
+SUBMIT_STEP = "submit"
 
 
 def backoff_seconds(attempts: int, rng: random.Random) -> float:
@@ -102,6 +126,18 @@ def next_poll_delay(
     else:
         delay = max(poll_interval, min(MAX_POLL_BACKOFF_SECONDS, age_seconds / 10))
     return max(delay, WEBHOOK_FALLBACK_POLL_SECONDS) if notified else delay
+
+
+@dataclass
+class _StandingProblem:
+    """A provider account that refuses new work, as the pipeline keeps it between cycles."""
+
+    record: ProviderAccountProblem
+    #: Raised for the work held back while it stands.
+    error: AccountProblem
+    #: When one call may try the account again.
+    next_probe_at: datetime
+    logged_at: datetime
 
 
 def unit_key(job: Job, provider: Provider | None) -> str:
@@ -162,6 +198,9 @@ class Pipeline:
         #: "Still processing" answers of this cycle, saved together once its calls are done,
         #: each with the job's ``updated_at`` as the cycle read it.
         self._still_running: dict[str, tuple[datetime, dict[str, Any]]] = {}
+        #: Provider accounts that refuse new work, by provider; read from the database by the
+        #: first cycle, kept up to date by every cycle after it.
+        self._accounts: dict[str, _StandingProblem] | None = None
 
     # -- the cycle ---------------------------------------------------------------------------
 
@@ -176,6 +215,8 @@ class Pipeline:
         now = self._clock()
         units: dict[str, list[Job]] = {}
         self._still_running = {}
+        if self._accounts is None:
+            await self._load_account_problems(now)
         due_jobs = await self._repository.open_jobs(due_by=now)
         in_use = await self._repository.language_hints_in_use()
         self._hints = {job.batch_id: in_use.get(job.batch_id, []) for job in due_jobs}
@@ -444,6 +485,7 @@ class Pipeline:
                 await self._set(job, state=JobState.QUEUED, spool_path=None)
         if not present:
             return
+        self._raise_if_account_refuses(provider, UPLOAD_STEP)
         outcomes: dict[str, Uploaded | PermanentError] = {}
         resent = [job for job in present if job.sent_at is not None]
         if resent:
@@ -452,7 +494,10 @@ class Pipeline:
         to_send = [job for job in present if job.id not in outcomes]
         if to_send:
             await self._mark_sent(to_send)
-            outcomes.update(await provider.upload(await self._provider_jobs(to_send)))
+            sent = await provider.upload(await self._provider_jobs(to_send))
+            outcomes.update(sent)
+            if any(isinstance(outcome, Uploaded) for outcome in sent.values()):
+                await self._account_works(provider, UPLOAD_STEP)
         for job in present:
             outcome = outcomes.get(job.id)
             if isinstance(outcome, PermanentError):
@@ -485,6 +530,11 @@ class Pipeline:
             jobs = [job for job in jobs if not job.state.is_terminal]
         if not jobs or not self._take_submission_slots(provider, len(jobs)):
             return
+        try:
+            self._raise_if_account_refuses(provider, SUBMIT_STEP)
+        except AccountProblem:
+            self._in_flight[provider.name] -= len(jobs)  # the slots taken above go unused
+            raise
         outcomes: dict[str, Submitted | PermanentError] = {}
         resent = [job for job in jobs if job.sent_at is not None]
         if resent:
@@ -493,7 +543,10 @@ class Pipeline:
         to_send = [job for job in jobs if job.id not in outcomes]
         if to_send:
             await self._mark_sent(to_send)
-            outcomes.update(await provider.submit(await self._provider_jobs(to_send)))
+            sent = await provider.submit(await self._provider_jobs(to_send))
+            outcomes.update(sent)
+            if any(isinstance(outcome, Submitted) for outcome in sent.values()):
+                await self._account_works(provider, SUBMIT_STEP)
         now = self._clock()
         changes: dict[str, dict[str, Any]] = {}
         for job in jobs:
@@ -629,6 +682,9 @@ class Pipeline:
             log.warning("jobs %s failed: %s", [job.id for job in jobs], exc.detail)
             await self._fail(jobs, exc)
             return
+        if isinstance(exc, AccountProblem):
+            await self._wait_for_account(jobs, exc)
+            return
         assert isinstance(exc, TemporaryError)
         now = self._clock()
         # Counted from when this step started waiting or failing, not from creation: work that
@@ -673,6 +729,156 @@ class Pipeline:
             error_detail=exc.detail,
             stalled_since=since,
         )
+
+    # -- provider accounts that refuse new work -----------------------------------------------
+
+    async def _load_account_problems(self, now: datetime) -> None:
+        """Take over the account problems a previous run recorded: the work that waits for them
+        stays held, and one call tries each account again at once."""
+        self._accounts = {}
+        for record in await self._repository.account_problems():
+            self._accounts[record.provider] = _StandingProblem(
+                record=record,
+                error=_held_back(record),
+                next_probe_at=now,
+                logged_at=now,
+            )
+            log.error(
+                "the %s account still refused new work when the bot last ran (%s, since %s): "
+                "trying it again now",
+                record.provider,
+                record.reason,
+                record.since.isoformat(timespec="seconds"),
+            )
+
+    def _raise_if_account_refuses(self, provider: Provider, step: str) -> None:
+        """Raise the provider's standing account problem if ``step`` must wait for it.
+
+        While an account refuses new work, one call a minute tries it again (this unit, when
+        its turn comes) and the rest of the provider's work at that step waits: a thousand files
+        must not each hear the same refusal.
+        """
+        standing = (self._accounts or {}).get(provider.name)
+        if standing is None or step not in standing.record.steps:
+            return
+        now = self._clock()
+        if now >= standing.next_probe_at:
+            standing.next_probe_at = now + timedelta(seconds=ACCOUNT_RETRY_SECONDS)
+            return
+        raise standing.error
+
+    async def _wait_for_account(self, jobs: Sequence[Job], exc: AccountProblem) -> None:
+        """Hold ``jobs`` until their provider's account works again (at most the age limit)."""
+        now = self._clock()
+        provider = jobs[0].provider
+        step = UPLOAD_STEP if any(job.state is JobState.UPLOADING for job in jobs) else SUBMIT_STEP
+        standing = await self._account_refused(provider, step, exc, now)
+        ids = [job.id for job in jobs]
+        # Counted from when they started waiting: a file may wait for an admin as long as it
+        # may keep failing, and no longer.
+        since = min(job.stalled_since or now for job in jobs)
+        if now - since > self._max_job_age:
+            hours = self._max_job_age.total_seconds() / 3600
+            await self._fail(
+                jobs,
+                PermanentError(
+                    f"gave up after {hours:g} h: {exc.detail}",
+                    user_message=f"Gave up after {hours:g} hours of waiting. {exc.user_message}",
+                ),
+            )
+            return
+        await self._repository.update_jobs(
+            ids,
+            now,
+            next_attempt_at=standing.next_probe_at,
+            stalled_since=since,
+            held_by=provider,
+            error_detail=exc.detail,
+        )
+        for job in jobs:
+            job.held_by = provider
+        if (self._accounts or {}).get(provider) is not standing:
+            # The account worked again while these were being held: they go on with the rest.
+            await self._repository.update_jobs(
+                ids, self._clock(), held_by=None, next_attempt_at=None
+            )
+
+    async def _account_refused(
+        self, provider: str, step: str, exc: AccountProblem, now: datetime
+    ) -> _StandingProblem:
+        """Record that ``provider``'s account refused ``step`` (unless ``exc`` is the standing
+        problem itself, raised for work held back), and tell the operator."""
+        if self._accounts is None:
+            self._accounts = {}
+        accounts = self._accounts
+        standing = accounts.get(provider)
+        if standing is not None and exc is standing.error:
+            return standing
+        if (
+            standing is None
+            or standing.record.reason != exc.reason
+            or step not in (standing.record.steps)
+        ):
+            record = ProviderAccountProblem(
+                provider=provider,
+                reason=exc.reason,
+                detail=exc.detail,
+                message=exc.user_message,
+                steps=sorted({step, *(standing.record.steps if standing else ())}),
+                since=standing.record.since if standing else now,
+            )
+            # Recorded before anyone is told, so that a restart still knows.
+            await self._repository.save_account_problem(record, now)
+            standing = accounts[provider] = _StandingProblem(
+                record=record,
+                error=exc,
+                next_probe_at=(
+                    standing.next_probe_at
+                    if standing
+                    else now + timedelta(seconds=ACCOUNT_RETRY_SECONDS)
+                ),
+                logged_at=now,
+            )
+            log.error(
+                "the %s account refuses new work (%s): %s. Files for %s wait and go on by "
+                "themselves once an admin has fixed the account (tried again every %.0f s, "
+                "for up to %g h per file)",
+                provider,
+                exc.reason,
+                exc.detail,
+                provider,
+                ACCOUNT_RETRY_SECONDS,
+                self._max_job_age.total_seconds() / 3600,
+            )
+        elif now - standing.logged_at >= timedelta(seconds=ACCOUNT_REMINDER_SECONDS):
+            standing.logged_at = now
+            log.error(
+                "the %s account still refuses new work (%s, since %s): %s",
+                provider,
+                exc.reason,
+                standing.record.since.isoformat(timespec="seconds"),
+                exc.detail,
+            )
+        return standing
+
+    async def _account_works(self, provider: Provider, step: str) -> None:
+        """``step`` went through at ``provider``: if its account was refusing it, the work held
+        for it goes on now."""
+        accounts = self._accounts or {}
+        standing = accounts.get(provider.name)
+        if standing is None or step not in standing.record.steps:
+            return
+        # Forgotten before the write: units running now must not release the jobs twice.
+        del accounts[provider.name]
+        now = self._clock()
+        released = await self._repository.account_works_again(provider.name, now)
+        log.warning(
+            "the %s account takes new work again after %s; %d waiting file(s) go on",
+            provider.name,
+            now - standing.record.since,
+            released,
+        )
+        self.on_progress()
 
     async def _fail(self, jobs: Sequence[Job], exc: TranscribeError) -> None:
         now = self._clock()
@@ -860,7 +1066,7 @@ class Pipeline:
             except Exception as exc:
                 log.warning("batch %s: could not mark cancelled: %r", cancelled.id, exc)
         due = await self._repository.batches_needing_progress(
-            now, after=self._progress_after, every=self._progress_every
+            now, after=self._progress_after, every=self._progress_every, held_note=HELD_MARK
         )
         jobs_by_batch = await self._repository.jobs_of_batches([batch.id for batch in due])
         shown: list[tuple[Batch, str]] = []
@@ -1123,12 +1329,37 @@ FILE_INFO_ERRORS = {
 }
 
 
+#: How a progress message saying that files wait for their provider's account begins.
+HELD_MARK = ":double_vertical_bar:"
+
+
 def progress_text(jobs: Sequence[Job]) -> str:
-    """``Transcribing 2 files… 1 of 2 done``; for one file, its name."""
+    """``Transcribing 2 files… 1 of 2 done``; for one file, its name. While files wait for their
+    provider's account, a note saying so and that nothing is wrong with them."""
+    held = [job for job in jobs if job.held_by and not job.state.is_terminal]
+    if held:
+        return held_text(held, len(jobs))
     done = sum(job.state.is_terminal for job in jobs)
     if len(jobs) == 1:
         return f":hourglass_flowing_sand: Transcribing *{escape(jobs[0].filename)}*…"
     return f":hourglass_flowing_sand: Transcribing {len(jobs)} files… {done} of {len(jobs)} done"
+
+
+def held_text(held: Sequence[Job], total: int) -> str:
+    """The note for files waiting on their provider's account: not their fault, nothing to do
+    for whoever shared them, and it goes on by itself."""
+    provider = escape(str(held[0].held_by).capitalize())
+    if total == 1:
+        which, goes_on = f"*{escape(held[0].filename)}*", "It goes on by itself"
+    elif len(held) == total:
+        which, goes_on = f"these {total} files", "They go on by themselves"
+    else:
+        which, goes_on = f"{len(held)} of these {total} files", "They go on by themselves"
+    return (
+        f"{HELD_MARK} Waiting: the {provider} account of this app cannot take new work right now "
+        f"(its balance or spending limit is used up), and an admin needs to fix it. Nothing is "
+        f"wrong with {which}. {goes_on} once the account works again."
+    )
 
 
 def _waits_for_submission(job: Job) -> bool:
@@ -1155,6 +1386,13 @@ def _provider_job(job: Job, language_hints: list[str]) -> ProviderJob:
 
 def _eta(now: datetime, seconds: float | None) -> datetime | None:
     return now + timedelta(seconds=seconds) if seconds else None
+
+
+def _held_back(record: ProviderAccountProblem) -> AccountProblem:
+    """The error that holds back work while ``record`` stands."""
+    return AccountProblem(
+        record.detail, provider=record.provider, reason=record.reason, user_message=record.message
+    )
 
 
 def _unconfigured(provider: str) -> PermanentError:

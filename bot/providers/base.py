@@ -109,6 +109,9 @@ class Provider(ABC):
     #: True when the provider calls back (a webhook) as each job ends: polls are then only the
     #: fallback, and the pipeline makes them rarely.
     notifies_completion: bool = False
+    #: The ``reason`` of each :class:`~bot.errors.AccountProblem` the provider can report (a
+    #: used-up balance, say); the metrics show each, at zero while it does not stand.
+    account_problem_reasons: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     async def check_credentials(self) -> None:
