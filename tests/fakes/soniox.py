@@ -244,6 +244,12 @@ _ERROR_MESSAGES = {
         "Pending transcriptions limit has been exceeded for your organization. "
         "Wait for some transcriptions to finish."
     ),
+    "file_count_exceeded": (
+        "Total file count limit has been exceeded for your organization. Please delete some."
+    ),
+    "file_size_exceeded": (
+        "Total file size limit has been exceeded for your organization. Please delete some."
+    ),
     "organization_balance_exhausted": (
         "The balance of your organization is exhausted. Add funds in the Soniox Console."
     ),
@@ -264,6 +270,9 @@ ACCOUNT_ERROR_TYPES = (
     "organization_monthly_budget_exhausted",
     "project_monthly_budget_exhausted",
 )
+#: The account's storage caps, as documented: 1,000 files and 10 GB.
+DEFAULT_MAX_FILES = 1000
+DEFAULT_MAX_STORAGE_BYTES = 10 * 1024**3
 _FILE_FIELDS = ("id", "filename", "size", "created_at", "client_reference_id")
 _PENDING = frozenset({"queued", "processing"})
 
@@ -324,6 +333,8 @@ class FakeSoniox(LoopbackServer):
         *,
         polls_until_complete: int = 1,
         max_pending: int = 100,
+        max_files: int = DEFAULT_MAX_FILES,
+        max_storage_bytes: int = DEFAULT_MAX_STORAGE_BYTES,
     ) -> None:
         super().__init__()
         self.api_key = api_key
@@ -331,6 +342,13 @@ class FakeSoniox(LoopbackServer):
         self.polls_until_complete = polls_until_complete
         #: Queued plus processing jobs allowed before creating one answers 429.
         self.max_pending = max_pending
+        #: The account's storage caps: an upload that would pass either answers 429.
+        self.max_files = max_files
+        self.max_storage_bytes = max_storage_bytes
+        #: Uploads refused for the storage caps, and the most ever stored at once.
+        self.storage_refusals = 0
+        self.peak_files = 0
+        self.peak_storage_bytes = 0
         #: Uploaded files by id: the public fields plus ``sha256`` and ``head``.
         self.files: dict[str, dict[str, Any]] = {}
         #: Public JSON of every live transcription, by id.
@@ -472,6 +490,12 @@ class FakeSoniox(LoopbackServer):
                 f"String should have at most {_MAX_REFERENCE_LENGTH} characters",
                 "string_too_long",
             )
+        stored = sum(int(f["size"]) for f in self.files.values())
+        if len(self.files) >= self.max_files or stored + upload.size > self.max_storage_bytes:
+            # Kept, as Soniox keeps it, only within the account's caps: the message names which.
+            self.storage_refusals += 1
+            over = "file_count" if len(self.files) >= self.max_files else "file_size"
+            return soniox_error(429, "limit_exceeded", _ERROR_MESSAGES[f"{over}_exceeded"])
         file_id = str(uuid.uuid4())
         self.files[file_id] = {
             "id": file_id,
@@ -483,6 +507,8 @@ class FakeSoniox(LoopbackServer):
             "head": upload.head,
         }
         self._file_seq[file_id] = next(self._seq)
+        self.peak_files = max(self.peak_files, len(self.files))
+        self.peak_storage_bytes = max(self.peak_storage_bytes, stored + upload.size)
         await self.notify()
         return web.json_response(self._public_file(file_id), status=201)
 

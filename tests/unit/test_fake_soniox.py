@@ -433,3 +433,25 @@ async def test_an_exhausted_account_answers_402_until_it_is_restored(
 
     fake.restore_account()
     assert (await create(client, file_id=uploaded["id"])).status_code == 201
+
+
+async def test_storage_caps_answer_429_until_files_are_deleted() -> None:
+    async with FakeSoniox(max_files=2, max_storage_bytes=100) as capped:
+        assert isinstance(capped, FakeSoniox)
+        async with httpx.AsyncClient(
+            base_url=capped.api_url, headers={"Authorization": f"Bearer {KEY}"}
+        ) as c:
+            first = await upload(c, "a.wav", b"a" * 40)
+            await upload(c, "b.wav", b"b" * 40)
+            body = assert_error(
+                await c.post("/files", files={"file": ("c.wav", b"c")}), 429, "limit_exceeded"
+            )
+            assert "file count" in body["message"]
+            assert (await c.delete(f"/files/{first['id']}")).status_code == 204
+            body = assert_error(
+                await c.post("/files", files={"file": ("d.wav", b"d" * 61)}), 429, "limit_exceeded"
+            )
+            assert "file size" in body["message"]
+            await upload(c, "e.wav", b"e" * 60)
+            assert capped.storage_refusals == 2
+            assert (capped.peak_files, capped.peak_storage_bytes) == (2, 100)
