@@ -198,6 +198,12 @@ class Pipeline:
         #: "Still processing" answers of this cycle, saved together once its calls are done,
         #: each with the job's ``updated_at`` as the cycle read it.
         self._still_running: dict[str, tuple[datetime, dict[str, Any]]] = {}
+        #: Per provider with storage caps: files and bytes it holds for us (uploads under way
+        #: included), counted from the database at the start of each cycle with transfers to
+        #: start, and raised as uploads go out. Uploads are counted and marked sent under the
+        #: lock, so no two of them take the same room.
+        self._stored: dict[str, list[int]] = {}
+        self._storage_lock = asyncio.Lock()
         #: Provider accounts that refuse new work, by provider; read from the database by the
         #: first cycle, kept up to date by every cycle after it.
         self._accounts: dict[str, _StandingProblem] | None = None
@@ -224,13 +230,16 @@ class Pipeline:
             units.setdefault(unit_key(job, self._providers.get(job.provider)), []).append(job)
 
         quick: list[tuple[str, list[Job]]] = []
+        transfers: list[tuple[str, list[Job]]] = []
         for key, jobs in units.items():
             if key in self._busy or not self._due(jobs, now):
                 continue
             if any(self._needs_transfer(job) for job in jobs):
-                self._spawn(key, self._transfer(jobs))
+                transfers.append((key, jobs))
             else:
                 quick.append((key, jobs))
+        for key, jobs in await self._with_storage_room(transfers):
+            self._spawn(key, self._transfer(jobs))
         quick_jobs = [job for _, jobs in quick for job in jobs]
         if any(_waits_for_submission(job) for job in quick_jobs):
             self._in_flight = await self._repository.count_in_flight()
@@ -492,8 +501,8 @@ class Pipeline:
             # An upload was sent before and its answer lost (a crash): use what it created.
             outcomes.update(await provider.find_uploaded(await self._provider_jobs(resent)))
         to_send = [job for job in present if job.id not in outcomes]
-        if to_send:
-            await self._mark_sent(to_send)
+        # Without room at the provider, the files stay here (with their spool) until there is.
+        if to_send and await self._take_storage(provider, to_send):
             sent = await provider.upload(await self._provider_jobs(to_send))
             outcomes.update(sent)
             if any(isinstance(outcome, Uploaded) for outcome in sent.values()):
@@ -659,6 +668,77 @@ class Pipeline:
             if eta_at is not None:
                 changes["provider_eta_at"] = eta_at
             self._still_running[job.id] = (job.updated_at, changes)
+
+    async def _with_storage_room(
+        self, units: Sequence[tuple[str, list[Job]]]
+    ) -> list[tuple[str, list[Job]]]:
+        """The transfer units (oldest first) whose uploads fit in their provider's storage caps
+        now, with the room they take; the others wait, unchanged, for a later cycle.
+
+        First come, first served: once one unit must wait, every later one of the same
+        provider waits too, so a large file is not passed for ever by smaller ones. Waiting
+        costs no time of a job's age allowance: nothing failed.
+        """
+        capped = {
+            jobs[0].provider
+            for _, jobs in units
+            if _has_storage_caps(self._providers.get(jobs[0].provider))
+        }
+        if not capped:
+            return list(units)
+        async with self._storage_lock:
+            for name in capped:
+                self._stored[name] = list(await self._repository.count_stored(name))
+            planned = {name: list(self._stored[name]) for name in capped}
+        full: set[str] = set()
+        going: list[tuple[str, list[Job]]] = []
+        for key, jobs in units:
+            provider = self._providers[jobs[0].provider] if jobs[0].provider in capped else None
+            if provider is None:
+                going.append((key, jobs))
+                continue
+            if provider.name in full:
+                continue
+            # Sizes from Slack; an upload already sent is counted at the provider already.
+            uploads = [job for job in jobs if self._needs_transfer(job) and job.sent_at is None]
+            size = sum(job.size_bytes or 0 for job in uploads)
+            held = planned[provider.name]
+            if not _fits(provider, held, len(uploads), size):
+                full.add(provider.name)
+                continue
+            held[0] += len(uploads)
+            held[1] += size
+            going.append((key, jobs))
+        return going
+
+    async def _take_storage(self, provider: Provider, jobs: Sequence[Job]) -> bool:
+        """Mark ``jobs`` sent if their files fit in the provider's storage caps, taking the
+        room; False, with nothing changed, when they do not fit yet."""
+        if not _has_storage_caps(provider):
+            await self._mark_sent(jobs)
+            return True
+        size = sum(job.size_bytes or 0 for job in jobs)
+        async with self._storage_lock:
+            held = self._stored.get(provider.name)
+            if held is None or not _fits(provider, held, len(jobs), size):
+                # Clean-up may have freed room since the count.
+                held = self._stored[provider.name] = list(
+                    await self._repository.count_stored(provider.name)
+                )
+            if not _fits(provider, held, len(jobs), size):
+                log.info(
+                    "jobs %s wait for room at %s (%d files, %d bytes held)",
+                    [job.id for job in jobs],
+                    provider.name,
+                    held[0],
+                    held[1],
+                )
+                return False
+            # Marked under the lock: a count made after it sees this upload.
+            await self._mark_sent(jobs)
+            held[0] += len(jobs)
+            held[1] += size
+            return True
 
     def _take_submission_slots(self, provider: Provider, count: int) -> bool:
         """Whether ``count`` more jobs may go to ``provider`` now; reserves them if so.
@@ -1206,7 +1286,10 @@ class Pipeline:
             await self._drop_spool(job)
         await self._recover_lost_answers_of_closed_batches()
         groups: dict[tuple[str, str], list[Job]] = {}
-        for job in await self._repository.jobs_to_clean_up(self._clock()):
+        # A per-file provider's copies go as soon as their job has ended: its storage is capped,
+        # and a batch of more files than the caps allow must free room while it runs.
+        per_file = [name for name, provider in self._providers.items() if not provider.batch_native]
+        for job in await self._repository.jobs_to_clean_up(self._clock(), finished_early=per_file):
             groups.setdefault((job.provider, job.batch_id), []).append(job)
         for (provider_name, _), jobs in groups.items():
             provider = self._providers.get(provider_name)
@@ -1386,6 +1469,23 @@ def _provider_job(job: Job, language_hints: list[str]) -> ProviderJob:
 
 def _eta(now: datetime, seconds: float | None) -> datetime | None:
     return now + timedelta(seconds=seconds) if seconds else None
+
+
+def _has_storage_caps(provider: Provider | None) -> bool:
+    return provider is not None and (
+        provider.max_stored_files is not None or provider.max_stored_bytes is not None
+    )
+
+
+def _fits(provider: Provider, held: Sequence[int], files: int, size: int) -> bool:
+    """Whether ``files`` more files of ``size`` bytes stay within the provider's caps, given
+    the (files, bytes) ``held`` there. With nothing held, anything goes: the provider decides."""
+    held_files, held_bytes = held
+    if held_files == 0:
+        return True
+    return (
+        provider.max_stored_files is None or held_files + files <= provider.max_stored_files
+    ) and (provider.max_stored_bytes is None or held_bytes + size <= provider.max_stored_bytes)
 
 
 def _held_back(record: ProviderAccountProblem) -> AccountProblem:

@@ -136,4 +136,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN held_by TEXT;
     CREATE INDEX jobs_held ON jobs (batch_id) WHERE held_by IS NOT NULL;
     """,
+    # 9: the files each provider holds for us, counted before each upload that might pass the
+    # provider's storage caps: an index of just those, with their sizes.
+    """
+    CREATE INDEX jobs_at_provider ON jobs (provider, size_bytes)
+        WHERE cleaned_up = 0 AND provider_file_id IS NOT NULL;
+    """,
 ]

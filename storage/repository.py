@@ -539,22 +539,55 @@ class Repository:
             (BatchState.OPEN.value, BatchState.DELIVERING.value, _to_text(now)),
         )
 
-    async def jobs_to_clean_up(self, now: datetime) -> list[Job]:
-        """Jobs of finished batches that may still hold something at the provider, when due."""
+    async def jobs_to_clean_up(
+        self, now: datetime, *, finished_early: Sequence[str] = ()
+    ) -> list[Job]:
+        """Jobs that may still hold something at the provider, when due: those of finished
+        batches, and for the providers named in ``finished_early``, each job that has ended
+        (its transcript is recorded, so the provider's copy is not needed any more)."""
+        early = ""
+        if finished_early:
+            placeholders = ",".join("?" for _ in finished_early)
+            early = f"""OR (provider IN ({placeholders}) AND state IN (?, ?)
+                            AND sent_at IS NULL)"""
         return await self._jobs(
-            """WHERE cleaned_up = 0
+            f"""WHERE cleaned_up = 0
                  AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
-                 AND EXISTS (SELECT 1 FROM batches b WHERE b.id = jobs.batch_id
-                             AND b.state IN (?, ?, ?))
+                 AND (EXISTS (SELECT 1 FROM batches b WHERE b.id = jobs.batch_id
+                              AND b.state IN (?, ?, ?))
+                      {early})
                  AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
                ORDER BY batch_id, position""",
             (
                 BatchState.DELIVERED.value,
                 BatchState.UNDELIVERABLE.value,
                 BatchState.CANCELLED.value,
+                *(
+                    (*finished_early, JobState.COMPLETED.value, JobState.FAILED.value)
+                    if finished_early
+                    else ()
+                ),
                 _to_text(now),
             ),
         )
+
+    async def count_stored(self, provider: str) -> tuple[int, int]:
+        """Files, and their bytes, that ``provider`` holds for us: uploaded and not deleted yet,
+        or being uploaded (sent, with no answer recorded)."""
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                """SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM jobs
+                   WHERE provider = ? AND cleaned_up = 0 AND provider_file_id IS NOT NULL""",
+                (provider,),
+            )
+            sending = await db.execute_fetchall(
+                """SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM jobs
+                   WHERE sent_at IS NOT NULL AND provider = ? AND state = ?
+                     AND provider_file_id IS NULL""",
+                (provider, JobState.UPLOADING.value),
+            )
+        (files, size), (sent_files, sent_size) = next(iter(rows)), next(iter(sending))
+        return int(files) + int(sent_files), int(size) + int(sent_size)
 
     async def spooled_jobs_of_closed_batches(self) -> list[Job]:
         """Jobs still holding a spool file although their batch will not go on."""

@@ -64,9 +64,13 @@ class SonioxProvider(Provider):
         api_key: str,
         model: str,
         max_pending: int | None = 50,
+        max_files: int | None = None,
+        max_storage_bytes: int | None = None,
         webhook: WebhookTarget | None = None,
     ) -> None:
         self.max_in_flight = max_pending
+        self.max_stored_files = max_files
+        self.max_stored_bytes = max_storage_bytes
         self._webhook = webhook
         self.notifies_completion = webhook is not None
         self._client = client

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.config import ConfigError, ProviderName, load_settings
+from bot.providers import build_providers
 
 
 def test_defaults_follow_the_operator_contract(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,3 +112,22 @@ def test_a_long_public_url_is_fine_where_soniox_gets_no_webhook() -> None:
         soket_api_token="t",
         public_url=long_url,
     )
+
+
+async def test_soniox_storage_caps_default_to_sonioxs_own_and_reach_the_provider() -> None:
+    settings = load_settings(_env_file=None, need_slack=False, soniox_api_key="k")
+    assert (settings.soniox_max_files, settings.soniox_max_storage_mb) == (1000, 10240)
+    raised = load_settings(
+        _env_file=None,
+        need_slack=False,
+        soniox_api_key="k",
+        soniox_max_files="5000",
+        soniox_max_storage_mb="51200",
+    )
+    async with httpx.AsyncClient() as client:
+        soniox = build_providers(raised, client)["soniox"]
+    assert soniox.max_stored_files == 5000
+    assert soniox.max_stored_bytes == 50 * 1024**3
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None, need_slack=False, soniox_api_key="k", soniox_max_files=0)
+    assert any(p.startswith("SONIOX_MAX_FILES") for p in caught.value.problems)
