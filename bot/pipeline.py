@@ -133,11 +133,13 @@ class _StandingProblem:
     """A provider account that refuses new work, as the pipeline keeps it between cycles."""
 
     record: ProviderAccountProblem
-    #: Raised for the work held back while it stands.
-    error: AccountProblem
     #: When one call may try the account again.
     next_probe_at: datetime
     logged_at: datetime
+
+
+class _HeldBack(AccountProblem):
+    """Raised for work held back, without a call, while its provider's account problem stands."""
 
 
 def unit_key(job: Job, provider: Provider | None) -> str:
@@ -818,10 +820,7 @@ class Pipeline:
         self._accounts = {}
         for record in await self._repository.account_problems():
             self._accounts[record.provider] = _StandingProblem(
-                record=record,
-                error=_held_back(record),
-                next_probe_at=now,
-                logged_at=now,
+                record=record, next_probe_at=now, logged_at=now
             )
             log.error(
                 "the %s account still refused new work when the bot last ran (%s, since %s): "
@@ -845,14 +844,28 @@ class Pipeline:
         if now >= standing.next_probe_at:
             standing.next_probe_at = now + timedelta(seconds=ACCOUNT_RETRY_SECONDS)
             return
-        raise standing.error
+        record = standing.record
+        raise _HeldBack(
+            record.detail,
+            provider=record.provider,
+            reason=record.reason,
+            user_message=record.message,
+        )
 
     async def _wait_for_account(self, jobs: Sequence[Job], exc: AccountProblem) -> None:
         """Hold ``jobs`` until their provider's account works again (at most the age limit)."""
         now = self._clock()
         provider = jobs[0].provider
-        step = UPLOAD_STEP if any(job.state is JobState.UPLOADING for job in jobs) else SUBMIT_STEP
-        standing = await self._account_refused(provider, step, exc, now)
+        if isinstance(exc, _HeldBack):
+            held = (self._accounts or {}).get(provider)
+            if held is None:
+                return  # the account worked again meanwhile: they go on next cycle
+            standing = held
+        else:
+            step = (
+                UPLOAD_STEP if any(job.state is JobState.UPLOADING for job in jobs) else SUBMIT_STEP
+            )
+            standing = await self._account_refused(provider, step, exc, now)
         ids = [job.id for job in jobs]
         # Counted from when they started waiting: a file may wait for an admin as long as it
         # may keep failing, and no longer.
@@ -877,7 +890,7 @@ class Pipeline:
         )
         for job in jobs:
             job.held_by = provider
-        if (self._accounts or {}).get(provider) is not standing:
+        if provider not in (self._accounts or {}):
             # The account worked again while these were being held: they go on with the rest.
             await self._repository.update_jobs(
                 ids, self._clock(), held_by=None, next_attempt_at=None
@@ -886,18 +899,15 @@ class Pipeline:
     async def _account_refused(
         self, provider: str, step: str, exc: AccountProblem, now: datetime
     ) -> _StandingProblem:
-        """Record that ``provider``'s account refused ``step`` (unless ``exc`` is the standing
-        problem itself, raised for work held back), and tell the operator."""
+        """Record that ``provider``'s account refused ``step``, and tell the operator."""
         if self._accounts is None:
             self._accounts = {}
         accounts = self._accounts
         standing = accounts.get(provider)
-        if standing is not None and exc is standing.error:
-            return standing
         if (
             standing is None
             or standing.record.reason != exc.reason
-            or step not in (standing.record.steps)
+            or step not in standing.record.steps
         ):
             record = ProviderAccountProblem(
                 provider=provider,
@@ -907,11 +917,10 @@ class Pipeline:
                 steps=sorted({step, *(standing.record.steps if standing else ())}),
                 since=standing.record.since if standing else now,
             )
-            # Recorded before anyone is told, so that a restart still knows.
-            await self._repository.save_account_problem(record, now)
+            # Kept before the write, so that units answered at the same moment count as one;
+            # recorded before anyone is told, so that a restart still knows.
             standing = accounts[provider] = _StandingProblem(
                 record=record,
-                error=exc,
                 next_probe_at=(
                     standing.next_probe_at
                     if standing
@@ -919,14 +928,14 @@ class Pipeline:
                 ),
                 logged_at=now,
             )
+            await self._repository.save_account_problem(record, now)
             log.error(
-                "the %s account refuses new work (%s): %s. Files for %s wait and go on by "
+                "the %s account refuses new work (%s): %s. Its files wait and go on by "
                 "themselves once an admin has fixed the account (tried again every %.0f s, "
                 "for up to %g h per file)",
                 provider,
                 exc.reason,
                 exc.detail,
-                provider,
                 ACCOUNT_RETRY_SECONDS,
                 self._max_job_age.total_seconds() / 3600,
             )
@@ -1486,13 +1495,6 @@ def _fits(provider: Provider, held: Sequence[int], files: int, size: int) -> boo
     return (
         provider.max_stored_files is None or held_files + files <= provider.max_stored_files
     ) and (provider.max_stored_bytes is None or held_bytes + size <= provider.max_stored_bytes)
-
-
-def _held_back(record: ProviderAccountProblem) -> AccountProblem:
-    """The error that holds back work while ``record`` stands."""
-    return AccountProblem(
-        record.detail, provider=record.provider, reason=record.reason, user_message=record.message
-    )
 
 
 def _unconfigured(provider: str) -> PermanentError:
