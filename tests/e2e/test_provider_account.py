@@ -105,9 +105,16 @@ async def test_a_used_up_balance_holds_the_files_tells_each_thread_once_and_they
                 assert "could not accept" not in note["text"]
             assert not any(final_replies(fake_slack, event) for event in events)
 
-            # An admin tops up the balance: everything goes on without anyone asking.
+            # An admin tops up the balance: everything goes on without anyone asking, and
+            # each note gives way to the usual progress, then to the reply.
+            fake_soniox.polls_until_complete = 10**6
             fake_soniox.restore_account()
             await cycles(runtime, clock, 1, seconds=61)
+            await cycles(runtime, clock, 3, seconds=4)
+            for event in events:
+                (progress,) = bot_messages(fake_slack, event)
+                assert progress["text"].startswith(":hourglass_flowing_sand: Transcribing")
+            await fake_soniox.complete_all()
             for _ in range(20):
                 if all(final_replies(fake_slack, event) for event in events):
                     break
