@@ -37,6 +37,7 @@ from bot.providers.base import Provider
 from bot.scheduler import PollScheduler
 from bot.slack_api import SlackGateway, build_web_client
 from bot.slack_files import SlackFileDownloader, slack_file_hosts
+from storage.models import ProviderAccountProblem
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,14 @@ def build_http_app(runtime: Runtime, *, slack_events: bool) -> web.Application:
                 await runtime.repository.count_batches_by_state(),
                 providers=runtime.providers,
                 units_in_flight=runtime.pipeline.steps_running,
+                account_problems=[
+                    (problem.provider, problem.reason)
+                    for problem in await runtime.repository.account_problems()
+                ],
+                account_problem_reasons={
+                    name: provider.account_problem_reasons
+                    for name, provider in runtime.providers.items()
+                },
             )
         except Exception:
             # The process figures are still worth serving; /healthz reports the database.
@@ -309,6 +318,7 @@ async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool
     """
     problems: list[str] = []
     jobs_in_flight: int | None = None
+    accounts: list[ProviderAccountProblem] = []
     try:
         database = await asyncio.wait_for(
             runtime.repository.ping(), timeout=HEALTH_DB_TIMEOUT_SECONDS
@@ -316,6 +326,9 @@ async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool
         if database:
             jobs_in_flight = await asyncio.wait_for(
                 runtime.repository.count_unfinished_jobs(), timeout=HEALTH_DB_TIMEOUT_SECONDS
+            )
+            accounts = await asyncio.wait_for(
+                runtime.repository.account_problems(), timeout=HEALTH_DB_TIMEOUT_SECONDS
             )
     except Exception as exc:
         database = False
@@ -337,16 +350,36 @@ async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool
             f"no poll cycle completed for {waited:.0f} s (expected every {interval:g} s)"
         )
     healthy = not problems
+    # The process is fine and restarting it cannot help: still healthy, but degraded, and said.
+    problems += [account_problem_text(account) for account in accounts]
     return healthy, {
-        "status": "ok" if healthy else "unhealthy",
+        "status": "unhealthy" if not healthy else "degraded" if accounts else "ok",
         "database": database,
         "scheduler": scheduler,
         "last_poll_age_seconds": None if age is None else round(age, 3),
         "poll_stale_after_seconds": stale_after,
         "jobs_in_flight": jobs_in_flight,
         "steps_running": runtime.pipeline.steps_running,
+        "provider_accounts": [
+            {
+                "provider": account.provider,
+                "reason": account.reason,
+                "since": account.since.isoformat(timespec="seconds"),
+            }
+            for account in accounts
+        ],
         "problems": problems,
     }
+
+
+def account_problem_text(problem: ProviderAccountProblem) -> str:
+    """One line for the operator: which account, since when, what it said, and what to do."""
+    return (
+        f"the {problem.provider} account refuses new work since "
+        f"{problem.since.isoformat(timespec='seconds')} ({problem.reason}: {problem.detail}); "
+        f"an admin needs to add funds or raise its limit. Files wait meanwhile and go on by "
+        f"themselves once it works"
+    )
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ import httpx
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import build_http_client, serve
+from bot.app import account_problem_text, build_http_client, serve
 from bot.config import ConfigError, ProviderName, Settings, load_settings
 from bot.errors import TranscribeError
 from bot.limits import FileLimits
@@ -276,11 +276,15 @@ async def _check_app_token(settings: Settings) -> list[str]:
 
 
 async def _check_database(path: Path) -> list[str]:
-    """Open (and if need be create and migrate) the database, as ``run`` will."""
+    """Open (and if need be create and migrate) the database, as ``run`` will, and read the
+    provider account problems the bot recorded there."""
     try:
         repository = await Repository.open(path)
         try:
             await repository.ping()
+            # Recorded by the running bot: a used-up balance shows only when paid work is asked
+            # for, which a check must not do.
+            accounts = await repository.account_problems()
         finally:
             await repository.close()
     except Exception as exc:
@@ -289,7 +293,7 @@ async def _check_database(path: Path) -> list[str]:
             "DATABASE_PATH and that its directory is writable by this user"
         ]
     print(f"Database: OK ({path})")
-    return []
+    return [account_problem_text(account) for account in accounts]
 
 
 # -- scopes -------------------------------------------------------------------------------------

@@ -26,6 +26,10 @@ class ProviderName(StrEnum):
 
 
 WEBHOOK_HEADER = "X-Threadscribe-Webhook-Token"
+#: Where Soniox is asked to report finished transcriptions, below ``PUBLIC_URL``.
+SONIOX_WEBHOOK_PATH = "/webhooks/soniox"
+#: Soniox refuses a ``webhook_url`` longer than this, and with it every transcription.
+SONIOX_WEBHOOK_URL_MAX = 256
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,10 @@ class Settings(BaseSettings):
     job_max_age_hours: Annotated[float, Field(gt=0)] = 6
     #: Soniox transcriptions submitted and not finished at once; Soniox refuses more than 100.
     soniox_max_pending: Annotated[int, Field(ge=1, le=100)] = 50
+    #: Files, and megabytes, the bot keeps at Soniox at once: Soniox keeps at most 1,000 files
+    #: and 10 GB per account (more on request), and refuses uploads beyond.
+    soniox_max_files: Annotated[int, Field(ge=1)] = 1000
+    soniox_max_storage_mb: Annotated[int, Field(ge=1)] = 10240
     #: Transcripts are erased from the database this many days after delivery.
     retention_days: Annotated[float, Field(gt=0)] = 30
     #: A batch running longer than this gets a progress message in its thread.
@@ -146,7 +154,7 @@ class Settings(BaseSettings):
         secret = self.slack_signing_secret.get_secret_value().encode()
         token = hmac.new(secret, b"threadscribe soniox webhook", hashlib.sha256).hexdigest()
         return WebhookTarget(
-            url=str(self.public_url).rstrip("/") + "/webhooks/soniox",
+            url=str(self.public_url).rstrip("/") + SONIOX_WEBHOOK_PATH,
             header_name=WEBHOOK_HEADER,
             header_value=token,
         )
@@ -181,6 +189,19 @@ class Settings(BaseSettings):
             )
             problems.append(
                 f"{key} is required because TRANSCRIBE_PROVIDER is {self.transcribe_provider.value}"
+            )
+        webhook = self.soniox_webhook
+        if (
+            webhook is not None
+            and self.soniox_api_key is not None
+            and len(webhook.url) > SONIOX_WEBHOOK_URL_MAX
+        ):
+            # Caught here, not by Soniox: it would refuse every transcription for it.
+            longest = SONIOX_WEBHOOK_URL_MAX - len(SONIOX_WEBHOOK_PATH)
+            problems.append(
+                f"PUBLIC_URL is too long: Soniox takes a webhook URL of at most "
+                f"{SONIOX_WEBHOOK_URL_MAX} characters, and PUBLIC_URL{SONIOX_WEBHOOK_PATH} has "
+                f"{len(webhook.url)}; use a base URL of at most {longest} characters"
             )
         return problems
 

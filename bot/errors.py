@@ -6,6 +6,9 @@
     ├── TemporaryError              retry the same step later, with backoff
     │   ├── RateLimited             the other side asked us to slow down (honours Retry-After)
     │   └── NotReadyYet             the provider is still working; ask again later, no backoff
+    ├── AccountProblem              the provider account takes no new work until an admin acts
+    │                               (balance or budget used up): the work waits, one call a minute
+    │                               checks whether it works again, the operator is told loudly
     └── PermanentError              fail the job; ``user_message`` goes into the thread reply
         ├── ProviderAuthError       the operator's credentials are wrong; also logged loudly
         └── WorkLost                the provider lost work it had accepted: submit it again,
@@ -46,6 +49,30 @@ class RateLimited(TemporaryError):
 
 class NotReadyYet(TemporaryError):
     """Not a failure: the step cannot happen yet (for example an upload still in progress)."""
+
+
+class AccountProblem(TranscribeError):
+    """The provider refuses new work for the whole account, whatever the file: its balance or a
+    spending limit is used up. Retrying soon cannot help and failing the file would blame it, so
+    the work waits for an admin, and goes on by itself once the account works again."""
+
+    user_message = (
+        "The transcription service account of this app cannot take new work (its balance or "
+        "spending limit is used up). An admin needs to top it up."
+    )
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        provider: str,
+        reason: str,
+        user_message: str | None = None,
+    ) -> None:
+        super().__init__(detail, user_message=user_message)
+        self.provider = provider
+        #: The provider's word for it, from a small fixed set: a metric label.
+        self.reason = reason
 
 
 class PermanentError(TranscribeError):

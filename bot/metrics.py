@@ -283,11 +283,18 @@ class StateSnapshot:
         *,
         providers: Iterable[str] = (),
         units_in_flight: int = 0,
+        account_problems: Iterable[tuple[str, str]] = (),
+        account_problem_reasons: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self._jobs = jobs
         self._batches = batches
         self._providers = providers
         self._units_in_flight = units_in_flight
+        #: (provider, reason) of each account refusing new work now.
+        self._account_problems = set(account_problems)
+        #: Per provider, every reason it can report: each gets a series, at zero when it does
+        #: not stand.
+        self._account_problem_reasons = account_problem_reasons or {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         jobs = GaugeMetricFamily(
@@ -321,6 +328,23 @@ class StateSnapshot:
             "Units of work (a job, or a Soket batch) with a step running now.",
             value=self._units_in_flight,
         )
+
+        accounts = GaugeMetricFamily(
+            "threadscribe_provider_account_problem",
+            "1 while a provider account refuses new work until an admin acts (its balance or a "
+            "budget is used up), by provider and the provider's reason; files wait meanwhile.",
+            labels=["provider", "reason"],
+        )
+        series = {
+            (provider, reason)
+            for provider, reasons in self._account_problem_reasons.items()
+            for reason in reasons
+        }
+        for provider, reason in sorted(series | self._account_problems):
+            accounts.add_metric(
+                [_safe(provider), _safe(reason)], int((provider, reason) in self._account_problems)
+            )
+        yield accounts
 
 
 def render(snapshot: StateSnapshot | None) -> bytes:

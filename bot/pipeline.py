@@ -32,6 +32,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,7 +40,14 @@ from typing import Any, TypeVar
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
-from bot.errors import NotReadyYet, PermanentError, TemporaryError, TranscribeError, WorkLost
+from bot.errors import (
+    AccountProblem,
+    NotReadyYet,
+    PermanentError,
+    TemporaryError,
+    TranscribeError,
+    WorkLost,
+)
 from bot.intake import slack_duration_ms
 from bot.limits import FileLimits
 from bot.media import is_media_file
@@ -55,7 +63,15 @@ from bot.rendering import MAX_BLOCKS, render_reply
 from bot.slack_api import UNDELIVERABLE_ERRORS, SlackGateway, ThreadState, slack_error_code
 from bot.slack_files import SlackFileDownloader
 from bot.slack_text import Mrkdwn, context, mrkdwn
-from storage.models import PENDING_STATUS, Batch, BatchState, Job, JobKind, JobState
+from storage.models import (
+    PENDING_STATUS,
+    Batch,
+    BatchState,
+    Job,
+    JobKind,
+    JobState,
+    ProviderAccountProblem,
+)
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -84,6 +100,15 @@ EARLY_NOTICE_SECONDS = 600.0
 #: provider retries a webhook that failed; this catches one that never arrives (the bot was down
 #: or unreachable), at a cost of one call a minute per job.
 WEBHOOK_FALLBACK_POLL_SECONDS = 60.0
+#: How often a provider account that refuses new work (a used-up balance) is tried again, with
+#: one call; the rest of its work waits meanwhile instead of asking too.
+ACCOUNT_RETRY_SECONDS = 60.0
+#: How often the log says again that a provider account still refuses new work.
+ACCOUNT_REMINDER_SECONDS = 900.0
+
+#: The steps a provider account can refuse.
+UPLOAD_STEP = "upload"
+SUBMIT_STEP = "submit"
 
 
 def backoff_seconds(attempts: int, rng: random.Random) -> float:
@@ -111,6 +136,20 @@ def next_poll_delay(
     else:
         delay = max(poll_interval, min(MAX_POLL_BACKOFF_SECONDS, age_seconds / 10))
     return max(delay, WEBHOOK_FALLBACK_POLL_SECONDS) if notified else delay
+
+
+@dataclass
+class _StandingProblem:
+    """A provider account that refuses new work, as the pipeline keeps it between cycles."""
+
+    record: ProviderAccountProblem
+    #: When one call may try the account again.
+    next_probe_at: datetime
+    logged_at: datetime
+
+
+class _HeldBack(AccountProblem):
+    """Raised for work held back, without a call, while its provider's account problem stands."""
 
 
 def unit_key(job: Job, provider: Provider | None) -> str:
@@ -171,6 +210,15 @@ class Pipeline:
         #: "Still processing" answers of this cycle, saved together once its calls are done,
         #: each with the job's ``updated_at`` as the cycle read it.
         self._still_running: dict[str, tuple[datetime, dict[str, Any]]] = {}
+        #: Per provider with storage caps: files and bytes it holds for us (uploads under way
+        #: included), counted from the database at the start of each cycle with transfers to
+        #: start, and raised as uploads go out. Uploads are counted and marked sent under the
+        #: lock, so no two of them take the same room.
+        self._stored: dict[str, list[int]] = {}
+        self._storage_lock = asyncio.Lock()
+        #: Provider accounts that refuse new work, by provider; read from the database by the
+        #: first cycle, kept up to date by every cycle after it.
+        self._accounts: dict[str, _StandingProblem] | None = None
 
     # -- the cycle ---------------------------------------------------------------------------
 
@@ -185,6 +233,8 @@ class Pipeline:
         now = self._clock()
         units: dict[str, list[Job]] = {}
         self._still_running = {}
+        if self._accounts is None:
+            await self._load_account_problems(now)
         due_jobs = await self._repository.open_jobs(due_by=now)
         in_use = await self._repository.language_hints_in_use()
         self._hints = {job.batch_id: in_use.get(job.batch_id, []) for job in due_jobs}
@@ -192,13 +242,16 @@ class Pipeline:
             units.setdefault(unit_key(job, self._providers.get(job.provider)), []).append(job)
 
         quick: list[tuple[str, list[Job]]] = []
+        transfers: list[tuple[str, list[Job]]] = []
         for key, jobs in units.items():
             if key in self._busy or not self._due(jobs, now):
                 continue
             if any(self._needs_transfer(job) for job in jobs):
-                self._spawn(key, self._transfer(jobs))
+                transfers.append((key, jobs))
             else:
                 quick.append((key, jobs))
+        for key, jobs in await self._with_storage_room(transfers):
+            self._spawn(key, self._transfer(jobs))
         quick_jobs = [job for _, jobs in quick for job in jobs]
         if any(_waits_for_submission(job) for job in quick_jobs):
             self._in_flight = await self._repository.count_in_flight()
@@ -466,15 +519,19 @@ class Pipeline:
                 await self._set(job, state=JobState.QUEUED, spool_path=None)
         if not present:
             return
+        self._raise_if_account_refuses(provider, UPLOAD_STEP)
         outcomes: dict[str, Uploaded | PermanentError] = {}
         resent = [job for job in present if job.sent_at is not None]
         if resent:
             # An upload was sent before and its answer lost (a crash): use what it created.
             outcomes.update(await provider.find_uploaded(await self._provider_jobs(resent)))
         to_send = [job for job in present if job.id not in outcomes]
-        if to_send:
-            await self._mark_sent(to_send)
-            outcomes.update(await provider.upload(await self._provider_jobs(to_send)))
+        # Without room at the provider, the files stay here (with their spool) until there is.
+        if to_send and await self._take_storage(provider, to_send):
+            sent = await provider.upload(await self._provider_jobs(to_send))
+            outcomes.update(sent)
+            if any(isinstance(outcome, Uploaded) for outcome in sent.values()):
+                await self._account_works(provider, UPLOAD_STEP)
         for job in present:
             outcome = outcomes.get(job.id)
             if isinstance(outcome, PermanentError):
@@ -507,6 +564,11 @@ class Pipeline:
             jobs = [job for job in jobs if not job.state.is_terminal]
         if not jobs or not self._take_submission_slots(provider, len(jobs)):
             return
+        try:
+            self._raise_if_account_refuses(provider, SUBMIT_STEP)
+        except AccountProblem:
+            self._in_flight[provider.name] -= len(jobs)  # the slots taken above go unused
+            raise
         outcomes: dict[str, Submitted | PermanentError] = {}
         resent = [job for job in jobs if job.sent_at is not None]
         if resent:
@@ -515,7 +577,10 @@ class Pipeline:
         to_send = [job for job in jobs if job.id not in outcomes]
         if to_send:
             await self._mark_sent(to_send)
-            outcomes.update(await provider.submit(await self._provider_jobs(to_send)))
+            sent = await provider.submit(await self._provider_jobs(to_send))
+            outcomes.update(sent)
+            if any(isinstance(outcome, Submitted) for outcome in sent.values()):
+                await self._account_works(provider, SUBMIT_STEP)
         now = self._clock()
         changes: dict[str, dict[str, Any]] = {}
         for job in jobs:
@@ -681,6 +746,77 @@ class Pipeline:
                 changes["provider_eta_at"] = eta_at
             self._still_running[job.id] = (job.updated_at, changes)
 
+    async def _with_storage_room(
+        self, units: Sequence[tuple[str, list[Job]]]
+    ) -> list[tuple[str, list[Job]]]:
+        """The transfer units (oldest first) whose uploads fit in their provider's storage caps
+        now, with the room they take; the others wait, unchanged, for a later cycle.
+
+        First come, first served: once one unit must wait, every later one of the same
+        provider waits too, so a large file is not passed for ever by smaller ones. Waiting
+        costs no time of a job's age allowance: nothing failed.
+        """
+        capped = {
+            jobs[0].provider
+            for _, jobs in units
+            if _has_storage_caps(self._providers.get(jobs[0].provider))
+        }
+        if not capped:
+            return list(units)
+        async with self._storage_lock:
+            for name in capped:
+                self._stored[name] = list(await self._repository.count_stored(name))
+            planned = {name: list(self._stored[name]) for name in capped}
+        full: set[str] = set()
+        going: list[tuple[str, list[Job]]] = []
+        for key, jobs in units:
+            provider = self._providers[jobs[0].provider] if jobs[0].provider in capped else None
+            if provider is None:
+                going.append((key, jobs))
+                continue
+            if provider.name in full:
+                continue
+            # Sizes from Slack; an upload already sent is counted at the provider already.
+            uploads = [job for job in jobs if self._needs_transfer(job) and job.sent_at is None]
+            size = sum(job.size_bytes or 0 for job in uploads)
+            held = planned[provider.name]
+            if not _fits(provider, held, len(uploads), size):
+                full.add(provider.name)
+                continue
+            held[0] += len(uploads)
+            held[1] += size
+            going.append((key, jobs))
+        return going
+
+    async def _take_storage(self, provider: Provider, jobs: Sequence[Job]) -> bool:
+        """Mark ``jobs`` sent if their files fit in the provider's storage caps, taking the
+        room; False, with nothing changed, when they do not fit yet."""
+        if not _has_storage_caps(provider):
+            await self._mark_sent(jobs)
+            return True
+        size = sum(job.size_bytes or 0 for job in jobs)
+        async with self._storage_lock:
+            held = self._stored.get(provider.name)
+            if held is None or not _fits(provider, held, len(jobs), size):
+                # Clean-up may have freed room since the count.
+                held = self._stored[provider.name] = list(
+                    await self._repository.count_stored(provider.name)
+                )
+            if not _fits(provider, held, len(jobs), size):
+                log.info(
+                    "jobs %s wait for room at %s (%d files, %d bytes held)",
+                    [job.id for job in jobs],
+                    provider.name,
+                    held[0],
+                    held[1],
+                )
+                return False
+            # Marked under the lock: a count made after it sees this upload.
+            await self._mark_sent(jobs)
+            held[0] += len(jobs)
+            held[1] += size
+            return True
+
     def _take_submission_slots(self, provider: Provider, count: int) -> bool:
         """Whether ``count`` more jobs may go to ``provider`` now; reserves them if so.
 
@@ -702,6 +838,9 @@ class Pipeline:
         if isinstance(exc, PermanentError):
             log.warning("jobs %s failed: %s", [job.id for job in jobs], exc.detail)
             await self._fail(jobs, exc)
+            return
+        if isinstance(exc, AccountProblem):
+            await self._wait_for_account(jobs, exc)
             return
         assert isinstance(exc, TemporaryError)
         now = self._clock()
@@ -747,6 +886,163 @@ class Pipeline:
             error_detail=exc.detail,
             stalled_since=since,
         )
+
+    # -- provider accounts that refuse new work -----------------------------------------------
+
+    async def _load_account_problems(self, now: datetime) -> None:
+        """Take over the account problems a previous run recorded: the work that waits for them
+        stays held, and one call tries each account again at once."""
+        self._accounts = {}
+        for record in await self._repository.account_problems():
+            self._accounts[record.provider] = _StandingProblem(
+                record=record, next_probe_at=now, logged_at=now
+            )
+            log.error(
+                "the %s account still refused new work when the bot last ran (%s, since %s): "
+                "trying it again now",
+                record.provider,
+                record.reason,
+                record.since.isoformat(timespec="seconds"),
+            )
+
+    def _raise_if_account_refuses(self, provider: Provider, step: str) -> None:
+        """Raise the provider's standing account problem if ``step`` must wait for it.
+
+        While an account refuses new work, one call a minute tries it again (this unit, when
+        its turn comes) and the rest of the provider's work at that step waits: a thousand files
+        must not each hear the same refusal.
+        """
+        standing = (self._accounts or {}).get(provider.name)
+        if standing is None or step not in standing.record.steps:
+            return
+        now = self._clock()
+        if now >= standing.next_probe_at:
+            standing.next_probe_at = now + timedelta(seconds=ACCOUNT_RETRY_SECONDS)
+            return
+        record = standing.record
+        raise _HeldBack(
+            record.detail,
+            provider=record.provider,
+            reason=record.reason,
+            user_message=record.message,
+        )
+
+    async def _wait_for_account(self, jobs: Sequence[Job], exc: AccountProblem) -> None:
+        """Hold ``jobs`` until their provider's account works again (at most the age limit)."""
+        now = self._clock()
+        provider = jobs[0].provider
+        if isinstance(exc, _HeldBack):
+            held = (self._accounts or {}).get(provider)
+            if held is None:
+                return  # the account worked again meanwhile: they go on next cycle
+            standing = held
+        else:
+            step = (
+                UPLOAD_STEP if any(job.state is JobState.UPLOADING for job in jobs) else SUBMIT_STEP
+            )
+            standing = await self._account_refused(provider, step, exc, now)
+        ids = [job.id for job in jobs]
+        # Counted from when they started waiting: a file may wait for an admin as long as it
+        # may keep failing, and no longer.
+        since = min(job.stalled_since or now for job in jobs)
+        if now - since > self._max_job_age:
+            hours = self._max_job_age.total_seconds() / 3600
+            await self._fail(
+                jobs,
+                PermanentError(
+                    f"gave up after {hours:g} h: {exc.detail}",
+                    user_message=f"Gave up after {hours:g} hours of waiting. {exc.user_message}",
+                ),
+            )
+            return
+        await self._repository.update_jobs(
+            ids,
+            now,
+            next_attempt_at=standing.next_probe_at,
+            stalled_since=since,
+            held_by=provider,
+            error_detail=exc.detail,
+        )
+        for job in jobs:
+            job.held_by = provider
+        if provider not in (self._accounts or {}):
+            # The account worked again while these were being held: they go on with the rest.
+            await self._repository.update_jobs(
+                ids, self._clock(), held_by=None, next_attempt_at=None
+            )
+
+    async def _account_refused(
+        self, provider: str, step: str, exc: AccountProblem, now: datetime
+    ) -> _StandingProblem:
+        """Record that ``provider``'s account refused ``step``, and tell the operator."""
+        if self._accounts is None:
+            self._accounts = {}
+        accounts = self._accounts
+        standing = accounts.get(provider)
+        if (
+            standing is None
+            or standing.record.reason != exc.reason
+            or step not in standing.record.steps
+        ):
+            record = ProviderAccountProblem(
+                provider=provider,
+                reason=exc.reason,
+                detail=exc.detail,
+                message=exc.user_message,
+                steps=sorted({step, *(standing.record.steps if standing else ())}),
+                since=standing.record.since if standing else now,
+            )
+            # Kept before the write, so that units answered at the same moment count as one;
+            # recorded before anyone is told, so that a restart still knows.
+            standing = accounts[provider] = _StandingProblem(
+                record=record,
+                next_probe_at=(
+                    standing.next_probe_at
+                    if standing
+                    else now + timedelta(seconds=ACCOUNT_RETRY_SECONDS)
+                ),
+                logged_at=now,
+            )
+            await self._repository.save_account_problem(record, now)
+            log.error(
+                "the %s account refuses new work (%s): %s. Its files wait and go on by "
+                "themselves once an admin has fixed the account (tried again every %.0f s, "
+                "for up to %g h per file)",
+                provider,
+                exc.reason,
+                exc.detail,
+                ACCOUNT_RETRY_SECONDS,
+                self._max_job_age.total_seconds() / 3600,
+            )
+        elif now - standing.logged_at >= timedelta(seconds=ACCOUNT_REMINDER_SECONDS):
+            standing.logged_at = now
+            log.error(
+                "the %s account still refuses new work (%s, since %s): %s",
+                provider,
+                exc.reason,
+                standing.record.since.isoformat(timespec="seconds"),
+                exc.detail,
+            )
+        return standing
+
+    async def _account_works(self, provider: Provider, step: str) -> None:
+        """``step`` went through at ``provider``: if its account was refusing it, the work held
+        for it goes on now."""
+        accounts = self._accounts or {}
+        standing = accounts.get(provider.name)
+        if standing is None or step not in standing.record.steps:
+            return
+        # Forgotten before the write: units running now must not release the jobs twice.
+        del accounts[provider.name]
+        now = self._clock()
+        released = await self._repository.account_works_again(provider.name, now)
+        log.warning(
+            "the %s account takes new work again after %s; %d waiting file(s) go on",
+            provider.name,
+            now - standing.record.since,
+            released,
+        )
+        self.on_progress()
 
     async def _fail(self, jobs: Sequence[Job], exc: TranscribeError) -> None:
         now = self._clock()
@@ -934,7 +1230,7 @@ class Pipeline:
             except Exception as exc:
                 log.warning("batch %s: could not mark cancelled: %r", cancelled.id, exc)
         due = await self._repository.batches_needing_progress(
-            now, after=self._progress_after, every=self._progress_every
+            now, after=self._progress_after, every=self._progress_every, held_note=HELD_MARK
         )
         jobs_by_batch = await self._repository.jobs_of_batches([batch.id for batch in due])
         shown: list[tuple[Batch, Mrkdwn]] = []
@@ -1076,7 +1372,10 @@ class Pipeline:
             await self._drop_spool(job)
         await self._recover_lost_answers_of_closed_batches()
         groups: dict[tuple[str, str], list[Job]] = {}
-        for job in await self._repository.jobs_to_clean_up(self._clock()):
+        # A per-file provider's copies go as soon as their job has ended: its storage is capped,
+        # and a batch of more files than the caps allow must free room while it runs.
+        per_file = [name for name, provider in self._providers.items() if not provider.batch_native]
+        for job in await self._repository.jobs_to_clean_up(self._clock(), finished_early=per_file):
             groups.setdefault((job.provider, job.batch_id), []).append(job)
         for (provider_name, _), jobs in groups.items():
             provider = self._providers.get(provider_name)
@@ -1199,13 +1498,45 @@ FILE_INFO_ERRORS = {
 }
 
 
+#: How a progress message saying that files wait for their provider's account begins.
+HELD_MARK = ":double_vertical_bar:"
+
+
 def progress_text(jobs: Sequence[Job]) -> Mrkdwn:
-    """``Transcribing 2 files… 1 of 2 done``; for one file, its name."""
+    """``Transcribing 2 files… 1 of 2 done``; for one file, its name. While files wait for their
+    provider's account, a note saying so and that nothing is wrong with them."""
+    held = [job for job in jobs if job.held_by and not job.state.is_terminal]
+    if held:
+        return held_text(held, len(jobs))
     done = sum(job.state.is_terminal for job in jobs)
     if len(jobs) == 1:
         return mrkdwn(":hourglass_flowing_sand: Transcribing *{}*…", jobs[0].filename)
     return mrkdwn(
         ":hourglass_flowing_sand: Transcribing {} files… {} of {} done", len(jobs), done, len(jobs)
+    )
+
+
+def held_text(held: Sequence[Job], total: int) -> Mrkdwn:
+    """The note for files waiting on their provider's account: not their fault, nothing to do
+    for whoever shared them, and it goes on by itself."""
+    provider = str(held[0].held_by).capitalize()
+    if total == 1:
+        which, goes_on = mrkdwn("*{}*", held[0].filename), "It goes on by itself"
+    elif len(held) == total:
+        which, goes_on = mrkdwn("these {} files", total), "They go on by themselves"
+    else:
+        which, goes_on = (
+            mrkdwn("{} of these {} files", len(held), total),
+            "They go on by themselves",
+        )
+    return mrkdwn(
+        "{} Waiting: the {} account of this app cannot take new work right now (its "
+        "balance or spending limit is used up), and an admin needs to fix it. Nothing is wrong "
+        "with {}. {} once the account works again.",
+        HELD_MARK,
+        provider,
+        which,
+        goes_on,
     )
 
 
@@ -1237,6 +1568,23 @@ def _times(count: int) -> str:
 
 def _eta(now: datetime, seconds: float | None) -> datetime | None:
     return now + timedelta(seconds=seconds) if seconds else None
+
+
+def _has_storage_caps(provider: Provider | None) -> bool:
+    return provider is not None and (
+        provider.max_stored_files is not None or provider.max_stored_bytes is not None
+    )
+
+
+def _fits(provider: Provider, held: Sequence[int], files: int, size: int) -> bool:
+    """Whether ``files`` more files of ``size`` bytes stay within the provider's caps, given
+    the (files, bytes) ``held`` there. With nothing held, anything goes: the provider decides."""
+    held_files, held_bytes = held
+    if held_files == 0:
+        return True
+    return (
+        provider.max_stored_files is None or held_files + files <= provider.max_stored_files
+    ) and (provider.max_stored_bytes is None or held_bytes + size <= provider.max_stored_bytes)
 
 
 def _unconfigured(provider: str) -> PermanentError:

@@ -129,4 +129,27 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN duration_ms INTEGER;
     """,
+    # 10: a provider account that refuses new work (its balance or budget used up) until an admin
+    # acts, and the jobs waiting for it: both outlive a restart, so the operator keeps being told
+    # and each thread's note is neither lost nor posted twice. Waiting jobs are few, so they are
+    # found through an index of their own.
+    """
+    CREATE TABLE provider_account_problems (
+        provider   TEXT PRIMARY KEY,
+        reason     TEXT NOT NULL,
+        detail     TEXT NOT NULL,
+        message    TEXT NOT NULL,
+        steps      TEXT NOT NULL,
+        since      TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    ALTER TABLE jobs ADD COLUMN held_by TEXT;
+    CREATE INDEX jobs_held ON jobs (batch_id) WHERE held_by IS NOT NULL;
+    """,
+    # 11: the files each provider holds for us, counted before each upload that might pass the
+    # provider's storage caps: an index of just those, with their sizes.
+    """
+    CREATE INDEX jobs_at_provider ON jobs (provider, size_bytes)
+        WHERE cleaned_up = 0 AND provider_file_id IS NOT NULL;
+    """,
 ]

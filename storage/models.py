@@ -153,6 +153,25 @@ class Job:
     resubmissions: int = 0
     #: The recording's length, when Slack gives it.
     duration_ms: int | None = None
+    #: The provider whose account refuses new work (a used-up balance) while this job waits
+    #: for it; None otherwise.
+    held_by: str | None = None
+
+
+@dataclass
+class ProviderAccountProblem:
+    """A provider account that refuses new work until an admin acts (a used-up balance)."""
+
+    provider: str
+    #: The provider's word for it (``organization_balance_exhausted``): a metric label.
+    reason: str
+    #: What the provider answered, for the log and the operator.
+    detail: str
+    #: What to tell a user whose file waits for it, or fails after waiting too long.
+    message: str
+    #: The steps the provider refused (``upload``, ``submit``): only those wait.
+    steps: list[str]
+    since: datetime
 
 
 @dataclass

@@ -33,6 +33,7 @@ from storage.models import (
     JobState,
     NewBatch,
     NewJob,
+    ProviderAccountProblem,
 )
 
 #: Jobs with a step left. Written out, not bound, and exactly as the condition of the index
@@ -70,6 +71,7 @@ _JOB_COLUMNS = frozenset(
         "sent_at",
         "resubmissions",
         "duration_ms",
+        "held_by",
     }
 )
 _BATCH_COLUMNS = frozenset(
@@ -540,22 +542,55 @@ class Repository:
             (BatchState.OPEN.value, BatchState.DELIVERING.value, _to_text(now)),
         )
 
-    async def jobs_to_clean_up(self, now: datetime) -> list[Job]:
-        """Jobs of finished batches that may still hold something at the provider, when due."""
+    async def jobs_to_clean_up(
+        self, now: datetime, *, finished_early: Sequence[str] = ()
+    ) -> list[Job]:
+        """Jobs that may still hold something at the provider, when due: those of finished
+        batches, and for the providers named in ``finished_early``, each job that has ended
+        (its transcript is recorded, so the provider's copy is not needed any more)."""
+        early = ""
+        if finished_early:
+            placeholders = ",".join("?" for _ in finished_early)
+            early = f"""OR (provider IN ({placeholders}) AND state IN (?, ?)
+                            AND sent_at IS NULL)"""
         return await self._jobs(
-            """WHERE cleaned_up = 0
+            f"""WHERE cleaned_up = 0
                  AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
-                 AND EXISTS (SELECT 1 FROM batches b WHERE b.id = jobs.batch_id
-                             AND b.state IN (?, ?, ?))
+                 AND (EXISTS (SELECT 1 FROM batches b WHERE b.id = jobs.batch_id
+                              AND b.state IN (?, ?, ?))
+                      {early})
                  AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
                ORDER BY batch_id, position""",
             (
                 BatchState.DELIVERED.value,
                 BatchState.UNDELIVERABLE.value,
                 BatchState.CANCELLED.value,
+                *(
+                    (*finished_early, JobState.COMPLETED.value, JobState.FAILED.value)
+                    if finished_early
+                    else ()
+                ),
                 _to_text(now),
             ),
         )
+
+    async def count_stored(self, provider: str) -> tuple[int, int]:
+        """Files, and their bytes, that ``provider`` holds for us: uploaded and not deleted yet,
+        or being uploaded (sent, with no answer recorded)."""
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                """SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM jobs
+                   WHERE provider = ? AND cleaned_up = 0 AND provider_file_id IS NOT NULL""",
+                (provider,),
+            )
+            sending = await db.execute_fetchall(
+                """SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM jobs
+                   WHERE sent_at IS NOT NULL AND provider = ? AND state = ?
+                     AND provider_file_id IS NULL""",
+                (provider, JobState.UPLOADING.value),
+            )
+        (files, size), (sent_files, sent_size) = next(iter(rows)), next(iter(sending))
+        return int(files) + int(sent_files), int(size) + int(sent_size)
 
     async def spooled_jobs_of_closed_batches(self) -> list[Job]:
         """Jobs still holding a spool file although their batch will not go on."""
@@ -606,26 +641,94 @@ class Repository:
         return cursor.rowcount
 
     async def batches_needing_progress(
-        self, now: datetime, *, after: timedelta, every: timedelta
+        self, now: datetime, *, after: timedelta, every: timedelta, held_note: str
     ) -> list[Batch]:
         """Open batches whose progress message is due: older than ``after`` and not shown yet
-        (or lost mid-post), or with a job finished since it was last shown, at most once per
-        ``every``. Others cannot have a different message, so they are not read at all."""
+        (or lost mid-post), or, at most once per ``every``, with a job finished since it was
+        last shown, or with jobs waiting for their provider's account (``held_by``) while the
+        message does not start with ``held_note`` (or the other way round). Others cannot have
+        a different message, so they are not read at all."""
         return await self._batches(
-            """WHERE b.state = ?
+            f"""WHERE b.state = ?
                  AND ((b.status_ts IS NULL AND b.created_at <= ?)
                       OR b.status_ts = ?
                       OR ((b.status_updated_at IS NULL OR b.status_updated_at <= ?)
-                          AND EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
-                                      AND j.finished_at > b.status_updated_at)))
+                          AND (EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
+                                       AND j.finished_at > b.status_updated_at)
+                               OR (EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
+                                           AND j.held_by IS NOT NULL AND j.{_UNFINISHED})
+                                   != (b.status_text IS NOT NULL
+                                       AND substr(b.status_text, 1, ?) = ?)))))
                ORDER BY b.created_at""",
             (
                 BatchState.OPEN.value,
                 _to_text(now - after),
                 PENDING_STATUS,
                 _to_text(now - every),
+                len(held_note),
+                held_note,
             ),
         )
+
+    # -- provider accounts -------------------------------------------------------------------
+
+    async def account_problems(self) -> list[ProviderAccountProblem]:
+        """Every provider account that refuses new work now, by provider."""
+        async with (
+            self._read() as db,
+            db.execute(
+                """SELECT provider, reason, detail, message, steps, since
+                   FROM provider_account_problems ORDER BY provider"""
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [
+            ProviderAccountProblem(
+                provider=row[0],
+                reason=row[1],
+                detail=row[2],
+                message=row[3],
+                steps=json.loads(row[4]),
+                since=_required_time(row[5]),
+            )
+            for row in rows
+        ]
+
+    async def save_account_problem(self, problem: ProviderAccountProblem, now: datetime) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                """INSERT INTO provider_account_problems
+                       (provider, reason, detail, message, steps, since, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (provider) DO UPDATE SET reason = excluded.reason,
+                       detail = excluded.detail, message = excluded.message,
+                       steps = excluded.steps, since = excluded.since,
+                       updated_at = excluded.updated_at""",
+                (
+                    problem.provider,
+                    problem.reason,
+                    problem.detail,
+                    problem.message,
+                    json.dumps(problem.steps),
+                    _to_text(problem.since),
+                    _to_text(now),
+                ),
+            )
+
+    async def account_works_again(self, provider: str, now: datetime) -> int:
+        """Forget ``provider``'s account problem and make the jobs waiting for it due now, with
+        a fresh allowance of time, in one transaction; returns how many jobs that was."""
+        async with self._transaction() as db:
+            await db.execute(
+                "DELETE FROM provider_account_problems WHERE provider = ?", (provider,)
+            )
+            cursor = await db.execute(
+                f"""UPDATE jobs SET held_by = NULL, next_attempt_at = NULL, stalled_since = NULL,
+                        updated_at = ?
+                    WHERE held_by = ? AND {_UNFINISHED}""",
+                (_to_text(now), provider),
+            )
+        return cursor.rowcount
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -1033,6 +1136,7 @@ def _job(row: Sequence[Any]) -> Job:
         sent_at,
         resubmissions,
         duration_ms,
+        held_by,
     ) = row
     return Job(
         id=id_,
@@ -1068,4 +1172,5 @@ def _job(row: Sequence[Any]) -> Job:
         sent_at=_to_time(sent_at),
         resubmissions=resubmissions,
         duration_ms=duration_ms,
+        held_by=held_by,
     )

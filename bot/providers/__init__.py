@@ -20,6 +20,8 @@ def build_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, 
             api_key=settings.soniox_api_key.get_secret_value(),
             model=settings.soniox_model,
             max_pending=settings.soniox_max_pending,
+            max_files=settings.soniox_max_files,
+            max_storage_bytes=settings.soniox_max_storage_mb * 1024 * 1024,
             webhook=settings.soniox_webhook,
         )
     if settings.soket_api_token is not None:

@@ -14,7 +14,9 @@ many files in one request and transcribes them as one batch). The steps, in orde
 3. :meth:`Provider.submit` starts transcription of the group (uploaded files and links);
    after a crash during a submission, :meth:`Provider.find_submitted` is asked first.
 4. :meth:`Provider.poll` reports progress; terminal outcomes carry the transcript or the reason.
-5. :meth:`Provider.clean_up` deletes the provider's copies once the reply is posted.
+5. :meth:`Provider.clean_up` deletes the provider's copies: a per-file provider's as soon as
+   the job has ended (its transcript is in the database), a batch-native one's once the reply
+   is posted.
 
 Errors: a method raises :mod:`bot.errors` exceptions for the whole group (a 5xx, a timeout, a bad
 token). A failure of one job alone (a file the provider rejected) is returned in the result mapping
@@ -112,9 +114,17 @@ class Provider(ABC):
     #: Most jobs submitted and not yet finished at once; the pipeline holds the rest back so a
     #: provider-side cap (Soniox: 100 pending transcriptions) is never reached. None: no limit.
     max_in_flight: int | None = None
+    #: Most files, and bytes, the provider keeps for us at once (Soniox: 1,000 files and 10 GB):
+    #: the pipeline holds back uploads beyond, until deleting finished ones frees room. None: no
+    #: limit.
+    max_stored_files: int | None = None
+    max_stored_bytes: int | None = None
     #: True when the provider calls back (a webhook) as each job ends: polls are then only the
     #: fallback, and the pipeline makes them rarely.
     notifies_completion: bool = False
+    #: The ``reason`` of each :class:`~bot.errors.AccountProblem` the provider can report (a
+    #: used-up balance, say); the metrics show each, at zero while it does not stand.
+    account_problem_reasons: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     async def check_credentials(self) -> None:

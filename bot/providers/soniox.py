@@ -14,7 +14,13 @@ from typing import Any
 import httpx
 
 from bot.config import WebhookTarget
-from bot.errors import NotReadyYet, PermanentError, ProviderAuthError, TemporaryError
+from bot.errors import (
+    AccountProblem,
+    NotReadyYet,
+    PermanentError,
+    ProviderAuthError,
+    TemporaryError,
+)
 from bot.providers.base import (
     Progress,
     ProgressStatus,
@@ -34,6 +40,16 @@ _FRIENDLY_ERRORS = {
     "file_not_found": "Soniox lost the uploaded file; try again.",
 }
 
+#: What a 402 (Payment Required) says is used up, by ``error_type``; the account takes no new
+#: transcriptions until an admin adds funds or raises the budget in the Soniox console.
+_ACCOUNT_PROBLEMS = {
+    "organization_balance_exhausted": "the organization's balance is used up",
+    "organization_monthly_budget_exhausted": "the organization's monthly budget is used up",
+    "project_monthly_budget_exhausted": "the project's monthly budget is used up",
+}
+#: A 402 with an ``error_type`` not known here.
+PAYMENT_REQUIRED = "payment_required"
+
 
 class SonioxProvider(Provider):
     name = "soniox"
@@ -42,6 +58,7 @@ class SonioxProvider(Provider):
     # Soniox's per-file limits; the duration cannot be raised on request.
     max_file_bytes = 524_288_000
     max_duration_seconds = 300 * 60.0
+    account_problem_reasons = (*_ACCOUNT_PROBLEMS, PAYMENT_REQUIRED)
 
     def __init__(
         self,
@@ -51,9 +68,13 @@ class SonioxProvider(Provider):
         api_key: str,
         model: str,
         max_pending: int | None = 50,
+        max_files: int | None = None,
+        max_storage_bytes: int | None = None,
         webhook: WebhookTarget | None = None,
     ) -> None:
         self.max_in_flight = max_pending
+        self.max_stored_files = max_files
+        self.max_stored_bytes = max_storage_bytes
         self._webhook = webhook
         self.notifies_completion = webhook is not None
         self._client = client
@@ -245,6 +266,18 @@ def _error(response: httpx.Response, what: str) -> Exception:
     detail = f"soniox {what}: {response.status_code} {error_type}: {message}"
     if response.status_code == 401 or error_type == "unauthenticated":
         return ProviderAuthError(detail, user_message=_FRIENDLY_ERRORS["unauthenticated"])
+    if response.status_code == 402 or error_type in _ACCOUNT_PROBLEMS:
+        reason = error_type if error_type in _ACCOUNT_PROBLEMS else PAYMENT_REQUIRED
+        what_is_used_up = _ACCOUNT_PROBLEMS.get(reason, "payment is required")
+        return AccountProblem(
+            detail,
+            provider=SonioxProvider.name,
+            reason=reason,
+            user_message=(
+                f"The Soniox account of this app cannot take new work: {what_is_used_up}. "
+                "An admin needs to add funds or raise the limit in the Soniox console."
+            ),
+        )
     if error_type == "transcription_invalid_state":
         return NotReadyYet(detail)
     if response.status_code == 404:

@@ -151,3 +151,18 @@ def test_manifest_reader_handles_the_shapes_manifests_use() -> None:
     assert manifest_bot_scopes("display_information:\n  name: x\n") is None
     shipped = manifest_bot_scopes((PROJECT_ROOT / "manifest.yml").read_text())
     assert shipped is not None and "files:read" in shipped
+
+
+async def test_check_and_run_refuse_a_public_url_that_makes_too_long_a_webhook_url(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, fake_soket: FakeSoket
+) -> None:
+    public_url = "https://bot.example.com/" + "x" * 230
+    env = environment(fake_slack, fake_soniox, fake_soket, tmp_path, PUBLIC_URL=public_url)
+
+    for command in ("check", "run"):
+        code, out, err = await run_cli(command, env=env, cwd=tmp_path)
+
+        assert code == 2, (command, out, err)
+        assert "threadscribe cannot start; fix these settings:" in err
+        assert "PUBLIC_URL is too long" in err and "at most 256 characters" in err
+    assert fake_soniox.requests == [], "nothing reached Soniox"

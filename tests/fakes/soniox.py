@@ -36,6 +36,7 @@ from aiohttp.multipart import BodyPartReader
 from tests.fakes.server import LoopbackServer
 
 __all__ = [
+    "ACCOUNT_ERROR_TYPES",
     "DECODE_ERROR_MESSAGE",
     "DOWNLOAD_ERROR_MESSAGE",
     "HEAD_BYTES",
@@ -243,11 +244,35 @@ _ERROR_MESSAGES = {
         "Pending transcriptions limit has been exceeded for your organization. "
         "Wait for some transcriptions to finish."
     ),
+    "file_count_exceeded": (
+        "Total file count limit has been exceeded for your organization. Please delete some."
+    ),
+    "file_size_exceeded": (
+        "Total file size limit has been exceeded for your organization. Please delete some."
+    ),
+    "organization_balance_exhausted": (
+        "The balance of your organization is exhausted. Add funds in the Soniox Console."
+    ),
+    "organization_monthly_budget_exhausted": (
+        "The monthly budget of your organization is exhausted. Raise it in the Soniox Console."
+    ),
+    "project_monthly_budget_exhausted": (
+        "The monthly budget of this project is exhausted. Raise it in the Soniox Console."
+    ),
     "internal_error": (
         "The server encountered an error. Please try again. If the issue persists contact "
         "support@soniox.com."
     ),
 }
+#: ``error_type`` values of a 402: the account may not start paid work.
+ACCOUNT_ERROR_TYPES = (
+    "organization_balance_exhausted",
+    "organization_monthly_budget_exhausted",
+    "project_monthly_budget_exhausted",
+)
+#: The account's storage caps, as documented: 1,000 files and 10 GB.
+DEFAULT_MAX_FILES = 1000
+DEFAULT_MAX_STORAGE_BYTES = 10 * 1024**3
 _FILE_FIELDS = ("id", "filename", "size", "created_at", "client_reference_id")
 _PENDING = frozenset({"queued", "processing"})
 
@@ -308,6 +333,8 @@ class FakeSoniox(LoopbackServer):
         *,
         polls_until_complete: int = 1,
         max_pending: int = 100,
+        max_files: int = DEFAULT_MAX_FILES,
+        max_storage_bytes: int = DEFAULT_MAX_STORAGE_BYTES,
     ) -> None:
         super().__init__()
         self.api_key = api_key
@@ -315,6 +342,13 @@ class FakeSoniox(LoopbackServer):
         self.polls_until_complete = polls_until_complete
         #: Queued plus processing jobs allowed before creating one answers 429.
         self.max_pending = max_pending
+        #: The account's storage caps: an upload that would pass either answers 429.
+        self.max_files = max_files
+        self.max_storage_bytes = max_storage_bytes
+        #: Uploads refused for the storage caps, and the most ever stored at once.
+        self.storage_refusals = 0
+        self.peak_files = 0
+        self.peak_storage_bytes = 0
         #: Uploaded files by id: the public fields plus ``sha256`` and ``head``.
         self.files: dict[str, dict[str, Any]] = {}
         #: Public JSON of every live transcription, by id.
@@ -326,6 +360,12 @@ class FakeSoniox(LoopbackServer):
         #: Every webhook attempt: url, body, headers, and ``status`` or ``error``.
         self.webhook_deliveries: list[dict[str, Any]] = []
         self.peak_pending = 0
+        #: While set (an ``ACCOUNT_ERROR_TYPES`` value), creating a transcription answers 402
+        #: (and uploading too, with ``account_refuses_uploads``); see :meth:`exhaust_account`.
+        self.account_problem: str | None = None
+        self.account_refuses_uploads = False
+        #: Requests answered 402 so far.
+        self.payment_refusals = 0
         self._jobs: dict[str, _Job] = {}
         self._file_seq: dict[str, int] = {}
         self._seq = itertools.count(1)
@@ -348,6 +388,23 @@ class FakeSoniox(LoopbackServer):
     def set_transcript(self, filename: str, turns: Turns) -> None:
         """Make jobs for ``filename`` transcribe to ``turns`` of ``(speaker, text)``."""
         self._transcripts[filename] = list(turns)
+
+    def exhaust_account(
+        self, error_type: str = "organization_balance_exhausted", *, uploads: bool = False
+    ) -> None:
+        """Refuse paid work with 402 ``error_type`` until :meth:`restore_account`."""
+        assert error_type in ACCOUNT_ERROR_TYPES
+        self.account_problem = error_type
+        self.account_refuses_uploads = uploads
+
+    def restore_account(self) -> None:
+        self.account_problem = None
+        self.account_refuses_uploads = False
+
+    def _payment_required(self) -> web.Response:
+        assert self.account_problem is not None
+        self.payment_refusals += 1
+        return soniox_error(402, self.account_problem)
 
     async def complete(self, transcription_id: str) -> dict[str, Any]:
         """Finish one job now (success or error per its content) and return its JSON."""
@@ -399,6 +456,9 @@ class FakeSoniox(LoopbackServer):
     # -- files ---------------------------------------------------------------------------------
 
     async def _upload_file(self, request: web.Request) -> web.Response:
+        if self.account_problem is not None and self.account_refuses_uploads:
+            await request.release()  # read to the end, so the client sees the answer
+            return self._payment_required()
         if not request.content_type.startswith("multipart/"):
             return _invalid("file", "Expected a multipart/form-data body", "value_error")
         upload: StreamedFile | None = None
@@ -430,6 +490,12 @@ class FakeSoniox(LoopbackServer):
                 f"String should have at most {_MAX_REFERENCE_LENGTH} characters",
                 "string_too_long",
             )
+        stored = sum(int(f["size"]) for f in self.files.values())
+        if len(self.files) >= self.max_files or stored + upload.size > self.max_storage_bytes:
+            # Kept, as Soniox keeps it, only within the account's caps: the message names which.
+            self.storage_refusals += 1
+            over = "file_count" if len(self.files) >= self.max_files else "file_size"
+            return soniox_error(429, "limit_exceeded", _ERROR_MESSAGES[f"{over}_exceeded"])
         file_id = str(uuid.uuid4())
         self.files[file_id] = {
             "id": file_id,
@@ -441,6 +507,8 @@ class FakeSoniox(LoopbackServer):
             "head": upload.head,
         }
         self._file_seq[file_id] = next(self._seq)
+        self.peak_files = max(self.peak_files, len(self.files))
+        self.peak_storage_bytes = max(self.peak_storage_bytes, stored + upload.size)
         await self.notify()
         return web.json_response(self._public_file(file_id), status=201)
 
@@ -498,6 +566,8 @@ class FakeSoniox(LoopbackServer):
             size, head = int(stored["size"]), bytes(stored["head"])
         else:
             filename = filename_from_url(str(audio_url))
+        if self.account_problem is not None:
+            return self._payment_required()
         if self.pending_count >= self.max_pending:
             return soniox_error(429, "limit_exceeded")
 

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.config import ConfigError, ProviderName, load_settings
+from bot.providers import build_providers
 
 
 def test_defaults_follow_the_operator_contract(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,3 +64,70 @@ def test_app_token_switches_to_socket_mode_without_a_signing_secret() -> None:
 def test_transcribe_command_needs_no_slack_settings() -> None:
     settings = load_settings(_env_file=None, need_slack=False, soniox_api_key="k")
     assert settings.slack_bot_token is None
+
+
+def test_a_public_url_too_long_for_soniox_webhooks_is_refused_with_the_other_problems() -> None:
+    base = "https://bot.example.com/"
+    fits = base + "a" * (240 - len(base))  # + /webhooks/soniox = 256, Soniox's limit
+    settings = load_settings(
+        _env_file=None,
+        slack_bot_token="xoxb-1",
+        slack_signing_secret="s",
+        soniox_api_key="k",
+        public_url=fits,
+    )
+    assert settings.soniox_webhook is not None and len(settings.soniox_webhook.url) == 256
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            _env_file=None,
+            slack_bot_token="xoxb-1",
+            slack_signing_secret="s",
+            soniox_api_key="k",
+            public_url=fits + "b",
+            log_level="LOUD",
+        )
+    (too_long,) = [p for p in caught.value.problems if p.startswith("PUBLIC_URL")]
+    assert "at most 256 characters" in too_long and "has 257" in too_long
+    assert "at most 240 characters" in too_long
+    assert any(p.startswith("LOG_LEVEL") for p in caught.value.problems), "listed together"
+
+
+def test_a_long_public_url_is_fine_where_soniox_gets_no_webhook() -> None:
+    long_url = "https://bot.example.com/" + "a" * 300
+    # Socket Mode: no webhook route, so nothing is sent to Soniox.
+    load_settings(
+        _env_file=None,
+        slack_bot_token="xoxb-1",
+        slack_app_token="xapp-1",
+        soniox_api_key="k",
+        public_url=long_url,
+    )
+    # Soniox not set up: nothing to send it to.
+    load_settings(
+        _env_file=None,
+        slack_bot_token="xoxb-1",
+        slack_signing_secret="s",
+        transcribe_provider="soket",
+        soket_api_token="t",
+        public_url=long_url,
+    )
+
+
+async def test_soniox_storage_caps_default_to_sonioxs_own_and_reach_the_provider() -> None:
+    settings = load_settings(_env_file=None, need_slack=False, soniox_api_key="k")
+    assert (settings.soniox_max_files, settings.soniox_max_storage_mb) == (1000, 10240)
+    raised = load_settings(
+        _env_file=None,
+        need_slack=False,
+        soniox_api_key="k",
+        soniox_max_files="5000",
+        soniox_max_storage_mb="51200",
+    )
+    async with httpx.AsyncClient() as client:
+        soniox = build_providers(raised, client)["soniox"]
+    assert soniox.max_stored_files == 5000
+    assert soniox.max_stored_bytes == 50 * 1024**3
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None, need_slack=False, soniox_api_key="k", soniox_max_files=0)
+    assert any(p.startswith("SONIOX_MAX_FILES") for p in caught.value.problems)

@@ -414,3 +414,44 @@ async def test_injected_faults_come_before_auth_and_routes(
     )
     assert (await create(client, audio_url="https://example.com/a.mp3")).status_code == 500
     assert (await create(client, audio_url="https://example.com/a.mp3")).status_code == 201
+
+
+async def test_an_exhausted_account_answers_402_until_it_is_restored(
+    fake: FakeSoniox, client: httpx.AsyncClient
+) -> None:
+    uploaded = await upload(client, "a.wav", b"RIFF....")
+    fake.exhaust_account("organization_monthly_budget_exhausted")
+    refused = assert_error(
+        await create(client, file_id=uploaded["id"]), 402, "organization_monthly_budget_exhausted"
+    )
+    assert refused["validation_errors"] == [] and refused["message"]
+    await upload(client, "b.wav", b"RIFF....")  # storage is not paid work
+    fake.exhaust_account("organization_balance_exhausted", uploads=True)
+    response = await client.post("/files", files={"file": ("c.wav", b"RIFF....")})
+    assert_error(response, 402, "organization_balance_exhausted")
+    assert fake.payment_refusals == 2 and fake.create_bodies == [] and len(fake.files) == 2
+
+    fake.restore_account()
+    assert (await create(client, file_id=uploaded["id"])).status_code == 201
+
+
+async def test_storage_caps_answer_429_until_files_are_deleted() -> None:
+    async with FakeSoniox(max_files=2, max_storage_bytes=100) as capped:
+        assert isinstance(capped, FakeSoniox)
+        async with httpx.AsyncClient(
+            base_url=capped.api_url, headers={"Authorization": f"Bearer {KEY}"}
+        ) as c:
+            first = await upload(c, "a.wav", b"a" * 40)
+            await upload(c, "b.wav", b"b" * 40)
+            body = assert_error(
+                await c.post("/files", files={"file": ("c.wav", b"c")}), 429, "limit_exceeded"
+            )
+            assert "file count" in body["message"]
+            assert (await c.delete(f"/files/{first['id']}")).status_code == 204
+            body = assert_error(
+                await c.post("/files", files={"file": ("d.wav", b"d" * 61)}), 429, "limit_exceeded"
+            )
+            assert "file size" in body["message"]
+            await upload(c, "e.wav", b"e" * 60)
+            assert capped.storage_refusals == 2
+            assert (capped.peak_files, capped.peak_storage_bytes) == (2, 100)

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from bot.providers.soniox import transcript_from_tokens
+import httpx
+import pytest
+
+from bot.errors import AccountProblem, PermanentError, TemporaryError
+from bot.providers.soniox import _error, transcript_from_tokens
 
 
 def test_sub_word_tokens_join_and_speaker_changes_cut_segments() -> None:
@@ -33,3 +37,32 @@ def test_tokens_without_speakers_give_plain_text() -> None:
 def test_empty_transcript() -> None:
     transcript = transcript_from_tokens({"text": "", "tokens": []})
     assert transcript.is_empty
+
+
+@pytest.mark.parametrize(
+    ("error_type", "used_up"),
+    [
+        ("organization_balance_exhausted", "the organization's balance is used up"),
+        ("organization_monthly_budget_exhausted", "the organization's monthly budget"),
+        ("project_monthly_budget_exhausted", "the project's monthly budget is used up"),
+        ("something_new", "payment is required"),
+    ],
+)
+def test_a_402_is_an_account_problem_not_a_problem_with_the_file(
+    error_type: str, used_up: str
+) -> None:
+    body = {
+        "status_code": 402,
+        "error_type": error_type,
+        "message": "Add funds <!channel>",
+        "validation_errors": [],
+        "request_id": "r-1",
+    }
+    error = _error(httpx.Response(402, json=body), "create transcription")
+    assert isinstance(error, AccountProblem)
+    assert not isinstance(error, (PermanentError, TemporaryError))
+    assert error.provider == "soniox"
+    assert error.reason == (error_type if error_type != "something_new" else "payment_required")
+    assert used_up in error.user_message and "admin" in error.user_message
+    assert "<!channel>" not in error.user_message, "the provider's words stay in the log"
+    assert "402" in error.detail and "Add funds" in error.detail

@@ -170,6 +170,48 @@ async def test_clean_up_waits_for_delivery(repository: Repository) -> None:
     assert await repository.jobs_to_clean_up(NOW) == []
 
 
+async def test_a_per_file_providers_ended_jobs_are_cleaned_up_before_delivery(
+    repository: Repository,
+) -> None:
+    batch = await repository.create_batch(new_batch(), [new_job("F1"), new_job("F2")], NOW)
+    assert batch is not None
+    done, running = await repository.jobs_of(batch.id)
+    await repository.update_job(
+        done.id, NOW, state=JobState.COMPLETED, provider_file_id="f1", provider_job_id="t1"
+    )
+    await repository.update_job(
+        running.id, NOW, state=JobState.PROCESSING, provider_file_id="f2", provider_job_id="t2"
+    )
+    assert await repository.jobs_to_clean_up(NOW, finished_early=["soket"]) == []
+    early = await repository.jobs_to_clean_up(NOW, finished_early=["soniox"])
+    assert [job.id for job in early] == [done.id]
+    # A job whose last call's answer was lost is left for the look-up after the batch ends.
+    await repository.update_job(done.id, NOW, sent_at=NOW)
+    assert await repository.jobs_to_clean_up(NOW, finished_early=["soniox"]) == []
+
+
+async def test_stored_files_count_uploads_under_way_until_cleaned_up(
+    repository: Repository,
+) -> None:
+    batch = await repository.create_batch(
+        new_batch(), [new_job("F1"), new_job("F2"), new_job("F3")], NOW
+    )
+    assert batch is not None
+    uploaded, sending, waiting = await repository.jobs_of(batch.id)
+    assert await repository.count_stored("soniox") == (0, 0)
+    await repository.update_job(
+        uploaded.id, NOW, state=JobState.UPLOADED, provider_file_id="f1", size_bytes=100
+    )
+    await repository.update_job(
+        sending.id, NOW, state=JobState.UPLOADING, sent_at=NOW, size_bytes=20
+    )
+    await repository.update_job(waiting.id, NOW, state=JobState.UPLOADING, size_bytes=7)
+    assert await repository.count_stored("soniox") == (2, 120)
+    assert await repository.count_stored("soket") == (0, 0)
+    await repository.update_job(uploaded.id, NOW, cleaned_up=True)
+    assert await repository.count_stored("soniox") == (1, 20)
+
+
 async def test_times_round_trip_in_utc(repository: Repository) -> None:
     batch = await repository.create_batch(new_batch(), [new_job("F1")], NOW)
     assert batch is not None
