@@ -29,6 +29,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -206,15 +207,77 @@ class Pipeline:
 
     async def _advance_all(self, units: Sequence[tuple[str, list[Job]]]) -> None:
         """Take the next step of each unit (key, jobs) whose files are all at the provider (or
-        are links): submit, or poll."""
+        are links): submit, or poll.
 
-        async def advance(unit: tuple[str, list[Job]]) -> None:
-            key, jobs = unit
-            await self._guarded(key, self._run_step(jobs, self._submit_and_poll))
+        The running units of a provider that reports many transcriptions in one call are
+        polled together, in one :meth:`Provider.poll_many` per provider."""
+        alone: list[tuple[str, list[Job]]] = []
+        together: dict[str, list[tuple[str, list[Job]]]] = {}
+        for key, jobs in units:
+            provider = self._providers.get(jobs[0].provider)
+            if (
+                provider is not None
+                and provider.polls_many
+                and not provider.batch_native
+                and all(job.state in (JobState.SUBMITTED, JobState.PROCESSING) for job in jobs)
+            ):
+                together.setdefault(provider.name, []).append((key, jobs))
+            else:
+                alone.append((key, jobs))
 
-        for (key, _), outcome in zip(units, await self._for_each(units, advance), strict=True):
+        # Each is one item of work: a unit stepped alone, or one provider's units polled together.
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            (f"the {name} polls", partial(self._poll_together, self._providers[name], group))
+            for name, group in together.items()
+        ]
+        steps += [(key, partial(self._advance, key, jobs)) for key, jobs in alone]
+        for (what, _), outcome in zip(
+            steps, await self._for_each(steps, lambda step: step[1]()), strict=True
+        ):
             if isinstance(outcome, Exception):
-                log.error("a step of %s failed outside its own handling", key, exc_info=outcome)
+                log.error("a step of %s failed outside its own handling", what, exc_info=outcome)
+
+    async def _advance(self, key: str, jobs: list[Job]) -> None:
+        await self._guarded(key, self._run_step(jobs, self._submit_and_poll))
+
+    async def _poll_together(
+        self, provider: Provider, units: Sequence[tuple[str, list[Job]]]
+    ) -> None:
+        """Poll the running jobs of ``units`` in one :meth:`Provider.poll_many`, then record
+        each job's answer as its own unit's poll would have."""
+        keys = [key for key, _ in units]
+        jobs = [job for _, unit_jobs in units for job in unit_jobs]
+        self._busy.update(keys)
+        try:
+            try:
+                outcomes = await provider.poll_many(await self._provider_jobs(jobs))
+            except Exception as exc:
+                if not isinstance(exc, TranscribeError):
+                    log.error("unexpected error while polling %s", provider.name, exc_info=exc)
+                failure = (
+                    exc
+                    if isinstance(exc, TranscribeError)
+                    else TemporaryError(f"unexpected: {exc!r}")
+                )
+                # The whole call failed: each unit takes it as its own failure, as it would have
+                # had it been polled alone (its own attempts, backoff and age limit).
+                for _, unit_jobs in units:
+                    await self._step_failed(unit_jobs, failure)
+                return
+            now = self._clock()
+            for job in jobs:
+                outcome = outcomes.get(job.id)
+                if outcome is None:
+                    continue  # not answered: asked again next cycle
+                if not isinstance(outcome, Progress):
+                    await self._step_failed([job], outcome)
+                    continue
+                try:
+                    await self._record_progress(provider, job, outcome, now)
+                except Exception as exc:
+                    await self._step_failed([job], exc)
+        finally:
+            self._busy.difference_update(keys)
 
     async def _for_each(
         self, items: Sequence[_Item], work: Callable[[_Item], Awaitable[_Outcome]]
@@ -348,15 +411,18 @@ class Pipeline:
             return
         try:
             await step(provider, jobs)
-        except TranscribeError as exc:
-            await self._handle_error([job for job in jobs if not job.state.is_terminal], exc)
         except Exception as exc:
-            # A bug must not lose the work: retried with backoff, failed at the age limit.
-            log.exception("unexpected error in a step of %s", [job.id for job in jobs])
-            await self._handle_error(
-                [job for job in jobs if not job.state.is_terminal],
-                TemporaryError(f"unexpected: {exc!r}"),
-            )
+            await self._step_failed(jobs, exc)
+
+    async def _step_failed(self, jobs: Sequence[Job], exc: Exception) -> None:
+        """What a step of ``jobs`` raised decides the retry or the failure of those not done."""
+        unfinished = [job for job in jobs if not job.state.is_terminal]
+        if isinstance(exc, TranscribeError):
+            await self._handle_error(unfinished, exc)
+            return
+        # A bug must not lose the work: retried with backoff, failed at the age limit.
+        log.error("unexpected error in a step of %s", [job.id for job in jobs], exc_info=exc)
+        await self._handle_error(unfinished, TemporaryError(f"unexpected: {exc!r}"))
 
     async def _submit_and_poll(self, provider: Provider, jobs: list[Job]) -> None:
         # Taken before submitting: a job submitted now is first polled when its provider's

@@ -1,8 +1,9 @@
 """Soniox async API v1: one file, one transcription.
 
 Upload (``POST /files``) → create (``POST /transcriptions`` with the file id and our job id as
-``client_reference_id``) → poll (``GET /transcriptions/{id}``) → fetch the transcript once
-``completed`` → after delivery, delete the transcription and the file: Soniox keeps both until told.
+``client_reference_id``) → poll (the listing ``GET /transcriptions`` for many at once, else
+``GET /transcriptions/{id}``) → fetch the transcript once ``completed`` → after delivery, delete
+the transcription and the file: Soniox keeps both until told.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from typing import Any
 import httpx
 
 from bot.config import WebhookTarget
-from bot.errors import NotReadyYet, PermanentError, ProviderAuthError, TemporaryError
+from bot.errors import (
+    NotReadyYet,
+    PermanentError,
+    ProviderAuthError,
+    TemporaryError,
+    TranscribeError,
+)
 from bot.providers.base import (
     Progress,
     ProgressStatus,
@@ -22,6 +29,7 @@ from bot.providers.base import (
     ProviderJob,
     Submitted,
     Uploaded,
+    each_alone,
     send,
 )
 from bot.transcript import Segment, Transcript
@@ -38,6 +46,7 @@ _FRIENDLY_ERRORS = {
 class SonioxProvider(Provider):
     name = "soniox"
     batch_native = False
+    polls_many = True
 
     def __init__(
         self,
@@ -147,14 +156,58 @@ class SonioxProvider(Provider):
         return outcomes
 
     async def poll(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Progress]:
-        outcomes: dict[str, Progress] = {}
-        for job in jobs:
-            assert job.remote_id is not None, "poll needs a transcription id"
+        return {job.job_id: await self._poll_one(job) for job in jobs}
+
+    async def poll_many(
+        self, jobs: Sequence[ProviderJob]
+    ) -> Mapping[str, Progress | TranscribeError]:
+        """One listing answers for every running transcription: a page holds up to 1,000, so
+        a cycle's polls cost one call instead of one each. A transcription the listing did not
+        show is asked about alone, and transcripts are fetched only for finished ones."""
+        listed: dict[str, dict[str, Any]] = {}
+        if len(jobs) > 1:
+            # For one job, its own GET costs one call for sure; a listing may take pages.
+            listed = await self._listed({job.remote_id for job in jobs if job.remote_id})
+
+        async def poll_one(job: ProviderJob) -> Progress:
+            return await self._poll_one(job, listed.get(job.remote_id or ""))
+
+        return await each_alone(jobs, poll_one)
+
+    async def _poll_one(self, job: ProviderJob, status: dict[str, Any] | None = None) -> Progress:
+        assert job.remote_id is not None, "poll needs a transcription id"
+        if status is None:
             status = await self._call(
                 "GET", f"/transcriptions/{job.remote_id}", what="get transcription"
             )
-            outcomes[job.job_id] = await self._progress(job, status)
-        return outcomes
+        return await self._progress(job, status)
+
+    async def _listed(self, remote_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """The listing's entries for ``remote_ids``, by id, read page by page until all are
+        seen or the listing ends.
+
+        Soniox does not document the listing's order, and the account may hold many other
+        transcriptions. Paging also stops once it has cost as many calls as ids are still
+        missing: asking those alone costs no more than that.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        cursor: str | None = None
+        pages = 0
+        while True:
+            params: dict[str, Any] = {"limit": LIST_PAGE_SIZE}
+            if cursor:
+                params["cursor"] = cursor
+            body = await self._call(
+                "GET", "/transcriptions", what="list transcriptions", params=params
+            )
+            pages += 1
+            for item in body.get("transcriptions") or []:
+                if isinstance(item, dict) and item.get("id") in remote_ids:
+                    found[str(item["id"])] = item
+            cursor = body.get("next_page_cursor")
+            missing = len(remote_ids) - len(found)
+            if not cursor or missing == 0 or pages >= missing:
+                return found
 
     async def clean_up(self, jobs: Sequence[ProviderJob]) -> None:
         for job in jobs:
@@ -214,8 +267,9 @@ class SonioxProvider(Provider):
         raise _error(response, what)
 
 
-#: Soniox's listings hold at most 1,000 files and 2,000 transcriptions per account.
+#: The largest page Soniox's listings give (``limit`` is 1 to 1,000).
 LIST_PAGE_SIZE = 1000
+#: An account holds at most 1,000 files and 2,000 transcriptions unless raised: a few pages.
 MAX_LIST_PAGES = 5
 
 #: Soniox documents no processing speed; async transcription runs far faster than real time, so
