@@ -23,7 +23,7 @@ import itertools
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -172,13 +172,17 @@ _PUNCTUATION = re.compile(r"^(.*?)([.,!?;:]*)$", re.DOTALL)
 
 
 def _sub_word_tokens(
-    words: list[TimedWord], *, with_speaker: bool, with_language: bool
+    words: list[TimedWord],
+    *,
+    with_speaker: bool,
+    language_of: Callable[[TimedWord], str] | None = None,
 ) -> list[dict[str, Any]]:
     """Cut words into Soniox-like tokens.
 
     Soniox returns sub-word pieces: a word is one or two tokens, the first carrying the leading
     space, and punctuation is a token of its own. Joining every token's ``text`` gives the
-    transcript text, which is what clients are expected to do.
+    transcript text, which is what clients are expected to do. With language identification
+    (``language_of``), every token carries its word's ``language``.
     """
     tokens: list[dict[str, Any]] = []
     for index, timed in enumerate(words):
@@ -208,8 +212,8 @@ def _sub_word_tokens(
             }
             if with_speaker:
                 token["speaker"] = timed.speaker
-            if with_language:
-                token["language"] = "en"
+            if language_of is not None:
+                token["language"] = language_of(timed)
             tokens.append(token)
     return tokens
 
@@ -290,9 +294,23 @@ class _Job:
     size: int | None
     head: bytes
     webhook_auth_header_value: str | None
+    #: Asked for at creation; the documented transcription JSON does not show it.
+    language_hints_strict: bool = False
     polls: int = 0
     turns: Turns = field(default_factory=list)
+    #: The language of each turn (ISO 639-1); turns beyond the list are English.
+    languages: list[str] = field(default_factory=list)
     outcome: Outcome | None = None
+
+    def language_of(self, word: TimedWord) -> str:
+        """What language identification labels ``word`` with. Strict hints keep the labels to
+        the hinted languages: Soniox then strongly prefers them (best effort, the reference
+        says; the fake always does)."""
+        spoken = self.languages[word.turn] if word.turn < len(self.languages) else "en"
+        hints = self.public["language_hints"] or []
+        if self.language_hints_strict and hints and spoken not in hints:
+            return str(hints[0])
+        return spoken
 
 
 class FakeSoniox(LoopbackServer):
@@ -336,6 +354,7 @@ class FakeSoniox(LoopbackServer):
         self._file_seq: dict[str, int] = {}
         self._seq = itertools.count(1)
         self._transcripts: dict[str, Turns] = {}
+        self._languages: dict[str, list[str]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
 
@@ -356,9 +375,11 @@ class FakeSoniox(LoopbackServer):
         or a listing page that showed it."""
         return {transcription_id: job.polls for transcription_id, job in self._jobs.items()}
 
-    def set_transcript(self, filename: str, turns: Turns) -> None:
-        """Make jobs for ``filename`` transcribe to ``turns`` of ``(speaker, text)``."""
+    def set_transcript(self, filename: str, turns: Turns, languages: Sequence[str] = ()) -> None:
+        """Make jobs for ``filename`` transcribe to ``turns`` of ``(speaker, text)``, spoken in
+        ``languages`` (ISO 639-1, one per turn; English where none is given)."""
         self._transcripts[filename] = list(turns)
+        self._languages[filename] = list(languages)
 
     def add_others(self, count: int) -> list[str]:
         """``count`` finished transcriptions made by someone else with the same account (another
@@ -565,6 +586,7 @@ class FakeSoniox(LoopbackServer):
             size=size,
             head=head,
             webhook_auth_header_value=header_value,
+            language_hints_strict=body.get("language_hints_strict") is True,
         )
         self.transcriptions[transcription_id] = public
         return job
@@ -590,7 +612,7 @@ class FakeSoniox(LoopbackServer):
         tokens = _sub_word_tokens(
             timed_words(job.turns),
             with_speaker=bool(job.public["enable_speaker_diarization"]),
-            with_language=bool(job.public["enable_language_identification"]),
+            language_of=job.language_of if job.public["enable_language_identification"] else None,
         )
         return web.json_response(
             {
@@ -670,6 +692,7 @@ class FakeSoniox(LoopbackServer):
             if job.outcome is Outcome.TRANSCRIPT:
                 filename = str(public["filename"])
                 job.turns = self._transcripts.get(filename) or default_turns(filename)
+                job.languages = self._languages.get(filename, [])
         if public["webhook_url"]:
             task = asyncio.get_running_loop().create_task(self._deliver_webhook(job))
             self._deliveries.add(task)
@@ -769,7 +792,11 @@ def _validate_create(body: dict[str, Any]) -> web.Response | None:
             f"String should have at most {_MAX_CONTEXT_LENGTH} characters",
             "string_too_long",
         )
-    for name in ("enable_speaker_diarization", "enable_language_identification"):
+    for name in (
+        "enable_speaker_diarization",
+        "enable_language_identification",
+        "language_hints_strict",
+    ):
         value = body.get(name)
         if value is not None and not isinstance(value, bool):
             fail(name, "Input should be a valid boolean", "bool_type")
