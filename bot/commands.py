@@ -23,11 +23,12 @@ from slack_sdk.errors import SlackApiError
 
 from bot.config import ProviderName
 from bot.intake import Intake, audio_links_in_text, link_from_token
+from bot.languages import ISO_639_1
 from bot.media import link_filename
 from bot.pipeline import REACTION_FAILED, REACTION_WORKING
 from bot.rendering import escape
 from bot.slack_api import SlackGateway, slack_error_code
-from storage.models import Batch, BatchState, Job, JobState
+from storage.models import Batch, BatchState, ChannelSettings, Job, JobState
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ MAX_COMMAND_LINKS = 5
 STATUS_FINISHED = 10
 #: Running batches ``status`` lists before summing up the rest.
 STATUS_RUNNING = 20
+#: The word that makes language hints strict: ``/transcribe language en strict``.
+STRICT = "strict"
 
 PROVIDER_LABELS = {ProviderName.SONIOX.value: "Soniox", ProviderName.SOKET.value: "Soket.ai"}
 PROVIDER_KEYS = {
@@ -49,16 +52,6 @@ PROVIDER_KEYS = {
     ProviderName.SOKET.value: "SOKET_API_TOKEN",
 }
 
-_ISO_639_1_CODES = """
-    aa ab ae af ak am an ar as av ay az ba be bg bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de
-    dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia
-    id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo
-    lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl
-    ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk
-    tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu
-"""
-#: ISO 639-1 language codes, the form both providers take language hints in.
-ISO_639_1 = frozenset(_ISO_639_1_CODES.split())
 
 _BATCH_ID = re.compile(r"b-[0-9a-f]{8,12}")
 _USER_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
@@ -88,8 +81,8 @@ I post a message and answer in its thread.
 speech-to-text provider: `soniox` or `soket`.
 • `{COMMAND} auto off`: show or switch (`on`/`off`) automatic transcription of uploads and \
 audio links in this channel.
-• `{COMMAND} language en,hi`: language hints for this channel (ISO 639-1 codes), or \
-`auto` to detect the language.
+• `{COMMAND} language en,hi`: language hints for this channel (ISO 639-1 codes); add \
+`strict` to keep to those languages, or say `auto` to detect the language.
 • `{COMMAND} retry b-1a2b3c4d5e6f`: transcribe the failed files of the last failed batch \
 (or of the batch named) again.
 • `{COMMAND} cancel b-1a2b3c4d5e6f`: stop the running batch (or the batch named); nothing is \
@@ -177,6 +170,23 @@ def parse_languages(args: Sequence[str]) -> list[str]:
             f"codes such as `{COMMAND} language en,hi`, or `{COMMAND} language auto`."
         )
     return list(dict.fromkeys(codes))
+
+
+def parse_language_setting(args: Sequence[str]) -> tuple[list[str], bool]:
+    """Language hints and whether they are strict, from ``en,hi strict`` (``strict`` anywhere
+    among the words); ``auto`` clears both."""
+    words = [word for arg in args for word in arg.split(",") if word.strip()]
+    strict = any(word.strip().lower() == STRICT for word in words)
+    codes = [word for word in words if word.strip().lower() != STRICT]
+    if strict and not codes:
+        raise CommandError(
+            f"`{STRICT}` keeps to the languages you name: give them too, such as "
+            f"`{COMMAND} language en {STRICT}`."
+        )
+    hints = parse_languages(codes)
+    if strict and not hints:
+        raise CommandError(f"`auto` detects any language; it cannot be `{STRICT}`.")
+    return hints, strict
 
 
 def mention_words(text: str) -> list[str]:
@@ -336,6 +346,9 @@ class Commands:
             lines.append("Nothing yet.")
         for batch in finished:
             lines.append(_finished_line(batch, jobs[batch.id], now, team_domain))
+        settings = await self._repository.channel_settings(channel)
+        if settings.language_hints:
+            lines.append(f"Language hints for new work: {_hints_text(settings)}")
         return "\n".join(lines)
 
     async def _provider(self, channel: str, args: list[str]) -> str:
@@ -396,17 +409,25 @@ class Commands:
     async def _language(self, channel: str, args: list[str]) -> str:
         settings = await self._repository.channel_settings(channel)
         if args:
-            settings.language_hints = parse_languages(args)
+            settings.language_hints, settings.language_hints_strict = parse_language_setting(args)
             await self._repository.save_channel_settings(settings, self._clock())
         now = "now " if args else ""
         if not settings.language_hints:
             return (
                 f"Language hints are {now}off in this channel: the provider detects the "
-                f"language. Set some with `{COMMAND} language en,hi`."
+                f"language. Set some with `{COMMAND} language en,hi` (add `{STRICT}` to keep "
+                "to them)."
             )
         codes = ", ".join(f"`{code}`" for code in settings.language_hints)
+        if settings.language_hints_strict:
+            how = (
+                f", {STRICT}: Soniox keeps to these languages (Soket.ai only leans towards them). "
+                f"`{COMMAND} language {','.join(settings.language_hints)}` makes them hints only."
+            )
+        else:
+            how = f": the provider leans towards these languages; add `{STRICT}` to keep to them."
         return (
-            f"Language hints in this channel are {now}{codes}; they apply to new work. "
+            f"Language hints in this channel are {now}{codes}{how} They apply to new work; "
             f"`{COMMAND} language auto` removes them."
         )
 
@@ -606,6 +627,12 @@ class Commands:
 
 def _text(value: Any) -> str | None:
     return str(value) if value else None
+
+
+def _hints_text(settings: ChannelSettings) -> str:
+    """The channel's language hints as the answers show them: `en`, `hi` (strict)."""
+    codes = ", ".join(f"`{code}`" for code in settings.language_hints)
+    return f"{codes} ({STRICT})" if settings.language_hints_strict else codes
 
 
 def _label(provider: str) -> str:

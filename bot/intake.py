@@ -279,6 +279,8 @@ class Intake:
                 provider=settings.provider or self._settings.transcribe_provider.value,
                 source=source,
                 language_hints=list(settings.language_hints),
+                language_hints_strict=settings.language_hints_strict
+                and bool(settings.language_hints),
             ),
             jobs,
             self._clock(),

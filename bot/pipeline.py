@@ -50,7 +50,15 @@ from bot.providers.base import (
 from bot.rendering import MAX_BLOCKS, escape, render_reply
 from bot.slack_api import UNDELIVERABLE_ERRORS, SlackGateway, ThreadState, slack_error_code
 from bot.slack_files import SlackFileDownloader
-from storage.models import PENDING_STATUS, Batch, BatchState, Job, JobKind, JobState
+from storage.models import (
+    PENDING_STATUS,
+    Batch,
+    BatchState,
+    Job,
+    JobKind,
+    JobState,
+    LanguageHints,
+)
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -72,6 +80,8 @@ CLEAN_UP_RETRY_SECONDS = 60.0
 MAX_POLL_BACKOFF_SECONDS = 60.0
 #: How long a webhook naming a transcription not recorded yet is kept for its submission.
 EARLY_NOTICE_SECONDS = 600.0
+#: What a batch without language hints asks of its provider.
+NO_HINTS = LanguageHints()
 #: Shortest wait between two polls of a job whose provider sends a webhook when it ends. The
 #: provider retries a webhook that failed; this catches one that never arrives (the bot was down
 #: or unreachable), at a cost of one call a minute per job.
@@ -157,7 +167,7 @@ class Pipeline:
         self._in_flight: dict[str, int] = {}
         #: Language hints of the due batches, read once per cycle: all a provider needs of a
         #: batch, and fixed when the batch was created.
-        self._hints: dict[str, list[str]] = {}
+        self._hints: dict[str, LanguageHints] = {}
         #: Webhooks that named a transcription not recorded yet, with when they came.
         self._early_notices: dict[tuple[str, str], datetime] = {}
         #: "Still processing" answers of this cycle, saved together once its calls are done,
@@ -179,7 +189,7 @@ class Pipeline:
         self._still_running = {}
         due_jobs = await self._repository.open_jobs(due_by=now)
         in_use = await self._repository.language_hints_in_use()
-        self._hints = {job.batch_id: in_use.get(job.batch_id, []) for job in due_jobs}
+        self._hints = {job.batch_id: in_use.get(job.batch_id, NO_HINTS) for job in due_jobs}
         for job in due_jobs:
             units.setdefault(unit_key(job, self._providers.get(job.provider)), []).append(job)
 
@@ -1124,7 +1134,7 @@ class Pipeline:
         missing = {job.batch_id for job in jobs if job.batch_id not in self._hints}
         if missing:
             self._hints.update(await self._repository.language_hints_of(missing))
-        return [_provider_job(job, self._hints.get(job.batch_id, [])) for job in jobs]
+        return [_provider_job(job, self._hints.get(job.batch_id, NO_HINTS)) for job in jobs]
 
     async def _drop_spool(self, job: Job) -> None:
         """Delete the job's spool file (the provider has it, or it is not needed any more)."""
@@ -1204,7 +1214,7 @@ def _waits_for_submission(job: Job) -> bool:
     )
 
 
-def _provider_job(job: Job, language_hints: list[str]) -> ProviderJob:
+def _provider_job(job: Job, hints: LanguageHints) -> ProviderJob:
     return ProviderJob(
         job_id=job.id,
         filename=job.filename,
@@ -1212,7 +1222,8 @@ def _provider_job(job: Job, language_hints: list[str]) -> ProviderJob:
         url=job.url,
         size_bytes=job.size_bytes,
         mimetype=job.mimetype,
-        language_hints=language_hints,
+        language_hints=list(hints.codes),
+        language_hints_strict=hints.strict,
         file_id=job.provider_file_id,
         upload_id=job.provider_upload_id,
         remote_id=job.provider_job_id,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from bot.languages import language_names
 from bot.media import is_video
 from bot.transcript import (
     Segment,
@@ -25,6 +26,8 @@ PREVIEW_CHARS = 400
 #: Slack allows 50 blocks a message; keep room for the summary.
 MAX_BLOCKS = 50
 NO_SPEECH = "No speech found in this file."
+#: Languages named on a transcript's language line; more are counted.
+MAX_LANGUAGES_SHOWN = 5
 
 
 @dataclass
@@ -141,6 +144,23 @@ def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_INLINE_CHARS]}}
 
 
+def language_line(transcript: Transcript) -> dict[str, Any] | None:
+    """``Language: English, Hindi``, most spoken first, as a context block; None when the
+    provider identified none."""
+    names = language_names(transcript.spoken_languages)
+    if not names:
+        return None
+    shown = ", ".join(names[:MAX_LANGUAGES_SHOWN])
+    if len(names) > MAX_LANGUAGES_SHOWN:
+        shown += f" and {len(names) - MAX_LANGUAGES_SHOWN} more"
+    label = "Language" if len(names) == 1 else "Languages"
+    # An unknown code is shown as the provider gave it: outside text, escaped.
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": f"{label}: {escape(shown)}"}],
+    }
+
+
 def _preview(text: str) -> str:
     if len(text) <= PREVIEW_CHARS:
         return text
@@ -216,6 +236,10 @@ def render_reply(jobs: list[Job]) -> Reply:
             blocks.append(_section(f":speech_balloon: *{name}*"))
             blocks.extend(_section(chunk) for chunk in _chunks(to_mrkdwn(transcripts[job.id])))
             plain.append(f"{job.filename}:\n{text}")
+        identified = transcripts.get(job.id)
+        languages = language_line(identified) if identified is not None and text else None
+        if languages is not None:
+            blocks.append(languages)
 
     if len(blocks) > MAX_BLOCKS:
         kept = blocks[: MAX_BLOCKS - 1]

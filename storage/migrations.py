@@ -119,4 +119,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_unfinished ON jobs (batch_id)
         WHERE state NOT IN ('completed', 'failed', 'skipped');
     """,
+    # 8: strict language hints: a channel can ask the provider to keep to its hinted languages
+    # rather than only lean towards them, and a batch records that with its hints at creation.
+    """
+    ALTER TABLE channel_settings ADD COLUMN language_hints_strict INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE batches ADD COLUMN language_hints_strict INTEGER NOT NULL DEFAULT 0;
+    """,
 ]

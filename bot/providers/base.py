@@ -58,6 +58,8 @@ class ProviderJob:
     size_bytes: int | None = None
     mimetype: str | None = None
     language_hints: list[str] = field(default_factory=list)
+    #: Keep to the hinted languages rather than only lean towards them (Soniox only).
+    language_hints_strict: bool = False
     #: The provider's id of the uploaded file.
     file_id: str | None = None
     #: The provider's id of the upload request that carried the file (Soket's batch_upload_id).

@@ -129,6 +129,8 @@ class SonioxProvider(Provider):
             request: dict[str, Any] = {
                 "model": self._model,
                 "enable_speaker_diarization": True,
+                # Each token then carries its language: the reply names the languages spoken.
+                "enable_language_identification": True,
                 "client_reference_id": job.job_id,
             }
             if job.file_id is not None:
@@ -139,6 +141,8 @@ class SonioxProvider(Provider):
                 raise PermanentError(f"job {job.job_id} has neither a file nor a link")
             if job.language_hints:
                 request["language_hints"] = job.language_hints
+                if job.language_hints_strict:
+                    request["language_hints_strict"] = True
             if self._webhook is not None:
                 request["webhook_url"] = self._webhook.url
                 request["webhook_auth_header_name"] = self._webhook.header_name
@@ -313,7 +317,11 @@ def _error(response: httpx.Response, what: str) -> Exception:
 
 
 def transcript_from_tokens(body: dict[str, Any], duration_ms: int | None = None) -> Transcript:
-    """Soniox tokens are sub-word pieces: join them, and cut a segment where the speaker changes."""
+    """Soniox tokens are sub-word pieces: join them, and cut a segment where the speaker changes.
+
+    With language identification each token carries its ``language``: the transcript's languages
+    are ordered by how much of the text each one labels.
+    """
     tokens = body.get("tokens") or []
     segments: list[Segment] = []
     languages: dict[str, int] = {}
@@ -321,8 +329,10 @@ def transcript_from_tokens(body: dict[str, Any], duration_ms: int | None = None)
         text = str(token.get("text", ""))
         speaker = token.get("speaker")
         speaker = str(speaker) if speaker is not None else None
-        if token.get("language"):
-            languages[token["language"]] = languages.get(token["language"], 0) + 1
+        language = token.get("language")
+        if isinstance(language, str) and language.strip() and text.strip():
+            code = language.strip()
+            languages[code] = languages.get(code, 0) + len(text.strip())
         if segments and segments[-1].speaker == speaker:
             segments[-1].text += text
             segments[-1].end_ms = token.get("end_ms", segments[-1].end_ms)
@@ -339,7 +349,12 @@ def transcript_from_tokens(body: dict[str, Any], duration_ms: int | None = None)
         segment.text = segment.text.strip()
     given = body.get("text")
     text = given if isinstance(given, str) else "".join(str(t.get("text", "")) for t in tokens)
-    language = max(languages, key=languages.__getitem__) if languages else None
+    # Most text first; a tie keeps the order of first appearance (sorted is stable).
+    spoken = sorted(languages, key=languages.__getitem__, reverse=True)
     return Transcript(
-        text=text.strip(), segments=segments, language=language, duration_ms=duration_ms
+        text=text.strip(),
+        segments=segments,
+        language=spoken[0] if spoken else None,
+        languages=spoken,
+        duration_ms=duration_ms,
     )

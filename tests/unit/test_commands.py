@@ -14,6 +14,7 @@ from bot.commands import (
     format_duration,
     looks_like_link,
     mention_words,
+    parse_language_setting,
     parse_languages,
     parse_links,
     permalink,
@@ -85,6 +86,18 @@ def test_language_codes_are_validated_and_normalised() -> None:
         parse_languages([","])
     assert {"en", "hi", "zh", "pt", "yo"} <= ISO_639_1
     assert len(ISO_639_1) == 183
+
+
+def test_strict_language_hints() -> None:
+    assert parse_language_setting(["en,hi"]) == (["en", "hi"], False)
+    assert parse_language_setting(["en,hi", "STRICT"]) == (["en", "hi"], True)
+    assert parse_language_setting(["strict", "en"]) == (["en"], True)
+    assert parse_language_setting(["en,strict"]) == (["en"], True)
+    assert parse_language_setting(["auto"]) == ([], False)
+    with pytest.raises(CommandError, match="give them too"):
+        parse_language_setting(["strict"])
+    with pytest.raises(CommandError, match="cannot be `strict`"):
+        parse_language_setting(["auto", "strict"])
 
 
 @pytest.mark.parametrize(
