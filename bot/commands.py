@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -119,6 +120,9 @@ class Outcome:
     text: str | None = None
     #: Slack calls that come after the ack (reactions) and a nudge to the poll cycle.
     follow_up: Callable[[], Awaitable[None]] | None = None
+    #: An answer that takes Slack calls to put together: made after the ack, then sent as
+    #: ``text`` is.
+    answer_later: Callable[[], Awaitable[str]] | None = None
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -202,15 +206,6 @@ def asks_to_transcribe(text: str) -> bool:
     return "transcribe" in words and all(w == "transcribe" or w in _POLITE for w in words)
 
 
-def permalink(team_domain: str, channel: str, ts: str, thread_ts: str | None = None) -> str:
-    """A link to a message, built the way Slack builds them (saves a ``chat.getPermalink`` call
-    per line of ``status``)."""
-    link = f"https://{team_domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
-    if thread_ts and thread_ts != ts:
-        link += f"?thread_ts={thread_ts}&cid={channel}"
-    return link
-
-
 def format_duration(seconds: float) -> str:
     seconds = max(0, int(seconds))
     if seconds < 60:
@@ -263,7 +258,8 @@ class Commands:
             if looks_like_link(first):
                 return await self._links(body, channel, parse_links([first, *args]))
             if subcommand == "status":
-                return Outcome(await self._status(channel, str(body.get("team_domain") or "app")))
+                # Its links come from Slack (one call each, when not known yet): after the ack.
+                return Outcome(answer_later=partial(self._status, channel))
             if subcommand == "provider":
                 return Outcome(await self._provider(channel, args))
             if subcommand == "auto":
@@ -328,11 +324,17 @@ class Commands:
             follow_up,
         )
 
-    async def _status(self, channel: str, team_domain: str) -> str:
+    async def _status(self, channel: str) -> str:
         now = self._clock()
         running = await self._repository.running_batches(channel)
         finished = await self._repository.finished_batches(channel, STATUS_FINISHED)
         jobs = await self._repository.jobs_of_batches([b.id for b in [*running, *finished]])
+        links = await asyncio.gather(
+            *(
+                self._slack.permalink(batch.channel_id, batch.reply_ts or batch.thread_ts)
+                for batch in finished
+            )
+        )
 
         lines = ["*Being transcribed in this channel*"]
         if not running:
@@ -344,8 +346,8 @@ class Commands:
         lines.append(f"*Last {STATUS_FINISHED} finished*")
         if not finished:
             lines.append("Nothing yet.")
-        for batch in finished:
-            lines.append(_finished_line(batch, jobs[batch.id], now, team_domain))
+        for batch, link in zip(finished, links, strict=True):
+            lines.append(_finished_line(batch, jobs[batch.id], now, link))
         settings = await self._repository.channel_settings(channel)
         if settings.language_hints:
             lines.append(f"Language hints for new work: {_hints_text(settings)}")
@@ -682,7 +684,9 @@ def _running_line(batch: Batch, jobs: Sequence[Job], now: datetime) -> str:
     return "• " + " · ".join(parts)
 
 
-def _finished_line(batch: Batch, jobs: Sequence[Job], now: datetime, team_domain: str) -> str:
+def _finished_line(batch: Batch, jobs: Sequence[Job], now: datetime, link: str | None) -> str:
+    """One finished batch, its id linked to its reply (to its thread before a reply) when Slack
+    gave the link."""
     reported = [job for job in jobs if job.state is not JobState.SKIPPED]
     failed = sum(job.state is JobState.FAILED for job in reported)
     if batch.state is BatchState.CANCELLED:
@@ -695,11 +699,10 @@ def _finished_line(batch: Batch, jobs: Sequence[Job], now: datetime, team_domain
         outcome = f"{failed} of {len(reported)} failed"
     else:
         outcome = "transcribed"
-    ts = batch.reply_ts or batch.thread_ts
-    link = permalink(team_domain, batch.channel_id, ts, batch.thread_ts)
     when = batch.delivered_at or batch.updated_at
+    named = f"<{escape(link)}|{batch.id}>" if link else f"`{batch.id}`"
     return (
-        f"• <{link}|{batch.id}> {_names(reported)} · {outcome} · "
+        f"• {named} {_names(reported)} · {outcome} · "
         f"{format_duration((now - when).total_seconds())} ago"
     )
 
