@@ -43,6 +43,7 @@ from tests.fakes.soniox import FakeSoniox
 ENDPOINTS = [
     ("upload", "POST", r"^/v1/files$"),
     ("create", "POST", r"^/v1/transcriptions$"),
+    ("status list", "GET", r"^/v1/transcriptions$"),
     ("status", "GET", r"^/v1/transcriptions/[^/]+$"),
     ("transcript", "GET", r"^/v1/transcriptions/[^/]+/transcript$"),
     ("delete transcription", "DELETE", r"^/v1/transcriptions/[^/]+$"),

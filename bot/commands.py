@@ -17,17 +17,19 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
 from bot.config import ProviderName
 from bot.intake import Intake, audio_links_in_text, link_from_token
+from bot.languages import ISO_639_1
 from bot.media import link_filename
 from bot.pipeline import REACTION_FAILED, REACTION_WORKING
 from bot.slack_api import SlackGateway, slack_error_code
 from bot.slack_text import Mrkdwn, join, link, mention, mrkdwn
-from storage.models import Batch, BatchState, Job, JobState
+from storage.models import Batch, BatchState, ChannelSettings, Job, JobState
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ MAX_COMMAND_LINKS = 5
 STATUS_FINISHED = 10
 #: Running batches ``status`` lists before summing up the rest.
 STATUS_RUNNING = 20
+#: The word that makes language hints strict: ``/transcribe language en strict``.
+STRICT = "strict"
 
 PROVIDER_LABELS = {ProviderName.SONIOX.value: "Soniox", ProviderName.SOKET.value: "Soket.ai"}
 PROVIDER_KEYS = {
@@ -49,16 +53,6 @@ PROVIDER_KEYS = {
     ProviderName.SOKET.value: "SOKET_API_TOKEN",
 }
 
-_ISO_639_1_CODES = """
-    aa ab ae af ak am an ar as av ay az ba be bg bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de
-    dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia
-    id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo
-    lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl
-    ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk
-    tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu
-"""
-#: ISO 639-1 language codes, the form both providers take language hints in.
-ISO_639_1 = frozenset(_ISO_639_1_CODES.split())
 
 _BATCH_ID = re.compile(r"b-[0-9a-f]{8,12}")
 _USER_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
@@ -89,8 +83,8 @@ I post a message and answer in its thread.
 speech-to-text provider: `soniox` or `soket`.
 • `{command} auto off`: show or switch (`on`/`off`) automatic transcription of uploads and \
 audio links in this channel.
-• `{command} language en,hi`: language hints for this channel (ISO 639-1 codes), or \
-`auto` to detect the language.
+• `{command} language en,hi`: language hints for this channel (ISO 639-1 codes); add \
+`strict` to keep to those languages, or say `auto` to detect the language.
 • `{command} retry b-1a2b3c4d5e6f`: transcribe the failed files of the last failed batch \
 (or of the batch named) again.
 • `{command} cancel b-1a2b3c4d5e6f`: stop the running batch (or the batch named); nothing is \
@@ -137,6 +131,9 @@ class Outcome:
     text: Mrkdwn | None = None
     #: Slack calls that come after the ack (reactions) and a nudge to the poll cycle.
     follow_up: Callable[[], Awaitable[None]] | None = None
+    #: An answer that takes Slack calls to put together: made after the ack, then sent as
+    #: ``text`` is.
+    answer_later: Callable[[], Awaitable[Mrkdwn]] | None = None
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -207,6 +204,27 @@ def parse_languages(args: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
+def parse_language_setting(args: Sequence[str]) -> tuple[list[str], bool]:
+    """Language hints and whether they are strict, from ``en,hi strict`` (``strict`` anywhere
+    among the words); ``auto`` clears both."""
+    words = [word for arg in args for word in arg.split(",") if word.strip()]
+    strict = any(word.strip().lower() == STRICT for word in words)
+    codes = [word for word in words if word.strip().lower() != STRICT]
+    if strict and not codes:
+        raise CommandError(
+            mrkdwn(
+                "`{strict}` keeps to the languages you name: give them too, such as "
+                "`{command} language en {strict}`.",
+                strict=STRICT,
+                command=COMMAND,
+            )
+        )
+    hints = parse_languages(codes)
+    if strict and not hints:
+        raise CommandError(mrkdwn("`auto` detects any language; it cannot be `{}`.", STRICT))
+    return hints, strict
+
+
 def mention_words(text: str) -> list[str]:
     """The words of a mention's text without the user mentions and punctuation, lower case."""
     stripped = _USER_MENTION.sub(" ", text or "")
@@ -218,15 +236,6 @@ def mention_words(text: str) -> list[str]:
 def asks_to_transcribe(text: str) -> bool:
     words = mention_words(text)
     return "transcribe" in words and all(w == "transcribe" or w in _POLITE for w in words)
-
-
-def permalink(team_domain: str, channel: str, ts: str, thread_ts: str | None = None) -> str:
-    """A link to a message, built the way Slack builds them (saves a ``chat.getPermalink`` call
-    per line of ``status``)."""
-    link = f"https://{team_domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
-    if thread_ts and thread_ts != ts:
-        link += f"?thread_ts={thread_ts}&cid={channel}"
-    return link
 
 
 def format_duration(seconds: float) -> str:
@@ -281,7 +290,8 @@ class Commands:
             if looks_like_link(first):
                 return await self._links(body, channel, parse_links([first, *args]))
             if subcommand == "status":
-                return Outcome(await self._status(channel, str(body.get("team_domain") or "app")))
+                # Its links come from Slack (one call each, when not known yet): after the ack.
+                return Outcome(answer_later=partial(self._status, channel))
             if subcommand == "provider":
                 return Outcome(await self._provider(channel, args))
             if subcommand == "auto":
@@ -349,11 +359,17 @@ class Commands:
             follow_up,
         )
 
-    async def _status(self, channel: str, team_domain: str) -> Mrkdwn:
+    async def _status(self, channel: str) -> Mrkdwn:
         now = self._clock()
         running = await self._repository.running_batches(channel)
         finished = await self._repository.finished_batches(channel, STATUS_FINISHED)
         jobs = await self._repository.jobs_of_batches([b.id for b in [*running, *finished]])
+        links = await asyncio.gather(
+            *(
+                self._slack.permalink(batch.channel_id, batch.reply_ts or batch.thread_ts)
+                for batch in finished
+            )
+        )
 
         lines = [mrkdwn("*Being transcribed in this channel*")]
         if not running:
@@ -365,8 +381,11 @@ class Commands:
         lines.append(mrkdwn("*Last {} finished*", STATUS_FINISHED))
         if not finished:
             lines.append(mrkdwn("Nothing yet."))
-        for batch in finished:
-            lines.append(_finished_line(batch, jobs[batch.id], now, team_domain))
+        for batch, address in zip(finished, links, strict=True):
+            lines.append(_finished_line(batch, jobs[batch.id], now, address))
+        settings = await self._repository.channel_settings(channel)
+        if settings.language_hints:
+            lines.append(mrkdwn("Language hints for new work: {}", _hints_text(settings)))
         return join("\n", lines)
 
     async def _provider(self, channel: str, args: list[str]) -> Mrkdwn:
@@ -449,22 +468,36 @@ class Commands:
     async def _language(self, channel: str, args: list[str]) -> Mrkdwn:
         settings = await self._repository.channel_settings(channel)
         if args:
-            settings.language_hints = parse_languages(args)
+            settings.language_hints, settings.language_hints_strict = parse_language_setting(args)
             await self._repository.save_channel_settings(settings, self._clock())
         now = "now " if args else ""
         if not settings.language_hints:
             return mrkdwn(
                 "Language hints are {}off in this channel: the provider detects the language. "
-                "Set some with `{} language en,hi`.",
+                "Set some with `{} language en,hi` (add `{}` to keep to them).",
                 now,
                 COMMAND,
+                STRICT,
             )
         codes = join(", ", [mrkdwn("`{}`", code) for code in settings.language_hints])
+        if settings.language_hints_strict:
+            how = mrkdwn(
+                ", {strict}: Soniox keeps to these languages (Soket.ai only leans towards them). "
+                "`{command} language {codes}` makes them hints only.",
+                strict=STRICT,
+                command=COMMAND,
+                codes=",".join(settings.language_hints),
+            )
+        else:
+            how = mrkdwn(
+                ": the provider leans towards these languages; add `{}` to keep to them.", STRICT
+            )
         return mrkdwn(
-            "Language hints in this channel are {}{}; they apply to new work. "
+            "Language hints in this channel are {}{}{} They apply to new work; "
             "`{} language auto` removes them.",
             now,
             codes,
+            how,
             COMMAND,
         )
 
@@ -692,6 +725,12 @@ def _text(value: Any) -> str | None:
     return str(value) if value else None
 
 
+def _hints_text(settings: ChannelSettings) -> Mrkdwn:
+    """The channel's language hints as the answers show them: `en`, `hi` (strict)."""
+    codes = join(", ", [mrkdwn("`{}`", code) for code in settings.language_hints])
+    return mrkdwn("{} ({})", codes, STRICT) if settings.language_hints_strict else codes
+
+
 def _label(provider: str) -> str:
     return PROVIDER_LABELS.get(provider, provider)
 
@@ -743,7 +782,9 @@ def _running_line(batch: Batch, jobs: Sequence[Job], now: datetime) -> Mrkdwn:
     return mrkdwn("• {}", join(" · ", parts))
 
 
-def _finished_line(batch: Batch, jobs: Sequence[Job], now: datetime, team_domain: str) -> Mrkdwn:
+def _finished_line(batch: Batch, jobs: Sequence[Job], now: datetime, address: str | None) -> Mrkdwn:
+    """One finished batch, its id linked to its reply (to its thread before a reply) when Slack
+    gave the link."""
     reported = [job for job in jobs if job.state is not JobState.SKIPPED]
     failed = sum(job.state is JobState.FAILED for job in reported)
     if batch.state is BatchState.CANCELLED:
@@ -756,12 +797,11 @@ def _finished_line(batch: Batch, jobs: Sequence[Job], now: datetime, team_domain
         outcome = f"{failed} of {len(reported)} failed"
     else:
         outcome = "transcribed"
-    ts = batch.reply_ts or batch.thread_ts
-    address = permalink(team_domain, batch.channel_id, ts, batch.thread_ts)
     when = batch.delivered_at or batch.updated_at
+    named = link(address, batch.id) if address else mrkdwn("`{}`", batch.id)
     return mrkdwn(
         "• {} {} · {} · {} ago",
-        link(address, batch.id),
+        named,
         _names(reported),
         outcome,
         format_duration((now - when).total_seconds()),

@@ -287,6 +287,8 @@ class Intake:
                 provider=provider,
                 source=source,
                 language_hints=list(settings.language_hints),
+                language_hints_strict=settings.language_hints_strict
+                and bool(settings.language_hints),
             ),
             [refused_over_limits(job, limits) for job in jobs],
             self._clock(),

@@ -17,6 +17,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.commands import COMMAND, Commands, Outcome
 from bot.pipeline import REACTION_WORKING
+from bot.slack_text import mrkdwn
 
 if TYPE_CHECKING:
     from bot.app import Runtime
@@ -119,8 +120,17 @@ async def finish(outcome: Outcome, respond: AsyncRespond) -> None:
             await outcome.follow_up()
         except Exception:
             log.exception("follow-up after the ack failed")
-    if outcome.text is not None:
+    text = outcome.text
+    if outcome.answer_later is not None:
         try:
-            await respond(text=outcome.text, response_type="ephemeral")
+            text = await outcome.answer_later()
+        except Exception:
+            log.exception("could not put the answer together")
+            text = mrkdwn(
+                "Something went wrong while putting that answer together; try again in a moment."
+            )
+    if text is not None:
+        try:
+            await respond(text=text, response_type="ephemeral")
         except Exception:
             log.exception("could not answer through the response_url")

@@ -34,6 +34,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,6 +71,7 @@ from storage.models import (
     Job,
     JobKind,
     JobState,
+    LanguageHints,
     ProviderAccountProblem,
 )
 from storage.repository import Repository
@@ -96,6 +98,8 @@ CLEAN_UP_RETRY_SECONDS = 60.0
 MAX_POLL_BACKOFF_SECONDS = 60.0
 #: How long a webhook naming a transcription not recorded yet is kept for its submission.
 EARLY_NOTICE_SECONDS = 600.0
+#: What a batch without language hints asks of its provider.
+NO_HINTS = LanguageHints()
 #: Shortest wait between two polls of a job whose provider sends a webhook when it ends. The
 #: provider retries a webhook that failed; this catches one that never arrives (the bot was down
 #: or unreachable), at a cost of one call a minute per job.
@@ -204,7 +208,7 @@ class Pipeline:
         self._in_flight: dict[str, int] = {}
         #: Language hints of the due batches, read once per cycle: all a provider needs of a
         #: batch, and fixed when the batch was created.
-        self._hints: dict[str, list[str]] = {}
+        self._hints: dict[str, LanguageHints] = {}
         #: Webhooks that named a transcription not recorded yet, with when they came.
         self._early_notices: dict[tuple[str, str], datetime] = {}
         #: "Still processing" answers of this cycle, saved together once its calls are done,
@@ -237,7 +241,7 @@ class Pipeline:
             await self._load_account_problems(now)
         due_jobs = await self._repository.open_jobs(due_by=now)
         in_use = await self._repository.language_hints_in_use()
-        self._hints = {job.batch_id: in_use.get(job.batch_id, []) for job in due_jobs}
+        self._hints = {job.batch_id: in_use.get(job.batch_id, NO_HINTS) for job in due_jobs}
         for job in due_jobs:
             units.setdefault(unit_key(job, self._providers.get(job.provider)), []).append(job)
 
@@ -268,15 +272,77 @@ class Pipeline:
 
     async def _advance_all(self, units: Sequence[tuple[str, list[Job]]]) -> None:
         """Take the next step of each unit (key, jobs) whose files are all at the provider (or
-        are links): submit, or poll."""
+        are links): submit, or poll.
 
-        async def advance(unit: tuple[str, list[Job]]) -> None:
-            key, jobs = unit
-            await self._guarded(key, self._run_step(jobs, self._submit_and_poll))
+        The running units of a provider that reports many transcriptions in one call are
+        polled together, in one :meth:`Provider.poll_many` per provider."""
+        alone: list[tuple[str, list[Job]]] = []
+        together: dict[str, list[tuple[str, list[Job]]]] = {}
+        for key, jobs in units:
+            provider = self._providers.get(jobs[0].provider)
+            if (
+                provider is not None
+                and provider.polls_many
+                and not provider.batch_native
+                and all(job.state in (JobState.SUBMITTED, JobState.PROCESSING) for job in jobs)
+            ):
+                together.setdefault(provider.name, []).append((key, jobs))
+            else:
+                alone.append((key, jobs))
 
-        for (key, _), outcome in zip(units, await self._for_each(units, advance), strict=True):
+        # Each is one item of work: a unit stepped alone, or one provider's units polled together.
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            (f"the {name} polls", partial(self._poll_together, self._providers[name], group))
+            for name, group in together.items()
+        ]
+        steps += [(key, partial(self._advance, key, jobs)) for key, jobs in alone]
+        for (what, _), outcome in zip(
+            steps, await self._for_each(steps, lambda step: step[1]()), strict=True
+        ):
             if isinstance(outcome, Exception):
-                log.error("a step of %s failed outside its own handling", key, exc_info=outcome)
+                log.error("a step of %s failed outside its own handling", what, exc_info=outcome)
+
+    async def _advance(self, key: str, jobs: list[Job]) -> None:
+        await self._guarded(key, self._run_step(jobs, self._submit_and_poll))
+
+    async def _poll_together(
+        self, provider: Provider, units: Sequence[tuple[str, list[Job]]]
+    ) -> None:
+        """Poll the running jobs of ``units`` in one :meth:`Provider.poll_many`, then record
+        each job's answer as its own unit's poll would have."""
+        keys = [key for key, _ in units]
+        jobs = [job for _, unit_jobs in units for job in unit_jobs]
+        self._busy.update(keys)
+        try:
+            try:
+                outcomes = await provider.poll_many(await self._provider_jobs(jobs))
+            except Exception as exc:
+                if not isinstance(exc, TranscribeError):
+                    log.error("unexpected error while polling %s", provider.name, exc_info=exc)
+                failure = (
+                    exc
+                    if isinstance(exc, TranscribeError)
+                    else TemporaryError(f"unexpected: {exc!r}")
+                )
+                # The whole call failed: each unit takes it as its own failure, as it would have
+                # had it been polled alone (its own attempts, backoff and age limit).
+                for _, unit_jobs in units:
+                    await self._step_failed(unit_jobs, failure)
+                return
+            now = self._clock()
+            for job in jobs:
+                outcome = outcomes.get(job.id)
+                if outcome is None:
+                    continue  # not answered: asked again next cycle
+                if not isinstance(outcome, Progress):
+                    await self._step_failed([job], outcome)
+                    continue
+                try:
+                    await self._record_progress(provider, job, outcome, now)
+                except Exception as exc:
+                    await self._step_failed([job], exc)
+        finally:
+            self._busy.difference_update(keys)
 
     async def _for_each(
         self, items: Sequence[_Item], work: Callable[[_Item], Awaitable[_Outcome]]
@@ -410,15 +476,18 @@ class Pipeline:
             return
         try:
             await step(provider, jobs)
-        except TranscribeError as exc:
-            await self._handle_error([job for job in jobs if not job.state.is_terminal], exc)
         except Exception as exc:
-            # A bug must not lose the work: retried with backoff, failed at the age limit.
-            log.exception("unexpected error in a step of %s", [job.id for job in jobs])
-            await self._handle_error(
-                [job for job in jobs if not job.state.is_terminal],
-                TemporaryError(f"unexpected: {exc!r}"),
-            )
+            await self._step_failed(jobs, exc)
+
+    async def _step_failed(self, jobs: Sequence[Job], exc: Exception) -> None:
+        """What a step of ``jobs`` raised decides the retry or the failure of those not done."""
+        unfinished = [job for job in jobs if not job.state.is_terminal]
+        if isinstance(exc, TranscribeError):
+            await self._handle_error(unfinished, exc)
+            return
+        # A bug must not lose the work: retried with backoff, failed at the age limit.
+        log.error("unexpected error in a step of %s", [job.id for job in jobs], exc_info=exc)
+        await self._handle_error(unfinished, TemporaryError(f"unexpected: {exc!r}"))
 
     async def _submit_and_poll(self, provider: Provider, jobs: list[Job]) -> None:
         # Taken before submitting: a job submitted now is first polled when its provider's
@@ -1433,7 +1502,7 @@ class Pipeline:
         missing = {job.batch_id for job in jobs if job.batch_id not in self._hints}
         if missing:
             self._hints.update(await self._repository.language_hints_of(missing))
-        return [_provider_job(job, self._hints.get(job.batch_id, [])) for job in jobs]
+        return [_provider_job(job, self._hints.get(job.batch_id, NO_HINTS)) for job in jobs]
 
     async def _drop_spool(self, job: Job) -> None:
         """Delete the job's spool file (the provider has it, or it is not needed any more)."""
@@ -1547,7 +1616,7 @@ def _waits_for_submission(job: Job) -> bool:
     )
 
 
-def _provider_job(job: Job, language_hints: list[str]) -> ProviderJob:
+def _provider_job(job: Job, hints: LanguageHints) -> ProviderJob:
     return ProviderJob(
         job_id=job.id,
         filename=job.filename,
@@ -1555,7 +1624,8 @@ def _provider_job(job: Job, language_hints: list[str]) -> ProviderJob:
         url=job.url,
         size_bytes=job.size_bytes,
         mimetype=job.mimetype,
-        language_hints=language_hints,
+        language_hints=list(hints.codes),
+        language_hints_strict=hints.strict,
         file_id=job.provider_file_id,
         upload_id=job.provider_upload_id,
         remote_id=job.provider_job_id,

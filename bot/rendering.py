@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from bot.languages import language_names
 from bot.media import is_video
 from bot.slack_text import (
     Block,
     Mrkdwn,
     PlainText,
+    context,
     escape,
     join,
     mrkdwn,
@@ -39,6 +41,8 @@ PREVIEW_CHARS = 400
 #: Slack allows 50 blocks a message; keep room for the summary.
 MAX_BLOCKS = 50
 NO_SPEECH = "No speech found in this file."
+#: Languages named on a transcript's language line; more are counted.
+MAX_LANGUAGES_SHOWN = 5
 
 
 @dataclass
@@ -134,6 +138,20 @@ def _section(text: Mrkdwn) -> Block:
     return section(truncate(text, MAX_INLINE_CHARS))
 
 
+def language_line(transcript: Transcript) -> Block | None:
+    """``Language: English, Hindi``, most spoken first, as a context block; None when the
+    provider identified none."""
+    names = language_names(transcript.spoken_languages)
+    if not names:
+        return None
+    shown = ", ".join(names[:MAX_LANGUAGES_SHOWN])
+    if len(names) > MAX_LANGUAGES_SHOWN:
+        shown += f" and {len(names) - MAX_LANGUAGES_SHOWN} more"
+    label = "Language" if len(names) == 1 else "Languages"
+    # An unknown code is shown as the provider gave it: outside text, escaped by mrkdwn().
+    return context(mrkdwn("{}: {}", label, shown))
+
+
 def _preview(text: str) -> str:
     if len(text) <= PREVIEW_CHARS:
         return text
@@ -215,6 +233,10 @@ def render_reply(jobs: list[Job]) -> Reply:
             blocks.append(_section(mrkdwn(":speech_balloon: *{}*", name)))
             blocks.extend(_section(chunk) for chunk in _chunks(to_mrkdwn(transcripts[job.id])))
             fallback.append(mrkdwn("{}:\n{}", name, text))
+        identified = transcripts.get(job.id)
+        languages = language_line(identified) if identified is not None and text else None
+        if languages is not None:
+            blocks.append(languages)
 
     if len(blocks) > MAX_BLOCKS:
         kept = blocks[: MAX_BLOCKS - 1]

@@ -10,7 +10,9 @@ installed in :func:`build_web_client`; what still fails reaches the caller as ``
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +51,12 @@ UNDELIVERABLE_ERRORS = frozenset(
 # Token and scope errors (invalid_auth, token_revoked, missing_scope) are left out on purpose: an
 # admin can fix them, and the reply goes out on a later attempt, within the age limit.
 
+#: Message links kept in memory. A message's link does not change, and ``/transcribe status``
+#: shows ten per channel: this holds those of a few hundred channels.
+PERMALINKS_KEPT = 4096
+#: Longest wait for one message link; without it, the answer goes out without that link.
+PERMALINK_WAIT_SECONDS = 3.0
+
 
 def build_web_client(
     token: str, base_url: str, session: aiohttp.ClientSession | None = None
@@ -85,6 +93,42 @@ class ThreadState:
 class SlackGateway:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
+        #: ``chat.getPermalink`` answers by (channel, message ts), least recently used first.
+        self._permalinks: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        """Slack's link to a message (``chat.getPermalink``), or None when Slack gives none in
+        time: the caller then shows no link.
+
+        Only Slack knows the right host: a workspace's own subdomain, an Enterprise Grid org's,
+        or GovSlack's. Links are kept once known (in memory, a bounded number): they never
+        change for a message, and one lost at a restart costs one call to get back, where a
+        stored one would outlive a change of the workspace's address.
+        """
+        key = (channel, ts)
+        link = self._permalinks.get(key)
+        if link is not None:
+            self._permalinks.move_to_end(key)
+            return link
+        try:
+            with _observed("chat.getPermalink"):
+                response = await asyncio.wait_for(
+                    self.client.chat_getPermalink(channel=channel, message_ts=ts),
+                    PERMALINK_WAIT_SECONDS,
+                )
+        except SlackApiError as exc:
+            log.info("no link to %s in %s: %s", ts, channel, slack_error_code(exc))
+            return None
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("no link to %s in %s: %r", ts, channel, exc)
+            return None
+        found = response.get("permalink")
+        if not isinstance(found, str) or not found.startswith(("https://", "http://")):
+            return None
+        self._permalinks[key] = found
+        if len(self._permalinks) > PERMALINKS_KEPT:
+            self._permalinks.popitem(last=False)
+        return found
 
     async def file_info(self, file_id: str) -> dict[str, Any]:
         with _observed("files.info"):

@@ -15,8 +15,19 @@ class Segment(BaseModel):
 class Transcript(BaseModel):
     text: str
     segments: list[Segment] = []
+    #: The language spoken most, as the provider codes it (ISO 639-1 for Soniox).
     language: str | None = None
+    #: Every language the provider identified, most spoken first.
+    languages: list[str] = []
     duration_ms: int | None = None
+
+    @property
+    def spoken_languages(self) -> list[str]:
+        """The languages identified, most spoken first; the one language, for a provider that
+        names only one."""
+        if self.languages:
+            return list(self.languages)
+        return [self.language] if self.language else []
 
     @property
     def has_speakers(self) -> bool:

@@ -152,4 +152,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_at_provider ON jobs (provider, size_bytes)
         WHERE cleaned_up = 0 AND provider_file_id IS NOT NULL;
     """,
+    # 12: strict language hints: a channel can ask the provider to keep to its hinted languages
+    # rather than only lean towards them, and a batch records that with its hints at creation.
+    """
+    ALTER TABLE channel_settings ADD COLUMN language_hints_strict INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE batches ADD COLUMN language_hints_strict INTEGER NOT NULL DEFAULT 0;
+    """,
 ]

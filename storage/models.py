@@ -80,6 +80,16 @@ class NewBatch:
     provider: str
     source: str
     language_hints: list[str] = field(default_factory=list)
+    language_hints_strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageHints:
+    """A batch's language hints, as a provider call needs them; fixed when the batch was created."""
+
+    codes: tuple[str, ...] = ()
+    #: Keep to these languages rather than only lean towards them.
+    strict: bool = False
 
 
 @dataclass(slots=True)
@@ -106,6 +116,8 @@ class Batch:
     status_updated_at: datetime | None = None
     #: When posting the reply first failed; cleared once it is posted.
     failing_since: datetime | None = None
+    #: The provider is to keep to ``language_hints`` rather than only lean towards them.
+    language_hints_strict: bool = False
 
 
 #: ``Batch.status_ts`` while the progress message is being posted: after a crash the thread is
@@ -180,3 +192,5 @@ class ChannelSettings:
     provider: str | None = None
     auto: bool = True
     language_hints: list[str] = field(default_factory=list)
+    #: Keep to the hinted languages rather than only lean towards them.
+    language_hints_strict: bool = False

@@ -31,6 +31,7 @@ from storage.models import (
     Job,
     JobKind,
     JobState,
+    LanguageHints,
     NewBatch,
     NewJob,
     ProviderAccountProblem,
@@ -165,6 +166,7 @@ def _new_batch(batch_id: str, request: _BatchRequest) -> Batch:
         source=batch.source,
         state=BatchState.OPEN,
         language_hints=list(batch.language_hints),
+        language_hints_strict=batch.language_hints_strict,
         reply_ts=None,
         attempts=0,
         next_attempt_at=None,
@@ -372,6 +374,7 @@ class Repository:
                     batch.source,
                     BatchState.OPEN.value,
                     json.dumps(batch.language_hints),
+                    int(batch.language_hints_strict),
                     stamp,
                     stamp,
                 )
@@ -429,8 +432,9 @@ class Repository:
         if batch_rows:
             await db.executemany(
                 """INSERT INTO batches (id, team_id, channel_id, message_ts, thread_ts, user_id,
-                       provider, source, state, language_hints, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       provider, source, state, language_hints, language_hints_strict,
+                       created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 batch_rows,
             )
         if job_rows:
@@ -784,6 +788,7 @@ class Repository:
                     provider=row["provider"],
                     auto=bool(row["auto"]),
                     language_hints=json.loads(row["language_hints"]),
+                    language_hints_strict=bool(row["language_hints_strict"]),
                 )
             self._channel_settings[channel_id] = known
         # A copy: a caller changing it before saving must not change what others read.
@@ -793,16 +798,19 @@ class Repository:
         async with self._transaction() as db:
             await db.execute(
                 """INSERT INTO channel_settings
-                       (channel_id, provider, auto, language_hints, updated_at)
-               VALUES (?, ?, ?, ?, ?)
+                       (channel_id, provider, auto, language_hints, language_hints_strict,
+                        updated_at)
+               VALUES (?, ?, ?, ?, ?, ?)
                ON CONFLICT (channel_id) DO UPDATE SET provider = excluded.provider,
                    auto = excluded.auto, language_hints = excluded.language_hints,
+                   language_hints_strict = excluded.language_hints_strict,
                    updated_at = excluded.updated_at""",
                 (
                     settings.channel_id,
                     settings.provider,
                     int(settings.auto),
                     json.dumps(settings.language_hints),
+                    int(settings.language_hints_strict),
                     _to_text(now),
                 ),
             )
@@ -941,34 +949,36 @@ class Repository:
 
     # -- operations: bulk forms for a cycle with thousands of units in flight ------------------
 
-    async def language_hints_in_use(self) -> dict[str, list[str]]:
+    async def language_hints_in_use(self) -> dict[str, LanguageHints]:
         """Language hints of the open batches that have any, keyed by id; every other open
         batch has none. Most batches have none, so this reads few rows where asking by id would
         read every batch polled."""
         async with (
             self._read() as db,
             db.execute(
-                "SELECT id, language_hints FROM batches WHERE state = ? AND language_hints != '[]'",
+                "SELECT id, language_hints, language_hints_strict FROM batches"
+                " WHERE state = ? AND language_hints != '[]'",
                 (BatchState.OPEN.value,),
             ) as cursor,
         ):
             rows = await cursor.fetchall()
-        return {row[0]: json.loads(row[1]) for row in rows}
+        return {row[0]: _language_hints(row[1], row[2]) for row in rows}
 
-    async def language_hints_of(self, batch_ids: Iterable[str]) -> dict[str, list[str]]:
-        """Each batch's language hints, keyed by id: only the column a provider call needs."""
+    async def language_hints_of(self, batch_ids: Iterable[str]) -> dict[str, LanguageHints]:
+        """Each batch's language hints, keyed by id: only the columns a provider call needs."""
         ids = list(dict.fromkeys(batch_ids))
-        found: dict[str, list[str]] = {}
+        found: dict[str, LanguageHints] = {}
         async with self._read() as db:
             for start in range(0, len(ids), IDS_PER_QUERY):
                 chunk = ids[start : start + IDS_PER_QUERY]
                 placeholders = ",".join("?" for _ in chunk)
                 async with db.execute(
-                    f"SELECT id, language_hints FROM batches WHERE id IN ({placeholders})", chunk
+                    "SELECT id, language_hints, language_hints_strict FROM batches"
+                    f" WHERE id IN ({placeholders})",
+                    chunk,
                 ) as cursor:
                     for row in await cursor.fetchall():
-                        hints = row[1]
-                        found[row[0]] = json.loads(hints) if hints and hints != "[]" else []
+                        found[row[0]] = _language_hints(row[1], row[2])
         return found
 
     async def update_jobs_unless_changed(
@@ -1076,6 +1086,7 @@ def _batch(row: Sequence[Any]) -> Batch:
         status_text,
         status_updated_at,
         failing_since,
+        language_hints_strict,
     ) = row
     return Batch(
         id=id_,
@@ -1098,7 +1109,14 @@ def _batch(row: Sequence[Any]) -> Batch:
         status_text=status_text,
         status_updated_at=_to_time(status_updated_at),
         failing_since=_to_time(failing_since),
+        language_hints_strict=bool(language_hints_strict),
     )
+
+
+def _language_hints(codes: str | None, strict: int) -> LanguageHints:
+    if not codes or codes == "[]":
+        return LanguageHints()
+    return LanguageHints(codes=tuple(json.loads(codes)), strict=bool(strict))
 
 
 def _job(row: Sequence[Any]) -> Job:

@@ -14,6 +14,8 @@ many files in one request and transcribes them as one batch). The steps, in orde
 3. :meth:`Provider.submit` starts transcription of the group (uploaded files and links);
    after a crash during a submission, :meth:`Provider.find_submitted` is asked first.
 4. :meth:`Provider.poll` reports progress; terminal outcomes carry the transcript or the reason.
+   A provider that can report many transcriptions in one call (``polls_many``) is instead handed
+   the running jobs of every due unit at once, through :meth:`Provider.poll_many`.
 5. :meth:`Provider.clean_up` deletes the provider's copies: a per-file provider's as soon as
    the job has ended (its transcript is in the database), a batch-native one's once the reply
    is posted.
@@ -28,7 +30,7 @@ from __future__ import annotations
 import email.utils
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -37,7 +39,13 @@ from typing import Any, ClassVar
 import httpx
 
 from bot import metrics
-from bot.errors import PermanentError, RateLimited, TemporaryError
+from bot.errors import (
+    PermanentError,
+    ProviderAuthError,
+    RateLimited,
+    TemporaryError,
+    TranscribeError,
+)
 from bot.transcript import Transcript
 
 
@@ -52,6 +60,8 @@ class ProviderJob:
     size_bytes: int | None = None
     mimetype: str | None = None
     language_hints: list[str] = field(default_factory=list)
+    #: Keep to the hinted languages rather than only lean towards them (Soniox only).
+    language_hints_strict: bool = False
     #: The provider's id of the uploaded file.
     file_id: str | None = None
     #: The provider's id of the upload request that carried the file (Soket's batch_upload_id).
@@ -125,6 +135,9 @@ class Provider(ABC):
     #: The ``reason`` of each :class:`~bot.errors.AccountProblem` the provider can report (a
     #: used-up balance, say); the metrics show each, at zero while it does not stand.
     account_problem_reasons: ClassVar[tuple[str, ...]] = ()
+    #: True when :meth:`poll_many` answers the running jobs of many units in fewer calls than
+    #: one poll per unit: each cycle then hands it all of them in one call.
+    polls_many: ClassVar[bool] = False
 
     @abstractmethod
     async def check_credentials(self) -> None:
@@ -160,9 +173,44 @@ class Provider(ABC):
     async def poll(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Progress]:
         """Report each submitted job's progress; fetch the transcript of completed ones."""
 
+    async def poll_many(
+        self, jobs: Sequence[ProviderJob]
+    ) -> Mapping[str, Progress | TranscribeError]:
+        """Report the progress of the running jobs of many units at once.
+
+        Unlike :meth:`poll`, a failure of one job alone is that job's entry, so the others'
+        answers are kept; an exception raised is a failure of the whole call. Jobs left out are
+        asked again later. Default: each job is polled alone.
+        """
+
+        async def poll_alone(job: ProviderJob) -> Progress | None:
+            return (await self.poll([job])).get(job.job_id)
+
+        return await each_alone(jobs, poll_alone)
+
     @abstractmethod
     async def clean_up(self, jobs: Sequence[ProviderJob]) -> None:
         """Delete what the provider still holds for these jobs. Missing things are fine."""
+
+
+async def each_alone(
+    jobs: Sequence[ProviderJob], poll_one: Callable[[ProviderJob], Awaitable[Progress | None]]
+) -> dict[str, Progress | TranscribeError]:
+    """``poll_one`` each job in turn, keeping each job's own failure as its entry."""
+    outcomes: dict[str, Progress | TranscribeError] = {}
+    for index, job in enumerate(jobs):
+        try:
+            progress = await poll_one(job)
+        except (ProviderAuthError, RateLimited) as exc:
+            # About the account, not the job: the jobs not asked yet would meet it too.
+            outcomes.update((rest.job_id, exc) for rest in jobs[index:])
+            break
+        except TranscribeError as exc:
+            outcomes[job.job_id] = exc
+        else:
+            if progress is not None:
+                outcomes[job.job_id] = progress
+    return outcomes
 
 
 # -- shared HTTP handling -------------------------------------------------------------------------

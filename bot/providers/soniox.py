@@ -1,8 +1,9 @@
 """Soniox async API v1: one file, one transcription.
 
 Upload (``POST /files``) → create (``POST /transcriptions`` with the file id and our job id as
-``client_reference_id``) → poll (``GET /transcriptions/{id}``) → fetch the transcript once
-``completed`` → after delivery, delete the transcription and the file: Soniox keeps both until told.
+``client_reference_id``) → poll (the listing ``GET /transcriptions`` for many at once, else
+``GET /transcriptions/{id}``) → fetch the transcript once ``completed`` → after delivery, delete
+the transcription and the file: Soniox keeps both until told.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bot.errors import (
     PermanentError,
     ProviderAuthError,
     TemporaryError,
+    TranscribeError,
 )
 from bot.providers.base import (
     Progress,
@@ -28,6 +30,7 @@ from bot.providers.base import (
     ProviderJob,
     Submitted,
     Uploaded,
+    each_alone,
     send,
 )
 from bot.transcript import Segment, Transcript
@@ -59,6 +62,7 @@ class SonioxProvider(Provider):
     max_file_bytes = 524_288_000
     max_duration_seconds = 300 * 60.0
     account_problem_reasons = (*_ACCOUNT_PROBLEMS, PAYMENT_REQUIRED)
+    polls_many = True
 
     def __init__(
         self,
@@ -145,6 +149,8 @@ class SonioxProvider(Provider):
             request: dict[str, Any] = {
                 "model": self._model,
                 "enable_speaker_diarization": True,
+                # Each token then carries its language: the reply names the languages spoken.
+                "enable_language_identification": True,
                 "client_reference_id": job.job_id,
             }
             if job.file_id is not None:
@@ -155,6 +161,8 @@ class SonioxProvider(Provider):
                 raise PermanentError(f"job {job.job_id} has neither a file nor a link")
             if job.language_hints:
                 request["language_hints"] = job.language_hints
+                if job.language_hints_strict:
+                    request["language_hints_strict"] = True
             if self._webhook is not None:
                 request["webhook_url"] = self._webhook.url
                 request["webhook_auth_header_name"] = self._webhook.header_name
@@ -172,14 +180,58 @@ class SonioxProvider(Provider):
         return outcomes
 
     async def poll(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Progress]:
-        outcomes: dict[str, Progress] = {}
-        for job in jobs:
-            assert job.remote_id is not None, "poll needs a transcription id"
+        return {job.job_id: await self._poll_one(job) for job in jobs}
+
+    async def poll_many(
+        self, jobs: Sequence[ProviderJob]
+    ) -> Mapping[str, Progress | TranscribeError]:
+        """One listing answers for every running transcription: a page holds up to 1,000, so
+        a cycle's polls cost one call instead of one each. A transcription the listing did not
+        show is asked about alone, and transcripts are fetched only for finished ones."""
+        listed: dict[str, dict[str, Any]] = {}
+        if len(jobs) > 1:
+            # For one job, its own GET costs one call for sure; a listing may take pages.
+            listed = await self._listed({job.remote_id for job in jobs if job.remote_id})
+
+        async def poll_one(job: ProviderJob) -> Progress:
+            return await self._poll_one(job, listed.get(job.remote_id or ""))
+
+        return await each_alone(jobs, poll_one)
+
+    async def _poll_one(self, job: ProviderJob, status: dict[str, Any] | None = None) -> Progress:
+        assert job.remote_id is not None, "poll needs a transcription id"
+        if status is None:
             status = await self._call(
                 "GET", f"/transcriptions/{job.remote_id}", what="get transcription"
             )
-            outcomes[job.job_id] = await self._progress(job, status)
-        return outcomes
+        return await self._progress(job, status)
+
+    async def _listed(self, remote_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """The listing's entries for ``remote_ids``, by id, read page by page until all are
+        seen or the listing ends.
+
+        Soniox does not document the listing's order, and the account may hold many other
+        transcriptions. Paging also stops once it has cost as many calls as ids are still
+        missing: asking those alone costs no more than that.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        cursor: str | None = None
+        pages = 0
+        while True:
+            params: dict[str, Any] = {"limit": LIST_PAGE_SIZE}
+            if cursor:
+                params["cursor"] = cursor
+            body = await self._call(
+                "GET", "/transcriptions", what="list transcriptions", params=params
+            )
+            pages += 1
+            for item in body.get("transcriptions") or []:
+                if isinstance(item, dict) and item.get("id") in remote_ids:
+                    found[str(item["id"])] = item
+            cursor = body.get("next_page_cursor")
+            missing = len(remote_ids) - len(found)
+            if not cursor or missing == 0 or pages >= missing:
+                return found
 
     async def clean_up(self, jobs: Sequence[ProviderJob]) -> None:
         for job in jobs:
@@ -239,8 +291,9 @@ class SonioxProvider(Provider):
         raise _error(response, what)
 
 
-#: Soniox's listings hold at most 1,000 files and 2,000 transcriptions per account.
+#: The largest page Soniox's listings give (``limit`` is 1 to 1,000).
 LIST_PAGE_SIZE = 1000
+#: An account holds at most 1,000 files and 2,000 transcriptions unless raised: a few pages.
 MAX_LIST_PAGES = 5
 
 #: Soniox documents no processing speed; async transcription runs far faster than real time, so
@@ -296,7 +349,11 @@ def _error(response: httpx.Response, what: str) -> Exception:
 
 
 def transcript_from_tokens(body: dict[str, Any], duration_ms: int | None = None) -> Transcript:
-    """Soniox tokens are sub-word pieces: join them, and cut a segment where the speaker changes."""
+    """Soniox tokens are sub-word pieces: join them, and cut a segment where the speaker changes.
+
+    With language identification each token carries its ``language``: the transcript's languages
+    are ordered by how much of the text each one labels.
+    """
     tokens = body.get("tokens") or []
     segments: list[Segment] = []
     languages: dict[str, int] = {}
@@ -304,8 +361,10 @@ def transcript_from_tokens(body: dict[str, Any], duration_ms: int | None = None)
         text = str(token.get("text", ""))
         speaker = token.get("speaker")
         speaker = str(speaker) if speaker is not None else None
-        if token.get("language"):
-            languages[token["language"]] = languages.get(token["language"], 0) + 1
+        language = token.get("language")
+        if isinstance(language, str) and language.strip() and text.strip():
+            code = language.strip()
+            languages[code] = languages.get(code, 0) + len(text.strip())
         if segments and segments[-1].speaker == speaker:
             segments[-1].text += text
             segments[-1].end_ms = token.get("end_ms", segments[-1].end_ms)
@@ -322,7 +381,12 @@ def transcript_from_tokens(body: dict[str, Any], duration_ms: int | None = None)
         segment.text = segment.text.strip()
     given = body.get("text")
     text = given if isinstance(given, str) else "".join(str(t.get("text", "")) for t in tokens)
-    language = max(languages, key=languages.__getitem__) if languages else None
+    # Most text first; a tie keeps the order of first appearance (sorted is stable).
+    spoken = sorted(languages, key=languages.__getitem__, reverse=True)
     return Transcript(
-        text=text.strip(), segments=segments, language=language, duration_ms=duration_ms
+        text=text.strip(),
+        segments=segments,
+        language=spoken[0] if spoken else None,
+        languages=spoken,
+        duration_ms=duration_ms,
     )

@@ -139,9 +139,10 @@ async def test_status_shows_running_and_finished_work_of_this_channel_only(
     assert "weekly.wav" in finished_part and "transcribed" in finished_part
     (finished,) = await bot.repository.finished_batches("C0GENERAL", 10)
     assert finished.reply_ts is not None
+    # Slack's own link (chat.getPermalink), whose host is not always the team's subdomain.
     link = (
-        f"https://fake-team.slack.com/archives/C0GENERAL/p{finished.reply_ts.replace('.', '')}"
-        f"?thread_ts={done['ts']}&amp;cid=C0GENERAL"  # & written as Slack's entity, like < and >
+        "https://fake-org.enterprise.slack.com/archives/C0GENERAL/"
+        f"p{finished.reply_ts.replace('.', '')}?thread_ts={done['ts']}&amp;cid=C0GENERAL"
     )
     assert f"<{link}|{finished.id}>" in finished_part
     assert "elsewhere.wav" not in text

@@ -44,10 +44,7 @@ async def test_sigkill_mid_batch_then_restart_finishes_once(
         await post_event(fake_slack, first, event)
     # Killed once every transcription id is recorded: a poll only follows the recording.
     await fake_soniox.wait_for(
-        lambda: (
-            len({r.path for r in fake_soniox.requests_to(r"^/v1/transcriptions/[^/]+$", "GET")})
-            == 3
-        )
+        lambda: len(seen := fake_soniox.times_seen()) == 3 and all(seen.values())
     )
     await first.kill()
     assert all(replies(fake_slack, event) == [] for event in events)

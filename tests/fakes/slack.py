@@ -330,6 +330,9 @@ class FakeSlack(LoopbackServer):
         self.team_id = team_id
         #: The workspace's subdomain, as slash command and shortcut payloads carry it.
         self.team_domain = "fake-team"
+        #: Where ``chat.getPermalink`` links point. In an Enterprise Grid org (as here) or on
+        #: GovSlack that is not ``{team_domain}.slack.com``: only Slack knows the host.
+        self.permalink_base = "https://fake-org.enterprise.slack.com"
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.app_id = app_id
@@ -376,6 +379,7 @@ class FakeSlack(LoopbackServer):
             "chat.postMessage": (self._chat_post_message, lambda _: "chat:write"),
             "chat.update": (self._chat_update, lambda _: "chat:write"),
             "chat.postEphemeral": (self._chat_post_ephemeral, lambda _: "chat:write"),
+            "chat.getPermalink": (self._chat_get_permalink, lambda _: None),
             "reactions.add": (self._reactions_add, lambda _: "reactions:write"),
             "reactions.remove": (self._reactions_remove, lambda _: "reactions:write"),
             "files.info": (self._files_info, lambda _: "files:read"),
@@ -1001,6 +1005,20 @@ class FakeSlack(LoopbackServer):
         self._store[(channel, ts)] = message
         await self.notify()
         return {"ok": True, "channel": channel, "ts": ts, "message": self._render(message)}
+
+    async def _chat_get_permalink(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = _text_arg(args, "channel")
+        ts = _text_arg(args, "message_ts")
+        if channel is None:
+            raise _SlackError("channel_not_found")
+        message = self._store.get((channel, ts or ""))
+        if message is None or ts is None:
+            raise _SlackError("message_not_found")
+        link = f"{self.permalink_base}/archives/{channel}/p{ts.replace('.', '')}"
+        thread_ts = message.get("thread_ts")
+        if thread_ts and thread_ts != ts:
+            link += f"?thread_ts={thread_ts}&cid={channel}"
+        return {"ok": True, "channel": channel, "permalink": link}
 
     async def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = _text_arg(args, "channel")

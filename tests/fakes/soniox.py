@@ -23,7 +23,7 @@ import itertools
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -173,13 +173,17 @@ _PUNCTUATION = re.compile(r"^(.*?)([.,!?;:]*)$", re.DOTALL)
 
 
 def _sub_word_tokens(
-    words: list[TimedWord], *, with_speaker: bool, with_language: bool
+    words: list[TimedWord],
+    *,
+    with_speaker: bool,
+    language_of: Callable[[TimedWord], str] | None = None,
 ) -> list[dict[str, Any]]:
     """Cut words into Soniox-like tokens.
 
     Soniox returns sub-word pieces: a word is one or two tokens, the first carrying the leading
     space, and punctuation is a token of its own. Joining every token's ``text`` gives the
-    transcript text, which is what clients are expected to do.
+    transcript text, which is what clients are expected to do. With language identification
+    (``language_of``), every token carries its word's ``language``.
     """
     tokens: list[dict[str, Any]] = []
     for index, timed in enumerate(words):
@@ -209,8 +213,8 @@ def _sub_word_tokens(
             }
             if with_speaker:
                 token["speaker"] = timed.speaker
-            if with_language:
-                token["language"] = "en"
+            if language_of is not None:
+                token["language"] = language_of(timed)
             tokens.append(token)
     return tokens
 
@@ -315,16 +319,31 @@ class _Job:
     size: int | None
     head: bytes
     webhook_auth_header_value: str | None
+    #: Asked for at creation; the documented transcription JSON does not show it.
+    language_hints_strict: bool = False
     polls: int = 0
     turns: Turns = field(default_factory=list)
+    #: The language of each turn (ISO 639-1); turns beyond the list are English.
+    languages: list[str] = field(default_factory=list)
     outcome: Outcome | None = None
+
+    def language_of(self, word: TimedWord) -> str:
+        """What language identification labels ``word`` with. Strict hints keep the labels to
+        the hinted languages: Soniox then strongly prefers them (best effort, the reference
+        says; the fake always does)."""
+        spoken = self.languages[word.turn] if word.turn < len(self.languages) else "en"
+        hints = self.public["language_hints"] or []
+        if self.language_hints_strict and hints and spoken not in hints:
+            return str(hints[0])
+        return spoken
 
 
 class FakeSoniox(LoopbackServer):
     """The Soniox async API on 127.0.0.1.
 
-    Jobs advance only when observed (each ``GET /v1/transcriptions/{id}``) or when a test calls
-    :meth:`complete`, so tests never sleep and never race a timer.
+    Jobs advance only when observed (each ``GET /v1/transcriptions/{id}``, and each listing page
+    that shows them) or when a test calls :meth:`complete`, so tests never sleep and never race a
+    timer. Every request is recorded (:attr:`requests`), so tests and benchmarks count calls.
     """
 
     def __init__(
@@ -335,11 +354,16 @@ class FakeSoniox(LoopbackServer):
         max_pending: int = 100,
         max_files: int = DEFAULT_MAX_FILES,
         max_storage_bytes: int = DEFAULT_MAX_STORAGE_BYTES,
+        list_newest_first: bool = False,
     ) -> None:
         super().__init__()
         self.api_key = api_key
-        #: GETs of a job after which it reaches its final state (1: the first GET finishes it).
+        #: Observations of a job (its GET, or a listing page showing it) after which it reaches
+        #: its final state (1: the first one finishes it).
         self.polls_until_complete = polls_until_complete
+        #: The order of ``GET /v1/transcriptions``. The reference does not document it, so the
+        #: app must not depend on it; tests can try both.
+        self.list_newest_first = list_newest_first
         #: Queued plus processing jobs allowed before creating one answers 429.
         self.max_pending = max_pending
         #: The account's storage caps: an upload that would pass either answers 429.
@@ -370,6 +394,7 @@ class FakeSoniox(LoopbackServer):
         self._file_seq: dict[str, int] = {}
         self._seq = itertools.count(1)
         self._transcripts: dict[str, Turns] = {}
+        self._languages: dict[str, list[str]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
 
@@ -385,9 +410,28 @@ class FakeSoniox(LoopbackServer):
         """Jobs that count against the pending limit: queued or processing."""
         return sum(1 for job in self.transcriptions.values() if job["status"] in _PENDING)
 
-    def set_transcript(self, filename: str, turns: Turns) -> None:
-        """Make jobs for ``filename`` transcribe to ``turns`` of ``(speaker, text)``."""
+    def times_seen(self) -> dict[str, int]:
+        """How often a client has seen each live transcription while it was running: its GET,
+        or a listing page that showed it."""
+        return {transcription_id: job.polls for transcription_id, job in self._jobs.items()}
+
+    def set_transcript(self, filename: str, turns: Turns, languages: Sequence[str] = ()) -> None:
+        """Make jobs for ``filename`` transcribe to ``turns`` of ``(speaker, text)``, spoken in
+        ``languages`` (ISO 639-1, one per turn; English where none is given)."""
         self._transcripts[filename] = list(turns)
+        self._languages[filename] = list(languages)
+
+    def add_others(self, count: int) -> list[str]:
+        """``count`` finished transcriptions made by someone else with the same account (another
+        app, the console): listings show them beside the app's own. Returns their ids."""
+        ids = []
+        for _ in range(count):
+            body = {"model": MODELS[0], "audio_url": "https://example.com/other.mp3"}
+            job = self._new_job(body, filename="other.mp3", size=None, head=b"")
+            job.public.update(status="completed", audio_duration_ms=1000)
+            job.outcome = Outcome.SILENCE
+            ids.append(job.public["id"])
+        return ids
 
     def exhaust_account(
         self, error_type: str = "organization_balance_exhausted", *, uploads: bool = False
@@ -571,6 +615,16 @@ class FakeSoniox(LoopbackServer):
         if self.pending_count >= self.max_pending:
             return soniox_error(429, "limit_exceeded")
 
+        job = self._new_job(body, filename=filename, size=size, head=head)
+        self.create_bodies.append(body)
+        self.peak_pending = max(self.peak_pending, self.pending_count)
+        await self.notify()
+        return web.json_response(job.public, status=201)
+
+    def _new_job(
+        self, body: dict[str, Any], *, filename: str, size: int | None, head: bytes
+    ) -> _Job:
+        """Record a queued transcription as ``body`` (a valid create body) asks."""
         transcription_id = str(uuid.uuid4())
         header_value = body.get("webhook_auth_header_value")
         public: dict[str, Any] = {
@@ -578,8 +632,8 @@ class FakeSoniox(LoopbackServer):
             "status": "queued",
             "created_at": utc_now(),
             "model": body["model"],
-            "audio_url": audio_url,
-            "file_id": file_id,
+            "audio_url": body.get("audio_url"),
+            "file_id": body.get("file_id"),
             "filename": filename,
             "language_hints": body.get("language_hints"),
             "enable_speaker_diarization": bool(body.get("enable_speaker_diarization", False)),
@@ -596,30 +650,23 @@ class FakeSoniox(LoopbackServer):
             "webhook_status_code": None,
             "client_reference_id": body.get("client_reference_id"),
         }
-        self._jobs[transcription_id] = _Job(
+        job = self._jobs[transcription_id] = _Job(
             public=public,
             seq=next(self._seq),
             size=size,
             head=head,
             webhook_auth_header_value=header_value,
+            language_hints_strict=body.get("language_hints_strict") is True,
         )
         self.transcriptions[transcription_id] = public
-        self.create_bodies.append(body)
-        self.peak_pending = max(self.peak_pending, self.pending_count)
-        await self.notify()
-        return web.json_response(public, status=201)
+        return job
 
     async def _get_transcription(self, request: web.Request) -> web.Response:
         job = self._jobs.get(request.match_info["id"])
         if job is None:
             return soniox_error(404, "transcription_not_found")
-        if job.public["status"] in _PENDING:
-            job.polls += 1
-            if job.polls >= self.polls_until_complete:
-                self._finish(job)
-            else:
-                job.public["status"] = "processing"
-            await self.notify()
+        self._observe(job)
+        await self.notify()
         return web.json_response(job.public)
 
     async def _get_transcript(self, request: web.Request) -> web.Response:
@@ -635,7 +682,7 @@ class FakeSoniox(LoopbackServer):
         tokens = _sub_word_tokens(
             timed_words(job.turns),
             with_speaker=bool(job.public["enable_speaker_diarization"]),
-            with_language=bool(job.public["enable_language_identification"]),
+            language_of=job.language_of if job.public["enable_language_identification"] else None,
         )
         return web.json_response(
             {
@@ -663,11 +710,22 @@ class FakeSoniox(LoopbackServer):
         return web.Response(status=204)
 
     async def _list_transcriptions(self, request: web.Request) -> web.Response:
-        ordered = sorted(self._jobs, key=lambda i: self._jobs[i].seq)
-        page = _paginate(request, "transcriptions", ordered, lambda i: self._jobs[i].seq)
+        ordered = sorted(
+            self._jobs, key=lambda i: self._jobs[i].seq, reverse=self.list_newest_first
+        )
+        page = _paginate(
+            request,
+            "transcriptions",
+            ordered,
+            lambda i: self._jobs[i].seq,
+            descending=self.list_newest_first,
+        )
         if isinstance(page, web.Response):
             return page
         items, cursor = page
+        for transcription_id in items:
+            self._observe(self._jobs[transcription_id])
+        await self.notify()
         return web.json_response(
             {
                 "transcriptions": [self._jobs[i].public for i in items],
@@ -676,6 +734,15 @@ class FakeSoniox(LoopbackServer):
         )
 
     # -- job progress --------------------------------------------------------------------------
+
+    def _observe(self, job: _Job) -> None:
+        """A client saw ``job`` (its GET, or a listing page that shows it): it moves on."""
+        if job.public["status"] in _PENDING:
+            job.polls += 1
+            if job.polls >= self.polls_until_complete:
+                self._finish(job)
+            else:
+                job.public["status"] = "processing"
 
     def _finish(self, job: _Job) -> None:
         """Move ``job`` to ``completed`` or ``error`` and send its webhook, if one was asked for."""
@@ -695,6 +762,7 @@ class FakeSoniox(LoopbackServer):
             if job.outcome is Outcome.TRANSCRIPT:
                 filename = str(public["filename"])
                 job.turns = self._transcripts.get(filename) or default_turns(filename)
+                job.languages = self._languages.get(filename, [])
         if public["webhook_url"]:
             task = asyncio.get_running_loop().create_task(self._deliver_webhook(job))
             self._deliveries.add(task)
@@ -794,7 +862,11 @@ def _validate_create(body: dict[str, Any]) -> web.Response | None:
             f"String should have at most {_MAX_CONTEXT_LENGTH} characters",
             "string_too_long",
         )
-    for name in ("enable_speaker_diarization", "enable_language_identification"):
+    for name in (
+        "enable_speaker_diarization",
+        "enable_language_identification",
+        "language_hints_strict",
+    ):
         value = body.get(name)
         if value is not None and not isinstance(value, bool):
             fail(name, "Input should be a valid boolean", "bool_type")
@@ -808,8 +880,11 @@ def _paginate(
     kind: str,
     ordered: list[str],
     seq_of: Callable[[str], int],
+    *,
+    descending: bool = False,
 ) -> tuple[list[str], str | None] | web.Response:
-    """One page of ``ordered`` ids after the ``cursor``, and the cursor of the next page.
+    """One page of ``ordered`` ids (by creation sequence, ``descending`` for newest first) from
+    the ``cursor`` on, and the cursor of the next page.
 
     Cursors hold the creation sequence of the next item rather than an offset, so deleting items
     while walking the pages neither skips nor repeats any.
@@ -823,7 +898,7 @@ def _paginate(
         return _invalid(
             "query.limit", f"Input should be between 1 and {_MAX_LIST_LIMIT}", "range_error"
         )
-    start_seq = 0
+    start_seq: int | None = None
     cursor = request.query.get("cursor")
     if cursor:
         try:
@@ -833,7 +908,12 @@ def _paginate(
                 raise ValueError(cursor)
         except (ValueError, binascii.Error, UnicodeDecodeError):
             return _invalid("query.cursor", "Invalid cursor")
-    remaining = [item for item in ordered if seq_of(item) >= start_seq]
+    remaining = [
+        item
+        for item in ordered
+        if start_seq is None
+        or (seq_of(item) <= start_seq if descending else seq_of(item) >= start_seq)
+    ]
     items = remaining[:limit]
     next_cursor = None
     if len(remaining) > limit:

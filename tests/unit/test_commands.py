@@ -14,9 +14,9 @@ from bot.commands import (
     format_duration,
     looks_like_link,
     mention_words,
+    parse_language_setting,
     parse_languages,
     parse_links,
-    permalink,
     split_command,
 )
 from bot.intake import audio_links_in_text, link_from_token, links_in_text
@@ -87,6 +87,18 @@ def test_language_codes_are_validated_and_normalised() -> None:
     assert len(ISO_639_1) == 183
 
 
+def test_strict_language_hints() -> None:
+    assert parse_language_setting(["en,hi"]) == (["en", "hi"], False)
+    assert parse_language_setting(["en,hi", "STRICT"]) == (["en", "hi"], True)
+    assert parse_language_setting(["strict", "en"]) == (["en"], True)
+    assert parse_language_setting(["en,strict"]) == (["en"], True)
+    assert parse_language_setting(["auto"]) == ([], False)
+    with pytest.raises(CommandError, match="give them too"):
+        parse_language_setting(["strict"])
+    with pytest.raises(CommandError, match="cannot be `strict`"):
+        parse_language_setting(["auto", "strict"])
+
+
 @pytest.mark.parametrize(
     ("text", "asks"),
     [
@@ -105,17 +117,6 @@ def test_asks_to_transcribe(text: str, asks: bool) -> None:
 
 def test_mention_words_drop_mentions_and_punctuation() -> None:
     assert mention_words("<@U0BOT>  What, now? <@U0ALICE>") == ["what", "now"]
-
-
-def test_permalink_of_a_thread_reply_and_of_a_parent() -> None:
-    assert (
-        permalink("acme", "C1", "1700000001.000200", "1700000000.000100")
-        == "https://acme.slack.com/archives/C1/p1700000001000200"
-        "?thread_ts=1700000000.000100&cid=C1"
-    )
-    assert permalink("acme", "C1", "1700000000.000100", "1700000000.000100") == (
-        "https://acme.slack.com/archives/C1/p1700000000000100"
-    )
 
 
 @pytest.mark.parametrize(

@@ -320,6 +320,33 @@ async def test_pagination_walks_every_item_once(
     assert_error(await client.get("/files", params={"limit": "0"}), 400, "invalid_request")
 
 
+async def test_listing_newest_first_walks_every_item_once_and_advances_what_it_shows() -> None:
+    fake = FakeSoniox(polls_until_complete=2, list_newest_first=True)
+    await fake.start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=fake.api_url, headers={"Authorization": f"Bearer {KEY}"}
+        ) as client:
+            created = [
+                (await create(client, audio_url=f"https://example.com/{n}.mp3")).json()["id"]
+                for n in range(3)
+            ]
+            first = (await client.get("/transcriptions", params={"limit": "2"})).json()
+            assert [t["id"] for t in first["transcriptions"]] == created[::-1][:2]
+            assert {t["status"] for t in first["transcriptions"]} == {"processing"}
+            rest = (
+                await client.get("/transcriptions", params={"cursor": first["next_page_cursor"]})
+            ).json()
+            assert [t["id"] for t in rest["transcriptions"]] == created[:1]
+            assert rest["next_page_cursor"] is None
+            assert fake.times_seen() == {created[0]: 1, created[1]: 1, created[2]: 1}
+
+            again = (await client.get("/transcriptions")).json()
+            assert {t["status"] for t in again["transcriptions"]} == {"completed"}
+    finally:
+        await fake.stop()
+
+
 async def test_webhook_is_posted_with_the_auth_header(
     fake: FakeSoniox, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:

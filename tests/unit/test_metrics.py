@@ -20,7 +20,7 @@ from bot import metrics
 from bot.errors import RateLimited, TemporaryError
 from bot.providers.base import send
 from bot.slack_api import SlackGateway
-from storage.models import BatchState, JobKind, JobState, NewBatch, NewJob
+from storage.models import BatchState, JobKind, JobState, LanguageHints, NewBatch, NewJob
 from storage.repository import Repository
 from tests.fakes.slack import FakeSlack
 
@@ -295,7 +295,17 @@ async def test_repository_counts_and_bulk_forms(tmp_path: Path) -> None:
         for index, provider in enumerate(["soniox", "soniox", "soket"]):
             ts = f"{index}.0"
             batch = await repository.create_batch(
-                NewBatch("T1", "C1", ts, ts, "U1", provider, "upload"),
+                NewBatch(
+                    "T1",
+                    "C1",
+                    ts,
+                    ts,
+                    "U1",
+                    provider,
+                    "upload",
+                    language_hints=["hi"] if index == 2 else [],
+                    language_hints_strict=index == 2,
+                ),
                 [NewJob(JobKind.URL, f"{index}.mp3", url=f"https://x.test/{index}.mp3")],
                 T0,
             )
@@ -320,7 +330,8 @@ async def test_repository_counts_and_bulk_forms(tmp_path: Path) -> None:
         processing = await repository.get_job(jobs[ids[2]].id)
         assert processing is not None and processing.provider_job_id == "r-2"
         hints = await repository.language_hints_of([ids[2], ids[0], ids[2], "b-missing"])
-        assert hints == {ids[0]: [], ids[2]: []}
+        assert hints == {ids[0]: LanguageHints(), ids[2]: LanguageHints(("hi",), strict=True)}
+        assert await repository.language_hints_in_use() == {ids[2]: hints[ids[2]]}
         with pytest.raises(ValueError, match="not columns of jobs"):
             await repository.update_jobs_each({jobs[ids[1]].id: {"nonsense": 1}}, T0)
     finally:

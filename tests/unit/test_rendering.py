@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.rendering import MAX_BLOCKS, MAX_INLINE_CHARS, NO_SPEECH, render_reply
+from bot.rendering import MAX_BLOCKS, MAX_INLINE_CHARS, NO_SPEECH, language_line, render_reply
 from bot.transcript import Segment, Transcript, to_plain_text
 from storage.models import Job, JobKind, JobState
 
@@ -117,3 +117,31 @@ def test_long_text_is_split_at_paragraphs_and_words_never_cut() -> None:
     assert all(len(chunk) <= MAX_INLINE_CHARS for chunk in chunks)
     assert " ".join(" ".join(chunks).split()) == " ".join(text.split()), "nothing lost"
     assert all(chunk.startswith(("Paragraph", "x", "y")) for chunk in chunks)
+
+
+def test_language_line_names_languages_and_escapes_codes_it_does_not_know() -> None:
+    assert language_line(Transcript(text="x")) is None
+    one = language_line(Transcript(text="x", language="de"))
+    assert one == {"type": "context", "elements": [{"type": "mrkdwn", "text": "Language: German"}]}
+    hostile = language_line(Transcript(text="x", languages=["en", "<!channel>", "EN-us"]))
+    assert hostile is not None
+    assert hostile["elements"][0]["text"] == "Languages: English, &lt;!channel&gt;"
+    many = language_line(Transcript(text="x", languages=["en", "hi", "de", "fr", "es", "it", "ja"]))
+    assert many is not None
+    assert many["elements"][0]["text"] == (
+        "Languages: English, Hindi, German, French, Spanish and 2 more"
+    )
+
+
+def test_each_transcript_is_followed_by_its_language_line() -> None:
+    reply = render_reply(
+        [
+            job("a.wav", transcript=Transcript(text="Hola.", languages=["es"]).model_dump()),
+            job("b.wav", transcript=text_transcript("No language known.")),
+            job("c.wav", transcript=Transcript(text="", languages=["en"]).model_dump()),
+        ]
+    )
+    kinds = [(block["type"], str(block)) for block in reply.blocks]
+    contexts = [text for kind, text in kinds if kind == "context"]
+    assert len(contexts) == 1 and "Language: Spanish" in contexts[0]
+    assert kinds.index(("context", contexts[0])) == 2, "right after a.wav's transcript"

@@ -66,3 +66,27 @@ def test_a_402_is_an_account_problem_not_a_problem_with_the_file(
     assert used_up in error.user_message and "admin" in error.user_message
     assert "<!channel>" not in error.user_message, "the provider's words stay in the log"
     assert "402" in error.detail and "Add funds" in error.detail
+
+
+def test_languages_are_ordered_by_how_much_of_the_text_each_labels() -> None:
+    body = {
+        "tokens": [
+            {"text": "Hi", "language": "en"},
+            {"text": " sab", "language": "hi"},
+            {"text": " log", "language": "hi"},
+            {"text": ",", "language": "hi"},
+            {"text": " ", "language": "fr"},  # whitespace alone names no language
+            {"text": " bye", "language": "en"},
+            {"text": " ok"},
+        ]
+    }
+    transcript = transcript_from_tokens(body)
+    assert transcript.languages == ["hi", "en"]
+    assert transcript.language == "hi"
+    assert transcript.spoken_languages == ["hi", "en"]
+
+
+def test_without_language_identification_no_language_is_claimed() -> None:
+    transcript = transcript_from_tokens({"tokens": [{"text": "Just"}, {"text": " words"}]})
+    assert transcript.languages == [] and transcript.language is None
+    assert transcript.spoken_languages == []

@@ -233,6 +233,9 @@ async def test_channel_settings_default_and_round_trip(repository: Repository) -
     chosen = ChannelSettings(channel_id="C1", provider="soket", auto=False, language_hints=["en"])
     await repository.save_channel_settings(chosen, NOW)
     assert await repository.channel_settings("C1") == chosen
+    strict = ChannelSettings(channel_id="C2", language_hints=["hi"], language_hints_strict=True)
+    await repository.save_channel_settings(strict, NOW)
+    assert await repository.channel_settings("C2") == strict
 
     # What a caller holds is its own until saved.
     held = await repository.channel_settings("C1")
@@ -247,11 +250,14 @@ async def test_channel_settings_default_and_round_trip(repository: Repository) -
 async def test_channel_settings_survive_a_restart(tmp_path: Path) -> None:
     first = await Repository.open(tmp_path / "t.db")
     await first.channel_settings("C1")  # read (and kept) before the change
-    await first.save_channel_settings(ChannelSettings("C1", provider="soket"), NOW)
+    chosen = ChannelSettings(
+        "C1", provider="soket", language_hints=["en"], language_hints_strict=True
+    )
+    await first.save_channel_settings(chosen, NOW)
     assert (await first.channel_settings("C1")).provider == "soket"
     await first.close()
     second = await Repository.open(tmp_path / "t.db")
-    assert (await second.channel_settings("C1")).provider == "soket"
+    assert await second.channel_settings("C1") == chosen
     await second.close()
 
 
