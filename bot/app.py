@@ -34,6 +34,8 @@ from bot.listeners import register_listeners
 from bot.pipeline import Pipeline
 from bot.providers import build_providers
 from bot.providers.base import Provider
+from bot.providers.registry import specs
+from bot.providers.spec import WebhookRoute, WebhookTarget
 from bot.scheduler import PollScheduler
 from bot.slack_api import SlackGateway, build_web_client
 from bot.slack_files import SlackFileDownloader, slack_file_hosts
@@ -242,26 +244,36 @@ def build_http_app(runtime: Runtime, *, slack_events: bool) -> web.Application:
         app.router.add_post("/slack/events", slack_events_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)
-    webhook = runtime.settings.soniox_webhook
-    if slack_events and webhook is not None:
-
-        async def soniox_webhook(request: web.Request) -> web.StreamResponse:
-            # Soniox only says "this transcription ended": the poll that follows fetches the
-            # outcome, so the notice itself is never trusted with more than a wake-up.
-            given = request.headers.get(webhook.header_name, "")
-            if not hmac.compare_digest(given.encode(), webhook.header_value.encode()):
-                return web.json_response({"error": "unauthorized"}, status=401)
-            try:
-                body = await request.json()
-                transcription_id = str(body["id"])
-            except (ValueError, KeyError, TypeError):
-                return web.json_response({"error": "expected {id, status}"}, status=400)
-            if await runtime.pipeline.provider_finished("soniox", transcription_id):
-                runtime.scheduler.kick()
-            return web.json_response({"ok": True})
-
-        app.router.add_post("/webhooks/soniox", soniox_webhook)
+    if slack_events:
+        for spec in specs():
+            webhook = runtime.settings.webhook_target(spec)
+            if spec.webhook is not None and webhook is not None:
+                app.router.add_post(
+                    spec.webhook.path, provider_webhook(runtime, spec.name, spec.webhook, webhook)
+                )
     return app
+
+
+def provider_webhook(
+    runtime: Runtime, provider: str, route: WebhookRoute, webhook: WebhookTarget
+) -> Handler:
+    """The handler of a provider's webhook ``route``: a checked notice wakes the poll."""
+
+    async def notice(request: web.Request) -> web.StreamResponse:
+        # The provider only says "this transcription ended": the poll that follows fetches the
+        # outcome, so the notice itself is never trusted with more than a wake-up.
+        given = request.headers.get(webhook.header_name, "")
+        if not hmac.compare_digest(given.encode(), webhook.header_value.encode()):
+            return web.json_response({"error": "unauthorized"}, status=401)
+        try:
+            remote_id = route.finished_id(await request.json())
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": route.expected_body}, status=400)
+        if await runtime.pipeline.provider_finished(provider, remote_id):
+            runtime.scheduler.kick()
+        return web.json_response({"ok": True})
+
+    return notice
 
 
 #: The fields of Slack's SSL check of a command URL (``token`` is the legacy verification token).

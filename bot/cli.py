@@ -17,27 +17,16 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import account_problem_text, build_http_client, serve
-from bot.config import ConfigError, ProviderName, Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.errors import TranscribeError
 from bot.limits import FileLimits
 from bot.logs import configure_logging
 from bot.media import link_filename
-from bot.providers import build_providers
+from bot.providers import build_providers, registry
 from bot.providers.base import Progress, Provider, ProviderJob, Submitted, Uploaded
 from bot.slack_api import build_web_client, slack_error_code
 from bot.transcript import to_plain_text
 from storage.repository import Repository
-
-
-def _secrets(settings: Settings) -> list[str]:
-    values = [
-        settings.slack_bot_token,
-        settings.slack_app_token,
-        settings.slack_signing_secret,
-        settings.soniox_api_key,
-        settings.soket_api_token,
-    ]
-    return [value.get_secret_value() for value in values if value is not None]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,9 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="start the bot (Socket Mode if SLACK_APP_TOKEN is set)")
     transcribe = commands.add_parser("transcribe", help="transcribe one file or URL and print it")
     transcribe.add_argument("source", metavar="PATH_OR_URL")
-    transcribe.add_argument(
-        "--provider", choices=[name.value for name in ProviderName], default=None
-    )
+    transcribe.add_argument("--provider", choices=registry.names(), default=None)
     check_command = commands.add_parser(
         "check", help="validate the configuration and the credentials"
     )
@@ -71,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, _secrets(settings), settings.log_format)
+    configure_logging(settings.log_level, settings.secret_values(), settings.log_format)
     if args.command == "run":
         asyncio.run(serve(settings))
         return 0

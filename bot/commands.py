@@ -22,11 +22,11 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.config import ProviderName
 from bot.intake import Intake, audio_links_in_text, link_from_token
 from bot.languages import ISO_639_1
 from bot.media import link_filename
 from bot.pipeline import REACTION_FAILED, REACTION_WORKING
+from bot.providers import registry
 from bot.slack_api import SlackGateway, slack_error_code
 from bot.slack_text import Mrkdwn, join, link, mention, mrkdwn
 from storage.models import Batch, BatchState, ChannelSettings, Job, JobState
@@ -47,12 +47,6 @@ STATUS_RUNNING = 20
 #: The word that makes language hints strict: ``/transcribe language en strict``.
 STRICT = "strict"
 
-PROVIDER_LABELS = {ProviderName.SONIOX.value: "Soniox", ProviderName.SOKET.value: "Soket.ai"}
-PROVIDER_KEYS = {
-    ProviderName.SONIOX.value: "SONIOX_API_KEY",
-    ProviderName.SOKET.value: "SOKET_API_TOKEN",
-}
-
 
 _BATCH_ID = re.compile(r"b-[0-9a-f]{8,12}")
 _USER_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
@@ -71,16 +65,26 @@ JOB_STATE_LABELS = {
     JobState.SKIPPED: "skipped",
 }
 
-HELP = mrkdwn(
-    """*{command}*: transcribe audio where the conversation is. Answers here are only visible \
+
+def _either(names: Sequence[str]) -> Mrkdwn:
+    """The names quoted and listed: `a`, `b` or `c`."""
+    quoted = [mrkdwn("`{}`", name) for name in names]
+    return join(" or ", [part for part in (join(", ", quoted[:-1]), quoted[-1]) if part])
+
+
+def help_text() -> Mrkdwn:
+    """What ``/transcribe help`` answers; it names every registered provider."""
+    names = registry.names()
+    return mrkdwn(
+        """*{command}*: transcribe audio where the conversation is. Answers here are only visible \
 to you.
 • `{command} help`: this list.
 • `{command} status`: what is being transcribed in this channel, and the last \
 {finished} finished.
 • `{command} https://example.com/call.mp3`: transcribe 1 to {links} links; \
 I post a message and answer in its thread.
-• `{command} provider soket`: show (without a name) or choose this channel's \
-speech-to-text provider: `soniox` or `soket`.
+• `{command} provider {example}`: show (without a name) or choose this channel's \
+speech-to-text provider: {providers}.
 • `{command} auto off`: show or switch (`on`/`off`) automatic transcription of uploads and \
 audio links in this channel.
 • `{command} language en,hi`: language hints for this channel (ISO 639-1 codes); add \
@@ -91,10 +95,15 @@ audio links in this channel.
 posted for it.
 Also: the *Transcribe* message shortcut (a message's ⋮ menu, works in threads) and \
 `@threadscribe transcribe` in a thread, for the thread's first message.""",
-    command=COMMAND,
-    finished=STATUS_FINISHED,
-    links=MAX_COMMAND_LINKS,
-)
+        command=COMMAND,
+        finished=STATUS_FINISHED,
+        links=MAX_COMMAND_LINKS,
+        example=names[-1],
+        providers=_either(names),
+    )
+
+
+HELP = help_text()
 
 MENTION_HELP = mrkdwn(
     "To transcribe a recording, mention me *in its thread* with just "
@@ -286,7 +295,7 @@ class Commands:
         subcommand = first.lower()
         try:
             if subcommand in ("", "help"):
-                return Outcome(HELP)
+                return Outcome(help_text())
             if looks_like_link(first):
                 return await self._links(body, channel, parse_links([first, *args]))
             if subcommand == "status":
@@ -401,7 +410,7 @@ class Commands:
                 else mrkdwn(
                     " It is not set up on this app any more ({} is missing), so new work here "
                     "fails until you choose another.",
-                    PROVIDER_KEYS.get(current),
+                    _variables_missing(current),
                 )
             )
             return mrkdwn(
@@ -414,9 +423,11 @@ class Commands:
                 COMMAND,
             )
         if len(args) > 1:
-            raise CommandError(mrkdwn("Name one provider, such as `{} provider soniox`.", COMMAND))
+            raise CommandError(
+                mrkdwn("Name one provider, such as `{} provider {}`.", COMMAND, registry.names()[0])
+            )
         name = args[0].lower()
-        if name not in PROVIDER_LABELS:
+        if registry.spec_named(name) is None:
             raise CommandError(
                 mrkdwn("There is no provider called `{}`. Choose one of: {}.", args[0], available)
             )
@@ -426,7 +437,7 @@ class Commands:
                     "{} is not set up on this app ({} is missing), so this channel cannot use "
                     "it. Available: {}.",
                     _label(name),
-                    PROVIDER_KEYS[name],
+                    _variables_missing(name),
                     available,
                 )
             )
@@ -482,9 +493,9 @@ class Commands:
         codes = join(", ", [mrkdwn("`{}`", code) for code in settings.language_hints])
         if settings.language_hints_strict:
             how = mrkdwn(
-                ", {strict}: Soniox keeps to these languages (Soket.ai only leans towards them). "
-                "`{command} language {codes}` makes them hints only.",
+                ", {strict}: {who_keeps}. `{command} language {codes}` makes them hints only.",
                 strict=STRICT,
+                who_keeps=_who_keeps_to_hints(),
                 command=COMMAND,
                 codes=",".join(settings.language_hints),
             )
@@ -732,7 +743,29 @@ def _hints_text(settings: ChannelSettings) -> Mrkdwn:
 
 
 def _label(provider: str) -> str:
-    return PROVIDER_LABELS.get(provider, provider)
+    return registry.label_of(provider)
+
+
+def _variables_missing(provider: str) -> str | None:
+    """The settings ``provider`` needs, as an admin sets them (``<PROVIDER>_API_KEY``)."""
+    spec = registry.spec_named(provider)
+    return " and ".join(spec.variable(name) for name in spec.required) if spec else None
+
+
+def _who_keeps_to_hints() -> str:
+    """Which providers keep to strict hints and which only lean towards them, by label."""
+    keep = [spec.label for spec in registry.specs() if spec.provider.keeps_to_language_hints]
+    lean = [spec.label for spec in registry.specs() if not spec.provider.keeps_to_language_hints]
+    if not keep:
+        return "the providers only lean towards these languages"
+    sentence = f"{_and(keep)} {'keeps' if len(keep) == 1 else 'keep'} to these languages"
+    if lean:
+        sentence += f" ({_and(lean)} only {'leans' if len(lean) == 1 else 'lean'} towards them)"
+    return sentence
+
+
+def _and(labels: Sequence[str]) -> str:
+    return " and ".join(filter(None, [", ".join(labels[:-1]), labels[-1]]))
 
 
 def _names(jobs: Sequence[Job], limit: int = 5) -> Mrkdwn:

@@ -10,33 +10,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
-from pydantic_core import ErrorDetails
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import ErrorDetails, InitErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.providers.registry import ProviderName, spec_named, specs
+from bot.providers.spec import ProviderSettings, ProviderSpec, WebhookTarget
 
-class ProviderName(StrEnum):
-    SONIOX = "soniox"
-    SOKET = "soket"
-
-
-WEBHOOK_HEADER = "X-Threadscribe-Webhook-Token"
-#: Where Soniox is asked to report finished transcriptions, below ``PUBLIC_URL``.
-SONIOX_WEBHOOK_PATH = "/webhooks/soniox"
-#: Soniox refuses a ``webhook_url`` longer than this, and with it every transcription.
-SONIOX_WEBHOOK_URL_MAX = 256
-
-
-@dataclass(frozen=True)
-class WebhookTarget:
-    url: str
-    header_name: str
-    header_value: str = field(repr=False)
+__all__ = ["ConfigError", "ProviderName", "Settings", "WebhookTarget", "load_settings"]
 
 
 class ConfigError(Exception):
@@ -52,6 +43,9 @@ class ConfigError(Exception):
 
 
 class Settings(BaseSettings):
+    """The app's own settings, and through the registry each provider's: ``<PROVIDER>_API_KEY``
+    is field ``api_key`` of that provider's settings (:meth:`provider_settings`)."""
+
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
@@ -61,17 +55,11 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_api_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
 
-    transcribe_provider: ProviderName = ProviderName.SONIOX
+    transcribe_provider: ProviderName = ProviderName("soniox")
 
-    soniox_api_key: SecretStr | None = None
-    soniox_api_url: AnyHttpUrl = AnyHttpUrl("https://api.soniox.com/v1")
-    soniox_model: str = "stt-async-v5"
-
-    soket_api_token: SecretStr | None = None
-    soket_api_url: AnyHttpUrl = AnyHttpUrl("https://api.soket.ai/transcribe")
-
-    #: Public https base URL of this deployment (HTTP mode): Soniox then calls
-    #: ``$PUBLIC_URL/webhooks/soniox`` when a transcription ends, instead of waiting for a poll.
+    #: Public https base URL of this deployment (HTTP mode): a provider with a webhook route
+    #: then calls ``$PUBLIC_URL/webhooks/<provider>`` when a transcription ends, instead of
+    #: waiting for a poll.
     public_url: AnyHttpUrl | None = None
 
     database_path: Path = Path("./threadscribe.db")
@@ -87,18 +75,47 @@ class Settings(BaseSettings):
     spool_dir: Path | None = None
     #: A job older than this fails with a clear reason instead of retrying forever.
     job_max_age_hours: Annotated[float, Field(gt=0)] = 6
-    #: Soniox transcriptions submitted and not finished at once; Soniox refuses more than 100.
-    soniox_max_pending: Annotated[int, Field(ge=1, le=100)] = 50
-    #: Files, and megabytes, the bot keeps at Soniox at once: Soniox keeps at most 1,000 files
-    #: and 10 GB per account (more on request), and refuses uploads beyond.
-    soniox_max_files: Annotated[int, Field(ge=1)] = 1000
-    soniox_max_storage_mb: Annotated[int, Field(ge=1)] = 10240
     #: Transcripts are erased from the database this many days after delivery.
     retention_days: Annotated[float, Field(gt=0)] = 30
     #: A batch running longer than this gets a progress message in its thread.
     progress_after_seconds: Annotated[float, Field(ge=0)] = 5
     #: Transfers (download + upload) running at once.
     max_concurrent_transfers: Annotated[int, Field(ge=1)] = 4
+
+    #: Each registered provider's settings, by provider name.
+    _providers: dict[str, ProviderSettings] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **values: Any) -> None:
+        """Read these settings and every registered provider's, from ``values`` (named like
+        the variables, in lower case: ``<provider>_api_key``), the environment and ``.env``.
+
+        One :class:`ValidationError` names every invalid setting, the providers' included.
+        """
+        options = {key: value for key, value in values.items() if key.startswith("_")}
+        app: dict[str, Any] = {}
+        per_provider: dict[str, dict[str, Any]] = {spec.name: {} for spec in specs()}
+        for key, value in values.items():
+            found = _provider_field(key)
+            if found is None:
+                app[key] = value
+            else:
+                per_provider[found[0].name][found[1]] = value
+        errors: list[InitErrorDetails] = []
+        providers: dict[str, ProviderSettings] = {}
+        for spec in specs():
+            own = per_provider[spec.name]
+            try:
+                sources = {**options, "_env_prefix": spec.prefix}
+                providers[spec.name] = spec.settings(**sources, **own)
+            except ValidationError as exc:
+                errors += _renamed(exc, spec.prefix)
+        try:
+            super().__init__(**app)
+        except ValidationError as exc:
+            errors = _renamed(exc, "") + errors
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        self._providers = providers
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -143,23 +160,6 @@ class Settings(BaseSettings):
         return self.slack_app_token is not None
 
     @property
-    def soniox_webhook(self) -> WebhookTarget | None:
-        """Where Soniox should report finished transcriptions, and the header proving it.
-
-        The header value is derived from the signing secret: unguessable, different for every
-        deployment, and the same after a restart, so transcriptions in flight still match.
-        """
-        if self.public_url is None or self.socket_mode or self.slack_signing_secret is None:
-            return None
-        secret = self.slack_signing_secret.get_secret_value().encode()
-        token = hmac.new(secret, b"threadscribe soniox webhook", hashlib.sha256).hexdigest()
-        return WebhookTarget(
-            url=str(self.public_url).rstrip("/") + SONIOX_WEBHOOK_PATH,
-            header_name=WEBHOOK_HEADER,
-            header_value=token,
-        )
-
-    @property
     def max_file_bytes(self) -> int:
         return self.max_file_mb * 1024 * 1024
 
@@ -167,10 +167,58 @@ class Settings(BaseSettings):
     def spool_path(self) -> Path:
         return self.spool_dir or self.database_path.parent / "spool"
 
-    def provider_configured(self, provider: ProviderName) -> bool:
-        if provider is ProviderName.SONIOX:
-            return self.soniox_api_key is not None
-        return self.soket_api_token is not None
+    def provider_settings(self, name: str) -> ProviderSettings | None:
+        """The settings of provider ``name``; None for a name not registered."""
+        return self._providers.get(name)
+
+    def provider_configured(self, name: str) -> bool:
+        spec, own = spec_named(name), self._providers.get(name)
+        return spec is not None and own is not None and not spec.missing(own)
+
+    def webhook_target(self, spec: ProviderSpec) -> WebhookTarget | None:
+        """Where ``spec``'s provider should report finished work, and the header proving it;
+        None when it has no webhook route, in Socket Mode, or without ``PUBLIC_URL``.
+
+        The header value is derived from the signing secret: unguessable, different for every
+        deployment, and the same after a restart, so transcriptions in flight still match.
+        """
+        route = spec.webhook
+        if route is None or self.public_url is None or self.socket_mode:
+            return None
+        if self.slack_signing_secret is None:
+            return None
+        secret = self.slack_signing_secret.get_secret_value().encode()
+        message = f"threadscribe {spec.name} webhook".encode()
+        return WebhookTarget(
+            url=str(self.public_url).rstrip("/") + route.path,
+            header_name=route.header_name,
+            header_value=hmac.new(secret, message, hashlib.sha256).hexdigest(),
+        )
+
+    def secret_values(self) -> list[str]:
+        """Every secret that is set, the app's and each provider's: logs never show them."""
+        own = [value.get_secret_value() for _, value in self if isinstance(value, SecretStr)]
+        return own + [
+            secret for provider in self._providers.values() for secret in provider.secret_values()
+        ]
+
+    if not TYPE_CHECKING:
+        # Scripts and tests may read a provider's setting as its variable spells it
+        # (``settings.<provider>_api_key``), and its webhook target as
+        # ``settings.<provider>_webhook``. Kept from the type checker, so the bot itself uses
+        # the typed accessors above.
+        def __getattr__(self, name: str) -> Any:
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                found = _provider_field(name)
+                if found is not None:
+                    spec, field_name = found
+                    return getattr(self._providers[spec.name], field_name)
+                spec = spec_named(name.removesuffix("_webhook"))
+                if name.endswith("_webhook") and spec is not None:
+                    return self.webhook_target(spec)
+                raise
 
     def cross_field_problems(self, *, need_slack: bool = True) -> list[str]:
         problems = []
@@ -181,29 +229,71 @@ class Settings(BaseSettings):
                 "SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for "
                 "Socket Mode)"
             )
-        if not self.provider_configured(self.transcribe_provider):
-            key = (
-                "SONIOX_API_KEY"
-                if self.transcribe_provider is ProviderName.SONIOX
-                else "SOKET_API_TOKEN"
-            )
-            problems.append(
-                f"{key} is required because TRANSCRIBE_PROVIDER is {self.transcribe_provider.value}"
-            )
-        webhook = self.soniox_webhook
-        if (
-            webhook is not None
-            and self.soniox_api_key is not None
-            and len(webhook.url) > SONIOX_WEBHOOK_URL_MAX
-        ):
-            # Caught here, not by Soniox: it would refuse every transcription for it.
-            longest = SONIOX_WEBHOOK_URL_MAX - len(SONIOX_WEBHOOK_PATH)
-            problems.append(
-                f"PUBLIC_URL is too long: Soniox takes a webhook URL of at most "
-                f"{SONIOX_WEBHOOK_URL_MAX} characters, and PUBLIC_URL{SONIOX_WEBHOOK_PATH} has "
-                f"{len(webhook.url)}; use a base URL of at most {longest} characters"
-            )
+        default = spec_named(self.transcribe_provider.value)
+        own = self._providers.get(self.transcribe_provider.value)
+        if default is not None and own is not None:
+            problems += [
+                f"{variable} is required because TRANSCRIBE_PROVIDER is {default.name}"
+                for variable in default.missing(own)
+            ]
+        for spec in specs():
+            problems += self._webhook_problems(spec)
         return problems
+
+    def _webhook_problems(self, spec: ProviderSpec) -> list[str]:
+        webhook, route = self.webhook_target(spec), spec.webhook
+        if webhook is None or route is None or route.max_url_length is None:
+            return []
+        if not self.provider_configured(spec.name) or len(webhook.url) <= route.max_url_length:
+            return []
+        # Caught here, not by the provider: it would refuse every transcription for it.
+        longest = route.max_url_length - len(route.path)
+        return [
+            f"PUBLIC_URL is too long: {spec.label} takes a webhook URL of at most "
+            f"{route.max_url_length} characters, and PUBLIC_URL{route.path} has "
+            f"{len(webhook.url)}; use a base URL of at most {longest} characters"
+        ]
+
+
+def setting_names() -> list[str]:
+    """Every variable the app reads, its own and each registered provider's."""
+    return [name.upper() for name in Settings.model_fields] + [
+        variable for spec in specs() for variable in spec.variables
+    ]
+
+
+def _provider_field(name: str) -> tuple[ProviderSpec, str] | None:
+    """The provider and field that ``<provider>_api_key`` names; None for the app's own
+    settings."""
+    for spec in specs():
+        field_name = name.removeprefix(spec.prefix)
+        if name.startswith(spec.prefix) and field_name in spec.settings.model_fields:
+            return spec, field_name
+    return None
+
+
+def _default(name: str) -> Any:
+    found = _provider_field(name)
+    if found is not None:
+        spec, field_name = found
+        return spec.settings.model_fields[field_name].default
+    return Settings.model_fields[name].default
+
+
+def _renamed(exc: ValidationError, prefix: str) -> list[InitErrorDetails]:
+    """``exc``'s errors, each setting named with ``prefix`` (``<provider>_`` + ``api_key``)."""
+    renamed = []
+    for error in exc.errors():
+        loc = error["loc"]
+        detail = InitErrorDetails(
+            type=error["type"],
+            loc=(f"{prefix}{loc[0]}", *loc[1:]) if loc else loc,
+            input=error["input"],
+        )
+        if "ctx" in error:
+            detail["ctx"] = error["ctx"]
+        renamed.append(detail)
+    return renamed
 
 
 def _describe(error: ErrorDetails) -> str:
@@ -227,7 +317,7 @@ def load_settings(*, need_slack: bool = True, **overrides: Any) -> Settings:
         # The other checks too, with each invalid setting taken as unset: every problem is
         # named in one go, not one more after each fix.
         invalid = {str(error["loc"][0]) for error in errors if error["loc"]}
-        defaults = {name: Settings.model_fields[name].default for name in invalid}
+        defaults = {name: _default(name) for name in invalid}
         try:
             partial = Settings(**{**overrides, **defaults})
         except ValidationError:

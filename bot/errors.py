@@ -87,7 +87,7 @@ class ProviderAuthError(PermanentError):
 
 
 class WorkLost(PermanentError):
-    """The provider no longer knows work it accepted (Soket: ``{"error": "batch not found"}``).
+    """The provider no longer knows work it accepted (it answers that a batch is not found).
 
     Not the file's fault: the pipeline submits the job again from what is still there (the file
     the provider stored, the link), and fails it with ``user_message`` only after a few tries.

@@ -1,5 +1,5 @@
 """Language codes as people read them: ISO 639-1, the form language hints are given in and the form
-Soniox labels each token's language with."""
+providers name the languages spoken with."""
 
 from __future__ import annotations
 
@@ -192,7 +192,7 @@ LANGUAGE_NAMES = {
     "zu": "Zulu",
 }
 
-#: ISO 639-1 language codes, the form both providers take language hints in.
+#: ISO 639-1 language codes, the form providers take language hints in.
 ISO_639_1 = frozenset(LANGUAGE_NAMES)
 
 

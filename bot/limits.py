@@ -1,7 +1,7 @@
 """How large a file and how long a recording may be, refused before a byte is downloaded.
 
-``MAX_FILE_MB`` is this app's own limit. A provider may take less whatever it says (Soniox: at most
-524,288,000 bytes and 300 minutes of audio per file): the smaller limit wins, and a reply names the
+``MAX_FILE_MB`` is this app's own limit. A provider may take less whatever it says (its
+``max_file_bytes`` and ``max_duration_seconds``): the smaller limit wins, and a reply names the
 one that refused the file. Slack's file object gives the size, and for clips and many media files
 the duration (``duration_ms``), so a file over a limit is answered at intake, or once ``files.info``
 has described a Slack Connect stub, and the download stops at the same size.

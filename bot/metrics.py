@@ -186,7 +186,7 @@ def endpoint_of(request: httpx.Request) -> str:
 
 
 def _service_of(what: str) -> str:
-    """The first word of ``send()``'s ``what`` (``soniox``, ``soket``, ``slack``)."""
+    """The first word of ``send()``'s ``what``: a provider's name, or ``slack``."""
     word = what.split(" ", 1)[0].lower()
     return word if _WORD_SEGMENT.fullmatch(word) and len(word) <= 16 else "other"
 
@@ -325,7 +325,7 @@ class StateSnapshot:
 
         yield GaugeMetricFamily(
             "threadscribe_units_in_flight",
-            "Units of work (a job, or a Soket batch) with a step running now.",
+            "Units of work (a job, or a batch-native provider's batch) with a step running now.",
             value=self._units_in_flight,
         )
 

@@ -60,6 +60,7 @@ from bot.providers.base import (
     Submitted,
     Uploaded,
 )
+from bot.providers.registry import label_of
 from bot.rendering import MAX_BLOCKS, render_reply
 from bot.slack_api import UNDELIVERABLE_ERRORS, SlackGateway, ThreadState, slack_error_code
 from bot.slack_files import SlackFileDownloader
@@ -1588,7 +1589,7 @@ def progress_text(jobs: Sequence[Job]) -> Mrkdwn:
 def held_text(held: Sequence[Job], total: int) -> Mrkdwn:
     """The note for files waiting on their provider's account: not their fault, nothing to do
     for whoever shared them, and it goes on by itself."""
-    provider = str(held[0].held_by).capitalize()
+    provider = label_of(str(held[0].held_by))
     if total == 1:
         which, goes_on = mrkdwn("*{}*", held[0].filename), "It goes on by itself"
     elif len(held) == total:

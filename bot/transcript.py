@@ -15,7 +15,7 @@ class Segment(BaseModel):
 class Transcript(BaseModel):
     text: str
     segments: list[Segment] = []
-    #: The language spoken most, as the provider codes it (ISO 639-1 for Soniox).
+    #: The language spoken most, as the provider codes it (ISO 639-1).
     language: str | None = None
     #: Every language the provider identified, most spoken first.
     languages: list[str] = []

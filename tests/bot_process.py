@@ -16,7 +16,7 @@ from typing import IO
 
 import httpx
 
-from bot.config import Settings
+from bot.config import setting_names
 from tests.fakes.slack import FakeSlack
 from tests.fakes.soket import FakeSoket
 from tests.fakes.soniox import FakeSoniox
@@ -34,7 +34,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 def clean_environment(**values: str) -> dict[str, str]:
     """This process's environment minus every setting of the app, plus ``values``: a setting
     left over in the test runner's environment must not change what the child does."""
-    names = {name.upper() for name in Settings.model_fields}
+    names = set(setting_names())
     env = {key: value for key, value in os.environ.items() if key.upper() not in names}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     env.update(values)

@@ -138,6 +138,9 @@ class Provider(ABC):
     #: True when :meth:`poll_many` answers the running jobs of many units in fewer calls than
     #: one poll per unit: each cycle then hands it all of them in one call.
     polls_many: ClassVar[bool] = False
+    #: True when the provider can keep to the hinted languages (``language_hints_strict``)
+    #: rather than only lean towards them; ``/transcribe language`` says which ones can.
+    keeps_to_language_hints: ClassVar[bool] = False
 
     @abstractmethod
     async def check_credentials(self) -> None:

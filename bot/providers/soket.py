@@ -34,6 +34,7 @@ from pathlib import PurePosixPath
 from typing import IO, Any
 
 import httpx
+from pydantic import AnyHttpUrl, SecretStr
 
 from bot.errors import NotReadyYet, PermanentError, ProviderAuthError, TemporaryError, WorkLost
 from bot.providers.base import (
@@ -46,6 +47,7 @@ from bot.providers.base import (
     retry_after_seconds,
     send,
 )
+from bot.providers.spec import ProviderContext, ProviderSettings, ProviderSpec
 from bot.transcript import Segment, Transcript
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ UploadFiles = list[tuple[str, tuple[str, IO[bytes], str]]]
 
 class SoketProvider(Provider):
     name = "soket"
-    display_name = "Soket"
+    display_name = "Soket.ai"
     batch_native = True
     # Soket documents no limit on size or duration: MAX_FILE_MB alone applies.
 
@@ -667,3 +669,23 @@ def _error(response: httpx.Response, what: str) -> PermanentError | TemporaryErr
     if 400 <= status < 500:
         return PermanentError(detail, user_message=f"Soket refused this file: {message}")
     return TemporaryError(detail)
+
+
+# -- registration ---------------------------------------------------------------------------------
+
+
+class SoketSettings(ProviderSettings):
+    """``SOKET_*``: the token and where the API is."""
+
+    api_token: SecretStr | None = None
+    api_url: AnyHttpUrl = AnyHttpUrl("https://api.soket.ai/transcribe")
+
+    def build(self, context: ProviderContext) -> SoketProvider:
+        if self.api_token is None:
+            raise ValueError("SOKET_API_TOKEN is not set")
+        return SoketProvider(
+            context.http, api_url=str(self.api_url), api_token=self.api_token.get_secret_value()
+        )
+
+
+SPEC = ProviderSpec(provider=SoketProvider, settings=SoketSettings, required=("api_token",))

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from pydantic import AnyHttpUrl, Field, SecretStr
 
-from bot.config import WebhookTarget
 from bot.errors import (
     AccountProblem,
     NotReadyYet,
@@ -32,6 +32,13 @@ from bot.providers.base import (
     Uploaded,
     each_alone,
     send,
+)
+from bot.providers.spec import (
+    ProviderContext,
+    ProviderSettings,
+    ProviderSpec,
+    WebhookRoute,
+    WebhookTarget,
 )
 from bot.transcript import Segment, Transcript
 
@@ -63,6 +70,7 @@ class SonioxProvider(Provider):
     max_duration_seconds = 300 * 60.0
     account_problem_reasons = (*_ACCOUNT_PROBLEMS, PAYMENT_REQUIRED)
     polls_many = True
+    keeps_to_language_hints = True
 
     def __init__(
         self,
@@ -390,3 +398,53 @@ def transcript_from_tokens(body: dict[str, Any], duration_ms: int | None = None)
         languages=spoken,
         duration_ms=duration_ms,
     )
+
+
+# -- registration ---------------------------------------------------------------------------------
+
+
+class SonioxSettings(ProviderSettings):
+    """``SONIOX_*``: the key, where the API is, the model, and the caps on work kept there."""
+
+    api_key: SecretStr | None = None
+    api_url: AnyHttpUrl = AnyHttpUrl("https://api.soniox.com/v1")
+    model: str = "stt-async-v5"
+    #: Transcriptions submitted and not finished at once; Soniox refuses more than 100.
+    max_pending: Annotated[int, Field(ge=1, le=100)] = 50
+    #: Files, and megabytes, the bot keeps at Soniox at once: Soniox keeps at most 1,000 files
+    #: and 10 GB per account (more on request), and refuses uploads beyond.
+    max_files: Annotated[int, Field(ge=1)] = 1000
+    max_storage_mb: Annotated[int, Field(ge=1)] = 10240
+
+    def build(self, context: ProviderContext) -> SonioxProvider:
+        if self.api_key is None:
+            raise ValueError("SONIOX_API_KEY is not set")
+        return SonioxProvider(
+            context.http,
+            api_url=str(self.api_url),
+            api_key=self.api_key.get_secret_value(),
+            model=self.model,
+            max_pending=self.max_pending,
+            max_files=self.max_files,
+            max_storage_bytes=self.max_storage_mb * 1024 * 1024,
+            webhook=context.webhook,
+        )
+
+
+def _finished_transcription(notice: Any) -> str:
+    # Soniox posts {"id": ..., "status": ...} and nothing else.
+    return str(notice["id"])
+
+
+SPEC = ProviderSpec(
+    provider=SonioxProvider,
+    settings=SonioxSettings,
+    required=("api_key",),
+    webhook=WebhookRoute(
+        path="/webhooks/soniox",
+        finished_id=_finished_transcription,
+        expected_body="expected {id, status}",
+        # Soniox refuses a longer webhook_url, and with it every transcription.
+        max_url_length=256,
+    ),
+)
