@@ -90,9 +90,10 @@ class Settings(BaseSettings):
     #: Soniox transcriptions submitted and not finished at once; Soniox refuses more than 100.
     soniox_max_pending: Annotated[int, Field(ge=1, le=100)] = 50
     #: Files, and megabytes, the bot keeps at Soniox at once: Soniox keeps at most 1,000 files
-    #: and 10 GB per account (more on request), and refuses uploads beyond.
+    #: and 10 GB per account (more on request), and refuses uploads beyond. 9536 MiB stays under
+    #: 10 GB even if Soniox counts 10^10 bytes.
     soniox_max_files: Annotated[int, Field(ge=1)] = 1000
-    soniox_max_storage_mb: Annotated[int, Field(ge=1)] = 10240
+    soniox_max_storage_mb: Annotated[int, Field(ge=1)] = 9536
     #: Transcripts are erased from the database this many days after delivery.
     retention_days: Annotated[float, Field(gt=0)] = 30
     #: A batch running longer than this gets a progress message in its thread.
