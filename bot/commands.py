@@ -22,13 +22,13 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.intake import Intake, audio_links_in_text, link_from_token
+from bot.intake import Intake, audio_links_in_text, link_as_typed
 from bot.languages import ISO_639_1
 from bot.media import link_filename
 from bot.pipeline import REACTION_FAILED, REACTION_WORKING
 from bot.providers import registry
 from bot.slack_api import SlackGateway, slack_error_code
-from bot.slack_text import Mrkdwn, join, link, mention, mrkdwn
+from bot.slack_text import Mrkdwn, join, link, mention, mrkdwn, unescape
 from storage.models import Batch, BatchState, ChannelSettings, Job, JobState
 from storage.repository import Repository
 
@@ -164,7 +164,7 @@ def parse_links(tokens: Sequence[str]) -> list[str]:
     """The links of ``/transcribe <url> [url …]``: 1 to :data:`MAX_COMMAND_LINKS` http(s) links."""
     links: list[str] = []
     for token in tokens:
-        url = link_from_token(token)
+        url = link_as_typed(token)
         if url is None:
             raise CommandError(
                 mrkdwn(
@@ -291,7 +291,9 @@ class Commands:
     async def slash(self, body: Mapping[str, Any]) -> Outcome:
         """Carry out one ``/transcribe``; everything before the returned follow-up is durable."""
         channel = str(body.get("channel_id") or "")
-        first, args = split_command(str(body.get("text") or ""))
+        # Slack sends &, < and > as entities. Decoded here, once, everything after works on the
+        # words as typed, and the answer escapes them once on the way out.
+        first, args = split_command(unescape(str(body.get("text") or "")))
         subcommand = first.lower()
         try:
             if subcommand in ("", "help"):

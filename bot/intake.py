@@ -36,14 +36,24 @@ FILE_SUBTYPES = frozenset({None, "file_share", "slack_audio", "slack_video", "th
 _SLACK_LINK = re.compile(r"<(https?://[^<>|\s]+)(?:\|[^<>]*)?>", re.IGNORECASE)
 
 
-def link_from_token(token: str) -> str | None:
-    """One link as a person typed it (``https://…``) or as Slack encoded it (``<https://…|x>``),
-    or None when it is not an http(s) link with a host."""
+def _unwrapped(token: str) -> str:
     token = token.strip()
     if token.startswith("<") and token.endswith(">"):
         token = token[1:-1].split("|", 1)[0]
+    return token
+
+
+def link_from_token(token: str) -> str | None:
+    """One link of a message's text, bare (``https://…``) or marked up (``<https://…|x>``), or
+    None when it is not an http(s) link with a host."""
     # Slack escapes &, < and > in text; the provider must get the link as it was written.
-    url = html.unescape(token)
+    url = html.unescape(_unwrapped(token))
+    return url if parse_url(url) is not None else None
+
+
+def link_as_typed(token: str) -> str | None:
+    """Like :func:`link_from_token`, for text already decoded: nothing in it is decoded again."""
+    url = _unwrapped(token)
     return url if parse_url(url) is not None else None
 
 

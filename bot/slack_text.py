@@ -69,6 +69,16 @@ def escape(text: str) -> Mrkdwn:
     return Mrkdwn(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"), _SEAL)
 
 
+_ENTITY = re.compile(r"&(amp|lt|gt);")
+_DECODED = {"amp": "&", "lt": "<", "gt": ">"}
+
+
+def unescape(text: str) -> str:
+    """Text as the person typed it, from text as Slack sends it (``&``, ``<`` and ``>`` as
+    entities, nothing else encoded); the reverse of :func:`escape`, done once."""
+    return _ENTITY.sub(lambda match: _DECODED[match.group(1)], text)
+
+
 class _EscapingFormatter(string.Formatter):
     def format_field(self, value: Any, format_spec: str) -> str:
         if isinstance(value, Mrkdwn):

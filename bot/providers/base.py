@@ -238,12 +238,14 @@ async def send(
     what: str,
     stream: bool = False,
     follow_redirects: bool | None = None,
+    read_server_errors: bool = False,
 ) -> httpx.Response:
     """Send ``request``; transport trouble becomes :class:`TemporaryError`, 429 and 5xx too.
 
     Other statuses come back for the caller to interpret: only it knows its error bodies.
     ``follow_redirects=False`` hands redirects back too, for a caller that checks where each
-    one leads.
+    one leads. ``read_server_errors=True`` hands 5xx back too, for a caller whose provider may
+    say something lasting in a 5xx body; it raises :func:`server_error` for the rest.
     """
     started = time.perf_counter()
     if follow_redirects is None:
@@ -268,9 +270,14 @@ async def send(
             f"{what}: rate limited ({response.text[:200]})",
             retry_after=retry_after_seconds(response),
         )
-    if response.status_code >= 500:
-        raise TemporaryError(
-            f"{what}: server error {response.status_code} ({response.text[:200]})",
-            retry_after=retry_after_seconds(response),
-        )
+    if response.status_code >= 500 and not read_server_errors:
+        raise server_error(response, what)
     return response
+
+
+def server_error(response: httpx.Response, what: str) -> TemporaryError:
+    """A 5xx as the passing trouble it usually is."""
+    return TemporaryError(
+        f"{what}: server error {response.status_code} ({response.text[:200]})",
+        retry_after=retry_after_seconds(response),
+    )

@@ -15,9 +15,9 @@ of a message at once and each step is one request for the whole group, not one p
 4. **Poll**: one walk over every page of ``GET /results/batch/{batch_id}``. ``completed`` and
    ``failed`` files are final; while others run, ``GET /status/batch/{batch_id}`` gives Soket's
    estimate, which decides when the next poll is worth making. Either call may answer
-   ``{"error": "batch not found"}`` with a status the reference does not give (a 200 among
-   them): the batch is lost, and its jobs come back as :class:`~bot.errors.WorkLost` for the
-   pipeline to submit again.
+   ``{"error": "batch not found"}`` with a status the reference does not give (a 200 or a 5xx
+   among them), even beside other fields: the batch is lost, and its jobs come back as
+   :class:`~bot.errors.WorkLost` for the pipeline to submit again.
 5. **Clean up**: one ``DELETE /files`` for the group's files, which also drops their jobs at Soket.
 
 The fields inside a file's ``result`` are not documented, so :func:`transcript_from_result` reads
@@ -46,6 +46,7 @@ from bot.providers.base import (
     Uploaded,
     retry_after_seconds,
     send,
+    server_error,
 )
 from bot.providers.spec import ProviderContext, ProviderSettings, ProviderSpec
 from bot.transcript import Segment, Transcript
@@ -99,7 +100,11 @@ class SoketProvider(Provider):
         # found" proves the token was accepted, 401 that it was not.
         with suppress(WorkLost):
             await self._request(
-                "GET", f"/status/batch/{uuid.uuid4()}", what="check token", accept=(200, 404)
+                "GET",
+                f"/status/batch/{uuid.uuid4()}",
+                what="check token",
+                accept=(200, 404),
+                about_batch=True,
             )
 
     async def upload(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Uploaded | PermanentError]:
@@ -323,6 +328,7 @@ class SoketProvider(Provider):
                 "GET",
                 f"/results/batch/{batch_id}",
                 what="batch results",
+                about_batch=True,
                 params={
                     "speech_information": "true",
                     "limit": RESULTS_PAGE_LIMIT,
@@ -349,7 +355,9 @@ class SoketProvider(Provider):
     async def _eta(self, batch_id: str) -> float | None:
         """Soket's estimate for the batch, or None: without it the pipeline polls at its pace."""
         try:
-            response = await self._request("GET", f"/status/batch/{batch_id}", what="batch status")
+            response = await self._request(
+                "GET", f"/status/batch/{batch_id}", what="batch status", about_batch=True
+            )
             body = _json_object(response, "batch status")
             _raise_error_in_body(response, body, "batch status")
         except (ProviderAuthError, WorkLost):
@@ -366,13 +374,22 @@ class SoketProvider(Provider):
         *,
         what: str,
         accept: tuple[int, ...] = (200,),
+        about_batch: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
-        """Send one call; statuses in ``accept`` come back, others become :mod:`bot.errors`."""
+        """Send one call; statuses in ``accept`` come back, others become :mod:`bot.errors`.
+
+        A call ``about_batch`` reads the body of a 5xx too: "batch not found" says the batch is
+        lost whatever the status, and a lost batch is never found by asking again.
+        """
         request = self._client.build_request(
             method, f"{self._base}{path}", headers=self._headers, **kwargs
         )
-        response = await send(self._client, request, what=f"soket {what}")
+        response = await send(
+            self._client, request, what=f"soket {what}", read_server_errors=about_batch
+        )
+        if response.status_code >= 500 and not _is_batch_not_found(_error_text(response)):
+            raise server_error(response, f"soket {what}")
         if response.status_code in (401, 403):
             raise self._auth_error(response, what)
         self._auth_failure_logged = False
@@ -629,11 +646,13 @@ def _raise_error_in_body(response: httpx.Response, body: dict[str, Any], what: s
     come with a 200: read as a page, it would look like a batch still running, for hours.
     """
     message = _text(body.get("error"))
-    if message is None or "files" in body or "batch_id" in body:
+    if message is None:
         return
     detail = f"soket {what}: {response.status_code} {message[:200]}"
     if _is_batch_not_found(message):
         raise WorkLost(detail, user_message=LOST_BATCH_MESSAGE)
+    if "files" in body or "batch_id" in body:
+        return
     # Some other trouble in a success status: retried with backoff, until the age limit.
     raise TemporaryError(detail)
 

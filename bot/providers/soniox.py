@@ -412,9 +412,10 @@ class SonioxSettings(ProviderSettings):
     #: Transcriptions submitted and not finished at once; Soniox refuses more than 100.
     max_pending: Annotated[int, Field(ge=1, le=100)] = 50
     #: Files, and megabytes, the bot keeps at Soniox at once: Soniox keeps at most 1,000 files
-    #: and 10 GB per account (more on request), and refuses uploads beyond.
+    #: and 10 GB per account (more on request), and refuses uploads beyond. 9536 MiB stays under
+    #: 10 GB even if Soniox counts 10^10 bytes.
     max_files: Annotated[int, Field(ge=1)] = 1000
-    max_storage_mb: Annotated[int, Field(ge=1)] = 10240
+    max_storage_mb: Annotated[int, Field(ge=1)] = 9536
 
     def build(self, context: ProviderContext) -> SonioxProvider:
         if self.api_key is None:

@@ -199,12 +199,20 @@ async def test_command_answers_carry_no_control_sequence_from_what_was_typed(
         await answer(slack_sender, "retry <!subteam^S0EVIL>"),
         await answer(slack_sender, "cancel <https://evil.example|b-1a2b3c4d5e6f>"),
         await answer(slack_sender, "https://media.example/a.mp3 <!channel>"),
+        await answer(slack_sender, "provider <soniox>"),
+        await answer(slack_sender, "Q&A"),
+        await answer(slack_sender, "cancel &lt;b-1a2b3c4d5e6f&gt;"),
     ]
 
+    # What was typed is shown once, as typed: Slack's own encoding of it is undone first.
     assert "I don't know the subcommand `&lt;!channel&gt;`" in answers[0]
     assert "no provider called `&lt;!here&gt;`" in answers[2]
     assert "`&lt;!channel&gt;`, `&lt;#c0evil&gt;` are not ISO 639-1" in answers[4]
     assert "`&lt;!subteam^S0EVIL&gt;` is not a batch id" in answers[7]
+    assert "There is no provider called `&lt;soniox&gt;`" in answers[10]
+    assert "I don't know the subcommand `Q&amp;A`" in answers[11]
+    assert "`&amp;lt;b-1a2b3c4d5e6f&amp;gt;` is not a batch id" in answers[12]
+    assert not [text for text in answers[:12] if "&amp;lt;" in text or "&amp;amp;" in text]
     assert unintended_sequences(fake_slack) == []
 
 

@@ -74,6 +74,12 @@ NOT_FOUND_PAGE = (
 #: The content type of slash command and interactivity requests in HTTP mode.
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
+
+def slack_encoded(typed: str) -> str:
+    """Text as Slack sends what a person typed: ``&``, ``<`` and ``>`` as entities."""
+    return typed.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 #: Slack rejects ``chat.postMessage`` text longer than this with ``msg_too_long``.
 MAX_TEXT_CHARS = 40_000
 MAX_BLOCKS = 50
@@ -569,7 +575,8 @@ class FakeSlack(LoopbackServer):
     ) -> dict[str, str]:
         """The fields Slack sends for a slash command: the form of an HTTP-mode request, and the
         ``payload`` of a Socket Mode ``slash_commands`` envelope. Every value is a string, as in
-        the form; ``response_url`` is a fresh one of this fake."""
+        the form; ``response_url`` is a fresh one of this fake. ``text`` is what the person typed;
+        it is sent encoded as Slack encodes it (the manifest asks for no other escaping)."""
         return {
             "token": self.verification_token,
             "team_id": self.team_id,
@@ -579,7 +586,7 @@ class FakeSlack(LoopbackServer):
             "user_id": user,
             "user_name": user_name,
             "command": command,
-            "text": text,
+            "text": slack_encoded(text),
             "api_app_id": self.app_id,
             "is_enterprise_install": "false",
             "response_url": self.response_url(),

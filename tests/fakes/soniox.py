@@ -274,9 +274,10 @@ ACCOUNT_ERROR_TYPES = (
     "organization_monthly_budget_exhausted",
     "project_monthly_budget_exhausted",
 )
-#: The account's storage caps, as documented: 1,000 files and 10 GB.
+#: The account's storage caps, as documented: 1,000 files and 10 GB, read as 10^10 bytes, the
+#: stricter of its two readings.
 DEFAULT_MAX_FILES = 1000
-DEFAULT_MAX_STORAGE_BYTES = 10 * 1024**3
+DEFAULT_MAX_STORAGE_BYTES = 10**10
 _FILE_FIELDS = ("id", "filename", "size", "created_at", "client_reference_id")
 _PENDING = frozenset({"queued", "processing"})
 

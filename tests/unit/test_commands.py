@@ -55,6 +55,12 @@ def test_parse_links_keeps_order_drops_repeats_and_limits_the_count() -> None:
         parse_links([a, "status"])
 
 
+def test_parse_links_takes_decoded_command_text_as_it_is() -> None:
+    # The command's text was decoded once already: an entity left in a link is part of it.
+    typed = "https://example.com/a.mp3?q=&amp;"
+    assert parse_links([typed, f"<{typed}|a>"]) == [typed]
+
+
 def test_looks_like_link() -> None:
     assert looks_like_link("https://a.example/x")
     assert looks_like_link("<HTTP://a.example/x>")

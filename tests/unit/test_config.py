@@ -116,7 +116,11 @@ def test_a_long_public_url_is_fine_where_soniox_gets_no_webhook() -> None:
 
 async def test_soniox_storage_caps_default_to_sonioxs_own_and_reach_the_provider() -> None:
     settings = load_settings(_env_file=None, need_slack=False, soniox_api_key="k")
-    assert (settings.soniox_max_files, settings.soniox_max_storage_mb) == (1000, 10240)
+    assert (settings.soniox_max_files, settings.soniox_max_storage_mb) == (1000, 9536)
+    async with httpx.AsyncClient() as client:
+        default = build_providers(settings, client)["soniox"]
+    # Soniox's "10 GB" may mean 10^10 bytes: the default must stay under it whichever it is.
+    assert default.max_stored_bytes < 10**10
     raised = load_settings(
         _env_file=None,
         need_slack=False,

@@ -18,6 +18,7 @@ from bot.slack_text import (
     plain,
     split,
     truncate,
+    unescape,
 )
 
 BOT = Path(__file__).resolve().parents[2] / "bot"
@@ -28,6 +29,12 @@ def test_escape_turns_control_characters_into_entities_once() -> None:
     assert escaped == "&lt;!channel&gt; &amp; &lt;@U1&gt;"
     assert isinstance(escaped, Mrkdwn)
     assert escape(escaped) is escaped, "already escaped text is not escaped again"
+
+
+def test_unescape_decodes_what_slack_encodes_once_and_nothing_else() -> None:
+    typed = "<soniox> Q&A &lt; &#39; &quot; &copy"
+    assert unescape(escape(typed)) == typed
+    assert unescape("&amp;lt;&amp;amp;") == "&lt;&amp;"
 
 
 def test_mrkdwn_escapes_its_values_and_keeps_mrkdwn_values() -> None:

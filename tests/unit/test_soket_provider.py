@@ -383,7 +383,7 @@ async def test_not_found_answers_become_plain_failures(
     assert caught.value.user_message.startswith("Soket no longer has this file")
 
 
-@pytest.mark.parametrize("status", [200, 404, 410, 400])
+@pytest.mark.parametrize("status", [200, 404, 410, 400, 500, 503])
 async def test_a_lost_batch_is_recognised_by_its_body_whatever_the_status(
     provider: SoketProvider, fake_soket: FakeSoket, tmp_path: Path, status: int
 ) -> None:
@@ -417,6 +417,43 @@ async def test_a_lost_batch_named_only_by_its_status_call_is_lost(
 
     assert isinstance(progress.error, WorkLost)
     assert "batch status: 200 batch not found" in progress.error.detail
+
+
+async def test_a_lost_batch_is_lost_whatever_else_its_body_holds(
+    provider: SoketProvider, fake_soket: FakeSoket
+) -> None:
+    job = link("https://audio.example/b.mp3")
+    batch_id = await ready_and_submit(provider, [job])
+    fake_soket.lose_batch(batch_id)
+    lost = {"error": "batch not found", "batch_id": batch_id}
+    fake_soket.inject(r"/results/batch/", status=200, body=lost)
+    fake_soket.inject(r"/status/batch/", status=200, body=lost)
+
+    progress = (await provider.poll([job]))[job.job_id]
+
+    assert progress.status is ProgressStatus.FAILED
+    assert isinstance(progress.error, WorkLost), progress.error
+    assert "batch results: 200 batch not found" in progress.error.detail
+
+
+async def test_other_server_errors_of_a_batch_stay_temporary(
+    provider: SoketProvider, fake_soket: FakeSoket
+) -> None:
+    job = link("https://audio.example/b.mp3")
+    await ready_and_submit(provider, [job])
+    fake_soket.inject(
+        r"/results/batch/", status=503, body={"error": "busy"}, headers={"Retry-After": "4"}
+    )
+
+    with pytest.raises(TemporaryError) as caught:
+        await provider.poll([job])
+    assert not isinstance(caught.value, WorkLost)
+    assert caught.value.retry_after == 4.0
+    assert "503" in caught.value.detail
+
+    fake_soket.inject(r"/status/batch/", status=500, body={"error": "internal error"})
+    progress = (await provider.poll([job]))[job.job_id]
+    assert progress.error is None, "a status call in trouble only loses its estimate"
 
 
 async def test_an_unknown_error_in_a_200_is_retried_not_read_as_progress(
