@@ -10,7 +10,7 @@ import pytest
 
 from storage.migrations import MIGRATIONS
 from storage.models import (
-    TERMINAL_JOB_STATES,
+    FINISHED_JOB_STATES,
     Batch,
     BatchState,
     ChannelSettings,
@@ -292,7 +292,7 @@ async def test_a_write_based_on_an_old_reading_does_not_overwrite_a_newer_one(
 async def test_due_jobs_are_found_through_the_index_of_unfinished_jobs(
     repository: Repository,
 ) -> None:
-    listed = ", ".join(f"'{state}'" for state in sorted(TERMINAL_JOB_STATES))
+    listed = ", ".join(f"'{state}'" for state in sorted(FINISHED_JOB_STATES))
     expected = f"state NOT IN ({listed})"
     assert expected == _UNFINISHED
     due = await repository.create_batch(new_batch(), [new_job("F1")], NOW)
