@@ -2,10 +2,10 @@
 
 The cycle's own work is reading the database, deciding what is due, recording each answer and
 keeping the progress notes current. To measure that alone, the provider and Slack answer at once
-(stubs: acceptable in a benchmark, never in tests), and the state is built directly with the
-Repository API in a temporary database. Each job is one Slack message with one file, submitted to
-the provider and still processing: the largest number of units a cycle can have for that many
-jobs.
+(stubs: acceptable in a benchmark, never in tests), and the state is built with the store's own
+verbs (:class:`storage.store.Store`, on SQLite), as the bot's steps record it, in a temporary
+database. Each job is one Slack message with one file, submitted to the provider and still
+processing: the largest number of units a cycle can have for that many jobs.
 
 Cycles timed:
 
@@ -57,8 +57,18 @@ from bot.providers.base import (
 )
 from bot.slack_api import SlackGateway
 from bot.slack_files import SlackFileDownloader
-from storage.models import BatchState, JobKind, JobState, NewBatch, NewJob
-from storage.repository import Repository
+from storage.models import (
+    Job,
+    JobKind,
+    JobState,
+    NewBatch,
+    NewJob,
+    StillRunning,
+    Submission,
+    Upload,
+)
+from storage.sqlite import SQLiteStore
+from storage.store import Store
 
 START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 POLL_INTERVAL = 5.0
@@ -112,44 +122,52 @@ class Clock:
         return self.now
 
 
-async def build_state(repository: Repository, jobs: int, history: int = 0) -> None:
+async def build_state(store: Store, jobs: int, history: int = 0) -> None:
     """``history`` delivered messages, then ``jobs`` messages with one file each, every file at
     the provider and processing."""
     if history:
-        await add_batches(repository, range(jobs, jobs + history))
-        finished = await repository.open_jobs()
-        await repository.update_jobs(
-            [job.id for job in finished],
-            START,
-            state=JobState.COMPLETED,
-            provider_file_id="file-id",
-            provider_job_id="transcription-id",
-            cleaned_up=True,
-            finished_at=START,
-        )
+        await add_batches(store, range(jobs, jobs + history))
+        finished = await to_processing(store)
+        for job in finished:
+            await store.complete_job(job.id, transcript={"text": "..."}, raw=None, now=START)
+        await store.mark_cleaned_up([job.id for job in finished], START)
         for batch_id in {job.batch_id for job in finished}:
-            await repository.update_batch(
-                batch_id, START, state=BatchState.DELIVERED, delivered_at=START
-            )
-    await add_batches(repository, range(jobs))
-    ids = [job.id for job in await repository.open_jobs()]
-    await repository.update_jobs(
-        ids,
+            await store.record_reply(batch_id, "1767225600.000200", START)
+    await add_batches(store, range(jobs))
+    await to_processing(store)
+
+
+async def to_processing(store: Store) -> list[Job]:
+    """Take every unfinished job the way the pipeline would: download, upload, submit, poll.
+    Every job is due at ``START`` after it."""
+    queued = await store.unfinished_jobs()
+    ids = [job.id for job in queued]
+    for job_id in ids:
+        await store.start_download(job_id, START)
+        await store.record_download(job_id, spool_path="/spool/x", size_bytes=2_000_000, now=START)
+    await store.mark_upload_sent(ids, START)
+    await store.record_uploads([Upload(job_id, "file-id") for job_id in ids], {}, START)
+    for job_id in ids:
+        await store.record_spool_deleted(job_id, START)
+    await store.mark_submission_sent(ids, START)
+    await store.record_submissions(
+        [Submission(job_id, "transcription-id", None, None, poll_at=START) for job_id in ids],
+        {},
         START,
-        state=JobState.PROCESSING,
-        provider_file_id="file-id",
-        provider_job_id="transcription-id",
-        next_attempt_at=START,
     )
+    await store.record_still_running(
+        [StillRunning(job_id, JobState.SUBMITTED, START, poll_at=START) for job_id in ids], START
+    )
+    return await store.get_jobs(ids)
 
 
-async def add_batches(repository: Repository, indexes: range) -> None:
+async def add_batches(store: Store, indexes: range) -> None:
     for index in indexes:
-        await add_batch(repository, index, f"{1767225600 + index}.000100")
+        await add_batch(store, index, f"{1767225600 + index}.000100")
 
 
-async def add_batch(repository: Repository, index: int, ts: str) -> None:
-    await repository.create_batch(
+async def add_batch(store: Store, index: int, ts: str) -> None:
+    await store.create_batch(
         NewBatch(
             team_id="T0BENCH",
             channel_id=f"C{index % 50:04d}",
@@ -175,18 +193,18 @@ async def add_batch(repository: Repository, index: int, ts: str) -> None:
 
 
 class CallTimes:
-    """Wall time and count of each Repository method in each timed cycle: where a cycle waits on
+    """Wall time and count of each store method in each timed cycle: where a cycle waits on
     the database (each call is at least one hop to aiosqlite's thread and back)."""
 
-    def __init__(self, repository: Repository) -> None:
+    def __init__(self, store: Store) -> None:
         #: One ``{method: (calls, seconds)}`` per timed cycle, in order.
         self.cycles: list[dict[str, tuple[int, float]]] = []
         self.active = False
-        for name in dir(Repository):
-            attribute = getattr(repository, name)
+        for name in dir(type(store)):
+            attribute = getattr(store, name)
             if name.startswith("_") or not asyncio.iscoroutinefunction(attribute):
                 continue
-            setattr(repository, name, self._wrap(name, attribute))
+            setattr(store, name, self._wrap(name, attribute))
 
     def start_cycle(self) -> None:
         self.cycles.append({})
@@ -207,22 +225,22 @@ class CallTimes:
         return timed
 
 
-async def spread_due(
-    repository: Repository, now: datetime, fraction: float, rng: random.Random
-) -> None:
+async def spread_due(store: Store, now: datetime, fraction: float, rng: random.Random) -> None:
     """Make a random ``fraction`` of the open jobs due (``next_attempt_at`` up to an interval in
     the past) and the rest due later (one to twelve intervals ahead, past the cycle's
-    half-interval tolerance)."""
-    ids = [job.id for job in await repository.open_jobs()]
-    due = set(rng.sample(ids, round(len(ids) * fraction)))
-    changes: dict[str, dict[str, Any]] = {}
-    for job_id in ids:
-        if job_id in due:
+    half-interval tolerance), as the answers of the last polls would have."""
+    jobs = await store.unfinished_jobs()
+    due = set(rng.sample([job.id for job in jobs], round(len(jobs) * fraction)))
+    polled: list[StillRunning] = []
+    for job in jobs:
+        if job.id in due:
             offset = -rng.uniform(0, POLL_INTERVAL)
         else:
             offset = rng.uniform(POLL_INTERVAL, POLL_INTERVAL * 12)
-        changes[job_id] = {"next_attempt_at": now + timedelta(seconds=offset)}
-    await repository.update_jobs_each(changes, now)
+        polled.append(
+            StillRunning(job.id, job.state, job.updated_at, now + timedelta(seconds=offset))
+        )
+    await store.record_still_running(polled, now)
 
 
 def database_mb(path: Path) -> float:
@@ -254,16 +272,16 @@ NONE_DUE = "none due (between two polls)"
 async def measure(jobs: int, history: int, due_fraction: float, profile: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as workdir:
         path = Path(workdir) / "bench.db"
-        repository = await Repository.open(path)
+        store = await SQLiteStore.open(path)
         try:
             started = time.perf_counter()
-            await build_state(repository, jobs, history)
+            await build_state(store, jobs, history)
             built = time.perf_counter() - started
-            times = CallTimes(repository)
+            times = CallTimes(store)
             clock, provider, web = Clock(), InstantProvider(), InstantWebClient()
             async with httpx.AsyncClient() as http:
                 pipeline = Pipeline(
-                    repository=repository,
+                    store=store,
                     providers={"soniox": provider},
                     slack=SlackGateway(web),  # type: ignore[arg-type]
                     downloader=SlackFileDownloader(
@@ -295,12 +313,12 @@ async def measure(jobs: int, history: int, due_fraction: float, profile: bool) -
                 clock.now += timedelta(seconds=POLL_INTERVAL / 10)
                 await cycle(NONE_DUE)
                 clock.now += timedelta(seconds=POLL_INTERVAL)
-                await spread_due(repository, clock.now, due_fraction, random.Random(7))
+                await spread_due(store, clock.now, due_fraction, random.Random(7))
                 await cycle(f"steady state ({due_fraction:.0%} due)")
                 await pipeline.stop()
             size = database_mb(path)
         finally:
-            await repository.close()
+            await store.close()
     report = ""
     if profiler is not None:
         out = io.StringIO()
@@ -321,7 +339,7 @@ async def measure(jobs: int, history: int, due_fraction: float, profile: bool) -
 def breakdown_table(
     rows: Sequence[tuple[str, float, int, int]], cycles: Sequence[dict[str, tuple[int, float]]]
 ) -> str:
-    """One row per Repository method, one column per timed cycle (headed by its row number in
+    """One row per store method, one column per timed cycle (headed by its row number in
     the table above), heaviest first; then what the cycle spent outside those methods."""
     totals: dict[str, float] = {}
     for cycle in cycles:
@@ -381,7 +399,7 @@ def main() -> int:
         )
     )
     print(
-        "time in Repository methods in each cycle above (cycle 1 = the first row), with the "
+        "time in store methods in each cycle above (cycle 1 = the first row), with the "
         "calls made (they overlap when concurrent); the rest is the pipeline's own Python and "
         "the event loop:"
     )

@@ -40,7 +40,8 @@ from bot.scheduler import PollScheduler
 from bot.slack_api import SlackGateway, build_web_client
 from bot.slack_files import SlackFileDownloader, slack_file_hosts
 from storage.models import ProviderAccountProblem
-from storage.repository import Repository
+from storage.sqlite import SQLiteStore
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def build_http_client() -> httpx.AsyncClient:
 @dataclass
 class Runtime:
     settings: Settings
-    repository: Repository
+    store: Store
     http: httpx.AsyncClient
     slack: SlackGateway
     providers: dict[str, Provider]
@@ -97,7 +98,13 @@ class Runtime:
         await self.http.aclose()
         if self.slack.client.session is not None:
             await self.slack.client.session.close()
-        await self.repository.close()
+        await self.store.close()
+
+
+async def open_store(settings: Settings) -> Store:
+    """The store the settings choose: the SQLite file at ``DATABASE_PATH``, opened and migrated.
+    Raises :class:`storage.store.StoreUnavailable` when it cannot be."""
+    return await SQLiteStore.open(settings.database_path)
 
 
 async def build_runtime(
@@ -109,7 +116,7 @@ async def build_runtime(
     bot_token = settings.slack_bot_token
     if bot_token is None:
         raise ConfigError(["SLACK_BOT_TOKEN is required (the bot token, xoxb-…)"])
-    repository = await Repository.open(settings.database_path)
+    store = await open_store(settings)
     http = http or build_http_client()
     web_client = build_web_client(
         bot_token.get_secret_value(), str(settings.slack_api_url), session=aiohttp.ClientSession()
@@ -117,7 +124,7 @@ async def build_runtime(
     slack = SlackGateway(web_client)
     providers = build_providers(settings, http)
     pipeline = Pipeline(
-        repository=repository,
+        store=store,
         providers=providers,
         slack=slack,
         downloader=SlackFileDownloader(
@@ -142,10 +149,10 @@ async def build_runtime(
 
     scheduler = PollScheduler(cycle, interval_seconds=settings.poll_interval_seconds)
     pipeline.on_progress = scheduler.kick
-    intake = Intake(repository, settings, clock, providers)
+    intake = Intake(store, settings, clock, providers)
     runtime = Runtime(
         settings=settings,
-        repository=repository,
+        store=store,
         http=http,
         slack=slack,
         providers=providers,
@@ -220,13 +227,13 @@ def build_http_app(runtime: Runtime, *, slack_events: bool) -> web.Application:
         snapshot: metrics.StateSnapshot | None = None
         try:
             snapshot = metrics.StateSnapshot(
-                await runtime.repository.count_jobs_by_state_and_provider(),
-                await runtime.repository.count_batches_by_state(),
+                await runtime.store.count_jobs_by_state_and_provider(),
+                await runtime.store.count_batches_by_state(),
                 providers=runtime.providers,
                 units_in_flight=runtime.pipeline.steps_running,
                 account_problems=[
                     (problem.provider, problem.reason)
-                    for problem in await runtime.repository.account_problems()
+                    for problem in await runtime.store.account_problems()
                 ],
                 account_problem_reasons={
                     name: provider.account_problem_reasons
@@ -332,15 +339,13 @@ async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool
     jobs_in_flight: int | None = None
     accounts: list[ProviderAccountProblem] = []
     try:
-        database = await asyncio.wait_for(
-            runtime.repository.ping(), timeout=HEALTH_DB_TIMEOUT_SECONDS
-        )
+        database = await asyncio.wait_for(runtime.store.ping(), timeout=HEALTH_DB_TIMEOUT_SECONDS)
         if database:
             jobs_in_flight = await asyncio.wait_for(
-                runtime.repository.count_unfinished_jobs(), timeout=HEALTH_DB_TIMEOUT_SECONDS
+                runtime.store.count_unfinished_jobs(), timeout=HEALTH_DB_TIMEOUT_SECONDS
             )
             accounts = await asyncio.wait_for(
-                runtime.repository.account_problems(), timeout=HEALTH_DB_TIMEOUT_SECONDS
+                runtime.store.account_problems(), timeout=HEALTH_DB_TIMEOUT_SECONDS
             )
     except Exception as exc:
         database = False

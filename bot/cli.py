@@ -16,7 +16,7 @@ import httpx
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import account_problem_text, build_http_client, serve
+from bot.app import account_problem_text, build_http_client, open_store, serve
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import TranscribeError
 from bot.limits import FileLimits
@@ -26,7 +26,6 @@ from bot.providers import build_providers, registry
 from bot.providers.base import Progress, Provider, ProviderJob, Submitted, Uploaded
 from bot.slack_api import build_web_client, slack_error_code
 from bot.transcript import to_plain_text
-from storage.repository import Repository
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -235,7 +234,7 @@ async def check(settings: Settings, *, manifest: Path | None = None) -> int:
                 print(f"{name}: OK")
             except TranscribeError as exc:
                 problems.append(f"{name}: {exc.user_message} ({exc.detail})")
-    problems += await _check_database(settings.database_path)
+    problems += await _check_database(settings)
     print(f"Mode: {'Socket Mode' if settings.socket_mode else f'HTTP on port {settings.port}'}")
     if problems:
         print("Problems:", *[f"  - {problem}" for problem in problems], sep="\n", file=sys.stderr)
@@ -262,18 +261,19 @@ async def _check_app_token(settings: Settings) -> list[str]:
     return []
 
 
-async def _check_database(path: Path) -> list[str]:
+async def _check_database(settings: Settings) -> list[str]:
     """Open (and if need be create and migrate) the database, as ``run`` will, and read the
     provider account problems the bot recorded there."""
+    path = settings.database_path
     try:
-        repository = await Repository.open(path)
+        store = await open_store(settings)
         try:
-            await repository.ping()
+            await store.ping()
             # Recorded by the running bot: a used-up balance shows only when paid work is asked
             # for, which a check must not do.
-            accounts = await repository.account_problems()
+            accounts = await store.account_problems()
         finally:
-            await repository.close()
+            await store.close()
     except Exception as exc:
         return [
             f"the database at {path} cannot be opened ({type(exc).__name__}: {exc}); check "

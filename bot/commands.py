@@ -30,7 +30,7 @@ from bot.providers import registry
 from bot.slack_api import SlackGateway, slack_error_code
 from bot.slack_text import Mrkdwn, join, link, mention, mrkdwn, unescape
 from storage.models import Batch, BatchState, ChannelSettings, Job, JobState
-from storage.repository import Repository
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ class Commands:
     def __init__(
         self,
         *,
-        repository: Repository,
+        store: Store,
         intake: Intake,
         slack: SlackGateway,
         providers: Collection[str],
@@ -277,7 +277,7 @@ class Commands:
         clock: Callable[[], datetime],
         kick: Callable[[], None],
     ) -> None:
-        self._repository = repository
+        self._store = store
         self._intake = intake
         self._slack = slack
         #: Only providers with credentials: a channel can choose among these alone.
@@ -372,9 +372,9 @@ class Commands:
 
     async def _status(self, channel: str) -> Mrkdwn:
         now = self._clock()
-        running = await self._repository.running_batches(channel)
-        finished = await self._repository.finished_batches(channel, STATUS_FINISHED)
-        jobs = await self._repository.jobs_of_batches([b.id for b in [*running, *finished]])
+        running = await self._store.running_batches(channel)
+        finished = await self._store.finished_batches(channel, STATUS_FINISHED)
+        jobs = await self._store.jobs_of_batches([b.id for b in [*running, *finished]])
         links = await asyncio.gather(
             *(
                 self._slack.permalink(batch.channel_id, batch.reply_ts or batch.thread_ts)
@@ -394,13 +394,13 @@ class Commands:
             lines.append(mrkdwn("Nothing yet."))
         for batch, address in zip(finished, links, strict=True):
             lines.append(_finished_line(batch, jobs[batch.id], now, address))
-        settings = await self._repository.channel_settings(channel)
+        settings = await self._store.channel_settings(channel)
         if settings.language_hints:
             lines.append(mrkdwn("Language hints for new work: {}", _hints_text(settings)))
         return join("\n", lines)
 
     async def _provider(self, channel: str, args: list[str]) -> Mrkdwn:
-        settings = await self._repository.channel_settings(channel)
+        settings = await self._store.channel_settings(channel)
         available = join(", ", [mrkdwn("`{}`", name) for name in sorted(self._providers)])
         available = available or mrkdwn("none")
         if not args:
@@ -444,21 +444,21 @@ class Commands:
                 )
             )
         settings.provider = name
-        await self._repository.save_channel_settings(settings, self._clock())
+        await self._store.save_channel_settings(settings, self._clock())
         return mrkdwn(
             "This channel now uses *{}* for new work; work already started keeps its provider.",
             _label(name),
         )
 
     async def _auto(self, channel: str, args: list[str]) -> Mrkdwn:
-        settings = await self._repository.channel_settings(channel)
+        settings = await self._store.channel_settings(channel)
         if args:
             if len(args) > 1 or args[0].lower() not in ("on", "off"):
                 raise CommandError(
                     mrkdwn("`auto` takes `on` or `off`, such as `{} auto off`.", COMMAND)
                 )
             settings.auto = args[0].lower() == "on"
-            await self._repository.save_channel_settings(settings, self._clock())
+            await self._store.save_channel_settings(settings, self._clock())
         state = "on" if settings.auto else "off"
         now = "now " if args else ""
         if settings.auto:
@@ -479,10 +479,10 @@ class Commands:
         )
 
     async def _language(self, channel: str, args: list[str]) -> Mrkdwn:
-        settings = await self._repository.channel_settings(channel)
+        settings = await self._store.channel_settings(channel)
         if args:
             settings.language_hints, settings.language_hints_strict = parse_language_setting(args)
-            await self._repository.save_channel_settings(settings, self._clock())
+            await self._store.save_channel_settings(settings, self._clock())
         now = "now " if args else ""
         if not settings.language_hints:
             return mrkdwn(
@@ -532,18 +532,18 @@ class Commands:
                     )
                 )
         else:
-            found = await self._repository.last_failed_batch(channel)
+            found = await self._store.last_failed_batch(channel)
             if found is None:
                 raise CommandError(
                     mrkdwn("Nothing to retry: no batch in this channel has failed files.")
                 )
             failed = found
         failed_jobs = [
-            job for job in await self._repository.jobs_of(failed.id) if job.state is JobState.FAILED
+            job for job in await self._store.jobs_of(failed.id) if job.state is JobState.FAILED
         ]
         if not failed_jobs:
             raise CommandError(mrkdwn("`{}` has no failed files: nothing to retry.", failed.id))
-        running = await self._repository.active_batch_for_message(channel, failed.message_ts)
+        running = await self._store.active_batch_for_message(channel, failed.message_ts)
         if running is not None:
             raise CommandError(
                 mrkdwn("`{}` is already working on that message; wait for its reply.", running.id)
@@ -578,19 +578,17 @@ class Commands:
             batch = await self._batch_in_channel(channel, args[0])
         else:
             running = [
-                b
-                for b in await self._repository.running_batches(channel)
-                if b.state is BatchState.OPEN
+                b for b in await self._store.running_batches(channel) if b.state is BatchState.OPEN
             ]
             if not running:
                 raise CommandError(mrkdwn("Nothing is running in this channel."))
             batch, others = running[-1], len(running) - 1
         # Conditional: if the pipeline has begun posting the reply meanwhile, it wins.
-        cancelled = batch.state is BatchState.OPEN and await self._repository.change_batch_state(
-            batch.id, self._clock(), expected=[BatchState.OPEN], state=BatchState.CANCELLED
+        cancelled = batch.state is BatchState.OPEN and await self._store.cancel_batch(
+            batch.id, self._clock()
         )
         if not cancelled:
-            current = await self._repository.get_batch(batch.id)
+            current = await self._store.get_batch(batch.id)
             state = current.state if current is not None else batch.state
             if state is BatchState.DELIVERING:
                 raise CommandError(
@@ -599,7 +597,7 @@ class Commands:
             raise CommandError(
                 mrkdwn("`{}` has already finished ({}).", batch.id, _batch_state(state))
             )
-        jobs = await self._repository.jobs_of(batch.id)
+        jobs = await self._store.jobs_of(batch.id)
 
         async def follow_up() -> None:
             await self._slack.remove_reaction(channel, batch.message_ts, REACTION_WORKING)
@@ -630,7 +628,7 @@ class Commands:
                     COMMAND,
                 )
             )
-        batch = await self._repository.get_batch(wanted)
+        batch = await self._store.get_batch(wanted)
         # Another channel's batch is not this channel's business, not even its existence.
         if batch is None or batch.channel_id != channel:
             raise CommandError(mrkdwn("There is no batch `{}` in this channel.", wanted))
@@ -671,7 +669,7 @@ class Commands:
         thread_ts = _text(event.get("thread_ts"))
         text = str(event.get("text") or "")
         if event.get("files") or audio_links_in_text(text):
-            settings = await self._repository.channel_settings(channel)
+            settings = await self._store.channel_settings(channel)
             if settings.auto:
                 return  # the message itself is being transcribed automatically
         in_thread = thread_ts is not None and thread_ts != ts

@@ -24,7 +24,7 @@ from bot.limits import FileLimits
 from bot.media import is_media_file, link_filename, looks_like_audio_link, parse_url
 from bot.providers.base import Provider
 from storage.models import Batch, ChannelSettings, Job, JobKind, JobState, NewBatch, NewJob
-from storage.repository import Repository
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +117,12 @@ def job_for_file(file: dict[str, Any], *, dedupe_key: str | None) -> NewJob | No
 class Intake:
     def __init__(
         self,
-        repository: Repository,
+        store: Store,
         settings: Settings,
         clock: Callable[[], datetime],
         providers: Mapping[str, Provider] | None = None,
     ) -> None:
-        self._repository = repository
+        self._store = store
         self._settings = settings
         self._clock = clock
         #: Configured providers, for their limits on files.
@@ -141,7 +141,7 @@ class Intake:
         jobs = self.jobs_for_message(event, dedupe_prefix=f"{team_id}:{channel}:{ts}")
         if not jobs:
             return None  # most messages: decided without reading the database
-        settings = await self._repository.channel_settings(channel)
+        settings = await self._store.channel_settings(channel)
         if not settings.auto:
             return None
         has_files = any(job.kind is JobKind.SLACK_FILE for job in jobs)
@@ -196,7 +196,7 @@ class Intake:
         jobs = self.jobs_for_message(message, dedupe_prefix=None)
         if not jobs:
             return Requested(batch=None)
-        settings = await self._repository.channel_settings(channel)
+        settings = await self._store.channel_settings(channel)
         batch = await self._record(
             settings,
             team_id=team_id,
@@ -209,7 +209,7 @@ class Intake:
         )
         if batch is None:
             # Asked twice while the first answer is pending: the first one goes on.
-            running = await self._repository.active_batch_for_message(channel, ts)
+            running = await self._store.active_batch_for_message(channel, ts)
             return Requested(batch=None, running=running)
         log.info("batch %s: %d item(s) of %s in %s (%s)", batch.id, len(jobs), ts, channel, source)
         return Requested(batch=batch)
@@ -225,7 +225,7 @@ class Intake:
     ) -> Batch:
         """Record links given to ``/transcribe``, answered in the thread of ``message_ts`` (the
         message the command posted). Any http(s) link is taken: the person asked explicitly."""
-        settings = await self._repository.channel_settings(channel)
+        settings = await self._store.channel_settings(channel)
         batch = await self._record(
             settings,
             team_id=team_id,
@@ -257,7 +257,7 @@ class Intake:
             for job in jobs
             if job.state is JobState.FAILED
         ]
-        settings = await self._repository.channel_settings(failed.channel_id)
+        settings = await self._store.channel_settings(failed.channel_id)
         batch = await self._record(
             settings,
             team_id=failed.team_id,
@@ -287,7 +287,7 @@ class Intake:
         # settings later never disturbs work in flight.
         provider = settings.provider or self._settings.transcribe_provider.value
         limits = FileLimits.of(self._settings.max_file_bytes, self._providers.get(provider))
-        return await self._repository.create_batch(
+        return await self._store.create_batch(
             NewBatch(
                 team_id=team_id,
                 channel_id=settings.channel_id,

@@ -39,7 +39,7 @@ MESSAGE_EVENT, MENTION_EVENT = EVENTS
 def register_listeners(runtime: Runtime) -> None:
     bolt = runtime.bolt
     commands = Commands(
-        repository=runtime.repository,
+        store=runtime.store,
         intake=runtime.intake,
         slack=runtime.slack,
         providers=list(runtime.providers),
@@ -78,7 +78,7 @@ def register_listeners(runtime: Runtime) -> None:
         # delivery of "@threadscribe transcribe" must not start a second batch. ``next`` is always
         # called: a listener that does not match would make Bolt answer 404, and Slack retry.
         event_id = body.get("event_id")
-        context["duplicate"] = bool(event_id) and not await runtime.repository.remember_event(
+        context["duplicate"] = bool(event_id) and not await runtime.store.remember_event(
             str(event_id), runtime.clock()
         )
         await next()

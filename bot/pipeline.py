@@ -69,13 +69,21 @@ from storage.models import (
     PENDING_STATUS,
     Batch,
     BatchState,
+    Failure,
+    FileInfo,
     Job,
     JobKind,
     JobState,
     LanguageHints,
+    ProgressShown,
     ProviderAccountProblem,
+    Resubmission,
+    StillRunning,
+    Submission,
+    Upload,
 )
-from storage.repository import Repository
+from storage.states import BatchMoves, Move
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +173,7 @@ class Pipeline:
     def __init__(
         self,
         *,
-        repository: Repository,
+        store: Store,
         providers: Mapping[str, Provider],
         slack: SlackGateway,
         downloader: SlackFileDownloader,
@@ -181,7 +189,7 @@ class Pipeline:
         progress_every: timedelta = timedelta(seconds=3),
         rng: random.Random | None = None,
     ) -> None:
-        self._repository = repository
+        self._store = store
         self._providers = providers
         self._slack = slack
         self._downloader = downloader
@@ -212,9 +220,8 @@ class Pipeline:
         self._hints: dict[str, LanguageHints] = {}
         #: Webhooks that named a transcription not recorded yet, with when they came.
         self._early_notices: dict[tuple[str, str], datetime] = {}
-        #: "Still processing" answers of this cycle, saved together once its calls are done,
-        #: each with the job's ``updated_at`` as the cycle read it.
-        self._still_running: dict[str, tuple[datetime, dict[str, Any]]] = {}
+        #: "Still processing" answers of this cycle, saved together once its calls are done.
+        self._still_running: dict[str, StillRunning] = {}
         #: Per provider with storage caps: files and bytes it holds for us (uploads under way
         #: included), counted from the database at the start of each cycle with transfers to
         #: start, and raised as uploads go out. Uploads are counted and marked sent under the
@@ -240,8 +247,8 @@ class Pipeline:
         self._still_running = {}
         if self._accounts is None:
             await self._load_account_problems(now)
-        due_jobs = await self._repository.open_jobs(due_by=now)
-        in_use = await self._repository.language_hints_in_use()
+        due_jobs = await self._store.due_jobs(now)
+        in_use = await self._store.language_hints_in_use()
         self._hints = {job.batch_id: in_use.get(job.batch_id, NO_HINTS) for job in due_jobs}
         for job in due_jobs:
             units.setdefault(unit_key(job, self._providers.get(job.provider)), []).append(job)
@@ -259,7 +266,7 @@ class Pipeline:
             self._spawn(key, self._transfer(jobs))
         quick_jobs = [job for _, jobs in quick for job in jobs]
         if any(_waits_for_submission(job) for job in quick_jobs):
-            self._in_flight = await self._repository.count_in_flight()
+            self._in_flight = await self._store.count_in_flight()
         # Finished work is posted first: a slow provider must not hold up finished replies.
         await self._deliver_due(now)
         await self._advance_all(quick)
@@ -375,9 +382,9 @@ class Pipeline:
     async def _save_still_running(self) -> None:
         # Deferring these is safe: if the process dies first, the jobs are simply polled again.
         # A job changed meanwhile (a webhook made it due, a cancel) keeps its newer state.
-        changes, self._still_running = self._still_running, {}
-        if changes:
-            await self._repository.update_jobs_unless_changed(changes, self._clock())
+        polled, self._still_running = self._still_running, {}
+        if polled:
+            await self._store.record_still_running(list(polled.values()), self._clock())
 
     async def provider_finished(self, provider: str, remote_id: str) -> bool:
         """A provider said (by webhook) that ``remote_id`` ended: poll its jobs at once.
@@ -385,10 +392,8 @@ class Pipeline:
         Only makes the jobs due; the poll itself fetches the outcome, so a forged or repeated
         notice can at most cause one early poll.
         """
-        jobs = await self._repository.open_jobs_for_remote_id(provider, remote_id)
         now = self._clock()
-        if jobs:
-            await self._repository.update_jobs([job.id for job in jobs], now, next_attempt_at=None)
+        if await self._store.record_remote_finished(provider, remote_id, now):
             return True
         # A short recording can finish before the answer that started it is recorded: the
         # notice is kept for that submission, to be polled at once when it is recorded.
@@ -460,7 +465,7 @@ class Pipeline:
         # transfer that finished since, and acting on it would fetch and upload a second time.
         fresh = [
             job
-            for job in await self._repository.jobs_by_id([job.id for job in jobs])
+            for job in await self._store.get_jobs([job.id for job in jobs])
             if not job.state.is_terminal
         ]
         if any(self._needs_transfer(job) for job in fresh):
@@ -533,7 +538,10 @@ class Pipeline:
                         "workspace's plan or deleted)."
                     ),
                 )
-            await self._set(job, state=JobState.DOWNLOADING)
+            now = self._clock()
+            if not await self._store.start_download(job.id, now):
+                return  # moved on meanwhile (failed, say): nothing to fetch
+            job.state, job.updated_at = JobState.DOWNLOADING, now
             spool = self._spool_dir / job.id
             size = await self._downloader.download(
                 job.download_url,
@@ -542,15 +550,19 @@ class Pipeline:
                 too_large_message=limits.too_large(None),
             )
             log.info("job %s: downloaded %s (%d bytes)", job.id, job.filename, size)
-            await self._set(
-                job,
-                state=JobState.UPLOADING,
-                spool_path=str(spool),
-                size_bytes=size,
-                stalled_since=None,
-            )
+            await self._record_download(job, spool, size)
         except PermanentError as exc:
             await self._fail([job], exc)
+
+    async def _record_download(self, job: Job, spool: Path, size: int) -> None:
+        now = self._clock()
+        if not await self._store.record_download(
+            job.id, spool_path=str(spool), size_bytes=size, now=now
+        ):
+            spool.unlink(missing_ok=True)  # the job moved on meanwhile: the file is not needed
+            return
+        job.state, job.spool_path, job.size_bytes = JobState.UPLOADING, str(spool), size
+        job.stalled_since, job.updated_at = None, now
 
     async def _resolve_stub(self, job: Job) -> bool:
         assert job.slack_file_id is not None
@@ -562,20 +574,29 @@ class Pipeline:
             if reason is not None:
                 raise PermanentError(f"files.info: {code}", user_message=reason) from exc
             raise TemporaryError(f"files.info failed: {code}") from exc
+        now = self._clock()
         if not is_media_file(file):
-            await self._set(job, state=JobState.SKIPPED, finished_at=self._clock())
+            if await self._store.skip_job(job.id, now):
+                job.state, job.finished_at, job.updated_at = JobState.SKIPPED, now, now
             return False
         size = file.get("size") if isinstance(file.get("size"), int) else None
         # Its size and duration are checked against the limits before the download.
-        await self._set(
-            job,
-            needs_file_info=False,
+        info = FileInfo(
             filename=str(file.get("name") or job.filename),
             download_url=file.get("url_private_download") or file.get("url_private"),
             mimetype=file.get("mimetype"),
             size_bytes=size,
             duration_ms=slack_duration_ms(file),
         )
+        if not await self._store.record_file_info(job.id, info, now):
+            return False
+        job.needs_file_info, job.filename, job.download_url = (
+            False,
+            info.filename,
+            info.download_url,
+        )
+        job.mimetype, job.size_bytes, job.duration_ms = info.mimetype, size, info.duration_ms
+        job.updated_at = now
         return True
 
     async def _upload(self, provider: Provider, jobs: list[Job]) -> None:
@@ -586,7 +607,9 @@ class Pipeline:
             else:
                 # The spool is gone (a new machine, a cleaned disk): fetch from Slack again.
                 log.warning("job %s: spool file missing; downloading again", job.id)
-                await self._set(job, state=JobState.QUEUED, spool_path=None)
+                now = self._clock()
+                if await self._store.download_again(job.id, now):
+                    job.state, job.spool_path, job.updated_at = JobState.QUEUED, None, now
         if not present:
             return
         self._raise_if_account_refuses(provider, UPLOAD_STEP)
@@ -602,22 +625,39 @@ class Pipeline:
             outcomes.update(sent)
             if any(isinstance(outcome, Uploaded) for outcome in sent.values()):
                 await self._account_works(provider, UPLOAD_STEP)
-        for job in present:
-            outcome = outcomes.get(job.id)
-            if isinstance(outcome, PermanentError):
-                await self._set(job, sent_at=None)  # a refusal is an answer, not a lost one
-                await self._fail([job], outcome)
-            elif outcome is not None:
-                await self._set(
-                    job,
-                    state=JobState.UPLOADED,
-                    provider_file_id=outcome.file_id,
-                    provider_upload_id=outcome.upload_id,
-                    attempts=0,
-                    next_attempt_at=None,
-                    stalled_since=None,
-                    sent_at=None,
-                )
+        await self._record_uploads(present, outcomes)
+
+    async def _record_uploads(
+        self, jobs: Sequence[Job], outcomes: Mapping[str, Uploaded | PermanentError]
+    ) -> None:
+        """Record each answered upload (a refusal is an answer too, not a lost one), then drop
+        the spool files the provider no longer needs."""
+        uploads = [
+            Upload(job.id, outcome.file_id, outcome.upload_id)
+            for job in jobs
+            if isinstance(outcome := outcomes.get(job.id), Uploaded)
+        ]
+        refused = {
+            job.id: _failure(outcome)
+            for job in jobs
+            if isinstance(outcome := outcomes.get(job.id), PermanentError)
+        }
+        if not uploads and not refused:
+            return
+        now = self._clock()
+        moved = await self._store.record_uploads(uploads, refused, now)
+        by_id = {job.id: job for job in jobs}
+        for upload in uploads:
+            job = by_id[upload.job_id]
+            if job.id in moved:
+                job.state, job.attempts, job.sent_at = JobState.UPLOADED, 0, None
+                job.provider_file_id, job.provider_upload_id = upload.file_id, upload.upload_id
+                job.next_attempt_at, job.stalled_since, job.updated_at = None, None, now
+        for job in jobs:
+            if job.id in refused and job.id in moved:
+                _mirror_failure(job, refused[job.id], now)
+                job.sent_at = None
+            if job.id in moved:
                 await self._drop_spool(job)
 
     async def _submit(self, provider: Provider, jobs: list[Job]) -> None:
@@ -646,55 +686,62 @@ class Pipeline:
             outcomes.update(await provider.find_submitted(await self._provider_jobs(resent)))
         to_send = [job for job in jobs if job.id not in outcomes]
         if to_send:
-            await self._mark_sent(to_send)
+            await self._mark_sent(to_send, self._store.mark_submission_sent)
             sent = await provider.submit(await self._provider_jobs(to_send))
             outcomes.update(sent)
             if any(isinstance(outcome, Submitted) for outcome in sent.values()):
                 await self._account_works(provider, SUBMIT_STEP)
+        await self._record_submissions(provider, jobs, outcomes)
+
+    async def _record_submissions(
+        self,
+        provider: Provider,
+        jobs: Sequence[Job],
+        outcomes: Mapping[str, Submitted | PermanentError],
+    ) -> None:
+        """Record what the provider answered for each of ``jobs``, in one transaction: a crash
+        must not leave half of a provider batch recorded."""
         now = self._clock()
-        changes: dict[str, dict[str, Any]] = {}
+        submissions: list[Submission] = []
+        refused: dict[str, Failure] = {}
         for job in jobs:
             outcome = outcomes.get(job.id)
             if isinstance(outcome, Submitted):
-                changes[job.id] = dict(
-                    state=JobState.SUBMITTED,
-                    provider_job_id=outcome.remote_id,
-                    provider_file_id=outcome.file_id or job.provider_file_id,
-                    provider_eta_at=_eta(now, outcome.eta_seconds),
-                    next_attempt_at=self._poll_at(
-                        now,
-                        next_poll_delay(
-                            0,
-                            outcome.eta_seconds,
-                            self._poll_interval,
-                            notified=provider.notifies_completion,
-                        ),
-                    ),
-                    attempts=0,
-                    stalled_since=now,
-                    sent_at=None,
+                delay = next_poll_delay(
+                    0,
+                    outcome.eta_seconds,
+                    self._poll_interval,
+                    notified=provider.notifies_completion,
+                )
+                # A notice that it ended may have come before this answer: poll it at once.
+                notified = self._early_notices.pop((provider.name, outcome.remote_id), None)
+                submissions.append(
+                    Submission(
+                        job_id=job.id,
+                        remote_id=outcome.remote_id,
+                        file_id=outcome.file_id,
+                        eta_at=_eta(now, outcome.eta_seconds),
+                        poll_at=None if notified else self._poll_at(now, delay),
+                    )
                 )
             else:
                 reason = outcome if isinstance(outcome, PermanentError) else None
-                error = reason or PermanentError("provider did not take this file")
-                changes[job.id] = dict(
-                    state=JobState.FAILED,
-                    error=error.user_message,
-                    error_detail=error.detail,
-                    finished_at=now,
-                    sent_at=None,
+                refused[job.id] = _failure(
+                    reason or PermanentError("provider did not take this file")
                 )
-        # One transaction: a crash must not leave half of a provider batch recorded.
-        await self._set_each(jobs, changes)
-        finished_already = [
-            job
-            for job in jobs
-            if self._early_notices.pop((provider.name, job.provider_job_id or ""), None)
-        ]
-        if finished_already:
-            await self._set_each(
-                finished_already, {job.id: {"next_attempt_at": None} for job in finished_already}
-            )
+        moved = await self._store.record_submissions(submissions, refused, now)
+        by_id = {job.id: job for job in jobs}
+        for submission in submissions:
+            job = by_id[submission.job_id]
+            if job.id in moved:
+                job.state, job.provider_job_id = JobState.SUBMITTED, submission.remote_id
+                job.provider_file_id = submission.file_id or job.provider_file_id
+                job.provider_eta_at, job.next_attempt_at = submission.eta_at, submission.poll_at
+                job.attempts, job.stalled_since, job.sent_at, job.updated_at = 0, now, None, now
+        for job_id, failure in refused.items():
+            if job_id in moved:
+                _mirror_failure(by_id[job_id], failure, now)
+                by_id[job_id].sent_at = None
 
     async def _poll(self, provider: Provider, jobs: list[Job]) -> None:
         outcomes = await provider.poll(await self._provider_jobs(jobs))
@@ -719,18 +766,17 @@ class Pipeline:
         The count is committed with the new state, before anything is sent again: a crash can
         repeat the submission (as any submission whose answer was lost) but never the count.
         """
-        changes: dict[str, dict[str, Any]] = {}
+        resubmissions: list[Resubmission] = []
+        refused: dict[str, Failure] = {}
         for job, exc in lost:
             if job.resubmissions >= MAX_RESUBMISSIONS:
                 log.warning("job %s: lost again after %d resubmissions", job.id, job.resubmissions)
-                changes[job.id] = dict(
-                    state=JobState.FAILED,
-                    error=(
+                refused[job.id] = Failure(
+                    message=(
                         f"{exc.user_message} It was sent again {_times(job.resubmissions)} and "
                         "lost each time; share the file again later to retry."
                     ),
-                    error_detail=exc.detail,
-                    finished_at=now,
+                    detail=exc.detail,
                 )
                 continue
             # A link's file id came with the lost work: the link itself is sent again.
@@ -743,19 +789,25 @@ class Pipeline:
                 job.resubmissions + 1,
                 MAX_RESUBMISSIONS,
             )
-            changes[job.id] = dict(
-                state=JobState.UPLOADED if stored else JobState.QUEUED,
-                provider_file_id=job.provider_file_id if stored else None,
-                provider_job_id=None,
-                provider_eta_at=None,
-                resubmissions=job.resubmissions + 1,
-                attempts=0,
-                next_attempt_at=None,
-                stalled_since=None,
-                error_detail=exc.detail,
+            resubmissions.append(
+                Resubmission(
+                    job.id, file_id=job.provider_file_id if stored else None, detail=exc.detail
+                )
             )
         # One transaction: a provider batch goes back whole, and is submitted again as one.
-        await self._set_each([job for job, _ in lost], changes)
+        moved = await self._store.record_work_lost(resubmissions, refused, now)
+        by_id = {job.id: job for job, _ in lost}
+        for resubmission in resubmissions:
+            job = by_id[resubmission.job_id]
+            if job.id in moved:
+                job.state = JobState.UPLOADED if resubmission.file_id else JobState.QUEUED
+                job.provider_file_id, job.provider_job_id = resubmission.file_id, None
+                job.provider_eta_at, job.resubmissions = None, job.resubmissions + 1
+                job.attempts, job.next_attempt_at, job.stalled_since = 0, None, None
+                job.error_detail, job.updated_at = resubmission.detail, now
+        for job_id, failure in refused.items():
+            if job_id in moved:
+                _mirror_failure(by_id[job_id], failure, now)
 
     async def _record_progress(
         self, provider: Provider, job: Job, progress: Progress, now: datetime
@@ -773,19 +825,20 @@ class Pipeline:
                     provider.name,
                     provider.name,
                 )
-            await self._set(
-                job,
-                state=JobState.COMPLETED,
-                transcript=progress.transcript.model_dump(),
-                raw_result=progress.raw,
-                finished_at=now,
-                error=None,
-                error_detail=None,
-            )
+            transcript = progress.transcript.model_dump()
+            if not await self._store.complete_job(
+                job.id, transcript=transcript, raw=progress.raw, now=now
+            ):
+                return  # moved on meanwhile (a retry of a lost submission, say)
+            job.state, job.transcript, job.raw_result = JobState.COMPLETED, transcript, progress.raw
+            job.finished_at, job.error, job.error_detail, job.updated_at = now, None, None, now
             log.info("job %s: completed (%d chars)", job.id, len(progress.transcript.text))
         elif progress.status is ProgressStatus.FAILED:
-            await self._fail([job], progress.error or PermanentError("provider reported failure"))
-            await self._set(job, raw_result=progress.raw)
+            await self._fail(
+                [job],
+                progress.error or PermanentError("provider reported failure"),
+                provider_answer=progress.raw,
+            )
         else:
             waiting_since = job.stalled_since or job.created_at
             if now - waiting_since > self._max_job_age:
@@ -807,14 +860,13 @@ class Pipeline:
                 self._poll_interval,
                 notified=provider.notifies_completion,
             )
-            # Only what changed: with thousands of jobs polled, each column written costs.
-            changes: dict[str, Any] = {"next_attempt_at": self._poll_at(now, delay)}
-            if job.state is not JobState.PROCESSING:
-                changes["state"] = JobState.PROCESSING
-            eta_at = _eta(now, progress.eta_seconds)
-            if eta_at is not None:
-                changes["provider_eta_at"] = eta_at
-            self._still_running[job.id] = (job.updated_at, changes)
+            self._still_running[job.id] = StillRunning(
+                job_id=job.id,
+                read_state=job.state,
+                read_updated_at=job.updated_at,
+                poll_at=self._poll_at(now, delay),
+                eta_at=_eta(now, progress.eta_seconds),
+            )
 
     async def _with_storage_room(
         self, units: Sequence[tuple[str, list[Job]]]
@@ -835,7 +887,7 @@ class Pipeline:
             return list(units)
         async with self._storage_lock:
             for name in capped:
-                self._stored[name] = list(await self._repository.count_stored(name))
+                self._stored[name] = list(await self._store.stored_at_provider(name))
             planned = {name: list(self._stored[name]) for name in capped}
         full: set[str] = set()
         going: list[tuple[str, list[Job]]] = []
@@ -862,7 +914,7 @@ class Pipeline:
         """Mark ``jobs`` sent if their files fit in the provider's storage caps, taking the
         room; False, with nothing changed, when they do not fit yet."""
         if not _has_storage_caps(provider):
-            await self._mark_sent(jobs)
+            await self._mark_sent(jobs, self._store.mark_upload_sent)
             return True
         size = sum(job.size_bytes or 0 for job in jobs)
         async with self._storage_lock:
@@ -870,7 +922,7 @@ class Pipeline:
             if held is None or not _fits(provider, held, len(jobs), size):
                 # Clean-up may have freed room since the count.
                 held = self._stored[provider.name] = list(
-                    await self._repository.count_stored(provider.name)
+                    await self._store.stored_at_provider(provider.name)
                 )
             if not _fits(provider, held, len(jobs), size):
                 log.info(
@@ -882,7 +934,7 @@ class Pipeline:
                 )
                 return False
             # Marked under the lock: a count made after it sees this upload.
-            await self._mark_sent(jobs)
+            await self._mark_sent(jobs, self._store.mark_upload_sent)
             held[0] += len(jobs)
             held[1] += size
             return True
@@ -930,11 +982,11 @@ class Pipeline:
             return
         if isinstance(exc, NotReadyYet):
             delay = exc.retry_after or self._poll_interval
-            await self._repository.update_jobs(
+            await self._store.postpone_jobs(
                 [job.id for job in jobs],
-                now,
-                next_attempt_at=now + timedelta(seconds=delay),
+                until=now + timedelta(seconds=delay),
                 stalled_since=since,
+                now=now,
             )
             return
         attempts = max(job.attempts for job in jobs) + 1
@@ -948,13 +1000,13 @@ class Pipeline:
             delay,
             exc.detail,
         )
-        await self._repository.update_jobs(
+        await self._store.schedule_retry(
             [job.id for job in jobs],
-            now,
             attempts=attempts,
-            next_attempt_at=now + timedelta(seconds=delay),
-            error_detail=exc.detail,
+            retry_at=now + timedelta(seconds=delay),
+            detail=exc.detail,
             stalled_since=since,
+            now=now,
         )
 
     # -- provider accounts that refuse new work -----------------------------------------------
@@ -963,7 +1015,7 @@ class Pipeline:
         """Take over the account problems a previous run recorded: the work that waits for them
         stays held, and one call tries each account again at once."""
         self._accounts = {}
-        for record in await self._repository.account_problems():
+        for record in await self._store.account_problems():
             self._accounts[record.provider] = _StandingProblem(
                 record=record, next_probe_at=now, logged_at=now
             )
@@ -1025,21 +1077,19 @@ class Pipeline:
                 ),
             )
             return
-        await self._repository.update_jobs(
+        await self._store.hold_for_account(
             ids,
-            now,
-            next_attempt_at=standing.next_probe_at,
+            provider=provider,
+            until=standing.next_probe_at,
             stalled_since=since,
-            held_by=provider,
-            error_detail=exc.detail,
+            detail=exc.detail,
+            now=now,
         )
         for job in jobs:
             job.held_by = provider
         if provider not in (self._accounts or {}):
             # The account worked again while these were being held: they go on with the rest.
-            await self._repository.update_jobs(
-                ids, self._clock(), held_by=None, next_attempt_at=None
-            )
+            await self._store.release_jobs(ids, self._clock())
 
     async def _account_refused(
         self, provider: str, step: str, exc: AccountProblem, now: datetime
@@ -1073,7 +1123,7 @@ class Pipeline:
                 ),
                 logged_at=now,
             )
-            await self._repository.save_account_problem(record, now)
+            await self._store.record_account_problem(record, now)
             log.error(
                 "the %s account refuses new work (%s): %s. Its files wait and go on by "
                 "themselves once an admin has fixed the account (tried again every %.0f s, "
@@ -1105,7 +1155,7 @@ class Pipeline:
         # Forgotten before the write: units running now must not release the jobs twice.
         del accounts[provider.name]
         now = self._clock()
-        released = await self._repository.account_works_again(provider.name, now)
+        released = await self._store.resolve_account_problem(provider.name, now)
         log.warning(
             "the %s account takes new work again after %s; %d waiting file(s) go on",
             provider.name,
@@ -1114,22 +1164,24 @@ class Pipeline:
         )
         self.on_progress()
 
-    async def _fail(self, jobs: Sequence[Job], exc: TranscribeError) -> None:
+    async def _fail(
+        self, jobs: Sequence[Job], exc: TranscribeError, *, provider_answer: Any = None
+    ) -> None:
+        if not jobs:
+            return
         now = self._clock()
+        failure = _failure(exc, provider_answer)
+        moved = await self._store.fail_jobs([job.id for job in jobs], failure, now)
         for job in jobs:
-            await self._set(
-                job,
-                state=JobState.FAILED,
-                error=exc.user_message,
-                error_detail=exc.detail,
-                finished_at=now,
-            )
+            if job.id in moved:
+                _mirror_failure(job, failure, now)
+            # Not moved: it had finished already, and needs its spool no more than a failed one.
             await self._drop_spool(job)
 
     # -- delivery ----------------------------------------------------------------------------
 
     async def _deliver_due(self, now: datetime) -> None:
-        for batch in await self._repository.batches_to_deliver(now):
+        for batch in await self._store.batches_to_deliver(now):
             if batch.id in self._busy:
                 continue
             try:
@@ -1140,14 +1192,14 @@ class Pipeline:
                 await self._retry_delivery_later(batch, "unexpected error")
 
     async def _deliver(self, batch: Batch) -> None:
-        jobs = await self._repository.jobs_of(batch.id)
+        jobs = await self._store.jobs_of(batch.id)
         reply = render_reply(jobs)
         try:
             if not reply.blocks:
                 # Nothing was media after all: no reply, just tidy the reaction, and a progress
                 # message already shown must not go on promising a transcript.
                 if not await self._move_batch(
-                    batch, BatchState.DELIVERED, expected=(BatchState.OPEN, BatchState.DELIVERING)
+                    batch, self._store.record_no_reply, BatchMoves.DELIVER
                 ):
                     return
                 await self._settle_progress_message(batch, NOTHING_TEXT)
@@ -1166,7 +1218,7 @@ class Pipeline:
                 already_in_thread = thread.file_names
                 status_ts = status_ts or thread.status_ts
             if batch.state is not BatchState.DELIVERING and not await self._move_batch(
-                batch, BatchState.DELIVERING, expected=(BatchState.OPEN,)
+                batch, self._store.begin_delivery, BatchMoves.BEGIN_DELIVERY
             ):
                 return  # cancelled since it was read: nothing may be posted
 
@@ -1198,7 +1250,8 @@ class Pipeline:
             # Only once all of a job's files are up; a retry after a partial failure finds the
             # ones already posted by name in the thread.
             attached = {attachment.job_id for attachment in reply.attachments} - uploaded
-            await self._repository.update_jobs(attached, self._clock(), attachment_uploaded=True)
+            if attached:
+                await self._store.mark_attachments_uploaded(attached, self._clock())
             reply_ts = None
             if status_ts is not None:
                 # The progress message becomes the reply: no stale progress text stays behind,
@@ -1232,13 +1285,11 @@ class Pipeline:
 
     async def _finish_delivery(self, batch: Batch, reply_ts: str, any_failed: bool) -> None:
         delivered_at = self._clock()
-        await self._repository.update_batch(
-            batch.id,
-            delivered_at,
-            state=BatchState.DELIVERED,
-            reply_ts=reply_ts,
-            delivered_at=delivered_at,
-        )
+        if not await self._store.record_reply(batch.id, reply_ts, delivered_at):
+            # Cancelled or settled meanwhile: its end is someone else's to report.
+            log.warning("batch %s: reply %s posted, but the batch had moved on", batch.id, reply_ts)
+            return
+        batch.state = BatchState.DELIVERED
         metrics.observe_delivery(batch.created_at, delivered_at, provider=batch.provider)
         log.info("batch %s: reply posted in %s (%s)", batch.id, batch.channel_id, reply_ts)
         await self._slack.remove_reaction(batch.channel_id, batch.message_ts, REACTION_WORKING)
@@ -1257,9 +1308,7 @@ class Pipeline:
 
     async def _give_up_delivery(self, batch: Batch, reason: str) -> None:
         log.error("batch %s: cannot post the reply (%s); giving up", batch.id, reason)
-        await self._move_batch(
-            batch, BatchState.UNDELIVERABLE, expected=(BatchState.OPEN, BatchState.DELIVERING)
-        )
+        await self._move_batch(batch, self._store.mark_undeliverable, BatchMoves.GIVE_UP)
 
     async def _retry_delivery_later(self, batch: Batch, reason: str) -> None:
         now = self._clock()
@@ -1269,23 +1318,25 @@ class Pipeline:
         attempts = batch.attempts + 1
         delay = backoff_seconds(attempts, self._rng)
         log.warning("batch %s: posting failed (%s); retry in %.1fs", batch.id, reason, delay)
-        await self._repository.update_batch(
+        await self._store.schedule_delivery_retry(
             batch.id,
-            now,
             attempts=attempts,
-            next_attempt_at=now + timedelta(seconds=delay),
+            retry_at=now + timedelta(seconds=delay),
             failing_since=batch.failing_since or now,
+            now=now,
         )
 
     async def _move_batch(
-        self, batch: Batch, state: BatchState, *, expected: Sequence[BatchState]
+        self,
+        batch: Batch,
+        verb: Callable[[str, datetime], Awaitable[bool]],
+        move: Move[BatchState],
     ) -> bool:
-        """Move ``batch`` to ``state`` unless someone (a cancel) moved it first."""
-        moved = await self._repository.change_batch_state(
-            batch.id, self._clock(), expected=expected, state=state
-        )
+        """Make ``move`` with the store's ``verb``, unless someone (a cancel) moved the batch
+        first; whether it moved."""
+        moved = await verb(batch.id, self._clock())
         if moved:
-            batch.state = state
+            batch.state = move.target
         return moved
 
     # -- progress in the thread --------------------------------------------------------------
@@ -1293,16 +1344,16 @@ class Pipeline:
     async def _report_progress(self) -> None:
         """Keep one progress message up to date in the thread of each batch still running."""
         now = self._clock()
-        for cancelled in await self._repository.cancelled_batches_with_progress(CANCELLED_TEXT):
+        for cancelled in await self._store.cancelled_batches_to_settle(CANCELLED_TEXT):
             # The progress message of a cancelled batch must not promise a transcript.
             try:
                 await self._settle_progress_message(cancelled, CANCELLED_TEXT)
             except Exception as exc:
                 log.warning("batch %s: could not mark cancelled: %r", cancelled.id, exc)
-        due = await self._repository.batches_needing_progress(
+        due = await self._store.batches_needing_progress(
             now, after=self._progress_after, every=self._progress_every, held_note=HELD_MARK
         )
-        jobs_by_batch = await self._repository.jobs_of_batches([batch.id for batch in due])
+        jobs_by_batch = await self._store.jobs_of_batches([batch.id for batch in due])
         shown: list[tuple[Batch, Mrkdwn]] = []
         for batch in due:
             jobs = jobs_by_batch.get(batch.id, [])
@@ -1338,7 +1389,7 @@ class Pipeline:
         whether it went out. Sets ``batch.status_ts`` to it, or to None."""
         batch.status_ts = (await self._thread_of(batch)).status_ts
         if batch.status_ts is not None:
-            await self._repository.update_batch(batch.id, now, status_ts=batch.status_ts)
+            await self._store.record_progress_found(batch.id, batch.status_ts, now)
 
     async def _post_progress(self, shown: Sequence[tuple[Batch, Mrkdwn]], now: datetime) -> None:
         """Post the first progress message of each batch (with its ``text``), as many at once
@@ -1351,11 +1402,9 @@ class Pipeline:
     ) -> None:
         # Marked first: if the process dies during the posts, the next run looks for each
         # message in its thread instead of posting a second one.
-        await self._repository.update_batches_each(
-            {batch.id: {"status_ts": PENDING_STATUS} for batch, _ in shown}, now
-        )
+        await self._store.mark_progress_pending([batch.id for batch, _ in shown], now)
 
-        async def post(batch: Batch, text: Mrkdwn) -> dict[str, Any]:
+        async def post(batch: Batch, text: Mrkdwn) -> ProgressShown:
             ts = await self._slack.post_reply(
                 channel=batch.channel_id,
                 thread_ts=batch.thread_ts,
@@ -1364,14 +1413,14 @@ class Pipeline:
                 batch_id=batch.id,
                 final=False,
             )
-            return dict(status_ts=ts, status_text=text, status_updated_at=now)
+            return ProgressShown(batch.id, text, message_ts=ts)
 
         await self._show_each(shown, post, now)
 
     async def _update_progress(self, shown: Sequence[tuple[Batch, Mrkdwn]], now: datetime) -> None:
         """Show the new ``text`` in each batch's progress message."""
 
-        async def update(batch: Batch, text: Mrkdwn) -> dict[str, Any]:
+        async def update(batch: Batch, text: Mrkdwn) -> ProgressShown:
             assert batch.status_ts is not None
             await self._slack.update_message(
                 channel=batch.channel_id,
@@ -1381,26 +1430,26 @@ class Pipeline:
                 batch_id=batch.id,
                 final=False,
             )
-            return dict(status_text=text, status_updated_at=now)
+            return ProgressShown(batch.id, text)
 
         await self._show_each(shown, update, now)
 
     async def _show_each(
         self,
         shown: Sequence[tuple[Batch, Mrkdwn]],
-        show: Callable[[Batch, Mrkdwn], Awaitable[dict[str, Any]]],
+        show: Callable[[Batch, Mrkdwn], Awaitable[ProgressShown]],
         now: datetime,
     ) -> None:
-        """``show`` each (batch, text), then record what each one that went out changed, in one
+        """``show`` each (batch, text), then record each one that went out, in one
         transaction."""
         outcomes = await self._for_each(shown, lambda item: show(*item))
-        changes: dict[str, dict[str, Any]] = {}
+        went_out: list[ProgressShown] = []
         for (batch, _), outcome in zip(shown, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 _progress_failed(batch, outcome)
             else:
-                changes[batch.id] = outcome
-        await self._repository.update_batches_each(changes, now)
+                went_out.append(outcome)
+        await self._store.record_progress_shown(went_out, now)
 
     async def _thread_of(self, batch: Batch) -> ThreadState:
         """What the batch's thread already holds from this batch: after a crash, the thread
@@ -1429,23 +1478,20 @@ class Pipeline:
                 final=True,
             )
         # Recorded only once done, so a failed update is tried again next cycle.
-        now = self._clock()
-        await self._repository.update_batch(
-            batch.id, now, status_ts=status_ts, status_text=text, status_updated_at=now
-        )
+        await self._store.record_final_note(batch.id, status_ts, text, self._clock())
 
     # -- clean-up at the provider ------------------------------------------------------------
 
     async def _clean_up(self) -> None:
         # Spool files of batches that will not go on (cancelled mid-transfer) are only disk.
-        for job in await self._repository.spooled_jobs_of_closed_batches():
+        for job in await self._store.jobs_with_unneeded_spool():
             await self._drop_spool(job)
         await self._recover_lost_answers_of_closed_batches()
         groups: dict[tuple[str, str], list[Job]] = {}
         # A per-file provider's copies go as soon as their job has ended: its storage is capped,
         # and a batch of more files than the caps allow must free room while it runs.
         per_file = [name for name, provider in self._providers.items() if not provider.batch_native]
-        for job in await self._repository.jobs_to_clean_up(self._clock(), finished_early=per_file):
+        for job in await self._store.jobs_to_clean_up(self._clock(), finished_early=per_file):
             groups.setdefault((job.provider, job.batch_id), []).append(job)
         for (provider_name, _), jobs in groups.items():
             provider = self._providers.get(provider_name)
@@ -1462,27 +1508,28 @@ class Pipeline:
                     detail = exc.detail if isinstance(exc, TranscribeError) else repr(exc)
                     log.warning("clean-up of %s failed; retrying later: %s", ids, detail)
                     retry_at = self._clock() + timedelta(seconds=CLEAN_UP_RETRY_SECONDS)
-                    await self._repository.update_jobs(ids, self._clock(), next_attempt_at=retry_at)
+                    await self._store.postpone_clean_up(ids, retry_at, self._clock())
                     continue
-            await self._repository.update_jobs(ids, self._clock(), cleaned_up=True)
+            await self._store.mark_cleaned_up(ids, self._clock())
 
     async def _recover_lost_answers_of_closed_batches(self) -> None:
         """A batch cancelled while a call's answer was lost may still own a copy at the
         provider: find it, so the clean-up below deletes it."""
-        for job in await self._repository.sent_jobs_of_closed_batches():
+        for job in await self._store.lost_answers_to_recover():
             provider = self._providers.get(job.provider)
             try:
+                file_id = remote_id = None
                 if provider is not None:
                     (asked,) = await self._provider_jobs([job])
                     if job.state is JobState.UPLOADING:
                         uploaded = (await provider.find_uploaded([asked])).get(job.id)
-                        if uploaded is not None:
-                            await self._set(job, provider_file_id=uploaded.file_id)
+                        file_id = uploaded.file_id if uploaded is not None else None
                     else:
                         submitted = (await provider.find_submitted([asked])).get(job.id)
-                        if submitted is not None:
-                            await self._set(job, provider_job_id=submitted.remote_id)
-                await self._set(job, sent_at=None)
+                        remote_id = submitted.remote_id if submitted is not None else None
+                await self._store.record_lost_answer(
+                    job.id, file_id=file_id, remote_id=remote_id, now=self._clock()
+                )
             except Exception as exc:
                 log.warning("job %s: could not look for a lost answer yet: %r", job.id, exc)
 
@@ -1492,7 +1539,7 @@ class Pipeline:
         if self._last_purge_at is not None and now - self._last_purge_at < timedelta(hours=1):
             return
         self._last_purge_at = now
-        purged = await self._repository.purge_before(now - self._retention, now)
+        purged = await self._store.purge_transcripts_before(now - self._retention, now)
         if purged:
             log.info("erased %d transcript(s) past the retention period", purged)
 
@@ -1502,36 +1549,26 @@ class Pipeline:
         """What the provider is told about ``jobs``; their batches are read once."""
         missing = {job.batch_id for job in jobs if job.batch_id not in self._hints}
         if missing:
-            self._hints.update(await self._repository.language_hints_of(missing))
+            self._hints.update(await self._store.language_hints_of(missing))
         return [_provider_job(job, self._hints.get(job.batch_id, NO_HINTS)) for job in jobs]
 
     async def _drop_spool(self, job: Job) -> None:
         """Delete the job's spool file (the provider has it, or it is not needed any more)."""
         if job.spool_path:
             Path(job.spool_path).unlink(missing_ok=True)
-            await self._set(job, spool_path=None)
+            now = self._clock()
+            await self._store.record_spool_deleted(job.id, now)
+            job.spool_path, job.updated_at = None, now
 
-    async def _mark_sent(self, jobs: Sequence[Job]) -> None:
-        """Record that a call which may create something at the provider is about to go out."""
+    async def _mark_sent(
+        self, jobs: Sequence[Job], verb: Callable[[Sequence[str], datetime], Awaitable[int]]
+    ) -> None:
+        """Record with the store's ``verb`` that a call which may create something at the
+        provider is about to go out."""
         now = self._clock()
-        await self._repository.update_jobs([job.id for job in jobs], now, sent_at=now)
+        await verb([job.id for job in jobs], now)
         for job in jobs:
             job.sent_at = now
-
-    async def _set_each(self, jobs: Sequence[Job], changes: dict[str, dict[str, Any]]) -> None:
-        """Commit different ``changes`` for several jobs at once, and mirror them."""
-        await self._repository.update_jobs_each(changes, self._clock())
-        for job in jobs:
-            for name, value in changes.get(job.id, {}).items():
-                setattr(job, name, value)
-
-    async def _set(self, job: Job, **fields: Any) -> None:
-        """Commit ``fields`` for ``job`` and mirror them on the object the caller holds."""
-        now = self._clock()
-        await self._repository.update_job(job.id, now, **fields)
-        for name, value in fields.items():
-            setattr(job, name, value)
-        job.updated_at = now
 
 
 CANCELLED_TEXT = mrkdwn(
@@ -1633,7 +1670,20 @@ def _provider_job(job: Job, hints: LanguageHints) -> ProviderJob:
     )
 
 
+def _failure(exc: TranscribeError, provider_answer: Any = None) -> Failure:
+    return Failure(message=exc.user_message, detail=exc.detail, provider_answer=provider_answer)
+
+
+def _mirror_failure(job: Job, failure: Failure, now: datetime) -> None:
+    """Show on the ``job`` the caller holds what :meth:`Store.fail_jobs` recorded."""
+    job.state, job.error, job.error_detail = JobState.FAILED, failure.message, failure.detail
+    job.finished_at, job.updated_at = now, now
+    if failure.provider_answer is not None:
+        job.raw_result = failure.provider_answer
+
+
 def _times(count: int) -> str:
+
     return {1: "once", 2: "twice"}.get(count, f"{count} times")
 
 

@@ -1,54 +1,44 @@
-"""Rows of the database as the bot sees them, and the states they move through."""
+"""Rows of the database as the bot sees them, and what the store's verbs are given to record.
+
+The states themselves, and the moves allowed between them, are in :mod:`storage.states`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
+from storage.states import (
+    FINISHED_BATCH_STATES,
+    FINISHED_JOB_STATES,
+    BatchState,
+    JobKind,
+    JobState,
+)
 
-class JobState(StrEnum):
-    """Where one file or link stands. Each state says what the next step is after a restart."""
-
-    #: Recorded; nothing fetched yet.
-    QUEUED = "queued"
-    #: Being fetched from Slack into the spool; restart fetches again.
-    DOWNLOADING = "downloading"
-    #: The spool file is complete; it is being sent to the provider.
-    UPLOADING = "uploading"
-    #: The provider holds the file (``provider_file_id``); it can be submitted once ready.
-    UPLOADED = "uploaded"
-    #: The provider has a transcription for it (``provider_job_id``); poll it.
-    SUBMITTED = "submitted"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    #: Not audio or video after all (a Slack Connect stub resolved to a PDF, say); not reported.
-    SKIPPED = "skipped"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_JOB_STATES
-
-
-TERMINAL_JOB_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.SKIPPED})
-
-
-class BatchState(StrEnum):
-    #: Jobs are moving.
-    OPEN = "open"
-    #: Every job is terminal and a reply may have been posted: check the thread before posting.
-    DELIVERING = "delivering"
-    DELIVERED = "delivered"
-    #: Slack refused the reply for good (channel archived, app removed); kept for the record.
-    UNDELIVERABLE = "undeliverable"
-    CANCELLED = "cancelled"
-
-
-class JobKind(StrEnum):
-    SLACK_FILE = "slack_file"
-    URL = "url"
+__all__ = [
+    "FINISHED_BATCH_STATES",
+    "FINISHED_JOB_STATES",
+    "PENDING_STATUS",
+    "Batch",
+    "BatchState",
+    "ChannelSettings",
+    "Failure",
+    "FileInfo",
+    "Job",
+    "JobKind",
+    "JobState",
+    "LanguageHints",
+    "NewBatch",
+    "NewJob",
+    "ProgressShown",
+    "ProviderAccountProblem",
+    "Resubmission",
+    "StillRunning",
+    "Submission",
+    "Upload",
+]
 
 
 @dataclass
@@ -194,3 +184,90 @@ class ChannelSettings:
     language_hints: list[str] = field(default_factory=list)
     #: Keep to the hinted languages rather than only lean towards them.
     language_hints_strict: bool = False
+
+
+# -- what a step records -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a job failed, for good."""
+
+    #: What the reply tells whoever shared the file.
+    message: str
+    #: What the log tells the operator.
+    detail: str
+    #: What the provider answered, kept with the job when it reported the failure itself.
+    provider_answer: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """What Slack's ``files.info`` says of a Slack Connect stub, fetched before its download."""
+
+    filename: str
+    download_url: str | None
+    mimetype: str | None
+    size_bytes: int | None
+    duration_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file the provider now holds for a job."""
+
+    job_id: str
+    file_id: str
+    upload_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A transcription the provider started for a job."""
+
+    job_id: str
+    #: The provider's id of the transcription (or of the provider batch holding it).
+    remote_id: str
+    #: The provider's file, when it has one for the job (an upload, or a link it fetched).
+    file_id: str | None
+    #: When the provider expects to be done, if it said.
+    eta_at: datetime | None
+    #: When to poll first; None: at once (the provider already said it ended).
+    poll_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StillRunning:
+    """A job the provider is still working on, as a poll found it."""
+
+    job_id: str
+    #: The job's state and ``updated_at`` as read before the poll: the answer is recorded only
+    #: while they are unchanged, so it never overwrites a newer change (a webhook, a cancel).
+    read_state: JobState
+    read_updated_at: datetime
+    #: When to poll again.
+    poll_at: datetime
+    #: When the provider now expects to be done, if it said; None keeps what it said before.
+    eta_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resubmission:
+    """A job whose provider lost the work it had accepted, sent back to be submitted again."""
+
+    job_id: str
+    #: The file the provider still holds for it: submitted again from there. None: the job starts
+    #: over (a link is given again, a Slack file fetched again).
+    file_id: str | None
+    #: What the provider said, for the log.
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressShown:
+    """A batch's progress message, as just posted or edited in its thread."""
+
+    batch_id: str
+    text: str
+    #: The message's ts when it was just posted; None when an existing one was edited.
+    message_ts: str | None = None

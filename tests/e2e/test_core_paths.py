@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.app import Runtime, running_bot
 from storage.models import BatchState
+from storage.sqlite import SQLiteStore
 from tests.conftest import SettingsFactory, SlackSender, final_replies
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
@@ -47,15 +48,15 @@ async def test_reply_posted_before_a_crash_is_not_posted_again(
     await fake_slack.wait_for(lambda: bot_replies(fake_slack, event))
     (batch,) = [b for b in await _all_batches(bot) if b.message_ts == event["ts"]]
     await bot.pipeline.run_cycle()
-    assert (await bot.repository.get_batch(batch.id)).state is BatchState.DELIVERED  # type: ignore[union-attr]
+    assert (await bot.store.get_batch(batch.id)).state is BatchState.DELIVERED  # type: ignore[union-attr]
 
     # As if the process died after chat.postMessage but before recording it.
-    await bot.repository.update_batch(batch.id, bot.clock(), state=BatchState.DELIVERING)
+    await _as_left_by_a_crash_while_delivering(bot, batch.id)
     await bot.pipeline.run_cycle()
 
     assert len(bot_replies(fake_slack, event)) == 1
     assert fake_slack.api_calls("conversations.replies"), "the thread was checked"
-    after = await bot.repository.get_batch(batch.id)
+    after = await bot.store.get_batch(batch.id)
     assert after is not None and after.state is BatchState.DELIVERED
 
 
@@ -100,7 +101,7 @@ async def test_without_files_write_a_long_transcript_is_posted_at_once_with_the_
     assert fake_slack.uploads == []
     assert "We went through the quarterly numbers" in str(reply["blocks"]), "the preview"
     assert "`files:write` scope is missing" in str(reply["blocks"][-1])
-    (batch,) = await bot.repository.finished_batches("C0GENERAL", limit=1)
+    (batch,) = await bot.store.finished_batches("C0GENERAL", limit=1)
     assert batch.state is BatchState.DELIVERED
 
 
@@ -212,8 +213,19 @@ async def test_provider_failure_is_reported_in_plain_words(
 
 
 async def _all_batches(runtime: Runtime) -> list[Any]:
-    jobs = await runtime.repository._jobs("", ())
-    batches = [
-        await runtime.repository.get_batch(batch_id) for batch_id in {j.batch_id for j in jobs}
+    return [
+        *await runtime.store.running_batches("C0GENERAL"),
+        *await runtime.store.finished_batches("C0GENERAL", 100),
     ]
-    return [batch for batch in batches if batch is not None]
+
+
+async def _as_left_by_a_crash_while_delivering(runtime: Runtime, batch_id: str) -> None:
+    """Put a delivered batch back to ``delivering``. Only a crash leaves a batch there with its
+    reply in the thread, and no store verb moves a batch backwards: this writes the state into
+    the SQLite database the bot runs on."""
+    store = runtime.store
+    assert isinstance(store, SQLiteStore)
+    async with store._database.transaction() as db:
+        await db.execute(
+            "UPDATE batches SET state = ? WHERE id = ?", (BatchState.DELIVERING.value, batch_id)
+        )

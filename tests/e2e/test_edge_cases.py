@@ -49,7 +49,7 @@ async def test_a_malformed_link_in_the_command_gets_a_clear_answer(
     )
     assert answer.status_code == 200
     await bot.pipeline.run_cycle()
-    assert await bot.repository.open_jobs() == []
+    assert await bot.store.unfinished_jobs() == []
 
 
 async def test_work_that_waited_long_still_gets_its_retries(
@@ -66,7 +66,7 @@ async def test_work_that_waited_long_still_gets_its_retries(
             r"^/v1/files$", status=503, body=soniox_error(503, "internal_error", "x")
         )
         await cycles(runtime, clock, 1, seconds=0)
-        (job,) = await runtime.repository.open_jobs()
+        (job,) = await runtime.store.unfinished_jobs()
         assert job.state is not JobState.FAILED, "one passing error after a long wait is retried"
         await cycles(runtime, clock, 6, minutes=30)
         assert len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 2
@@ -84,7 +84,7 @@ async def test_a_deleted_progress_message_does_not_lose_the_reply(
         event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
         await SlackSender(fake_slack, runtime).event(event)
         await cycles(runtime, clock, 3, seconds=10)
-        (batch,) = await runtime.repository.running_batches("C0GENERAL")
+        (batch,) = await runtime.store.running_batches("C0GENERAL")
         assert batch.status_ts not in (None, "pending")
         # Someone deleted the progress message.
         fake_slack.inject(
@@ -92,7 +92,7 @@ async def test_a_deleted_progress_message_does_not_lose_the_reply(
         )
         await fake_soniox.complete_all()
         await cycles(runtime, clock, 3, minutes=30)
-        done = await runtime.repository.get_batch(batch.id)
+        done = await runtime.store.get_batch(batch.id)
     assert done is not None and done.state is BatchState.DELIVERED
     (reply,) = final_replies(fake_slack, event)
     assert reply["ts"] != batch.status_ts
@@ -102,9 +102,7 @@ async def test_a_deleted_progress_message_does_not_lose_the_reply(
 async def test_two_shortcuts_at_once_start_one_batch(
     bot: Runtime, fake_slack: FakeSlack, slack_sender: SlackSender
 ) -> None:
-    await bot.repository.save_channel_settings(
-        ChannelSettings("C0GENERAL", auto=False), bot.clock()
-    )
+    await bot.store.save_channel_settings(ChannelSettings("C0GENERAL", auto=False), bot.clock())
     event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
     body = fake_slack.interactive_body(fake_slack.message_shortcut("C0GENERAL", event["ts"]))
     headers = fake_slack.signed_headers(body, content_type=FORM_CONTENT_TYPE)
@@ -127,11 +125,9 @@ async def test_cancelling_mid_transfer_leaves_no_spool_file(
         await SlackSender(fake_slack, runtime).event(event)
         await fake_soniox.wait_for(lambda: fake_soniox.requests_to(r"^/v1/files$", "POST"))
         await runtime.pipeline.drain()
-        (job,) = await runtime.repository.open_jobs()
+        (job,) = await runtime.store.unfinished_jobs()
         assert job.state is JobState.UPLOADING and job.spool_path
-        assert await runtime.repository.change_batch_state(
-            job.batch_id, clock(), expected=[BatchState.OPEN], state=BatchState.CANCELLED
-        )
+        assert await runtime.store.cancel_batch(job.batch_id, clock())
         await cycles(runtime, clock, 2, seconds=1)
     assert list((tmp_path / "spool").glob("*")) == []
     assert final_replies(fake_slack, event) == []
@@ -144,7 +140,7 @@ async def test_a_transfer_started_from_a_stale_snapshot_does_nothing(
     event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
     await slack_sender.event(event)
     await fake_soniox.wait_for(lambda: fake_soniox.create_bodies)
-    (job,) = await bot.repository.open_jobs()
+    (job,) = await bot.store.unfinished_jobs()
     # What a cycle that read the job just before its transfer finished would hold.
     stale = dataclasses.replace(job, state=JobState.UPLOADING, spool_path="/nonexistent")
 
@@ -152,7 +148,7 @@ async def test_a_transfer_started_from_a_stale_snapshot_does_nothing(
 
     assert len(fake_slack.downloads) == 1
     assert len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 1
-    (now,) = await bot.repository.open_jobs()
+    (now,) = await bot.store.unfinished_jobs()
     assert now.state is job.state and now.provider_file_id == job.provider_file_id
 
 
@@ -223,7 +219,7 @@ async def test_a_cancelled_job_whose_answer_was_lost_leaves_nothing_at_soniox(
         await SlackSender(fake_slack, runtime).event(event)
         await fake_soniox.wait_for(lambda: fake_soniox.requests_to(r"^/v1/transcriptions$", "POST"))
         await runtime.pipeline.drain()
-        (job,) = await runtime.repository.open_jobs()
+        (job,) = await runtime.store.unfinished_jobs()
         assert job.sent_at is not None
         # The 502 came from a gateway; Soniox had started the transcription all the same.
         async with httpx.AsyncClient() as client:
@@ -233,9 +229,7 @@ async def test_a_cancelled_job_whose_answer_was_lost_leaves_nothing_at_soniox(
                 json={"model": "stt-async-v5", "file_id": job.provider_file_id,
                       "client_reference_id": job.id},
             )  # fmt: skip
-        assert await runtime.repository.change_batch_state(
-            job.batch_id, clock(), expected=[BatchState.OPEN], state=BatchState.CANCELLED
-        )
+        assert await runtime.store.cancel_batch(job.batch_id, clock())
         await fake_soniox.complete_all()
         for _ in range(3):
             await cycles(runtime, clock, 1, seconds=120)

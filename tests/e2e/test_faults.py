@@ -87,7 +87,7 @@ async def test_rate_limit_honours_retry_after(
         await share(fake_slack, SlackSender(fake_slack, runtime))
         await fake_soniox.wait_for(lambda: fake_soniox.requests_to(r"^/v1/transcriptions$", "POST"))
         await runtime.pipeline.drain()
-        (job,) = await runtime.repository.open_jobs()
+        (job,) = await runtime.store.unfinished_jobs()
         assert job.state is JobState.UPLOADED, "a 429 waits; it does not fail the job"
         assert job.next_attempt_at is not None
         assert (job.next_attempt_at - clock.now).total_seconds() == 120
@@ -198,7 +198,7 @@ async def test_bad_http_requests_get_4xx_and_cause_no_work(
     for name, answer in answers.items():
         assert 400 <= answer.status_code < 500, (name, answer.status_code)
     await bot.pipeline.run_cycle()
-    assert await bot.repository.open_jobs() == []
+    assert await bot.store.unfinished_jobs() == []
     assert fake_slack.messages == []
     # And the bot still serves.
     event = await share(fake_slack, slack_sender)

@@ -77,7 +77,7 @@ async def test_healthz_fails_when_the_scheduler_stops(bot: Runtime) -> None:
 
 async def test_healthz_fails_when_the_database_is_gone(bot: Runtime) -> None:
     await bot.scheduler.shutdown()  # no cycle may log about the closed database meanwhile
-    await bot.repository.close()
+    await bot.store.close()
     response = await get(bot, "/healthz")
 
     assert response.status_code == 503

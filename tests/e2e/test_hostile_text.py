@@ -239,7 +239,7 @@ async def test_link_command_message_shows_links_without_breaking_out_of_them(
 async def test_shortcut_and_mention_notes_carry_no_control_sequence(
     bot: Runtime, slack_sender: SlackSender, fake_slack: FakeSlack
 ) -> None:
-    await bot.repository.save_channel_settings(
+    await bot.store.save_channel_settings(
         ChannelSettings(channel_id="C0GENERAL", auto=False), bot.clock()
     )
     parent = fake_slack.message_event(

@@ -60,7 +60,7 @@ async def test_strict_hints_reach_soniox_and_every_answer_shows_them(
     assert body["language_hints_strict"] is True
     # Held to the hints, Soniox labels the Spanish words with a hinted language.
     assert context_texts(reply) == ["Language: English"]
-    (batch,) = await bot.repository.finished_batches("C0GENERAL", 1)
+    (batch,) = await bot.store.finished_batches("C0GENERAL", 1)
     assert (batch.language_hints, batch.language_hints_strict) == (["en", "hi"], True)
 
     # `auto` clears the hints and their strictness: hints set later lean, they do not hold.

@@ -105,7 +105,7 @@ async def test_the_long_recording_goes_to_soket_which_sets_no_such_limit(
     bot: Runtime, fake_slack: FakeSlack, fake_soket: FakeSoket, slack_sender: SlackSender
 ) -> None:
     fake_soket.estimated_completion_seconds = 0.1
-    await bot.repository.save_channel_settings(
+    await bot.store.save_channel_settings(
         ChannelSettings(channel_id="C0SOKET", provider="soket"), bot.clock()
     )
     event = fake_slack.message_event(

@@ -37,7 +37,7 @@ async def test_pasted_audio_link_goes_to_soniox_as_audio_url(
     await fake_slack.wait_for(
         lambda: fake_slack.reactions.get(("C0GENERAL", message["ts"])) == ["white_check_mark"]
     )
-    (batch,) = await bot.repository.finished_batches("C0GENERAL", 10)
+    (batch,) = await bot.store.finished_batches("C0GENERAL", 10)
     assert batch.source == "link"
 
 
@@ -78,7 +78,7 @@ async def test_links_that_are_not_audio_are_left_alone(
     await slack_sender.event(message)
     await bot.pipeline.run_cycle()
 
-    assert await bot.repository.running_batches("C0GENERAL") == []
+    assert await bot.store.running_batches("C0GENERAL") == []
     assert fake_soniox.create_bodies == [] and fake_slack.messages == []
 
 
@@ -100,9 +100,9 @@ async def test_pasted_link_goes_to_soket_as_a_url_source(
     bot: Runtime, slack_sender: SlackSender, fake_slack: FakeSlack, fake_soket: FakeSoket
 ) -> None:
     fake_soket.estimated_completion_seconds = 0.1  # the first status check comes at once
-    settings = await bot.repository.channel_settings("C0GENERAL")
+    settings = await bot.store.channel_settings("C0GENERAL")
     settings.provider = "soket"
-    await bot.repository.save_channel_settings(settings, bot.clock())
+    await bot.store.save_channel_settings(settings, bot.clock())
     message = fake_slack.message_event(text="<https://media.example.com/q3.flac>", subtype=None)
 
     await slack_sender.event(message)

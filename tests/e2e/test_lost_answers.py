@@ -28,7 +28,7 @@ async def test_an_upload_whose_answer_was_lost_is_not_repeated(
         await SlackSender(fake_slack, runtime).event(event)
         await fake_soniox.wait_for(lambda: fake_soniox.requests_to(r"^/v1/files$", "POST"))
         await runtime.pipeline.drain()
-        (job,) = await runtime.repository.open_jobs()
+        (job,) = await runtime.store.unfinished_jobs()
         assert job.state is JobState.UPLOADING and job.sent_at is not None
         # The gateway timed out, but Soniox had stored the file under our job id.
         async with httpx.AsyncClient() as client:
@@ -41,7 +41,7 @@ async def test_an_upload_whose_answer_was_lost_is_not_repeated(
         file_id = stored.json()["id"]
 
         await cycles(runtime, clock, 1, seconds=60)
-        (after,) = await runtime.repository.open_jobs()
+        (after,) = await runtime.store.unfinished_jobs()
         assert after.provider_file_id == file_id
         assert len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 2, "no upload of our own"
         await cycles(runtime, clock, 1, seconds=3600)
@@ -64,7 +64,7 @@ async def test_a_submission_whose_answer_was_lost_is_adopted(
         await SlackSender(fake_slack, runtime).event(event)
         await fake_soniox.wait_for(lambda: fake_soniox.requests_to(r"^/v1/transcriptions$", "POST"))
         await runtime.pipeline.drain()
-        (job,) = await runtime.repository.open_jobs()
+        (job,) = await runtime.store.unfinished_jobs()
         assert job.state is JobState.UPLOADED and job.sent_at is not None
         async with httpx.AsyncClient() as client:
             created = await client.post(
@@ -79,7 +79,7 @@ async def test_a_submission_whose_answer_was_lost_is_adopted(
         transcription_id = created.json()["id"]
 
         await cycles(runtime, clock, 1, seconds=60)
-        (after,) = await runtime.repository.open_jobs()
+        (after,) = await runtime.store.unfinished_jobs()
         assert after.provider_job_id == transcription_id
         await cycles(runtime, clock, 1, seconds=3600)
         await cycles(runtime, clock, 1, seconds=3600)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from bot.app import running_bot
-from storage.models import PENDING_STATUS
 from tests.conftest import ManualClock, SettingsFactory, SlackSender, cycles, final_replies
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
@@ -69,7 +68,6 @@ async def test_long_video_transcript_comes_with_subtitles(
 async def test_cancelled_batch_progress_message_says_so_and_nothing_is_posted(
     make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox
 ) -> None:
-    from storage.models import BatchState
 
     fake_soniox.polls_until_complete = 10**6
     async with running_bot(make_settings(progress_after_seconds=0), host="127.0.0.1") as runtime:
@@ -80,9 +78,7 @@ async def test_cancelled_batch_progress_message_says_so_and_nothing_is_posted(
         )
         await fake_soniox.wait_for(lambda: fake_soniox.create_bodies)
         batch_id = progress["metadata"]["event_payload"]["batch_id"]
-        assert await runtime.repository.change_batch_state(
-            batch_id, runtime.clock(), expected=[BatchState.OPEN], state=BatchState.CANCELLED
-        )
+        assert await runtime.store.cancel_batch(batch_id, runtime.clock())
         await fake_slack.wait_for(
             lambda: "cancelled" in fake_slack.replies_in("C0GENERAL", event["ts"])[0]["text"]
         )
@@ -138,13 +134,13 @@ async def test_a_progress_message_posted_just_before_a_crash_is_not_posted_again
         await SlackSender(fake_slack, runtime).event(event)
         await cycles(runtime, clock, 2, seconds=10)
         (progress,) = fake_slack.replies_in("C0GENERAL", event["ts"])
-        (batch,) = await runtime.repository.running_batches("C0GENERAL")
+        (batch,) = await runtime.store.running_batches("C0GENERAL")
         # As the database stands when the process dies after the post, before recording it.
-        await runtime.repository.update_batch(batch.id, clock(), status_ts=PENDING_STATUS)
+        await runtime.store.mark_progress_pending([batch.id], clock())
 
         await cycles(runtime, clock, 2, seconds=10)
         assert fake_slack.replies_in("C0GENERAL", event["ts"]) == [progress]
-        found = await runtime.repository.get_batch(batch.id)
+        found = await runtime.store.get_batch(batch.id)
         assert found is not None and found.status_ts == progress["ts"]
 
         await fake_soniox.complete_all()

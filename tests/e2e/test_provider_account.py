@@ -80,7 +80,7 @@ async def test_a_used_up_balance_holds_the_files_tells_each_thread_once_and_they
             assert any(BALANCE in r.getMessage() for r in errors)
 
             # Nothing failed; every file waits for the account.
-            jobs = [job for job in await runtime.repository.open_jobs()]
+            jobs = [job for job in await runtime.store.unfinished_jobs()]
             assert len(jobs) == 3
             assert all(job.held_by == "soniox" for job in jobs)
             assert all(job.state is JobState.UPLOADED for job in jobs)
@@ -140,7 +140,7 @@ async def test_an_account_that_also_refuses_uploads_holds_them_and_fails_at_the_
     async with running_bot(make_settings(), clock=clock, host="127.0.0.1") as runtime:
         event = await share(fake_slack, runtime, "call.wav")
         await cycles(runtime, clock, 3, seconds=2)
-        (job,) = await runtime.repository.open_jobs()
+        (job,) = await runtime.store.unfinished_jobs()
         assert job.state is JobState.UPLOADING and job.held_by == "soniox"
         (note,) = bot_messages(fake_slack, event)
         assert note["text"].startswith(HELD_MARK)

@@ -60,7 +60,7 @@ async def test_replies_and_errors_carry_no_secret(
     event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
     await slack_sender.event(event)
     (reply,) = await fake_slack.wait_for(lambda: final_replies(fake_slack, event))
-    jobs = await bot.repository.jobs_of(reply["metadata"]["event_payload"]["batch_id"])
+    jobs = await bot.store.jobs_of(reply["metadata"]["event_payload"]["batch_id"])
     assert jobs and jobs[0].error_detail, "the failure was recorded in detail"
     for secret in (fake_slack.bot_token, fake_slack.signing_secret, "soniox-fake-key"):
         assert secret not in str(reply)

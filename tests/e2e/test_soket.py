@@ -46,9 +46,9 @@ async def reply_to(fake_slack: FakeSlack, channel: str, ts: str) -> dict[str, An
 async def jobs_behind(runtime: Runtime, reply: dict[str, Any]) -> tuple[Batch, list[Job]]:
     """The batch a reply answered (its id travels in the reply's metadata) and its jobs."""
     batch_id = reply["metadata"]["event_payload"]["batch_id"]
-    batch = await runtime.repository.get_batch(batch_id)
+    batch = await runtime.store.get_batch(batch_id)
     assert batch is not None
-    return batch, await runtime.repository.jobs_of(batch_id)
+    return batch, await runtime.store.jobs_of(batch_id)
 
 
 async def test_three_files_make_one_upload_one_batch_and_one_reply(
@@ -122,7 +122,7 @@ async def test_channel_setting_routes_a_channel_to_soket_while_the_default_stays
 ) -> None:
     fake_soket.estimated_completion_seconds = 0.1
     assert bot.settings.transcribe_provider.value == "soniox"
-    await bot.repository.save_channel_settings(
+    await bot.store.save_channel_settings(
         ChannelSettings(channel_id="C0SOKET", provider="soket"), bot.clock()
     )
     to_soket = fake_slack.message_event(
@@ -230,7 +230,7 @@ async def test_a_batch_soket_keeps_losing_fails_within_minutes_saying_why(
             if final_replies(fake_slack, event):
                 break
         (reply,) = final_replies(fake_slack, event)
-        (job,) = await runtime.repository.jobs_of(reply["metadata"]["event_payload"]["batch_id"])
+        (job,) = await runtime.store.jobs_of(reply["metadata"]["event_payload"]["batch_id"])
 
     assert clock.now - started <= timedelta(minutes=5)
     assert (
@@ -285,11 +285,11 @@ async def test_sending_a_lost_batch_again_is_counted_before_it_goes_out(
         fake_soket.inject(r"/batch$", method="POST", status=502, body={"error": "bad gateway"})
 
         await cycles(runtime, clock, 1, seconds=30)
-        (job,) = await runtime.repository.open_jobs()
+        (job,) = await runtime.store.unfinished_jobs()
         assert (job.state, job.resubmissions, job.provider_job_id) == (JobState.UPLOADED, 1, None)
 
         await cycles(runtime, clock, 1, seconds=1)
-        (job,) = await runtime.repository.open_jobs()
+        (job,) = await runtime.store.unfinished_jobs()
         assert job.sent_at is not None and job.resubmissions == 1
 
         for _ in range(5):
@@ -297,7 +297,7 @@ async def test_sending_a_lost_batch_again_is_counted_before_it_goes_out(
             if final_replies(fake_slack, event):
                 break
         (reply,) = final_replies(fake_slack, event)
-        (job,) = await runtime.repository.jobs_of(reply["metadata"]["event_payload"]["batch_id"])
+        (job,) = await runtime.store.jobs_of(reply["metadata"]["event_payload"]["batch_id"])
 
     assert "Hello from standup.wav." in reply["text"]
     assert job.resubmissions == 1, "a retried submission is not another resubmission"

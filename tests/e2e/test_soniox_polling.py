@@ -48,7 +48,7 @@ async def test_running_transcriptions_cost_one_listing_per_cycle(
             before = len(fake_soniox.requests)
             await cycles(runtime, clock, 1, seconds=EVERY_POLL)
             assert soniox_calls(fake_soniox, before) == [("GET", "/v1/transcriptions")]
-        assert {job.state for job in await runtime.repository.open_jobs()} == {JobState.PROCESSING}
+        assert {job.state for job in await runtime.store.unfinished_jobs()} == {JobState.PROCESSING}
 
         await fake_soniox.complete_all()
         before = len(fake_soniox.requests)
@@ -111,7 +111,7 @@ async def test_a_failed_listing_is_retried_like_a_failed_poll_of_each(
 
         await cycles(runtime, clock, 1, seconds=EVERY_POLL)
 
-        jobs = await runtime.repository.open_jobs()
+        jobs = await runtime.store.unfinished_jobs()
         assert len(jobs) == 3
         for job in jobs:
             assert job.state is JobState.SUBMITTED, "a passing fault fails nothing"

@@ -79,7 +79,7 @@ async def test_time_spent_queueing_for_room_does_not_count_against_the_age_limit
         # The first takes 50 minutes at Soniox; the second waits for room all that time.
         await cycles(runtime, clock, 10, minutes=5)
         assert len(fake_soniox.files) == 1 and fake_soniox.storage_refusals == 0
-        (waiting,) = await runtime.repository.jobs_of(await _batch_of(runtime, second))
+        (waiting,) = await runtime.store.jobs_of(await _batch_of(runtime, second))
         assert waiting.state is JobState.QUEUED and waiting.stalled_since is None
         await fake_soniox.complete_all()
         await cycles(runtime, clock, 4, seconds=30)
@@ -96,6 +96,6 @@ async def test_time_spent_queueing_for_room_does_not_count_against_the_age_limit
 
 
 async def _batch_of(runtime: Runtime, event: dict[str, Any]) -> str:
-    batch = await runtime.repository.active_batch_for_message(event["channel"], event["ts"])
+    batch = await runtime.store.active_batch_for_message(event["channel"], event["ts"])
     assert batch is not None
     return batch.id

@@ -98,7 +98,7 @@ async def test_forged_request_gets_401_and_causes_no_work(
 
     assert [wrong_secret.status_code, stale.status_code, unsigned.status_code] == [401, 401, 401]
     await bot.pipeline.run_cycle()
-    assert await bot.repository.open_jobs() == []
+    assert await bot.store.unfinished_jobs() == []
     assert fake_slack.downloads == []
     assert fake_slack.messages == []
 
@@ -133,7 +133,7 @@ async def test_slacks_ssl_check_gets_an_empty_200_and_nothing_is_done(
     assert [r for r in caplog.records if r.name.startswith("bot")] == [], "nothing logged"
     await bot.pipeline.run_cycle()
     assert fake_slack.messages == [] and fake_slack.responses == []
-    assert await bot.repository.running_batches("C0GENERAL") == []
+    assert await bot.store.running_batches("C0GENERAL") == []
 
 
 async def test_a_request_carrying_ssl_check_and_more_is_still_verified(
@@ -156,7 +156,7 @@ async def test_a_request_carrying_ssl_check_and_more_is_still_verified(
     assert as_json.status_code == 401
     await bot.pipeline.run_cycle()
     assert fake_slack.messages == [] and fake_slack.responses == []
-    assert await bot.repository.running_batches("C0GENERAL") == []
+    assert await bot.store.running_batches("C0GENERAL") == []
 
 
 async def test_healthz_reports_ok(bot: Runtime, slack_sender: SlackSender) -> None:

@@ -47,7 +47,7 @@ async def runtime(make_settings: SettingsFactory, clock: ManualClock) -> AsyncIt
 
 
 async def choose(runtime: Runtime, provider: str, clock: ManualClock) -> None:
-    await runtime.repository.save_channel_settings(
+    await runtime.store.save_channel_settings(
         ChannelSettings(channel_id=CHANNEL, provider=provider), clock()
     )
 
@@ -56,7 +56,7 @@ async def run_until_delivered(runtime: Runtime, batch_id: str, clock: ManualCloc
     for _ in range(20):
         await runtime.pipeline.run_cycle()
         await runtime.pipeline.drain()
-        batch = await runtime.repository.get_batch(batch_id)
+        batch = await runtime.store.get_batch(batch_id)
         assert batch is not None
         if batch.state is BatchState.DELIVERED:
             return
@@ -83,7 +83,7 @@ async def test_batch_keeps_its_provider_when_the_channel_setting_changes_mid_fli
         await runtime.pipeline.run_cycle()
         await runtime.pipeline.drain()
         clock.advance(5)
-        (job,) = await runtime.repository.jobs_of(batch.id)
+        (job,) = await runtime.store.jobs_of(batch.id)
         if job.state is JobState.PROCESSING:
             break
     assert job.state is JobState.PROCESSING and job.provider_job_id is not None
@@ -92,9 +92,9 @@ async def test_batch_keeps_its_provider_when_the_channel_setting_changes_mid_fli
     await choose(runtime, "soniox", clock)
     await run_until_delivered(runtime, batch.id, clock)
 
-    (job,) = await runtime.repository.jobs_of(batch.id)
+    (job,) = await runtime.store.jobs_of(batch.id)
     assert job.provider == "soket" and job.transcript is not None
-    after = await runtime.repository.get_batch(batch.id)
+    after = await runtime.store.get_batch(batch.id)
     assert after is not None and after.provider == "soket"
     assert fake_soniox.requests == []
     assert len(fake_soket.requests_to(r"/files/upload$", "POST")) == 1
@@ -107,5 +107,5 @@ async def test_batch_keeps_its_provider_when_the_channel_setting_changes_mid_fli
     )
     next_batch = await runtime.intake.take_message(later, fake_slack.team_id)
     assert next_batch is not None and next_batch.provider == "soniox"
-    (next_job,) = await runtime.repository.jobs_of(next_batch.id)
+    (next_job,) = await runtime.store.jobs_of(next_batch.id)
     assert next_job.provider == "soniox"

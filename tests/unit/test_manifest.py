@@ -47,7 +47,7 @@ def registered_listeners() -> list[Any]:
     )
     runtime = SimpleNamespace(
         bolt=bolt,
-        repository=None,
+        store=None,
         intake=None,
         slack=None,
         providers={},

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,8 +19,7 @@ from bot import metrics
 from bot.errors import RateLimited, TemporaryError
 from bot.providers.base import send
 from bot.slack_api import SlackGateway
-from storage.models import BatchState, JobKind, JobState, LanguageHints, NewBatch, NewJob
-from storage.repository import Repository
+from storage.models import BatchState, JobState
 from tests.fakes.slack import FakeSlack
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -283,56 +281,3 @@ def test_page_without_a_database_snapshot_still_has_the_process_figures() -> Non
     names = {f.name for f in text_string_to_metric_families(metrics.render(None).decode())}
     assert "threadscribe_jobs" not in names
     assert "threadscribe_transcription_latency_seconds" in names
-
-
-# -- the repository's figures and bulk forms ---------------------------------------------------
-
-
-async def test_repository_counts_and_bulk_forms(tmp_path: Path) -> None:
-    repository = await Repository.open(tmp_path / "t.db")
-    try:
-        ids = []
-        for index, provider in enumerate(["soniox", "soniox", "soket"]):
-            ts = f"{index}.0"
-            batch = await repository.create_batch(
-                NewBatch(
-                    "T1",
-                    "C1",
-                    ts,
-                    ts,
-                    "U1",
-                    provider,
-                    "upload",
-                    language_hints=["hi"] if index == 2 else [],
-                    language_hints_strict=index == 2,
-                ),
-                [NewJob(JobKind.URL, f"{index}.mp3", url=f"https://x.test/{index}.mp3")],
-                T0,
-            )
-            assert batch is not None
-            ids.append(batch.id)
-        jobs = {job.batch_id: job for job in await repository.open_jobs()}
-        await repository.update_jobs_each(
-            {
-                jobs[ids[0]].id: {"state": JobState.COMPLETED, "finished_at": T0},
-                jobs[ids[2]].id: {"state": JobState.PROCESSING, "provider_job_id": "r-2"},
-            },
-            T0,
-        )
-        await repository.update_batch(ids[0], T0, state=BatchState.DELIVERED)
-
-        assert await repository.count_jobs_by_state_and_provider() == {
-            ("completed", "soniox"): 1,
-            ("queued", "soniox"): 1,
-            ("processing", "soket"): 1,
-        }
-        assert await repository.count_batches_by_state() == {"delivered": 1, "open": 2}
-        processing = await repository.get_job(jobs[ids[2]].id)
-        assert processing is not None and processing.provider_job_id == "r-2"
-        hints = await repository.language_hints_of([ids[2], ids[0], ids[2], "b-missing"])
-        assert hints == {ids[0]: LanguageHints(), ids[2]: LanguageHints(("hi",), strict=True)}
-        assert await repository.language_hints_in_use() == {ids[2]: hints[ids[2]]}
-        with pytest.raises(ValueError, match="not columns of jobs"):
-            await repository.update_jobs_each({jobs[ids[1]].id: {"nonsense": 1}}, T0)
-    finally:
-        await repository.close()

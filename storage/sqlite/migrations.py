@@ -1,5 +1,6 @@
-"""Schema versions. Each entry moves the database one version up; ``PRAGMA user_version`` says where
-a database stands. Entries are append-only: a released migration is never edited."""
+"""The SQLite schema, version by version. Each entry moves the database one version up; ``PRAGMA
+user_version`` says where a database stands. Entries are append-only: a released migration is
+never edited."""
 
 from __future__ import annotations
 

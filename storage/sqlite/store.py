@@ -1,0 +1,123 @@
+"""The SQLite store: one file, one process (:class:`storage.store.Store` on SQLite)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from storage.models import Batch, ChannelSettings, NewBatch, NewJob
+from storage.sqlite.batch_steps import BatchSteps
+from storage.sqlite.connection import Database
+from storage.sqlite.job_steps import JobSteps
+from storage.sqlite.new_batches import BatchWriter
+from storage.sqlite.reads import Reads
+from storage.sqlite.rows import states_sql, to_text
+from storage.states import FINISHED_BATCH_STATES
+
+
+class SQLiteStore(JobSteps, BatchSteps, Reads):
+    """Every method's contract is the protocol's (:class:`storage.store.Store`)."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self._new_batches = BatchWriter(database)
+        #: Channel settings read or saved so far. One process is the only writer of its
+        #: database, so they are kept in memory once read.
+        self._channel_settings: dict[str, ChannelSettings] = {}
+
+    @classmethod
+    async def open(cls, path: Path | str) -> SQLiteStore:
+        """Open (creating it if needed, readable by its owner only) and migrate the database at
+        ``path``. Raises :class:`storage.store.StoreUnavailable` when it cannot."""
+        return cls(await Database.open(path))
+
+    async def close(self) -> None:
+        await self._new_batches.close()
+        await self._database.close()
+
+    async def ping(self) -> bool:
+        return bool(await self._rows("SELECT 1"))
+
+    # -- intake ------------------------------------------------------------------------------
+
+    async def remember_event(self, event_id: str, now: datetime) -> bool:
+        async with self._database.transaction() as db:
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO processed_events (event_id, seen_at) VALUES (?, ?)",
+                (event_id, to_text(now)),
+            )
+        return cursor.rowcount == 1
+
+    async def create_batch(
+        self,
+        batch: NewBatch,
+        jobs: Sequence[NewJob],
+        now: datetime,
+        *,
+        unless_running: bool = False,
+    ) -> Batch | None:
+        return await self._new_batches.create(batch, jobs, now, unless_running=unless_running)
+
+    async def channel_settings(self, channel_id: str) -> ChannelSettings:
+        known = self._channel_settings.get(channel_id)
+        if known is None:
+            rows = await self._rows(
+                """SELECT provider, auto, language_hints, language_hints_strict
+                   FROM channel_settings WHERE channel_id = ?""",
+                (channel_id,),
+            )
+            known = ChannelSettings(channel_id=channel_id)
+            for provider, auto, hints, strict in rows:
+                known = ChannelSettings(
+                    channel_id=channel_id,
+                    provider=provider,
+                    auto=bool(auto),
+                    language_hints=json.loads(hints),
+                    language_hints_strict=bool(strict),
+                )
+            self._channel_settings[channel_id] = known
+        # A copy: a caller changing it before saving must not change what others read.
+        return dataclasses.replace(known, language_hints=list(known.language_hints))
+
+    async def save_channel_settings(self, settings: ChannelSettings, now: datetime) -> None:
+        async with self._database.transaction() as db:
+            await db.execute(
+                """INSERT INTO channel_settings
+                       (channel_id, provider, auto, language_hints, language_hints_strict,
+                        updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (channel_id) DO UPDATE SET provider = excluded.provider,
+                       auto = excluded.auto, language_hints = excluded.language_hints,
+                       language_hints_strict = excluded.language_hints_strict,
+                       updated_at = excluded.updated_at""",
+                (
+                    settings.channel_id,
+                    settings.provider,
+                    int(settings.auto),
+                    json.dumps(settings.language_hints),
+                    int(settings.language_hints_strict),
+                    to_text(now),
+                ),
+            )
+        self._channel_settings[settings.channel_id] = dataclasses.replace(
+            settings, language_hints=list(settings.language_hints)
+        )
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def purge_transcripts_before(self, cutoff: datetime, now: datetime) -> int:
+        # What was said goes; the bookkeeping (file names, states, times) stays for ``status``.
+        async with self._database.transaction() as db:
+            cursor = await db.execute(
+                f"""UPDATE jobs SET transcript = NULL, raw_result = NULL, updated_at = ?
+                    WHERE (transcript IS NOT NULL OR raw_result IS NOT NULL)
+                      AND batch_id IN (SELECT id FROM batches
+                                       WHERE state IN {states_sql(FINISHED_BATCH_STATES)}
+                                         AND updated_at < ?)""",
+                (to_text(now), to_text(cutoff)),
+            )
+            await db.execute("DELETE FROM processed_events WHERE seen_at < ?", (to_text(cutoff),))
+        return cursor.rowcount

@@ -1,0 +1,436 @@
+"""The Store: the one interface between the bot and its database, whatever the backend.
+
+A backend is a subpackage of :mod:`storage` (``storage.sqlite``) with a class that satisfies
+:class:`Store`; the composition root (``bot.app``) is the only place that names one. Every backend
+passes the contract suite in ``tests/contract``.
+
+The contract, for every method:
+
+* **Durable on return.** A write is committed before the method returns, so whatever the caller
+  does next (a download, an upload, a post) happens after the state it depends on is recorded.
+* **The caller's clock.** Methods that stamp a time take ``now`` (and every other time) from the
+  caller; a store never reads the clock. Times are timezone-aware and come back as UTC.
+* **Guarded moves.** A verb that changes a job's or a batch's state moves it only along a move of
+  :mod:`storage.states`, and only from that move's source states, atomically. It says in its
+  return value whether (or for which rows) the move happened: a row found in any other state is
+  left as it is, and that is not an error.
+* **Grouped writes.** A verb given many rows writes them in one transaction: all or none.
+* **Errors.** Every method raises :class:`StoreClosed` once :meth:`Store.close` was called, and
+  :class:`StoreUnavailable` when the database cannot be reached or refuses to work; no backend's
+  own exception reaches the caller. Other raises are named in each method's docstring.
+* Ids a method is given that match no row are ignored, unless its docstring says otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from storage.models import (
+    Batch,
+    ChannelSettings,
+    Failure,
+    FileInfo,
+    Job,
+    LanguageHints,
+    NewBatch,
+    NewJob,
+    ProgressShown,
+    ProviderAccountProblem,
+    Resubmission,
+    StillRunning,
+    Submission,
+    Upload,
+)
+
+
+class StorageError(Exception):
+    """Something went wrong in the store; the subclasses say what."""
+
+
+class StoreClosed(StorageError):
+    """The store was closed (the process is shutting down)."""
+
+
+class StoreUnavailable(StorageError):
+    """The database cannot be reached, opened or written (a missing directory, a full disk, a
+    lock held too long): the same call may work later."""
+
+
+class InvalidRecord(StorageError):
+    """The database refused what it was given (a required value missing): the same call will
+    fail again."""
+
+
+class WriteInterrupted(StorageError):
+    """The write was stopped before it was committed (the store is shutting down): nothing of it
+    was recorded."""
+
+
+class Store(Protocol):
+    """Batches, jobs, channel settings and provider account problems, and every move they make."""
+
+    async def close(self) -> None:
+        """Finish the writes under way and release the database. Returns once closed; calling it
+        again does nothing. Raises nothing."""
+
+    async def ping(self) -> bool:
+        """Returns True when the database answers a trivial query. Raises the common errors."""
+
+    # -- intake ------------------------------------------------------------------------------
+
+    async def remember_event(self, event_id: str, now: datetime) -> bool:
+        """Record a Slack ``event_id``. Returns False when it was recorded before (idempotent:
+        the second delivery of an event is recognised). Raises the common errors."""
+
+    async def create_batch(
+        self,
+        batch: NewBatch,
+        jobs: Sequence[NewJob],
+        now: datetime,
+        *,
+        unless_running: bool = False,
+    ) -> Batch | None:
+        """Create an open batch with those ``jobs`` whose ``dedupe_key`` was never taken (jobs
+        without a key are always taken), in order; a job with ``refused_reason`` starts failed.
+
+        Returns the batch, or None when no job was left to take (nothing empty is kept) or, with
+        ``unless_running``, when a batch for the same channel and message is running: checked
+        in the same transaction, so two requests at once cannot both start one. Requests made
+        at the same time may share one transaction, applied in the order they came; one faulty
+        request fails alone. Raises :class:`InvalidRecord` for a request the database refuses,
+        :class:`WriteInterrupted` when the store stopped before writing it."""
+
+    async def channel_settings(self, channel_id: str) -> ChannelSettings:
+        """Returns the channel's choices, defaults if it never made any: a copy the caller may
+        change. Raises the common errors."""
+
+    async def save_channel_settings(self, settings: ChannelSettings, now: datetime) -> None:
+        """Record the channel's choices; the next :meth:`channel_settings` returns them. Raises
+        the common errors."""
+
+    # -- what a poll cycle reads -------------------------------------------------------------
+
+    async def due_jobs(self, now: datetime) -> list[Job]:
+        """Returns the unfinished jobs of every open batch where some unfinished job is due by
+        ``now`` (no ``next_attempt_at``, or one not after it): oldest job first, then by batch
+        and position. Raises the common errors."""
+
+    async def unfinished_jobs(self) -> list[Job]:
+        """Returns every unfinished job of the open batches, in the order of :meth:`due_jobs`.
+        Raises the common errors."""
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """Returns the jobs with these ids as they are now, by batch and position. Raises the
+        common errors."""
+
+    async def get_job(self, job_id: str) -> Job | None:
+        """Returns the job, or None. Raises the common errors."""
+
+    async def get_batch(self, batch_id: str) -> Batch | None:
+        """Returns the batch, or None. Raises the common errors."""
+
+    async def jobs_of(self, batch_id: str) -> list[Job]:
+        """Returns the batch's jobs by position (none for an unknown batch). Raises the common
+        errors."""
+
+    async def jobs_of_batches(self, batch_ids: Sequence[str]) -> dict[str, list[Job]]:
+        """Returns each batch's jobs by position, keyed by every id given. Raises the common
+        errors."""
+
+    async def language_hints_in_use(self) -> dict[str, LanguageHints]:
+        """Returns the language hints of the open batches that have any, by batch id; every other
+        open batch has none. Raises the common errors."""
+
+    async def language_hints_of(self, batch_ids: Collection[str]) -> dict[str, LanguageHints]:
+        """Returns each known batch's language hints, by id (unknown ids are left out). Raises
+        the common errors."""
+
+    async def count_in_flight(self) -> dict[str, int]:
+        """Returns, per provider, the jobs of open batches submitted and not finished (providers
+        without any are left out). Raises the common errors."""
+
+    async def stored_at_provider(self, provider: str) -> tuple[int, int]:
+        """Returns the files, and their bytes, that ``provider`` holds for us: uploaded and not
+        cleaned up, or being uploaded (sent, no answer recorded). Raises the common errors."""
+
+    async def batches_to_deliver(self, now: datetime) -> list[Batch]:
+        """Returns the running batches whose jobs have all finished and whose retry (if any) is
+        due by ``now``, oldest first. Raises the common errors."""
+
+    async def batches_needing_progress(
+        self, now: datetime, *, after: timedelta, every: timedelta, held_note: str
+    ) -> list[Batch]:
+        """Returns the open batches whose progress message may need to change, oldest first:
+        without one and older than ``after``; with one being posted (``PENDING_STATUS``); or, at
+        most once per ``every``, with a job finished since it was last shown, or with unfinished
+        jobs held for their provider's account while the message does not start with
+        ``held_note`` (or the other way round). Raises the common errors."""
+
+    async def cancelled_batches_to_settle(self, note: str) -> list[Batch]:
+        """Returns the cancelled batches with a progress message that does not say ``note`` yet.
+        Raises the common errors."""
+
+    async def jobs_to_clean_up(
+        self, now: datetime, *, finished_early: Collection[str] = ()
+    ) -> list[Job]:
+        """Returns the jobs not cleaned up that may still own something at their provider (a file
+        or a transcription), whose clean-up is due by ``now``, by batch and position: those of
+        finished batches and, for the providers in ``finished_early``, each completed or failed
+        job whose last call was answered. Raises the common errors."""
+
+    async def jobs_with_unneeded_spool(self) -> list[Job]:
+        """Returns the jobs still holding a spool file although their batch has finished. Raises
+        the common errors."""
+
+    async def lost_answers_to_recover(self) -> list[Job]:
+        """Returns the jobs of finished batches whose last upload or submission was sent without
+        its answer being recorded. Raises the common errors."""
+
+    async def account_problems(self) -> list[ProviderAccountProblem]:
+        """Returns every recorded provider account problem, by provider. Raises the common
+        errors."""
+
+    # -- a job's steps -----------------------------------------------------------------------
+
+    async def start_download(self, job_id: str, now: datetime) -> bool:
+        """``JobMoves.START_DOWNLOAD``. Returns whether the job moved. Raises the common
+        errors."""
+
+    async def record_file_info(self, job_id: str, info: FileInfo, now: datetime) -> bool:
+        """Keep what Slack said of a stub's file; it needs no more asking. Only while its download
+        is pending (``START_DOWNLOAD``'s sources). Returns whether it was kept. Raises the common
+        errors."""
+
+    async def skip_job(self, job_id: str, now: datetime) -> bool:
+        """``JobMoves.SKIP``, finished at ``now``. Returns whether the job moved. Raises the
+        common errors."""
+
+    async def record_download(
+        self, job_id: str, *, spool_path: str, size_bytes: int, now: datetime
+    ) -> bool:
+        """``JobMoves.FINISH_DOWNLOAD``: the spool file and its size are kept, and the job stops
+        waiting. Returns whether the job moved. Raises the common errors."""
+
+    async def download_again(self, job_id: str, now: datetime) -> bool:
+        """``JobMoves.DOWNLOAD_AGAIN``: the spool file is forgotten. Returns whether the job
+        moved. Raises the common errors."""
+
+    async def record_spool_deleted(self, job_id: str, now: datetime) -> bool:
+        """Forget the job's spool file, which the caller deleted. Returns whether the job had one.
+        Raises the common errors."""
+
+    async def mark_upload_sent(self, job_ids: Sequence[str], now: datetime) -> int:
+        """An upload that may create a file at the provider is about to go out for each job
+        (``UPLOADING`` only): after a crash, look for what it created before sending again.
+        Returns how many jobs were marked. Raises the common errors."""
+
+    async def record_uploads(
+        self, uploads: Sequence[Upload], refused: Mapping[str, Failure], now: datetime
+    ) -> set[str]:
+        """The answers of one upload, in one transaction: ``JobMoves.FINISH_UPLOAD`` for each of
+        ``uploads`` (due at once, with a fresh allowance of attempts and time), ``JobMoves.FAIL``
+        for each job id in ``refused``. Either way the call is answered (no longer marked sent).
+        Returns the ids of the jobs that moved. Raises the common errors."""
+
+    async def mark_submission_sent(self, job_ids: Sequence[str], now: datetime) -> int:
+        """A submission that may start a transcription is about to go out for each job (only
+        from ``SUBMIT``'s sources). Returns how many jobs were marked. Raises the common
+        errors."""
+
+    async def record_submissions(
+        self, submissions: Sequence[Submission], refused: Mapping[str, Failure], now: datetime
+    ) -> set[str]:
+        """The answers of one submission, in one transaction: ``JobMoves.SUBMIT`` for each of
+        ``submissions`` (waiting from ``now``, attempts reset), ``JobMoves.FAIL`` for each job id
+        in ``refused``; every call answered. Returns the ids of the jobs that moved. Raises the
+        common errors."""
+
+    async def record_still_running(self, polled: Sequence[StillRunning], now: datetime) -> int:
+        """``JobMoves.KEEP_RUNNING`` for each polled job still as it was read (see
+        :class:`StillRunning`), in one transaction. Returns how many were recorded. Raises the
+        common errors."""
+
+    async def record_remote_finished(self, provider: str, remote_id: str, now: datetime) -> int:
+        """``provider`` said the work it holds as ``remote_id`` ended: its jobs that are running
+        there become due at once. Returns how many. Raises the common errors."""
+
+    async def complete_job(
+        self, job_id: str, *, transcript: dict[str, Any], raw: Any, now: datetime
+    ) -> bool:
+        """``JobMoves.COMPLETE`` with the transcript and the provider's answer, finished at
+        ``now``; an earlier error is forgotten. Returns whether the job moved. Raises the common
+        errors."""
+
+    async def fail_jobs(self, job_ids: Sequence[str], failure: Failure, now: datetime) -> set[str]:
+        """``JobMoves.FAIL`` for each job, finished at ``now``, in one transaction; a call still
+        marked sent stays marked (what it created is looked for at clean-up). Returns the ids of
+        the jobs that moved. Raises the common errors."""
+
+    async def record_work_lost(
+        self, resubmissions: Sequence[Resubmission], refused: Mapping[str, Failure], now: datetime
+    ) -> set[str]:
+        """The provider lost work it had accepted, in one transaction:
+        ``JobMoves.RESUBMIT_STORED`` (with a ``file_id``) or ``RESUBMIT_FROM_START`` for each
+        resubmission, counted in ``resubmissions``, due at once with a fresh allowance;
+        ``JobMoves.FAIL`` for each job id in ``refused``. Returns the ids of the jobs that moved.
+        Raises the common errors."""
+
+    async def schedule_retry(
+        self,
+        job_ids: Sequence[str],
+        *,
+        attempts: int,
+        retry_at: datetime,
+        detail: str,
+        stalled_since: datetime,
+        now: datetime,
+    ) -> int:
+        """A step of these unfinished jobs failed for now: try again at ``retry_at``, counting
+        ``attempts`` and the age limit from ``stalled_since``. Returns how many were scheduled.
+        Raises the common errors."""
+
+    async def postpone_jobs(
+        self, job_ids: Sequence[str], *, until: datetime, stalled_since: datetime, now: datetime
+    ) -> int:
+        """The provider is not ready for these unfinished jobs yet: ask again at ``until``, no
+        attempt counted. Returns how many were postponed. Raises the common errors."""
+
+    async def hold_for_account(
+        self,
+        job_ids: Sequence[str],
+        *,
+        provider: str,
+        until: datetime,
+        stalled_since: datetime,
+        detail: str,
+        now: datetime,
+    ) -> int:
+        """These unfinished jobs wait for ``provider``'s account (``held_by``), tried again at
+        ``until``. Returns how many were held. Raises the common errors."""
+
+    async def release_jobs(self, job_ids: Sequence[str], now: datetime) -> int:
+        """These unfinished jobs no longer wait for an account, and are due at once. Returns how
+        many were released. Raises the common errors."""
+
+    async def record_lost_answer(
+        self, job_id: str, *, file_id: str | None, remote_id: str | None, now: datetime
+    ) -> bool:
+        """The answer lost to a call marked sent was looked for: keep the provider's file or
+        transcription it created, if found; the call is no longer marked sent. Returns whether
+        the job was marked sent. Raises the common errors."""
+
+    async def mark_attachments_uploaded(self, job_ids: Collection[str], now: datetime) -> int:
+        """The jobs' transcripts are attached to the reply's thread. Returns how many were
+        marked. Raises the common errors."""
+
+    async def postpone_clean_up(
+        self, job_ids: Sequence[str], until: datetime, now: datetime
+    ) -> int:
+        """Clean these jobs up at the provider at ``until``, not before. Returns how many. Raises
+        the common errors."""
+
+    async def mark_cleaned_up(self, job_ids: Sequence[str], now: datetime) -> int:
+        """Nothing of these jobs is left at their provider. Returns how many were marked. Raises
+        the common errors."""
+
+    # -- provider accounts -------------------------------------------------------------------
+
+    async def record_account_problem(self, problem: ProviderAccountProblem, now: datetime) -> None:
+        """Record (or replace) the provider's account problem. Raises the common errors."""
+
+    async def resolve_account_problem(self, provider: str, now: datetime) -> int:
+        """Forget ``provider``'s account problem and release the unfinished jobs held for it, due
+        at once with a fresh allowance of time, in one transaction. Returns how many jobs were
+        released. Raises the common errors."""
+
+    # -- a batch's reply ---------------------------------------------------------------------
+
+    async def begin_delivery(self, batch_id: str, now: datetime) -> bool:
+        """``BatchMoves.BEGIN_DELIVERY``. Returns whether the batch moved (False: it was cancelled
+        or delivered meanwhile, and nothing may be posted). Raises the common errors."""
+
+    async def record_reply(self, batch_id: str, reply_ts: str, now: datetime) -> bool:
+        """``BatchMoves.DELIVER``: the reply at ``reply_ts`` was posted, delivered at ``now``.
+        Returns whether the batch moved. Raises the common errors."""
+
+    async def record_no_reply(self, batch_id: str, now: datetime) -> bool:
+        """``BatchMoves.DELIVER`` without a reply: nothing in the batch was worth one. Returns
+        whether the batch moved. Raises the common errors."""
+
+    async def mark_undeliverable(self, batch_id: str, now: datetime) -> bool:
+        """``BatchMoves.GIVE_UP``. Returns whether the batch moved. Raises the common errors."""
+
+    async def schedule_delivery_retry(
+        self,
+        batch_id: str,
+        *,
+        attempts: int,
+        retry_at: datetime,
+        failing_since: datetime,
+        now: datetime,
+    ) -> bool:
+        """Posting the running batch's reply failed for now: try again at ``retry_at``. Returns
+        whether it was scheduled (False: the batch is not running). Raises the common errors."""
+
+    async def cancel_batch(self, batch_id: str, now: datetime) -> bool:
+        """``BatchMoves.CANCEL``. Returns whether the batch moved (False: its reply has begun, or
+        it has finished). Raises the common errors."""
+
+    # -- a batch's progress message ----------------------------------------------------------
+
+    async def mark_progress_pending(self, batch_ids: Sequence[str], now: datetime) -> int:
+        """A progress message is about to be posted for each batch (``PENDING_STATUS``): after a
+        crash, look in the thread before posting it. Returns how many were marked. Raises the
+        common errors."""
+
+    async def record_progress_found(self, batch_id: str, message_ts: str, now: datetime) -> bool:
+        """The pending progress message was found in the thread at ``message_ts``. Returns whether
+        the batch exists. Raises the common errors."""
+
+    async def record_progress_shown(self, shown: Sequence[ProgressShown], now: datetime) -> int:
+        """These progress messages were posted or edited at ``now``, in one transaction. Returns
+        how many were recorded. Raises the common errors."""
+
+    async def record_final_note(
+        self, batch_id: str, message_ts: str | None, text: str, now: datetime
+    ) -> bool:
+        """The batch's progress message at ``message_ts`` (None: it was never posted) now says
+        ``text`` for good. Returns whether the batch exists. Raises the common errors."""
+
+    # -- channel views (slash commands) ------------------------------------------------------
+
+    async def running_batches(self, channel_id: str) -> list[Batch]:
+        """Returns the channel's running batches, oldest first. Raises the common errors."""
+
+    async def finished_batches(self, channel_id: str, limit: int) -> list[Batch]:
+        """Returns the channel's last ``limit`` finished batches, last changed first. Raises the
+        common errors."""
+
+    async def active_batch_for_message(self, channel_id: str, message_ts: str) -> Batch | None:
+        """Returns the newest running batch for this message, or None. Raises the common
+        errors."""
+
+    async def last_failed_batch(self, channel_id: str) -> Batch | None:
+        """Returns the channel's newest delivered or undeliverable batch with a failed job that
+        no later batch for the same message superseded, or None. Raises the common errors."""
+
+    # -- figures for /metrics and /healthz ---------------------------------------------------
+
+    async def count_jobs_by_state_and_provider(self) -> dict[tuple[str, str], int]:
+        """Returns ``{(state, provider): count}`` over every job kept. Raises the common
+        errors."""
+
+    async def count_batches_by_state(self) -> dict[str, int]:
+        """Returns ``{state: count}`` over every batch kept. Raises the common errors."""
+
+    async def count_unfinished_jobs(self) -> int:
+        """Returns how many unfinished jobs the open batches have. Raises the common errors."""
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def purge_transcripts_before(self, cutoff: datetime, now: datetime) -> int:
+        """Erase the transcripts (and the providers' answers) of batches finished before
+        ``cutoff``, and the event ids recorded before it; the bookkeeping stays. Returns how many
+        jobs lost their transcript. Raises the common errors."""
