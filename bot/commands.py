@@ -678,7 +678,7 @@ class Commands:
             return
         assert thread_ts is not None
         try:
-            parent = await self._thread_parent(channel, thread_ts)
+            parent = await self._slack.thread_parent(channel=channel, thread_ts=thread_ts)
         except SlackApiError as exc:
             log.warning("cannot read thread %s in %s: %s", thread_ts, channel, exc)
             await self._say(
@@ -704,16 +704,6 @@ class Commands:
             await self._say(channel, thread_ts, NOTHING_IN_PARENT)
         else:
             await self._started(requested.batch)()
-
-    async def _thread_parent(self, channel: str, thread_ts: str) -> dict[str, Any]:
-        # Slack's own answer: its files are the only ones that get the bot token on download.
-        response = await self._slack.client.conversations_replies(
-            channel=channel, ts=thread_ts, limit=1
-        )
-        for message in response.get("messages") or []:
-            if isinstance(message, dict) and message.get("ts") == thread_ts:
-                return message
-        return {}
 
     async def _say(self, channel: str, thread_ts: str, text: Mrkdwn) -> None:
         try:
