@@ -16,7 +16,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.commands import COMMAND, Commands, Outcome
-from bot.pipeline import REACTION_WORKING
+from bot.messages import REACTION_WORKING
 from bot.slack_text import mrkdwn
 
 if TYPE_CHECKING:

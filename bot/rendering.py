@@ -11,6 +11,8 @@ from pathlib import PurePosixPath
 
 from bot.languages import language_names
 from bot.media import is_video
+from bot.messages import reply as words
+from bot.messages.reply import NO_SPEECH
 from bot.slack_text import (
     Block,
     Mrkdwn,
@@ -40,7 +42,6 @@ MAX_MESSAGE_CHARS = 12000
 PREVIEW_CHARS = 400
 #: Slack allows 50 blocks a message; keep room for the summary.
 MAX_BLOCKS = 50
-NO_SPEECH = "No speech found in this file."
 #: Languages named on a transcript's language line; more are counted.
 MAX_LANGUAGES_SHOWN = 5
 
@@ -144,12 +145,7 @@ def language_line(transcript: Transcript) -> Block | None:
     names = language_names(transcript.spoken_languages)
     if not names:
         return None
-    shown = ", ".join(names[:MAX_LANGUAGES_SHOWN])
-    if len(names) > MAX_LANGUAGES_SHOWN:
-        shown += f" and {len(names) - MAX_LANGUAGES_SHOWN} more"
-    label = "Language" if len(names) == 1 else "Languages"
-    # An unknown code is shown as the provider gave it: outside text, escaped by mrkdwn().
-    return context(mrkdwn("{}: {}", label, shown))
+    return context(words.languages_spoken(names, MAX_LANGUAGES_SHOWN))
 
 
 def _preview(text: str) -> str:
@@ -188,19 +184,19 @@ def render_reply(jobs: list[Job]) -> Reply:
         name = job.filename
         if job.state is JobState.FAILED:
             failed += 1
-            reason = job.error or "It could not be transcribed."
-            blocks.append(_section(mrkdwn(":warning: *{}*: {}", name, reason)))
+            reason = job.error or words.NOT_TRANSCRIBED
+            blocks.append(_section(words.file_failed(name, reason)))
             fallback.append(mrkdwn("{}: {}", name, reason))
             continue
         text = texts.get(job.id, "")
         if not text:
-            blocks.append(_section(mrkdwn(":speech_balloon: *{}*\n_{}_", name, NO_SPEECH)))
+            blocks.append(_section(words.file_without_speech(name)))
             fallback.append(mrkdwn("{}: {}", name, NO_SPEECH))
         elif job.id in in_file:
             attachment = Attachment(
                 job_id=job.id,
                 filename=attachment_name(job),
-                title=plain(f"Transcript of {job.filename}"),
+                title=plain(words.transcript_title(job.filename)),
                 content=text + "\n",
             )
             attachments.append(attachment)
@@ -212,25 +208,18 @@ def render_reply(jobs: list[Job]) -> Reply:
                     Attachment(
                         job_id=job.id,
                         filename=attachment_name(job, ".srt"),
-                        title=plain(f"Subtitles for {job.filename}"),
+                        title=plain(words.subtitles_title(job.filename)),
                         content=subtitles,
                     )
                 )
             blocks.append(
                 _section(
-                    mrkdwn(
-                        ":speech_balloon: *{}* ({:,} characters; full transcript in `{}` "
-                        "below)\n&gt;{}",
-                        name,
-                        len(text),
-                        attachment.filename,
-                        _preview(text),
-                    )
+                    words.file_in_attachment(name, len(text), attachment.filename, _preview(text))
                 )
             )
             fallback.append(mrkdwn("{}: {}", name, _preview(text)))
         else:
-            blocks.append(_section(mrkdwn(":speech_balloon: *{}*", name)))
+            blocks.append(_section(words.file_heading(name)))
             blocks.extend(_section(chunk) for chunk in _chunks(to_mrkdwn(transcripts[job.id])))
             fallback.append(mrkdwn("{}:\n{}", name, text))
         identified = transcripts.get(job.id)
@@ -241,18 +230,10 @@ def render_reply(jobs: list[Job]) -> Reply:
     if len(blocks) > MAX_BLOCKS:
         kept = blocks[: MAX_BLOCKS - 1]
         more = len(blocks) - len(kept)
-        kept.append(_section(mrkdwn("_…and {} more sections; see the files._", more)))
+        kept.append(_section(words.more_sections(more)))
         blocks = kept
 
-    done = len(reported) - failed
-    if failed and not done:
-        summary = mrkdwn("Could not transcribe {}", _count(failed))
-    elif failed:
-        summary = mrkdwn("Transcribed {} of {}", done, _count(len(reported)))
-    elif len(reported) == 1:
-        summary = mrkdwn("Transcript of {}", reported[0].filename)
-    else:
-        summary = mrkdwn("Transcript of {}", _count(done))
+    summary = words.reply_summary([job.filename for job in reported], failed)
     text = join("\n\n", [summary, *fallback])
     return Reply(
         text=truncate(text, MAX_MESSAGE_CHARS + 1000),
@@ -260,7 +241,3 @@ def render_reply(jobs: list[Job]) -> Reply:
         attachments=attachments,
         any_failed=failed > 0,
     )
-
-
-def _count(number: int) -> str:
-    return f"{number} file" + ("" if number == 1 else "s")
