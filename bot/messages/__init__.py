@@ -5,6 +5,7 @@ from templates written here, so what they carry from outside (file names, links,
 typed) is escaped on the way in. Sentences that are stored first and shown later (why a file
 failed) are plain ``str``: they are escaped when the reply that shows them is rendered.
 
+- :mod:`bot.messages.answers`: answers to ``/transcribe``, the message shortcut and mentions;
 - :mod:`bot.messages.reply`: the words of a transcript reply;
 - :mod:`bot.messages.failures`: why a file was not transcribed;
 - :mod:`bot.messages.words`: the command's own words, and durations and counts in words.
