@@ -38,6 +38,8 @@ class Outcome:
 
 @dataclass(frozen=True)
 class CommandContext:
+    """What the subcommands read, write and call: one per app, made by :class:`Commands`."""
+
     store: Store
     intake: Intake
     slack: SlackGateway

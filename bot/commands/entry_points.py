@@ -6,8 +6,8 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from bot.commands import message_requests
 from bot.commands.context import CommandContext, Outcome
+from bot.commands.message_requests import mention, shortcut
 from bot.commands.slash import slash
 from bot.intake import Intake
 from bot.slack_api import SlackGateway
@@ -42,8 +42,8 @@ class Commands:
 
     async def shortcut(self, payload: Mapping[str, Any]) -> Outcome:
         """Record the media of the message the *Transcribe* shortcut was run on."""
-        return await message_requests.shortcut(self._context, payload)
+        return await shortcut(self._context, payload)
 
     async def mention(self, event: Mapping[str, Any], team_id: str | None) -> None:
         """Answer ``@threadscribe …``; runs after the ack, as it reads the thread from Slack."""
-        await message_requests.mention(self._context, event, team_id)
+        await mention(self._context, event, team_id)

@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from bot.commands import settings, work
 from bot.commands.context import CommandContext, CommandError, Outcome
 from bot.commands.parsing import MAX_COMMAND_LINKS, looks_like_link, parse_links, split_command
+from bot.commands.settings import auto, language, provider
 from bot.commands.status import STATUS_FINISHED, status
+from bot.commands.work import cancel, links, retry
 from bot.messages import answers
 from bot.providers import registry
 from bot.slack_text import Mrkdwn, unescape
@@ -36,20 +37,20 @@ async def slash(ctx: CommandContext, body: Mapping[str, Any]) -> Outcome:
         if subcommand in ("", "help"):
             return Outcome(help_text())
         if looks_like_link(first):
-            return await work.links(ctx, body, parse_links([first, *args]))
+            return await links(ctx, body, parse_links([first, *args]))
         if subcommand == "status":
             # Its links come from Slack (one call each, when not known yet): after the ack.
             return Outcome(answer_later=partial(status, ctx, channel))
         if subcommand == "provider":
-            return Outcome(await settings.provider(ctx, channel, args))
+            return Outcome(await provider(ctx, channel, args))
         if subcommand == "auto":
-            return Outcome(await settings.auto(ctx, channel, args))
+            return Outcome(await auto(ctx, channel, args))
         if subcommand in ("language", "languages"):
-            return Outcome(await settings.language(ctx, channel, args))
+            return Outcome(await language(ctx, channel, args))
         if subcommand == "retry":
-            return await work.retry(ctx, channel, args)
+            return await retry(ctx, channel, args)
         if subcommand == "cancel":
-            return await work.cancel(ctx, channel, args)
+            return await cancel(ctx, channel, args)
     except CommandError as exc:
         return Outcome(exc.text)
     return Outcome(answers.unknown_subcommand(first, HELP))

@@ -302,7 +302,7 @@ def provider_chosen(label: str) -> Mrkdwn:
 AUTO_TAKES_ON_OR_OFF = mrkdwn("`auto` takes `on` or `off`, such as `{} auto off`.", COMMAND)
 
 
-def auto_shown(on: bool, changed: bool) -> Mrkdwn:
+def auto_shown(on: bool, *, changed: bool) -> Mrkdwn:
     now = "now " if changed else ""
     if on:
         return mrkdwn(
@@ -332,7 +332,7 @@ def who_keeps_to_hints(keep: Sequence[str], lean: Sequence[str]) -> str:
     return sentence
 
 
-def languages_shown(codes: Sequence[str], strict: bool, who_keeps: str, changed: bool) -> Mrkdwn:
+def languages_shown(codes: Sequence[str], strict: bool, who_keeps: str, *, changed: bool) -> Mrkdwn:
     """The channel's language hints; ``who_keeps`` is :func:`who_keeps_to_hints`."""
     now = "now " if changed else ""
     if not codes:
