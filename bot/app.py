@@ -96,8 +96,7 @@ class Runtime:
         """Close what :func:`build_runtime` opened: transfers, HTTP clients, the database."""
         await self.pipeline.stop()
         await self.http.aclose()
-        if self.slack.client.session is not None:
-            await self.slack.client.session.close()
+        await self.slack.aclose()
         await self.store.close()
 
 

@@ -8,13 +8,12 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import httpx
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import account_problem_text, build_http_client, open_store, serve
 from bot.config import ConfigError, Settings, load_settings
@@ -24,7 +23,7 @@ from bot.logs import configure_logging
 from bot.media import link_filename
 from bot.providers import build_providers, registry
 from bot.providers.base import Progress, Provider, ProviderJob, Submitted, Uploaded
-from bot.slack_api import build_web_client, slack_error_code
+from bot.slack_api import SlackGateway, build_web_client, slack_error_code
 from bot.transcript import to_plain_text
 
 
@@ -211,13 +210,13 @@ async def check(settings: Settings, *, manifest: Path | None = None) -> int:
     """Try every credential and the database once; print what works and what to fix."""
     problems: list[str] = []
     assert settings.slack_bot_token is not None
-    client = build_web_client(
-        settings.slack_bot_token.get_secret_value(), str(settings.slack_api_url)
+    slack = SlackGateway(
+        build_web_client(settings.slack_bot_token.get_secret_value(), str(settings.slack_api_url))
     )
     try:
-        auth = await client.auth_test()
-        print(f"Slack: OK, signed in as {auth.get('user')} in {auth.get('team')}")
-        problems += _check_scopes(_granted_scopes(auth.headers), manifest)
+        identity = await slack.identity()
+        print(f"Slack: OK, signed in as {identity.user} in {identity.team}")
+        problems += _check_scopes(identity.scopes, manifest)
     except SlackApiError as exc:
         problems.append(
             f"Slack rejected SLACK_BOT_TOKEN ({slack_error_code(exc)}): reinstall the app and "
@@ -226,7 +225,7 @@ async def check(settings: Settings, *, manifest: Path | None = None) -> int:
     except Exception as exc:
         problems.append(f"Slack could not be reached at {settings.slack_api_url}: {exc}")
     if settings.slack_app_token is not None:
-        problems += await _check_app_token(settings)
+        problems += await _check_app_token(settings, slack)
     async with build_http_client() as http:
         for name, provider in build_providers(settings, http).items():
             try:
@@ -243,12 +242,11 @@ async def check(settings: Settings, *, manifest: Path | None = None) -> int:
     return 0
 
 
-async def _check_app_token(settings: Settings) -> list[str]:
+async def _check_app_token(settings: Settings, slack: SlackGateway) -> list[str]:
     """Socket Mode needs the app-level token: ask for a connection URL, which opens nothing."""
     assert settings.slack_app_token is not None
-    client = AsyncWebClient(base_url=str(settings.slack_api_url))
     try:
-        await client.apps_connections_open(app_token=settings.slack_app_token.get_secret_value())
+        await slack.check_app_token(settings.slack_app_token.get_secret_value())
     except SlackApiError as exc:
         return [
             f"Slack rejected SLACK_APP_TOKEN ({slack_error_code(exc)}): under Basic Information "
@@ -288,14 +286,6 @@ async def _check_database(settings: Settings) -> list[str]:
 #: Where ``check`` looks for the manifest when none is given: the working directory (a checkout or
 #: the Docker image's /app), then the source tree this package was installed from.
 DEFAULT_MANIFESTS = (Path("manifest.yml"), Path(__file__).resolve().parent.parent / "manifest.yml")
-
-
-def _granted_scopes(headers: Mapping[str, Any]) -> set[str] | None:
-    """The bot token's scopes, from the ``x-oauth-scopes`` header Slack adds to every answer."""
-    for key, value in headers.items():
-        if key.lower() == "x-oauth-scopes":
-            return {scope.strip() for scope in str(value).split(",") if scope.strip()}
-    return None
 
 
 def _check_scopes(granted: set[str] | None, manifest: Path | None) -> list[str]:

@@ -20,9 +20,11 @@ in Slack (no URLs with tokens, no stack traces). ``detail`` is for the log only.
 
 from __future__ import annotations
 
+from bot.messages import failures
+
 
 class TranscribeError(Exception):
-    user_message = "Something went wrong while transcribing this file."
+    user_message = failures.TRANSCRIBE_FAILED
 
     def __init__(self, detail: str, *, user_message: str | None = None) -> None:
         super().__init__(detail)
@@ -34,7 +36,7 @@ class TranscribeError(Exception):
 class TemporaryError(TranscribeError):
     """Worth retrying: timeouts, dropped connections, 5xx, rate limits."""
 
-    user_message = "The transcription service kept failing; please try again later."
+    user_message = failures.KEPT_FAILING
 
     def __init__(
         self, detail: str, *, retry_after: float | None = None, user_message: str | None = None
@@ -56,10 +58,7 @@ class AccountProblem(TranscribeError):
     spending limit is used up. Retrying soon cannot help and failing the file would blame it, so
     the work waits for an admin, and goes on by itself once the account works again."""
 
-    user_message = (
-        "The transcription service account of this app cannot take new work (its balance or "
-        "spending limit is used up). An admin needs to top it up."
-    )
+    user_message = failures.ACCOUNT_CANNOT_TAKE_WORK
 
     def __init__(
         self,
@@ -80,10 +79,7 @@ class PermanentError(TranscribeError):
 
 
 class ProviderAuthError(PermanentError):
-    user_message = (
-        "The transcription service rejected our credentials. An admin needs to check the API "
-        "key of this app."
-    )
+    user_message = failures.CREDENTIALS_REJECTED
 
 
 class WorkLost(PermanentError):

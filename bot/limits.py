@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from bot.messages import failures
 from bot.providers.base import Provider
 
 MIB = 1024 * 1024
@@ -49,11 +50,7 @@ class FileLimits:
             return self.too_large(size_bytes)
         limit = self.max_duration_seconds
         if duration_ms is not None and limit is not None and duration_ms > limit * 1000:
-            return (
-                f"This recording is {duration_text(duration_ms / 1000)} long; {self.provider} "
-                f"takes at most {limit / 60:,.0f} minutes per file. Split it into shorter parts "
-                "and share them again."
-            )
+            return failures.too_long(duration_text(duration_ms / 1000), self.provider, limit / 60)
         return None
 
     def too_large(self, size_bytes: int | None) -> str:
@@ -66,11 +63,7 @@ class FileLimits:
             size, limit = f"{size_bytes:,} bytes", f"{self.max_bytes:,} bytes"
         else:
             size = megabytes(size_bytes)
-        if self.size_limited_by is None:
-            reason = f"the limit of this app is {limit}"
-        else:
-            reason = f"{self.size_limited_by} takes at most {limit} per file"
-        return f"This file is {size}; {reason}. Trim or compress it and share it again."
+        return failures.too_large(size, limit, self.size_limited_by)
 
 
 def megabytes(size_bytes: int) -> str:

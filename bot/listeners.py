@@ -16,8 +16,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.commands import COMMAND, Commands, Outcome
-from bot.pipeline import REACTION_WORKING
-from bot.slack_text import mrkdwn
+from bot.messages import REACTION_WORKING, answers
 
 if TYPE_CHECKING:
     from bot.app import Runtime
@@ -126,9 +125,7 @@ async def finish(outcome: Outcome, respond: AsyncRespond) -> None:
             text = await outcome.answer_later()
         except Exception:
             log.exception("could not put the answer together")
-            text = mrkdwn(
-                "Something went wrong while putting that answer together; try again in a moment."
-            )
+            text = answers.ANSWER_FAILED
     if text is not None:
         try:
             await respond(text=text, response_type="ephemeral")

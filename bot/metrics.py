@@ -121,7 +121,7 @@ WEBHOOKS_MISSED = Counter(
 )
 SLACK_API_CALLS = Counter(
     "threadscribe_slack_api_calls",
-    "Slack Web API calls made by the bot's delivery path, by method.",
+    "Slack Web API calls the bot made, by method.",
     ["method"],
     registry=REGISTRY,
 )

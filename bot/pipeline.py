@@ -52,6 +52,7 @@ from bot.errors import (
 from bot.intake import slack_duration_ms
 from bot.limits import FileLimits
 from bot.media import is_media_file
+from bot.messages import REACTION_DONE, REACTION_FAILED, REACTION_WORKING
 from bot.providers.base import (
     Progress,
     ProgressStatus,
@@ -89,10 +90,6 @@ log = logging.getLogger(__name__)
 
 _Item = TypeVar("_Item")
 _Outcome = TypeVar("_Outcome")
-
-REACTION_WORKING = "hourglass_flowing_sand"
-REACTION_DONE = "white_check_mark"
-REACTION_FAILED = "warning"
 
 #: Longest wait between two attempts of a failing step.
 MAX_BACKOFF_SECONDS = 300.0

@@ -11,6 +11,8 @@ from pathlib import PurePosixPath
 
 from bot.languages import language_names
 from bot.media import is_video
+from bot.messages import reply as words
+from bot.messages.reply import NO_SPEECH
 from bot.slack_text import (
     Block,
     Mrkdwn,
@@ -40,7 +42,6 @@ MAX_MESSAGE_CHARS = 12000
 PREVIEW_CHARS = 400
 #: Slack allows 50 blocks a message; keep room for the summary.
 MAX_BLOCKS = 50
-NO_SPEECH = "No speech found in this file."
 #: Languages named on a transcript's language line; more are counted.
 MAX_LANGUAGES_SHOWN = 5
 
@@ -144,12 +145,7 @@ def language_line(transcript: Transcript) -> Block | None:
     names = language_names(transcript.spoken_languages)
     if not names:
         return None
-    shown = ", ".join(names[:MAX_LANGUAGES_SHOWN])
-    if len(names) > MAX_LANGUAGES_SHOWN:
-        shown += f" and {len(names) - MAX_LANGUAGES_SHOWN} more"
-    label = "Language" if len(names) == 1 else "Languages"
-    # An unknown code is shown as the provider gave it: outside text, escaped by mrkdwn().
-    return context(mrkdwn("{}: {}", label, shown))
+    return context(words.languages_spoken(names, MAX_LANGUAGES_SHOWN))
 
 
 def _preview(text: str) -> str:
@@ -162,15 +158,61 @@ def _preview(text: str) -> str:
 def render_reply(jobs: list[Job]) -> Reply:
     """The reply for every reported job of a batch (skipped ones are left out)."""
     reported = [job for job in jobs if job.state is not JobState.SKIPPED]
-    transcripts: dict[str, Transcript] = {}
-    texts: dict[str, str] = {}
+    transcripts = {
+        job.id: Transcript.model_validate(job.transcript)
+        for job in reported
+        if job.state is JobState.COMPLETED and job.transcript is not None
+    }
+    texts = {
+        job_id: "" if transcript.is_empty else to_plain_text(transcript)
+        for job_id, transcript in transcripts.items()
+    }
+    in_file = _sent_as_files(texts)
+    blocks: list[Block] = []
+    attachments: list[Attachment] = []
+    fallback: list[Mrkdwn] = []
+    failed = 0
     for job in reported:
-        if job.state is JobState.COMPLETED and job.transcript is not None:
-            transcript = transcripts[job.id] = Transcript.model_validate(job.transcript)
-            texts[job.id] = "" if transcript.is_empty else to_plain_text(transcript)
+        if job.state is JobState.FAILED:
+            failed += 1
+            reason = job.error or words.NOT_TRANSCRIBED
+            blocks.append(_section(words.file_failed(job.filename, reason)))
+            fallback.append(mrkdwn("{}: {}", job.filename, reason))
+            continue
+        text = texts.get(job.id, "")
+        transcript = transcripts.get(job.id)
+        if not text:
+            blocks.append(_section(words.file_without_speech(job.filename)))
+            fallback.append(mrkdwn("{}: {}", job.filename, NO_SPEECH))
+        elif job.id in in_file:
+            assert transcript is not None
+            attached = _attachments(job, transcript, text)
+            attachments += attached
+            preview = _preview(text)
+            shown = words.file_in_attachment(job.filename, len(text), attached[0].filename, preview)
+            blocks.append(_section(shown))
+            fallback.append(mrkdwn("{}: {}", job.filename, preview))
+        else:
+            assert transcript is not None
+            blocks.append(_section(words.file_heading(job.filename)))
+            blocks.extend(_section(chunk) for chunk in _chunks(to_mrkdwn(transcript)))
+            fallback.append(mrkdwn("{}:\n{}", job.filename, text))
+        languages = language_line(transcript) if transcript is not None and text else None
+        if languages is not None:
+            blocks.append(languages)
 
-    # Decide what goes into files: each transcript over the per-file limit, then the longest ones
-    # until what stays inline fits in one message.
+    summary = words.reply_summary([job.filename for job in reported], failed)
+    return Reply(
+        text=truncate(join("\n\n", [summary, *fallback]), MAX_MESSAGE_CHARS + 1000),
+        blocks=_within_block_limit(blocks),
+        attachments=attachments,
+        any_failed=failed > 0,
+    )
+
+
+def _sent_as_files(texts: dict[str, str]) -> set[str]:
+    """The jobs whose transcripts go into files: each over the per-file limit, then the longest
+    ones until what stays inline fits in one message."""
     in_file = {job_id for job_id, text in texts.items() if len(text) > MAX_INLINE_CHARS}
     inline_total = sum(len(text) for job_id, text in texts.items() if job_id not in in_file)
     for job_id in sorted(texts, key=lambda key: len(texts[key]), reverse=True):
@@ -179,88 +221,35 @@ def render_reply(jobs: list[Job]) -> Reply:
         if job_id not in in_file:
             in_file.add(job_id)
             inline_total -= len(texts[job_id])
+    return in_file
 
-    blocks: list[Block] = []
-    attachments: list[Attachment] = []
-    fallback: list[Mrkdwn] = []
-    failed = 0
-    for job in reported:
-        name = job.filename
-        if job.state is JobState.FAILED:
-            failed += 1
-            reason = job.error or "It could not be transcribed."
-            blocks.append(_section(mrkdwn(":warning: *{}*: {}", name, reason)))
-            fallback.append(mrkdwn("{}: {}", name, reason))
-            continue
-        text = texts.get(job.id, "")
-        if not text:
-            blocks.append(_section(mrkdwn(":speech_balloon: *{}*\n_{}_", name, NO_SPEECH)))
-            fallback.append(mrkdwn("{}: {}", name, NO_SPEECH))
-        elif job.id in in_file:
-            attachment = Attachment(
+
+def _attachments(job: Job, transcript: Transcript, text: str) -> list[Attachment]:
+    """The transcript as a text file, and for a video, subtitles when the provider gave timings."""
+    attachments = [
+        Attachment(
+            job_id=job.id,
+            filename=attachment_name(job),
+            title=plain(words.transcript_title(job.filename)),
+            content=text + "\n",
+        )
+    ]
+    subtitles = to_srt(transcript) if is_video(job.filename, job.mimetype) else None
+    if subtitles:
+        attachments.append(
+            Attachment(
                 job_id=job.id,
-                filename=attachment_name(job),
-                title=plain(f"Transcript of {job.filename}"),
-                content=text + "\n",
+                filename=attachment_name(job, ".srt"),
+                title=plain(words.subtitles_title(job.filename)),
+                content=subtitles,
             )
-            attachments.append(attachment)
-            subtitles = (
-                to_srt(transcripts[job.id]) if is_video(job.filename, job.mimetype) else None
-            )
-            if subtitles:
-                attachments.append(
-                    Attachment(
-                        job_id=job.id,
-                        filename=attachment_name(job, ".srt"),
-                        title=plain(f"Subtitles for {job.filename}"),
-                        content=subtitles,
-                    )
-                )
-            blocks.append(
-                _section(
-                    mrkdwn(
-                        ":speech_balloon: *{}* ({:,} characters; full transcript in `{}` "
-                        "below)\n&gt;{}",
-                        name,
-                        len(text),
-                        attachment.filename,
-                        _preview(text),
-                    )
-                )
-            )
-            fallback.append(mrkdwn("{}: {}", name, _preview(text)))
-        else:
-            blocks.append(_section(mrkdwn(":speech_balloon: *{}*", name)))
-            blocks.extend(_section(chunk) for chunk in _chunks(to_mrkdwn(transcripts[job.id])))
-            fallback.append(mrkdwn("{}:\n{}", name, text))
-        identified = transcripts.get(job.id)
-        languages = language_line(identified) if identified is not None and text else None
-        if languages is not None:
-            blocks.append(languages)
-
-    if len(blocks) > MAX_BLOCKS:
-        kept = blocks[: MAX_BLOCKS - 1]
-        more = len(blocks) - len(kept)
-        kept.append(_section(mrkdwn("_…and {} more sections; see the files._", more)))
-        blocks = kept
-
-    done = len(reported) - failed
-    if failed and not done:
-        summary = mrkdwn("Could not transcribe {}", _count(failed))
-    elif failed:
-        summary = mrkdwn("Transcribed {} of {}", done, _count(len(reported)))
-    elif len(reported) == 1:
-        summary = mrkdwn("Transcript of {}", reported[0].filename)
-    else:
-        summary = mrkdwn("Transcript of {}", _count(done))
-    text = join("\n\n", [summary, *fallback])
-    return Reply(
-        text=truncate(text, MAX_MESSAGE_CHARS + 1000),
-        blocks=blocks,
-        attachments=attachments,
-        any_failed=failed > 0,
-    )
+        )
+    return attachments
 
 
-def _count(number: int) -> str:
-    return f"{number} file" + ("" if number == 1 else "s")
+def _within_block_limit(blocks: list[Block]) -> list[Block]:
+    if len(blocks) <= MAX_BLOCKS:
+        return blocks
+    kept = blocks[: MAX_BLOCKS - 1]
+    kept.append(_section(words.more_sections(len(blocks) - len(kept))))
+    return kept

@@ -1,8 +1,10 @@
 """The bot's side effects in Slack, behind one narrow seam over slack-sdk's ``AsyncWebClient``.
 
-Every message, update and upload goes out through :class:`SlackGateway`, whose text fields take
-only :class:`~bot.slack_text.Mrkdwn` (or :class:`~bot.slack_text.PlainText` for file names and
-titles): text from outside cannot reach Slack without passing :mod:`bot.slack_text`.
+Every Web API call the bot makes goes through :class:`SlackGateway`, which counts it and its
+failures in the metrics. Its text fields take only :class:`~bot.slack_text.Mrkdwn` (or
+:class:`~bot.slack_text.PlainText` for file names and titles): text from outside cannot reach
+Slack without passing :mod:`bot.slack_text`. (Bolt and its Socket Mode client make their own
+calls, ``auth.test`` and ``apps.connections.open``, with the client they are given.)
 
 Rate limits, 5xx answers and dropped connections are retried by slack-sdk's retry handlers,
 installed in :func:`build_web_client`; what still fails reaches the caller as ``SlackApiError``.
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -90,11 +92,44 @@ class ThreadState:
     file_names: set[str]
 
 
+@dataclass(frozen=True)
+class BotIdentity:
+    """Whom the bot token signs in as, and the scopes Slack says it grants."""
+
+    user: str | None
+    team: str | None
+    #: From the ``x-oauth-scopes`` header Slack adds to every answer; None when it sent none.
+    scopes: set[str] | None
+
+
 class SlackGateway:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
         #: ``chat.getPermalink`` answers by (channel, message ts), least recently used first.
         self._permalinks: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    async def aclose(self) -> None:
+        """Close the connections of the session the client was given, if any."""
+        if self.client.session is not None:
+            await self.client.session.close()
+
+    async def identity(self) -> BotIdentity:
+        """``auth.test``: raises ``SlackApiError`` when Slack rejects the token."""
+        with _observed("auth.test"):
+            response = await self.client.auth_test()
+        user, team = response.get("user"), response.get("team")
+        return BotIdentity(
+            user=None if user is None else str(user),
+            team=None if team is None else str(team),
+            scopes=granted_scopes(response.headers),
+        )
+
+    async def check_app_token(self, app_token: str) -> None:
+        """Ask for a Socket Mode connection URL with the app-level token, which opens nothing;
+        raises ``SlackApiError`` when Slack rejects the token."""
+        client = AsyncWebClient(base_url=self.client.base_url)
+        with _observed("apps.connections.open"):
+            await client.apps_connections_open(app_token=app_token)
 
     async def permalink(self, channel: str, ts: str) -> str | None:
         """Slack's link to a message (``chat.getPermalink``), or None when Slack gives none in
@@ -222,6 +257,18 @@ class SlackGateway:
                 content=content,
             )
 
+    async def thread_parent(self, *, channel: str, thread_ts: str) -> dict[str, Any]:
+        """The first message of a thread as Slack has it (``{}`` when Slack shows none): its
+        files are the only ones that get the bot token on download."""
+        with _observed("conversations.replies"):
+            response = await self.client.conversations_replies(
+                channel=channel, ts=thread_ts, limit=1
+            )
+        for message in response.get("messages") or []:
+            if isinstance(message, dict) and message.get("ts") == thread_ts:
+                return message
+        return {}
+
     async def thread_state(
         self, *, channel: str, thread_ts: str, batch_id: str, since: datetime
     ) -> ThreadState:
@@ -275,6 +322,14 @@ class SlackGateway:
 
 
 CLOCK_SKEW_SECONDS = 5.0
+
+
+def granted_scopes(headers: Mapping[str, Any]) -> set[str] | None:
+    """The bot token's scopes, from the ``x-oauth-scopes`` header Slack adds to every answer."""
+    for key, value in headers.items():
+        if key.lower() == "x-oauth-scopes":
+            return {scope.strip() for scope in str(value).split(",") if scope.strip()}
+    return None
 
 
 def _slack_time(ts: object) -> float:

@@ -18,35 +18,16 @@ from pydantic import SecretStr
 
 from bot.errors import PermanentError, TemporaryError
 from bot.media import parse_url
+from bot.messages import failures
 from bot.providers.base import send
 
 log = logging.getLogger(__name__)
-
-SIGN_IN_PAGE_MESSAGE = (
-    "Slack sent a sign-in page instead of the file. The app probably lacks the `files:read` "
-    "scope: an admin should add it and reinstall the app, then share the file again."
-)
 
 _CHUNK = 1024 * 1024
 
 #: Redirects one download may take: Slack hands a file on to another of its hosts once or twice.
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-
-
-def off_slack_message(host: str) -> str:
-    return (
-        f"Slack's download link for this file led outside Slack (to {host or 'another site'}), "
-        "so the app did not follow it: it sends its Slack token to Slack alone. The workspace "
-        "may send file downloads through another sign-in; an admin should check its file "
-        "settings. Until then, share the file again or use another copy."
-    )
-
-
-REDIRECT_LOOP_MESSAGE = (
-    "Slack kept redirecting this file's download without ever sending the file; share it again "
-    "later."
-)
 
 
 def slack_file_hosts(api_url: str) -> frozenset[str]:
@@ -89,7 +70,7 @@ class SlackFileDownloader:
         if not token_allowed(url, self._hosts):
             raise PermanentError(
                 "refusing to send the bot token to a host that is not Slack's",
-                user_message="This file's download link does not point to Slack; skipped.",
+                user_message=failures.NOT_A_SLACK_DOWNLOAD,
             )
         destination.parent.mkdir(parents=True, exist_ok=True)
         partial = destination.with_name(destination.name + ".part")
@@ -102,7 +83,8 @@ class SlackFileDownloader:
                 async for chunk in response.aiter_bytes(_CHUNK):
                     if first and _looks_like_html(chunk):
                         raise PermanentError(
-                            "file download answered an HTML page", user_message=SIGN_IN_PAGE_MESSAGE
+                            "file download answered an HTML page",
+                            user_message=failures.SIGN_IN_PAGE,
                         )
                     first = False
                     written += len(chunk)
@@ -110,10 +92,7 @@ class SlackFileDownloader:
                         raise PermanentError(
                             f"file is larger than {max_bytes} bytes",
                             user_message=too_large_message
-                            or (
-                                f"This file is larger than the {max_bytes // (1024 * 1024)} MB "
-                                "limit of this app."
-                            ),
+                            or failures.larger_than_app_limit(max_bytes // (1024 * 1024)),
                         )
                     spool.write(chunk)
         except httpx.TransportError as exc:
@@ -158,12 +137,12 @@ class SlackFileDownloader:
                 raise PermanentError(
                     f"file download redirected to {host or 'an unreadable address'} "
                     f"({'plain http' if downgraded else 'not a Slack file host'})",
-                    user_message=off_slack_message(host),
+                    user_message=failures.led_off_slack(host),
                 )
             url = target
         raise PermanentError(
             f"file download redirected more than {MAX_REDIRECTS} times",
-            user_message=REDIRECT_LOOP_MESSAGE,
+            user_message=failures.REDIRECT_LOOP,
         )
 
 
@@ -175,16 +154,16 @@ def _looks_like_html(chunk: bytes) -> bool:
 def _check_response(response: httpx.Response) -> None:
     if response.headers.get("content-type", "").startswith("text/html"):
         raise PermanentError(
-            "file download answered an HTML page", user_message=SIGN_IN_PAGE_MESSAGE
+            "file download answered an HTML page", user_message=failures.SIGN_IN_PAGE
         )
     if response.status_code in (401, 403):
         raise PermanentError(
-            f"file download refused: {response.status_code}", user_message=SIGN_IN_PAGE_MESSAGE
+            f"file download refused: {response.status_code}", user_message=failures.SIGN_IN_PAGE
         )
     if response.status_code == 404:
         raise PermanentError(
             "file download: 404",
-            user_message="Slack no longer has this file; it may have been deleted.",
+            user_message=failures.FILE_GONE,
         )
     if response.status_code != 200:
         raise TemporaryError(f"file download: unexpected status {response.status_code}")

@@ -226,6 +226,39 @@ async def test_metrics_count_slack_errors_by_method_and_code(
     assert sample(page, "threadscribe_slack_api_errors_total", **labels) == before + 1
 
 
+async def test_metrics_count_the_thread_a_mention_could_not_read(
+    bot: Runtime, fake_slack: FakeSlack, slack_sender: SlackSender
+) -> None:
+    method = {"method": "conversations.replies"}
+    labels = {**method, "error": "missing_scope"}
+    before = await scrape(bot)
+    parent = fake_slack.message_event(text="Recording from today", subtype=None)
+    fake_slack.inject(
+        r"^/api/conversations\.replies$",
+        status=200,
+        body={"ok": False, "error": "missing_scope", "needed": "groups:history"},
+    )
+    mention = fake_slack.app_mention_event(fake_slack.mention("transcribe"), thread_ts=parent["ts"])
+
+    await slack_sender.event(mention)
+
+    (answer,) = await fake_slack.wait_for(
+        lambda: [
+            m["text"]
+            for m in fake_slack.messages
+            if m.get("thread_ts") == parent["ts"] and m.get("user") == fake_slack.bot_user_id
+        ]
+    )
+    assert answer == "I could not read this thread's first message (missing_scope)."
+    page = await scrape(bot)
+    assert sample(page, "threadscribe_slack_api_calls_total", **method) == (
+        sample(before, "threadscribe_slack_api_calls_total", **method) + 1
+    )
+    assert sample(page, "threadscribe_slack_api_errors_total", **labels) == (
+        sample(before, "threadscribe_slack_api_errors_total", **labels) + 1
+    )
+
+
 async def test_metrics_are_served_in_socket_mode_too(
     make_settings: SettingsFactory, fake_slack: FakeSlack
 ) -> None:

@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack_text import (
     Mrkdwn,
@@ -138,3 +139,37 @@ def test_every_template_is_written_in_the_code(name: str) -> None:
 )
 def test_only_the_gateway_sends_text_to_slack(method: str, allowed: set[str]) -> None:
     assert {where for where, _ in _calls(method)} <= allowed
+
+
+#: Every Web API method of slack-sdk's client, as Python calls it (``conversations_replies``).
+WEB_API_METHODS = frozenset(
+    name
+    for name in dir(AsyncWebClient)
+    if not name.startswith("_") and callable(getattr(AsyncWebClient, name))
+)
+
+
+def test_only_the_gateway_calls_the_slack_web_api() -> None:
+    """The gateway counts every call and its failures in the metrics: a call made anywhere else
+    would be missing from them."""
+    outside = []
+    for path in sorted(BOT.rglob("*.py")):
+        where = path.relative_to(BOT.parent).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in WEB_API_METHODS
+                and where != "bot/slack_api.py"
+            ):
+                outside.append(f"{where}:{node.lineno} {node.func.attr}")
+    assert outside == []
+
+
+def test_only_the_gateway_makes_a_web_api_client() -> None:
+    makers = set()
+    for path in sorted(BOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("slack_sdk.web"):
+                makers.add(path.relative_to(BOT.parent).as_posix())
+    assert makers == {"bot/slack_api.py"}

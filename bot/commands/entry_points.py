@@ -1,0 +1,49 @@
+"""The three ways people ask the app for something, as the Bolt listeners call them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from datetime import datetime
+from typing import Any
+
+from bot.commands.context import CommandContext, Outcome
+from bot.commands.message_requests import mention, shortcut
+from bot.commands.slash import slash
+from bot.intake import Intake
+from bot.slack_api import SlackGateway
+from storage.store import Store
+
+
+class Commands:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        intake: Intake,
+        slack: SlackGateway,
+        providers: Collection[str],
+        default_provider: str,
+        clock: Callable[[], datetime],
+        kick: Callable[[], None],
+    ) -> None:
+        self._context = CommandContext(
+            store=store,
+            intake=intake,
+            slack=slack,
+            providers=providers,
+            default_provider=default_provider,
+            clock=clock,
+            kick=kick,
+        )
+
+    async def slash(self, body: Mapping[str, Any]) -> Outcome:
+        """Carry out one ``/transcribe``; everything before the returned follow-up is durable."""
+        return await slash(self._context, body)
+
+    async def shortcut(self, payload: Mapping[str, Any]) -> Outcome:
+        """Record the media of the message the *Transcribe* shortcut was run on."""
+        return await shortcut(self._context, payload)
+
+    async def mention(self, event: Mapping[str, Any], team_id: str | None) -> None:
+        """Answer ``@threadscribe …``; runs after the ack, as it reads the thread from Slack."""
+        await mention(self._context, event, team_id)
