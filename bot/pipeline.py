@@ -613,14 +613,18 @@ class Pipeline:
         if not present:
             return
         self._raise_if_account_refuses(provider, UPLOAD_STEP)
-        outcomes: dict[str, Uploaded | PermanentError] = {}
         resent = [job for job in present if job.sent_at is not None]
+        # Room first: a file that waits for room costs no call at the provider. Without room,
+        # the files stay here (with their spool) until there is.
+        if not await self._take_storage(provider, present):
+            await self._wait_for_room(present)
+            return
+        outcomes: dict[str, Uploaded | PermanentError] = {}
         if resent:
             # An upload was sent before and its answer lost (a crash): use what it created.
             outcomes.update(await provider.find_uploaded(await self._provider_jobs(resent)))
         to_send = [job for job in present if job.id not in outcomes]
-        # Without room at the provider, the files stay here (with their spool) until there is.
-        if to_send and await self._take_storage(provider, to_send):
+        if to_send:
             sent = await provider.upload(await self._provider_jobs(to_send))
             outcomes.update(sent)
             if any(isinstance(outcome, Uploaded) for outcome in sent.values()):
@@ -912,19 +916,23 @@ class Pipeline:
 
     async def _take_storage(self, provider: Provider, jobs: Sequence[Job]) -> bool:
         """Mark ``jobs`` sent if their files fit in the provider's storage caps, taking the
-        room; False, with nothing changed, when they do not fit yet."""
+        room; False, with nothing changed, when they do not fit yet.
+
+        A job already marked sent (its answer lost) is in the count of what the provider holds
+        already: it takes no more room when it goes out again."""
+        new = [job for job in jobs if job.sent_at is None]
         if not _has_storage_caps(provider):
-            await self._mark_sent(jobs, self._store.mark_upload_sent)
+            await self._mark_sent(new, self._store.mark_upload_sent)
             return True
-        size = sum(job.size_bytes or 0 for job in jobs)
+        size = sum(job.size_bytes or 0 for job in new)
         async with self._storage_lock:
             held = self._stored.get(provider.name)
-            if held is None or not _fits(provider, held, len(jobs), size):
+            if held is None or not _fits(provider, held, len(new), size):
                 # Clean-up may have freed room since the count.
                 held = self._stored[provider.name] = list(
                     await self._store.stored_at_provider(provider.name)
                 )
-            if not _fits(provider, held, len(jobs), size):
+            if not _fits(provider, held, len(new), size):
                 log.info(
                     "jobs %s wait for room at %s (%d files, %d bytes held)",
                     [job.id for job in jobs],
@@ -934,10 +942,22 @@ class Pipeline:
                 )
                 return False
             # Marked under the lock: a count made after it sees this upload.
-            await self._mark_sent(jobs, self._store.mark_upload_sent)
-            held[0] += len(jobs)
+            await self._mark_sent(new, self._store.mark_upload_sent)
+            held[0] += len(new)
             held[1] += size
             return True
+
+    async def _wait_for_room(self, jobs: Sequence[Job]) -> None:
+        """Try ``jobs`` again after a poll interval, when clean-up may have freed room: not at
+        every cycle meanwhile. Waiting for room costs no time of a job's age allowance."""
+        now = self._clock()
+        stalled = [job.stalled_since for job in jobs if job.stalled_since is not None]
+        await self._store.postpone_jobs(
+            [job.id for job in jobs],
+            until=now + timedelta(seconds=self._poll_interval),
+            stalled_since=min(stalled, default=None),
+            now=now,
+        )
 
     def _take_submission_slots(self, provider: Provider, count: int) -> bool:
         """Whether ``count`` more jobs may go to ``provider`` now; reserves them if so.

@@ -292,10 +292,17 @@ class Store(Protocol):
         Raises the common errors."""
 
     async def postpone_jobs(
-        self, job_ids: Sequence[str], *, until: datetime, stalled_since: datetime, now: datetime
+        self,
+        job_ids: Sequence[str],
+        *,
+        until: datetime,
+        stalled_since: datetime | None,
+        now: datetime,
     ) -> int:
-        """The provider is not ready for these unfinished jobs yet: ask again at ``until``, no
-        attempt counted. Returns how many were postponed. Raises the common errors."""
+        """The provider is not ready for these unfinished jobs yet (or has no room for them):
+        ask again at ``until``, no attempt counted, the age limit counted from
+        ``stalled_since`` (None: the wait counts against no limit). Returns how many were
+        postponed. Raises the common errors."""
 
     async def hold_for_account(
         self,

@@ -253,6 +253,13 @@ async def test_retries_and_waits_apply_to_unfinished_jobs_only(store: Store) -> 
     assert await _reread(store, done) == done
 
 
+async def test_a_wait_for_room_counts_against_no_age_limit(store: Store) -> None:
+    job = await job_at(store, JobState.UPLOADING)
+    assert await store.postpone_jobs([job.id], until=LATER, stalled_since=None, now=NOW) == 1
+    waiting = await _reread(store, job)
+    assert (waiting.next_attempt_at, waiting.stalled_since) == (LATER, None)
+
+
 async def test_jobs_wait_for_their_providers_account_until_it_works(store: Store) -> None:
     held = [await job_at(store, JobState.UPLOADED) for _ in range(3)]
     ids = [job.id for job in held]
