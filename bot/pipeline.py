@@ -625,7 +625,7 @@ class Pipeline:
             outcomes.update(await provider.find_uploaded(await self._provider_jobs(resent)))
         to_send = [job for job in present if job.id not in outcomes]
         if to_send:
-            sent = await provider.upload(await self._provider_jobs(to_send))
+            sent = await self._send(to_send, provider.upload)
             outcomes.update(sent)
             if any(isinstance(outcome, Uploaded) for outcome in sent.values()):
                 await self._account_works(provider, UPLOAD_STEP)
@@ -691,7 +691,7 @@ class Pipeline:
         to_send = [job for job in jobs if job.id not in outcomes]
         if to_send:
             await self._mark_sent(to_send, self._store.mark_submission_sent)
-            sent = await provider.submit(await self._provider_jobs(to_send))
+            sent = await self._send(to_send, provider.submit)
             outcomes.update(sent)
             if any(isinstance(outcome, Submitted) for outcome in sent.values()):
                 await self._account_works(provider, SUBMIT_STEP)
@@ -1579,6 +1579,24 @@ class Pipeline:
             now = self._clock()
             await self._store.record_spool_deleted(job.id, now)
             job.spool_path, job.updated_at = None, now
+
+    async def _send(
+        self,
+        jobs: Sequence[Job],
+        call: Callable[[Sequence[ProviderJob]], Awaitable[Mapping[str, _Outcome]]],
+    ) -> Mapping[str, _Outcome]:
+        """Make the provider ``call`` (an upload or a submission) for ``jobs``, marked sent.
+
+        An account that refuses new work answers the call: nothing was created, and nothing
+        is to be looked for at the provider before the next try, or at clean-up."""
+        try:
+            return await call(await self._provider_jobs(jobs))
+        except AccountProblem:
+            now = self._clock()
+            for job in jobs:
+                await self._store.record_lost_answer(job.id, file_id=None, remote_id=None, now=now)
+                job.sent_at = None
+            raise
 
     async def _mark_sent(
         self, jobs: Sequence[Job], verb: Callable[[Sequence[str], datetime], Awaitable[int]]
