@@ -1515,22 +1515,32 @@ class Pipeline:
             groups.setdefault((job.provider, job.batch_id), []).append(job)
         for (provider_name, _), jobs in groups.items():
             provider = self._providers.get(provider_name)
-            ids = [job.id for job in jobs]
-            if provider is not None:
-                try:
-                    await provider.clean_up(await self._provider_jobs(jobs))
-                except PermanentError as exc:
-                    # Nothing more can be done; the provider keeps its copy.
-                    log.warning("clean-up of %s failed for good: %s", ids, exc.detail)
-                except Exception as exc:
-                    # Still in use at the provider (a cancelled job still processing) or a
-                    # passing fault: try again in a while, not every cycle.
-                    detail = exc.detail if isinstance(exc, TranscribeError) else repr(exc)
-                    log.warning("clean-up of %s failed; retrying later: %s", ids, detail)
-                    retry_at = self._clock() + timedelta(seconds=CLEAN_UP_RETRY_SECONDS)
-                    await self._store.postpone_clean_up(ids, retry_at, self._clock())
-                    continue
-            await self._store.mark_cleaned_up(ids, self._clock())
+            if provider is None:
+                await self._store.mark_cleaned_up([job.id for job in jobs], self._clock())
+            elif provider.batch_native:
+                await self._clean_up_group(provider, jobs)
+            else:
+                # Each copy on its own: one the provider will not delete yet (a transcription
+                # still processing) must not keep its siblings' room taken.
+                for job in jobs:
+                    await self._clean_up_group(provider, [job])
+
+    async def _clean_up_group(self, provider: Provider, jobs: Sequence[Job]) -> None:
+        ids = [job.id for job in jobs]
+        try:
+            await provider.clean_up(await self._provider_jobs(jobs))
+        except PermanentError as exc:
+            # Nothing more can be done; the provider keeps its copy.
+            log.warning("clean-up of %s failed for good: %s", ids, exc.detail)
+        except Exception as exc:
+            # Still in use at the provider (a cancelled job still processing) or a
+            # passing fault: try again in a while, not every cycle.
+            detail = exc.detail if isinstance(exc, TranscribeError) else repr(exc)
+            log.warning("clean-up of %s failed; retrying later: %s", ids, detail)
+            retry_at = self._clock() + timedelta(seconds=CLEAN_UP_RETRY_SECONDS)
+            await self._store.postpone_clean_up(ids, retry_at, self._clock())
+            return
+        await self._store.mark_cleaned_up(ids, self._clock())
 
     async def _recover_lost_answers_of_closed_batches(self) -> None:
         """A batch cancelled while a call's answer was lost may still own a copy at the

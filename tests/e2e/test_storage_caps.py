@@ -126,3 +126,29 @@ async def test_an_upload_sent_again_after_its_answer_was_lost_counts_once_agains
 
     assert "Hello from memo.wav." in reply["text"]
     assert fake_soniox.storage_refusals == 0
+
+
+async def test_a_transcription_soniox_will_not_delete_yet_holds_up_no_other_clean_up(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    fake_soniox.polls_until_complete = 10**6  # the first file's transcription keeps running
+    clock = ManualClock()
+    settings = make_settings(soniox_max_pending=1)
+    async with running_bot(settings, clock=clock, host="127.0.0.1") as runtime:
+        event = await share(fake_slack, runtime, "running.wav", "waiting.wav")
+        await cycles(runtime, clock, 4, seconds=1)
+        running, waiting = await runtime.store.jobs_of(await _batch_of(runtime, event))
+        assert running.state is JobState.PROCESSING and waiting.state is JobState.UPLOADED
+        assert await runtime.store.cancel_batch(running.batch_id, clock())
+
+        # Soniox refuses (409) to delete a transcription still processing; the other file goes.
+        await cycles(runtime, clock, 2, seconds=1)
+        assert list(fake_soniox.files) == [running.provider_file_id]
+        assert running.provider_job_id in fake_soniox.transcriptions
+        running, waiting = await runtime.store.jobs_of(running.batch_id)
+        assert (running.cleaned_up, waiting.cleaned_up) == (False, True)
+        assert await runtime.store.stored_at_provider("soniox") == (1, running.size_bytes)
+
+        await fake_soniox.complete_all()
+        await cycles(runtime, clock, 1, seconds=61)
+    assert fake_soniox.files == {} and fake_soniox.transcriptions == {}
