@@ -31,7 +31,6 @@ from bot.acks import AckFirst
 from bot.config import ConfigError, Settings
 from bot.intake import Intake
 from bot.listeners import register_listeners
-from bot.pipeline import Pipeline
 from bot.providers import build_providers
 from bot.providers.base import Provider
 from bot.providers.registry import specs
@@ -39,6 +38,7 @@ from bot.providers.spec import WebhookRoute, WebhookTarget
 from bot.scheduler import PollScheduler
 from bot.slack_api import SlackGateway, build_web_client
 from bot.slack_files import SlackFileDownloader, slack_file_hosts
+from bot.work import Engine, EngineConfig
 from storage.models import ProviderAccountProblem
 from storage.sqlite import SQLiteStore
 from storage.store import Store
@@ -84,7 +84,7 @@ class Runtime:
     slack: SlackGateway
     providers: dict[str, Provider]
     intake: Intake
-    pipeline: Pipeline
+    engine: Engine
     scheduler: PollScheduler
     bolt: AsyncApp
     clock: Callable[[], datetime]
@@ -94,7 +94,7 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Close what :func:`build_runtime` opened: transfers, HTTP clients, the database."""
-        await self.pipeline.stop()
+        await self.engine.stop()
         await self.http.aclose()
         if self.slack.client.session is not None:
             await self.slack.client.session.close()
@@ -123,7 +123,7 @@ async def build_runtime(
     )
     slack = SlackGateway(web_client)
     providers = build_providers(settings, http)
-    pipeline = Pipeline(
+    engine = Engine(
         store=store,
         providers=providers,
         slack=slack,
@@ -132,23 +132,25 @@ async def build_runtime(
             bot_token=bot_token,
             allowed_hosts=slack_file_hosts(str(settings.slack_api_url)),
         ),
-        spool_dir=settings.spool_path,
-        max_file_bytes=settings.max_file_bytes,
-        max_job_age=timedelta(hours=settings.job_max_age_hours),
-        poll_interval=settings.poll_interval_seconds,
+        config=EngineConfig(
+            spool_dir=settings.spool_path,
+            max_file_bytes=settings.max_file_bytes,
+            max_job_age=timedelta(hours=settings.job_max_age_hours),
+            poll_interval=settings.poll_interval_seconds,
+            max_concurrent_transfers=settings.max_concurrent_transfers,
+            retention=timedelta(days=settings.retention_days),
+            progress_after=timedelta(seconds=settings.progress_after_seconds),
+        ),
         clock=clock,
-        max_concurrent_transfers=settings.max_concurrent_transfers,
-        retention=timedelta(days=settings.retention_days),
-        progress_after=timedelta(seconds=settings.progress_after_seconds),
+        wake=lambda: scheduler.kick(),
     )
     acks = AckFirst()
 
     async def cycle() -> None:
         await acks.after_acks()
-        await pipeline.run_cycle()
+        await engine.run_cycle()
 
     scheduler = PollScheduler(cycle, interval_seconds=settings.poll_interval_seconds)
-    pipeline.on_progress = scheduler.kick
     intake = Intake(store, settings, clock, providers)
     runtime = Runtime(
         settings=settings,
@@ -157,7 +159,7 @@ async def build_runtime(
         slack=slack,
         providers=providers,
         intake=intake,
-        pipeline=pipeline,
+        engine=engine,
         scheduler=scheduler,
         acks=acks,
         bolt=AsyncApp(
@@ -230,7 +232,7 @@ def build_http_app(runtime: Runtime, *, slack_events: bool) -> web.Application:
                 await runtime.store.count_jobs_by_state_and_provider(),
                 await runtime.store.count_batches_by_state(),
                 providers=runtime.providers,
-                units_in_flight=runtime.pipeline.steps_running,
+                units_in_flight=runtime.engine.steps_running,
                 account_problems=[
                     (problem.provider, problem.reason)
                     for problem in await runtime.store.account_problems()
@@ -276,7 +278,7 @@ def provider_webhook(
             remote_id = route.finished_id(await request.json())
         except (ValueError, KeyError, TypeError):
             return web.json_response({"error": route.expected_body}, status=400)
-        if await runtime.pipeline.provider_finished(provider, remote_id):
+        if await runtime.engine.provider_finished(provider, remote_id):
             runtime.scheduler.kick()
         return web.json_response({"ok": True})
 
@@ -358,7 +360,7 @@ async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool
         problems.append("scheduler is not running")
     interval = runtime.settings.poll_interval_seconds
     stale_after = max(MIN_STALE_POLL_SECONDS, STALE_POLL_INTERVALS * interval)
-    last = runtime.pipeline.last_cycle_at
+    last = runtime.engine.last_cycle_at
     now = runtime.clock()
     age = None if last is None else (now - last).total_seconds()
     waited = (now - started_at).total_seconds() if last is None else age
@@ -376,7 +378,7 @@ async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool
         "last_poll_age_seconds": None if age is None else round(age, 3),
         "poll_stale_after_seconds": stale_after,
         "jobs_in_flight": jobs_in_flight,
-        "steps_running": runtime.pipeline.steps_running,
+        "steps_running": runtime.engine.steps_running,
         "provider_accounts": [
             {
                 "provider": account.provider,

@@ -25,10 +25,10 @@ from slack_sdk.errors import SlackApiError
 from bot.intake import Intake, audio_links_in_text, link_as_typed
 from bot.languages import ISO_639_1
 from bot.media import link_filename
-from bot.pipeline import REACTION_FAILED, REACTION_WORKING
 from bot.providers import registry
 from bot.slack_api import SlackGateway, slack_error_code
 from bot.slack_text import Mrkdwn, join, link, mention, mrkdwn, unescape
+from bot.work.texts import REACTION_FAILED, REACTION_WORKING
 from storage.models import Batch, BatchState, ChannelSettings, Job, JobState
 from storage.store import Store
 

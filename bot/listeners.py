@@ -16,8 +16,8 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.commands import COMMAND, Commands, Outcome
-from bot.pipeline import REACTION_WORKING
 from bot.slack_text import mrkdwn
+from bot.work.texts import REACTION_WORKING
 
 if TYPE_CHECKING:
     from bot.app import Runtime

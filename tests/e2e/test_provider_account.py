@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import Runtime, running_bot
-from bot.pipeline import HELD_MARK
+from bot.work.texts import HELD_MARK
 from storage.models import JobState
 from tests.bot_process import bot_environment, run_cli
 from tests.conftest import ManualClock, SettingsFactory, SlackSender, cycles, final_replies
@@ -59,7 +59,7 @@ async def test_a_used_up_balance_holds_the_files_tells_each_thread_once_and_they
     clock = ManualClock()
     fake_soniox.exhaust_account(BALANCE)
     settings = make_settings()
-    with caplog.at_level(logging.ERROR, logger="bot.pipeline"):
+    with caplog.at_level(logging.ERROR, logger="bot.work"):
         async with running_bot(settings, clock=clock, host="127.0.0.1") as runtime:
             events = [await share(fake_slack, runtime, f"memo-{n}.wav") for n in range(3)]
             await cycles(runtime, clock, 5, seconds=2)

@@ -1,18 +1,14 @@
-"""The small rules the pipeline lives by: backoff, poll spacing, progress wording, subtitles."""
+"""The small rules the engine lives by: backoff, poll spacing, progress wording, subtitles."""
 
 from __future__ import annotations
 
 import random
 
-from bot.pipeline import (
-    MAX_BACKOFF_SECONDS,
-    MAX_POLL_BACKOFF_SECONDS,
-    backoff_seconds,
-    next_poll_delay,
-    progress_text,
-)
 from bot.rendering import to_srt
 from bot.transcript import Segment, Transcript
+from bot.work.poll import MAX_POLL_BACKOFF_SECONDS, next_poll_delay
+from bot.work.texts import progress_text
+from bot.work.verdicts import MAX_BACKOFF_SECONDS, backoff_seconds
 from storage.models import JobState
 from tests.unit.test_rendering import job
 
