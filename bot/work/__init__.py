@@ -4,8 +4,8 @@
 :mod:`~bot.work.transfer` (Slack to the provider, within its :mod:`~bot.work.room`),
 :mod:`~bot.work.submit` and :mod:`~bot.work.poll` (the provider's work), :mod:`~bot.work.deliver`
 (the reply), :mod:`~bot.work.progress` (the thread's progress message) and
-:mod:`~bot.work.cleanup`. What a step does after an error is decided and written by
-:mod:`~bot.work.verdicts`; :mod:`~bot.work.accounts` holds work for a provider
+:mod:`~bot.work.cleanup`. What a step does after an error is decided by :mod:`~bot.work.retry`
+and written by :mod:`~bot.work.verdicts`; :mod:`~bot.work.accounts` holds work for a provider
 account that refuses it. Every sentence the work posts is in :mod:`~bot.work.texts`.
 """
 

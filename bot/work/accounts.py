@@ -15,13 +15,11 @@ from datetime import datetime, timedelta
 from bot.errors import AccountProblem
 from bot.providers.base import Provider
 from bot.work.context import WorkContext
+from bot.work.retry import ACCOUNT_RETRY_SECONDS
 from storage.models import Job, JobState, ProviderAccountProblem
 
 log = logging.getLogger(__name__)
 
-#: How often a provider account that refuses new work (a used-up balance) is tried again, with
-#: one call; the rest of its work waits meanwhile instead of asking too.
-ACCOUNT_RETRY_SECONDS = 60.0
 #: How often the log says again that a provider account still refuses new work.
 ACCOUNT_REMINDER_SECONDS = 900.0
 

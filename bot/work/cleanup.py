@@ -7,15 +7,13 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from bot.errors import PermanentError, TranscribeError
 from bot.providers.base import Provider
 from bot.work.context import WorkContext
+from bot.work.retry import Fail
 from storage.models import Job, JobState
 
 log = logging.getLogger(__name__)
 
-#: Wait before deleting again what a provider would not delete yet.
-CLEAN_UP_RETRY_SECONDS = 60.0
 #: How often transcripts past the retention period are looked for.
 PURGE_EVERY = timedelta(hours=1)
 
@@ -67,17 +65,15 @@ class CleanUp:
         ids = [job.id for job in jobs]
         try:
             await provider.clean_up(await self._ctx.provider_jobs(jobs))
-        except PermanentError as exc:
-            # Nothing more can be done; the provider keeps its copy.
-            log.warning("clean-up of %s failed for good: %s", ids, exc.detail)
         except Exception as exc:
-            # Still in use at the provider (a cancelled job still processing) or a
-            # passing fault: try again in a while, not every cycle.
-            detail = exc.detail if isinstance(exc, TranscribeError) else repr(exc)
-            log.warning("clean-up of %s failed; retrying later: %s", ids, detail)
-            retry_at = self._ctx.clock() + timedelta(seconds=CLEAN_UP_RETRY_SECONDS)
-            await self._ctx.store.postpone_clean_up(ids, retry_at, self._ctx.clock())
-            return
+            decision = self._ctx.retry.after_clean_up_error(exc, now=self._ctx.clock())
+            if isinstance(decision, Fail):
+                # Nothing more can be done; the provider keeps its copy.
+                log.warning("clean-up of %s failed for good: %s", ids, decision.error.detail)
+            else:
+                log.warning("clean-up of %s failed; retrying later: %s", ids, decision.detail)
+                await self._ctx.store.postpone_clean_up(ids, decision.at, self._ctx.clock())
+                return
         await self._ctx.store.mark_cleaned_up(ids, self._ctx.clock())
 
     async def _recover_lost_answers(self) -> None:

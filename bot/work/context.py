@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +12,7 @@ from typing import Any, TypeVar
 from bot.errors import AccountProblem, TranscribeError
 from bot.providers.base import Provider, ProviderJob
 from bot.slack_api import SlackGateway
+from bot.work.retry import RetryPolicy
 from storage.models import Failure, Job, JobKind, JobState, LanguageHints
 from storage.store import Store
 
@@ -43,8 +43,8 @@ class EngineConfig:
 
 
 class WorkContext:
-    """The store, the providers, Slack and the clock, as every stage uses them; and what a cycle
-    learns once for all its stages."""
+    """The store, the providers, Slack, the clock and the retry policy, as every stage uses them;
+    and what a cycle learns once for all its stages."""
 
     def __init__(
         self,
@@ -54,7 +54,7 @@ class WorkContext:
         slack: SlackGateway,
         config: EngineConfig,
         clock: Callable[[], datetime],
-        rng: random.Random,
+        retry: RetryPolicy,
         wake: Callable[[], None],
     ) -> None:
         self.store = store
@@ -62,7 +62,7 @@ class WorkContext:
         self.slack = slack
         self.config = config
         self.clock = clock
-        self.rng = rng
+        self.retry = retry
         #: Asks for a cycle now, when work finished that the next one can take further.
         self.wake = wake
         #: Units and batches with a task running now; never two tasks for one unit.

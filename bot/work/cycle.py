@@ -53,6 +53,7 @@ from bot.work.context import (
 from bot.work.deliver import Delivery
 from bot.work.poll import Polls
 from bot.work.progress import ProgressMessages
+from bot.work.retry import RetryPolicy
 from bot.work.room import StorageRoom
 from bot.work.submit import Submissions
 from bot.work.transfer import Transfers
@@ -78,13 +79,14 @@ class Engine:
         wake: Callable[[], None] = lambda: None,
         rng: random.Random | None = None,
     ) -> None:
+        retry = RetryPolicy(max_age=config.max_job_age, poll_interval=config.poll_interval, rng=rng)
         self._ctx = ctx = WorkContext(
             store=store,
             providers=providers,
             slack=slack,
             config=config,
             clock=clock,
-            rng=rng or random.Random(),
+            retry=retry,
             wake=wake,
         )
         self._accounts = Accounts(ctx)

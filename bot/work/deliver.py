@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
+from bot.errors import PermanentError, TemporaryError, TranscribeError
 from bot.rendering import MAX_BLOCKS, Reply, render_reply
 from bot.slack_api import UNDELIVERABLE_ERRORS, slack_error_code
 from bot.slack_text import context
 from bot.work import texts
 from bot.work.context import WorkContext
 from bot.work.progress import ProgressMessages
-from bot.work.verdicts import backoff_seconds
+from bot.work.retry import Fail, Retry
 from storage.models import PENDING_STATUS, Batch, BatchState, Job
 from storage.states import BatchMoves, Move
 
@@ -42,7 +43,7 @@ class Delivery:
             except Exception:
                 # One batch's trouble must not keep the others' replies back.
                 log.exception("batch %s: unexpected error while posting the reply", batch.id)
-                await self._retry_later(batch, "unexpected error")
+                await self._failed(batch, TemporaryError("unexpected error"))
 
     async def _deliver(self, batch: Batch) -> None:
         jobs = await self._ctx.store.jobs_of(batch.id)
@@ -71,10 +72,10 @@ class Delivery:
             await self._finish(batch, reply_ts, reply.any_failed)
         except SlackApiError as exc:
             code = slack_error_code(exc)
-            if code in UNDELIVERABLE_ERRORS:
-                await self._give_up(batch, code)
-            else:
-                await self._retry_later(batch, code)
+            undeliverable = code in UNDELIVERABLE_ERRORS
+            await self._failed(
+                batch, PermanentError(code) if undeliverable else TemporaryError(code)
+            )
 
     async def _nothing_to_reply(self, batch: Batch) -> None:
         """Nothing was media after all: no reply, just tidy the reaction, and a progress
@@ -166,19 +167,23 @@ class Delivery:
             texts.REACTION_FAILED if any_failed else texts.REACTION_DONE,
         )
 
-    async def _retry_later(self, batch: Batch, reason: str) -> None:
+    async def _failed(self, batch: Batch, error: TranscribeError) -> None:
+        """Posting failed: the retry policy says when to try again, or to give up."""
         now = self._ctx.clock()
-        if now - (batch.failing_since or now) > self._ctx.config.max_job_age:
-            await self._give_up(batch, f"still failing: {reason}")
+        decision = self._ctx.retry.decide(
+            error, attempts=batch.attempts, since=batch.failing_since, now=now
+        )
+        if isinstance(decision, Fail):
+            await self._give_up(batch, decision.error.detail)
             return
-        attempts = batch.attempts + 1
-        delay = backoff_seconds(attempts, self._ctx.rng)
-        log.warning("batch %s: posting failed (%s); retry in %.1fs", batch.id, reason, delay)
+        assert isinstance(decision, Retry)
+        delay = (decision.at - now).total_seconds()
+        log.warning("batch %s: posting failed (%s); retry in %.1fs", batch.id, error.detail, delay)
         await self._ctx.store.schedule_delivery_retry(
             batch.id,
-            attempts=attempts,
-            retry_at=now + timedelta(seconds=delay),
-            failing_since=batch.failing_since or now,
+            attempts=decision.attempts,
+            retry_at=decision.at,
+            failing_since=decision.since,
             now=now,
         )
 

@@ -15,16 +15,13 @@ from datetime import datetime
 from bot import metrics
 from bot.errors import PermanentError, TemporaryError, TranscribeError, WorkLost
 from bot.providers.base import Progress, ProgressStatus, Provider
-from bot.work import texts
 from bot.work.context import Unit, WorkContext, eta_at, is_running, mirror_failure
+from bot.work.retry import MAX_RESUBMISSIONS
 from bot.work.verdicts import Verdicts
 from storage.models import Failure, Job, JobKind, JobState, Resubmission, StillRunning
 
 log = logging.getLogger(__name__)
 
-#: Times a job is submitted again after its provider lost the work; then it fails, so a provider
-#: that keeps losing work cannot keep a job going round.
-MAX_RESUBMISSIONS = 2
 #: Cap on the first poll delay derived from a provider's estimate.
 MAX_ETA_DELAY_SECONDS = 120.0
 #: Longest wait between two polls of a job whose provider gave no estimate.
@@ -145,16 +142,11 @@ class Polls:
             )
         else:
             waiting_since = job.stalled_since or job.created_at
-            max_age = self._ctx.config.max_job_age
-            if now - waiting_since > max_age:
-                hours = max_age.total_seconds() / 3600
-                await self._verdicts.fail(
-                    [job],
-                    PermanentError(
-                        f"provider still {progress.status.value} after {hours:g} h",
-                        user_message=texts.not_finished_after(hours),
-                    ),
-                )
+            overdue = self._ctx.retry.still_running(
+                progress.status.value, since=waiting_since, now=now
+            )
+            if overdue is not None:
+                await self._verdicts.apply([job], overdue)
                 return
             delay = next_poll_delay(
                 (now - waiting_since).total_seconds(),
@@ -205,9 +197,10 @@ class Polls:
         resubmissions: list[Resubmission] = []
         refused: dict[str, Failure] = {}
         for job, exc in lost:
-            if job.resubmissions >= MAX_RESUBMISSIONS:
+            given_up = self._ctx.retry.after_work_lost(exc, job.resubmissions)
+            if given_up is not None:
                 log.warning("job %s: lost again after %d resubmissions", job.id, job.resubmissions)
-                refused[job.id] = Failure(texts.lost_again(exc, job.resubmissions), exc.detail)
+                refused[job.id] = Failure(given_up.error.user_message, given_up.error.detail)
                 continue
             # A link's file id came with the lost work: the link itself is sent again.
             stored = job.kind is JobKind.SLACK_FILE and job.provider_file_id is not None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from pathlib import Path
 
 from slack_sdk.errors import SlackApiError
@@ -174,7 +173,11 @@ class Transfers:
         # Room first: a file that waits for room costs no call at the provider. Without room,
         # the files stay here (with their spool) until there is.
         if not await self._room.take(provider, present):
-            await self._wait_for_room(present)
+            stalled = [job.stalled_since for job in present if job.stalled_since is not None]
+            wait = self._ctx.retry.wait_for_room(
+                since=min(stalled, default=None), now=self._ctx.clock()
+            )
+            await self._verdicts.apply(present, wait)
             return
         outcomes: dict[str, Uploaded | PermanentError] = {}
         if resent:
@@ -187,18 +190,6 @@ class Transfers:
             if any(isinstance(outcome, Uploaded) for outcome in sent.values()):
                 await self._accounts.works(provider, UPLOAD_STEP)
         await self._record_uploads(present, outcomes)
-
-    async def _wait_for_room(self, jobs: Sequence[Job]) -> None:
-        """Try ``jobs`` again after a poll interval, when clean-up may have freed room: not at
-        every cycle meanwhile. Waiting for room costs no time of a job's age allowance."""
-        now = self._ctx.clock()
-        stalled = [job.stalled_since for job in jobs if job.stalled_since is not None]
-        await self._ctx.store.postpone_jobs(
-            [job.id for job in jobs],
-            until=now + timedelta(seconds=self._ctx.config.poll_interval),
-            stalled_since=min(stalled, default=None),
-            now=now,
-        )
 
     async def _record_uploads(
         self, jobs: Sequence[Job], outcomes: Mapping[str, Uploaded | PermanentError]

@@ -1,39 +1,24 @@
-"""What becomes of jobs whose step went wrong: a retry, a wait, or a failure."""
+"""The one place that writes what becomes of jobs whose step went wrong: a retry, a wait, or a
+failure, as :class:`~bot.work.retry.RetryPolicy` decides."""
 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
 from typing import Any
 
-from bot.errors import (
-    AccountProblem,
-    NotReadyYet,
-    PermanentError,
-    TemporaryError,
-    TranscribeError,
-)
+from bot.errors import AccountProblem, PermanentError, TemporaryError, TranscribeError
 from bot.providers.base import Provider
 from bot.work import texts
 from bot.work.accounts import Accounts
 from bot.work.context import WorkContext, failure_of, mirror_failure
+from bot.work.retry import Decision, Fail, Retry, Wait
 from storage.models import Job
 
 log = logging.getLogger(__name__)
 
-#: Longest wait between two attempts of a failing step.
-MAX_BACKOFF_SECONDS = 300.0
-
 #: One step of a unit: what it raises decides the retry or the failure.
 Step = Callable[[Provider, list[Job]], Awaitable[None]]
-
-
-def backoff_seconds(attempts: int, rng: random.Random) -> float:
-    """Exponential backoff with full jitter over [base/2, base]: 2 s, 4 s, … up to 5 minutes."""
-    base = min(MAX_BACKOFF_SECONDS, 2.0**attempts)
-    return rng.uniform(base / 2, base)
 
 
 class Verdicts:
@@ -55,95 +40,70 @@ class Verdicts:
     async def step_failed(self, jobs: Sequence[Job], exc: Exception) -> None:
         """What a step of ``jobs`` raised decides the retry or the failure of those not done."""
         unfinished = [job for job in jobs if not job.state.is_terminal]
-        if isinstance(exc, TranscribeError):
-            await self._handle_error(unfinished, exc)
-            return
-        # A bug must not lose the work: retried with backoff, failed at the age limit.
-        log.error("unexpected error in a step of %s", [job.id for job in jobs], exc_info=exc)
-        await self._handle_error(unfinished, TemporaryError(f"unexpected: {exc!r}"))
-
-    async def _handle_error(self, jobs: list[Job], exc: TranscribeError) -> None:
-        if not jobs:
+        if not isinstance(exc, TranscribeError):
+            # A bug must not lose the work: retried with backoff, failed at the age limit.
+            log.error("unexpected error in a step of %s", [job.id for job in jobs], exc_info=exc)
+            exc = TemporaryError(f"unexpected: {exc!r}")
+        if not unfinished:
             return
         if isinstance(exc, PermanentError):
-            log.warning("jobs %s failed: %s", [job.id for job in jobs], exc.detail)
-            await self.fail(jobs, exc)
-            return
-        if isinstance(exc, AccountProblem):
-            await self._wait_for_account(jobs, exc)
-            return
-        assert isinstance(exc, TemporaryError)
+            log.warning("jobs %s failed: %s", [job.id for job in unfinished], exc.detail)
         now = self._ctx.clock()
-        max_age = self._ctx.config.max_job_age
-        # Counted from when this step started waiting or failing, not from creation: work that
-        # queued for long still gets its full allowance. It covers waiting too: an upload that
-        # never becomes ready must end.
-        since = min(job.stalled_since or now for job in jobs)
-        if now - since > max_age:
-            hours = max_age.total_seconds() / 3600
-            await self.fail(
-                jobs,
-                PermanentError(
-                    f"gave up after {hours:g} h: {exc.detail}",
-                    user_message=texts.gave_up(hours, texts.TRYING, exc.user_message),
-                ),
+        account_retry_at = None
+        if isinstance(exc, AccountProblem):
+            account_retry_at = await self._accounts.retry_at(unfinished, exc, now)
+            if account_retry_at is None:
+                return  # the account worked again meanwhile: they go on next cycle
+        decision = self._ctx.retry.decide(
+            exc,
+            attempts=max(job.attempts for job in unfinished),
+            # Counted from when this step started waiting or failing, not from creation.
+            since=min(job.stalled_since or now for job in unfinished),
+            now=now,
+            account_retry_at=account_retry_at,
+        )
+        await self.apply(unfinished, decision, detail=exc.detail)
+
+    async def apply(self, jobs: Sequence[Job], decision: Decision, *, detail: str = "") -> None:
+        """Write ``decision`` for ``jobs``."""
+        ids = [job.id for job in jobs]
+        now = self._ctx.clock()
+        if isinstance(decision, Fail):
+            await self.fail(jobs, decision.error)
+        elif isinstance(decision, Retry):
+            log.warning(
+                "jobs %s: temporary failure (attempt %d, next in %.1fs): %s",
+                ids,
+                decision.attempts,
+                (decision.at - now).total_seconds(),
+                decision.detail,
             )
-            return
-        if isinstance(exc, NotReadyYet):
-            delay = exc.retry_after or self._ctx.config.poll_interval
-            await self._ctx.store.postpone_jobs(
-                [job.id for job in jobs],
-                until=now + timedelta(seconds=delay),
-                stalled_since=since,
+            await self._ctx.store.schedule_retry(
+                ids,
+                attempts=decision.attempts,
+                retry_at=decision.at,
+                detail=decision.detail,
+                stalled_since=decision.since,
                 now=now,
             )
-            return
-        attempts = max(job.attempts for job in jobs) + 1
-        delay = (
-            exc.retry_after
-            if exc.retry_after is not None
-            else backoff_seconds(attempts, self._ctx.rng)
-        )
-        log.warning(
-            "jobs %s: temporary failure (attempt %d, next in %.1fs): %s",
-            [job.id for job in jobs],
-            attempts,
-            delay,
-            exc.detail,
-        )
-        await self._ctx.store.schedule_retry(
-            [job.id for job in jobs],
-            attempts=attempts,
-            retry_at=now + timedelta(seconds=delay),
-            detail=exc.detail,
-            stalled_since=since,
-            now=now,
-        )
-
-    async def _wait_for_account(self, jobs: Sequence[Job], exc: AccountProblem) -> None:
-        """Hold ``jobs`` until their provider's account works again (at most the age limit)."""
-        now = self._ctx.clock()
-        provider = jobs[0].provider
-        until = await self._accounts.retry_at(jobs, exc, now)
-        if until is None:
-            return  # the account worked again meanwhile: they go on next cycle
-        ids = [job.id for job in jobs]
-        max_age = self._ctx.config.max_job_age
-        # Counted from when they started waiting: a file may wait for an admin as long as it
-        # may keep failing, and no longer.
-        since = min(job.stalled_since or now for job in jobs)
-        if now - since > max_age:
-            hours = max_age.total_seconds() / 3600
-            await self.fail(
-                jobs,
-                PermanentError(
-                    f"gave up after {hours:g} h: {exc.detail}",
-                    user_message=texts.gave_up(hours, texts.WAITING, exc.user_message),
-                ),
+        elif decision.held_by is not None:
+            await self._hold(jobs, decision, decision.held_by, detail)
+        else:
+            await self._ctx.store.postpone_jobs(
+                ids, until=decision.until, stalled_since=decision.since, now=now
             )
-            return
+
+    async def _hold(self, jobs: Sequence[Job], wait: Wait, provider: str, detail: str) -> None:
+        """Hold ``jobs`` until their provider's account works again."""
+        ids = [job.id for job in jobs]
+        now = self._ctx.clock()
         await self._ctx.store.hold_for_account(
-            ids, provider=provider, until=until, stalled_since=since, detail=exc.detail, now=now
+            ids,
+            provider=provider,
+            until=wait.until,
+            stalled_since=wait.since or now,
+            detail=detail,
+            now=now,
         )
         for job in jobs:
             job.held_by = provider

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.app import Runtime, running_bot
-from bot.work.poll import MAX_RESUBMISSIONS
+from bot.work.retry import MAX_RESUBMISSIONS
 from storage.models import Batch, ChannelSettings, Job, JobState
 from tests.conftest import ManualClock, SettingsFactory, SlackSender, cycles, final_replies
 from tests.fakes.slack import FakeSlack, silent_wav

@@ -7,8 +7,8 @@ import random
 from bot.rendering import to_srt
 from bot.transcript import Segment, Transcript
 from bot.work.poll import MAX_POLL_BACKOFF_SECONDS, next_poll_delay
+from bot.work.retry import MAX_BACKOFF_SECONDS, backoff_seconds
 from bot.work.texts import progress_text
-from bot.work.verdicts import MAX_BACKOFF_SECONDS, backoff_seconds
 from storage.models import JobState
 from tests.unit.test_rendering import job
 
