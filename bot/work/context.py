@@ -7,11 +7,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from bot.errors import AccountProblem, TranscribeError
 from bot.providers.base import Provider, ProviderJob
-from bot.slack_api import SlackGateway
+from bot.slack_api import ThreadState
+from bot.slack_text import Block, Mrkdwn, PlainText
 from bot.work.retry import RetryPolicy
 from storage.models import Failure, Job, JobKind, JobState, LanguageHints
 from storage.store import Store
@@ -24,6 +25,55 @@ NO_HINTS = LanguageHints()
 
 #: A unit of work, advanced by one task at a time: its key and its jobs (see :func:`unit_key`).
 Unit = tuple[str, list[Job]]
+
+
+class SlackThreads(Protocol):
+    """What the work asks of Slack: :class:`bot.slack_api.SlackGateway` in the bot, whose
+    docstrings say what each call does."""
+
+    async def file_info(self, file_id: str) -> dict[str, Any]: ...
+
+    async def add_reaction(self, channel: str, ts: str, name: str) -> None: ...
+
+    async def remove_reaction(self, channel: str, ts: str, name: str) -> None: ...
+
+    async def post_reply(
+        self,
+        *,
+        channel: str,
+        thread_ts: str,
+        text: Mrkdwn,
+        blocks: Sequence[Block],
+        batch_id: str,
+        final: bool = True,
+    ) -> str: ...
+
+    async def update_message(
+        self,
+        *,
+        channel: str,
+        ts: str,
+        text: Mrkdwn,
+        blocks: Sequence[Block],
+        batch_id: str,
+        final: bool,
+    ) -> None: ...
+
+    async def upload_text(
+        self, *, channel: str, thread_ts: str, filename: PlainText, title: PlainText, content: str
+    ) -> None: ...
+
+    async def thread_state(
+        self, *, channel: str, thread_ts: str, batch_id: str, since: datetime
+    ) -> ThreadState: ...
+
+
+class Downloader(Protocol):
+    """Fetches a Slack file into the spool: :class:`bot.slack_files.SlackFileDownloader`."""
+
+    async def download(
+        self, url: str, destination: Path, *, max_bytes: int, too_large_message: str | None = None
+    ) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -51,7 +101,7 @@ class WorkContext:
         *,
         store: Store,
         providers: Mapping[str, Provider],
-        slack: SlackGateway,
+        slack: SlackThreads,
         config: EngineConfig,
         clock: Callable[[], datetime],
         retry: RetryPolicy,

@@ -36,13 +36,13 @@ from datetime import datetime
 from functools import partial
 
 from bot.providers.base import Provider
-from bot.slack_api import SlackGateway
-from bot.slack_files import SlackFileDownloader
 from bot.work.accounts import Accounts
 from bot.work.cleanup import CleanUp
 from bot.work.context import (
     NO_HINTS,
+    Downloader,
     EngineConfig,
+    SlackThreads,
     Unit,
     WorkContext,
     is_running,
@@ -72,8 +72,8 @@ class Engine:
         *,
         store: Store,
         providers: Mapping[str, Provider],
-        slack: SlackGateway,
-        downloader: SlackFileDownloader,
+        slack: SlackThreads,
+        downloader: Downloader,
         config: EngineConfig,
         clock: Callable[[], datetime],
         wake: Callable[[], None] = lambda: None,

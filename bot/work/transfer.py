@@ -16,10 +16,15 @@ from bot.limits import FileLimits
 from bot.media import is_media_file
 from bot.providers.base import Provider, Uploaded
 from bot.slack_api import slack_error_code
-from bot.slack_files import SlackFileDownloader
 from bot.work import texts
 from bot.work.accounts import UPLOAD_STEP, Accounts
-from bot.work.context import WorkContext, failure_of, mirror_failure, needs_transfer
+from bot.work.context import (
+    Downloader,
+    WorkContext,
+    failure_of,
+    mirror_failure,
+    needs_transfer,
+)
 from bot.work.room import StorageRoom
 from bot.work.verdicts import Verdicts
 from storage.models import FileInfo, Job, JobKind, JobState, Upload
@@ -34,7 +39,7 @@ class Transfers:
         verdicts: Verdicts,
         accounts: Accounts,
         room: StorageRoom,
-        downloader: SlackFileDownloader,
+        downloader: Downloader,
     ) -> None:
         self._ctx = ctx
         self._verdicts = verdicts
