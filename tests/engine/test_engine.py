@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from bot.errors import AccountProblem
 from bot.work.texts import REACTION_DONE
 from storage.models import BatchState, JobState
@@ -54,29 +56,25 @@ async def test_a_new_engine_over_the_same_store_repeats_no_step(world: World) ->
     assert len(world.downloader.downloads) == 1
 
 
-async def test_an_upload_whose_answer_died_with_the_process_is_found_not_repeated(
-    world: World,
+@pytest.mark.parametrize(
+    ("call", "left_in", "calls"),
+    [
+        ("upload", JobState.UPLOADING, ["upload", "find_uploaded", "submit", "poll", "clean_up"]),
+        ("submit", JobState.UPLOADED, ["upload", "submit", "find_submitted", "poll", "clean_up"]),
+    ],
+)
+async def test_a_call_whose_answer_died_with_the_process_is_found_not_repeated(
+    world: World, call: str, left_in: JobState, calls: list[str]
 ) -> None:
-    world.provider.failures.crash_after.add("upload")
+    world.provider.failures.crash_after.add(call)
     batch = await world.share("memo.wav")
     await world.crash()
     (job,) = await world.jobs(batch)
-    assert job.state is JobState.UPLOADING and job.sent_at is not None
+    assert job.state is left_in and job.sent_at is not None
 
     await world.until(lambda: replies(world, batch.thread_ts))
-    assert call_names(world) == ["upload", "find_uploaded", "submit", "poll", "clean_up"]
+    assert call_names(world) == calls
     assert len(world.downloader.downloads) == 1, "the spool file was still there"
-
-
-async def test_a_submission_whose_answer_died_with_the_process_is_adopted(world: World) -> None:
-    world.provider.failures.crash_after.add("submit")
-    batch = await world.share("memo.wav")
-    await world.crash()
-    (job,) = await world.jobs(batch)
-    assert job.state is JobState.UPLOADED and job.sent_at is not None
-
-    await world.until(lambda: replies(world, batch.thread_ts))
-    assert call_names(world) == ["upload", "submit", "find_submitted", "poll", "clean_up"]
     assert len(replies(world, batch.thread_ts)) == 1
 
 
