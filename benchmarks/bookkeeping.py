@@ -46,7 +46,6 @@ from pydantic import SecretStr
 from benchmarks.common import machine, table, verdict
 from bot.app import keep_start_up_objects_out_of_collections
 from bot.errors import PermanentError
-from bot.pipeline import Pipeline
 from bot.providers.base import (
     Progress,
     ProgressStatus,
@@ -57,6 +56,7 @@ from bot.providers.base import (
 )
 from bot.slack_api import SlackGateway
 from bot.slack_files import SlackFileDownloader
+from bot.work import Engine, EngineConfig
 from storage.models import (
     Job,
     JobKind,
@@ -138,7 +138,7 @@ async def build_state(store: Store, jobs: int, history: int = 0) -> None:
 
 
 async def to_processing(store: Store) -> list[Job]:
-    """Take every unfinished job the way the pipeline would: download, upload, submit, poll.
+    """Take every unfinished job the way the engine would: download, upload, submit, poll.
     Every job is due at ``START`` after it."""
     queued = await store.unfinished_jobs()
     ids = [job.id for job in queued]
@@ -248,14 +248,12 @@ def database_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in files if f.exists()) / 1024 / 1024
 
 
-async def timed_cycle(
-    pipeline: Pipeline, profiler: cProfile.Profile | None, times: CallTimes
-) -> float:
+async def timed_cycle(engine: Engine, profiler: cProfile.Profile | None, times: CallTimes) -> float:
     if profiler is not None:
         profiler.enable()
     times.start_cycle()
     started = time.perf_counter()
-    await pipeline.run_cycle()
+    await engine.run_cycle()
     elapsed = time.perf_counter() - started
     times.active = False
     if profiler is not None:
@@ -280,17 +278,19 @@ async def measure(jobs: int, history: int, due_fraction: float, profile: bool) -
             times = CallTimes(store)
             clock, provider, web = Clock(), InstantProvider(), InstantWebClient()
             async with httpx.AsyncClient() as http:
-                pipeline = Pipeline(
+                engine = Engine(
                     store=store,
                     providers={"soniox": provider},
                     slack=SlackGateway(web),  # type: ignore[arg-type]
                     downloader=SlackFileDownloader(
                         http, bot_token=SecretStr("xoxb-bench"), allowed_hosts=frozenset()
                     ),
-                    spool_dir=Path(workdir) / "spool",
-                    max_file_bytes=500 * 1024 * 1024,
-                    max_job_age=timedelta(hours=6),
-                    poll_interval=POLL_INTERVAL,
+                    config=EngineConfig(
+                        spool_dir=Path(workdir) / "spool",
+                        max_file_bytes=500 * 1024 * 1024,
+                        max_job_age=timedelta(hours=6),
+                        poll_interval=POLL_INTERVAL,
+                    ),
                     clock=clock,
                 )
                 profiler = cProfile.Profile() if profile else None
@@ -300,7 +300,7 @@ async def measure(jobs: int, history: int, due_fraction: float, profile: bool) -
                     polled, calls = provider.polled, web.calls
                     # Profiled: the cycles the target is judged on.
                     profiled = profiler if label == ALL_DUE else None
-                    seconds = await timed_cycle(pipeline, profiled, times)
+                    seconds = await timed_cycle(engine, profiled, times)
                     rows.append((label, seconds, provider.polled - polled, web.calls - calls))
 
                 # As `python -m bot run` does once it has started.
@@ -315,7 +315,7 @@ async def measure(jobs: int, history: int, due_fraction: float, profile: bool) -
                 clock.now += timedelta(seconds=POLL_INTERVAL)
                 await spread_due(store, clock.now, due_fraction, random.Random(7))
                 await cycle(f"steady state ({due_fraction:.0%} due)")
-                await pipeline.stop()
+                await engine.stop()
             size = database_mb(path)
         finally:
             await store.close()
@@ -400,7 +400,7 @@ def main() -> int:
     )
     print(
         "time in store methods in each cycle above (cycle 1 = the first row), with the "
-        "calls made (they overlap when concurrent); the rest is the pipeline's own Python and "
+        "calls made (they overlap when concurrent); the rest is the engine's own Python and "
         "the event loop:"
     )
     print(breakdown_table(result["rows"], result["breakdown"]))

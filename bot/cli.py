@@ -15,9 +15,10 @@ from typing import TextIO
 import httpx
 from slack_sdk.errors import SlackApiError
 
-from bot.app import account_problem_text, build_http_client, open_store, serve
+from bot.app import build_http_client, open_store, serve
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import TranscribeError
+from bot.health import account_problem_text
 from bot.limits import FileLimits
 from bot.logs import configure_logging
 from bot.media import link_filename

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
+from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from bot.acks import AckFirst
 from bot.commands import COMMAND, Commands, Outcome
+from bot.intake import Intake
 from bot.messages import REACTION_WORKING, answers
-
-if TYPE_CHECKING:
-    from bot.app import Runtime
+from bot.slack_api import SlackGateway
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +38,32 @@ MESSAGE_EVENT, MENTION_EVENT = EVENTS
 (TRANSCRIBE_SHORTCUT,) = MESSAGE_SHORTCUTS
 
 
-def register_listeners(runtime: Runtime) -> None:
-    bolt = runtime.bolt
-    commands = Commands(
-        store=runtime.store,
-        intake=runtime.intake,
-        slack=runtime.slack,
-        providers=list(runtime.providers),
-        default_provider=runtime.settings.transcribe_provider.value,
-        clock=runtime.clock,
-        kick=runtime.scheduler.kick,
-    )
+def register_listeners(
+    bolt: AsyncApp,
+    *,
+    store: Store,
+    slack: SlackGateway,
+    intake: Intake,
+    commands: Commands,
+    acks: AckFirst,
+    kick: Callable[[], None],
+    clock: Callable[[], datetime],
+) -> None:
+    """Register every listener on ``bolt``; ``kick`` asks for a poll cycle now."""
+    listen_for_shared_files(bolt, slack=slack, intake=intake, acks=acks, kick=kick)
+    listen_for_mentions(bolt, store=store, commands=commands, clock=clock)
+    listen_for_commands(bolt, commands)
 
-    # -- uploads and pasted links -----------------------------------------------------------------
+
+def listen_for_shared_files(
+    bolt: AsyncApp,
+    *,
+    slack: SlackGateway,
+    intake: Intake,
+    acks: AckFirst,
+    kick: Callable[[], None],
+) -> None:
+    """Uploads and pasted links."""
 
     async def record_shared_files(
         body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Any]
@@ -55,21 +71,23 @@ def register_listeners(runtime: Runtime) -> None:
         # Runs before the ack: once Slack has its ack it will not redeliver, so the work must
         # be in the database first. No network I/O here, only one SQLite transaction.
         event = body.get("event") or {}
-        context["batch"] = await runtime.intake.take_message(event, body.get("team_id"))
+        context["batch"] = await intake.take_message(event, body.get("team_id"))
         await next()
 
     async def on_message(context: AsyncBoltContext) -> None:
         batch = context.get("batch")
         if batch is None:
             return
-        runtime.scheduler.kick()
-        await runtime.acks.after_acks()
-        await runtime.slack.add_reaction(batch.channel_id, batch.message_ts, REACTION_WORKING)
+        kick()
+        await acks.after_acks()
+        await slack.add_reaction(batch.channel_id, batch.message_ts, REACTION_WORKING)
 
     bolt.event(MESSAGE_EVENT, middleware=[record_shared_files])(on_message)
 
-    # -- mentions ---------------------------------------------------------------------------------
 
+def listen_for_mentions(
+    bolt: AsyncApp, *, store: Store, commands: Commands, clock: Callable[[], datetime]
+) -> None:
     async def remember_mention(
         body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Any]
     ) -> None:
@@ -77,8 +95,8 @@ def register_listeners(runtime: Runtime) -> None:
         # delivery of "@threadscribe transcribe" must not start a second batch. ``next`` is always
         # called: a listener that does not match would make Bolt answer 404, and Slack retry.
         event_id = body.get("event_id")
-        context["duplicate"] = bool(event_id) and not await runtime.store.remember_event(
-            str(event_id), runtime.clock()
+        context["duplicate"] = bool(event_id) and not await store.remember_event(
+            str(event_id), clock()
         )
         await next()
 
@@ -92,7 +110,9 @@ def register_listeners(runtime: Runtime) -> None:
 
     bolt.event(MENTION_EVENT, middleware=[remember_mention])(on_mention)
 
-    # -- /transcribe and the message shortcut -----------------------------------------------------
+
+def listen_for_commands(bolt: AsyncApp, commands: Commands) -> None:
+    """``/transcribe`` and the message shortcut."""
 
     async def on_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         # Settings and batches are written before the ack; answers and reactions come after.

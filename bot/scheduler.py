@@ -2,7 +2,8 @@
 
 The first cycle runs at start, which resumes everything a previous process left in flight. New work
 (a shared file, a finished transfer) asks for a cycle now with :meth:`PollScheduler.kick` instead
-of waiting for the next tick.
+of waiting for the next tick. The scheduler is built before what it runs, so that the engine can be
+given ``kick`` when it is built; the cycle itself is given at :meth:`PollScheduler.start`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ JOB_ID = "poll-cycle"
 
 
 class PollScheduler:
-    def __init__(self, cycle: Callable[[], Awaitable[None]], *, interval_seconds: float) -> None:
-        self._cycle = cycle
+    def __init__(self, *, interval_seconds: float) -> None:
+        self._cycle: Callable[[], Awaitable[None]] | None = None
         self._interval = interval_seconds
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._running_cycle = False
@@ -36,7 +37,9 @@ class PollScheduler:
     def running(self) -> bool:
         return bool(self._scheduler.state == STATE_RUNNING)
 
-    def start(self) -> None:
+    def start(self, cycle: Callable[[], Awaitable[None]]) -> None:
+        """Run ``cycle`` now, then every interval and whenever kicked."""
+        self._cycle = cycle
         self._scheduler.add_job(
             self._tick,
             "interval",
@@ -69,6 +72,7 @@ class PollScheduler:
         self._scheduler.shutdown(wait=False)
 
     async def _tick(self) -> None:
+        assert self._cycle is not None, "started with its cycle"
         self._running_cycle = True
         self._idle.clear()
         try:

@@ -292,10 +292,17 @@ class Store(Protocol):
         Raises the common errors."""
 
     async def postpone_jobs(
-        self, job_ids: Sequence[str], *, until: datetime, stalled_since: datetime, now: datetime
+        self,
+        job_ids: Sequence[str],
+        *,
+        until: datetime,
+        stalled_since: datetime | None,
+        now: datetime,
     ) -> int:
-        """The provider is not ready for these unfinished jobs yet: ask again at ``until``, no
-        attempt counted. Returns how many were postponed. Raises the common errors."""
+        """The provider is not ready for these unfinished jobs yet (or has no room for them):
+        ask again at ``until``, no attempt counted, the age limit counted from
+        ``stalled_since`` (None: the wait counts against no limit). Returns how many were
+        postponed. Raises the common errors."""
 
     async def hold_for_account(
         self,
@@ -317,9 +324,10 @@ class Store(Protocol):
     async def record_lost_answer(
         self, job_id: str, *, file_id: str | None, remote_id: str | None, now: datetime
     ) -> bool:
-        """The answer lost to a call marked sent was looked for: keep the provider's file or
-        transcription it created, if found; the call is no longer marked sent. Returns whether
-        the job was marked sent. Raises the common errors."""
+        """What a call marked sent created is known: its lost answer was looked for, or a
+        refusal answered it (both ids None). Keep the provider's file or transcription it
+        created, if any; the call is no longer marked sent. Returns whether the job was marked
+        sent. Raises the common errors."""
 
     async def mark_attachments_uploaded(self, job_ids: Collection[str], now: datetime) -> int:
         """The jobs' transcripts are attached to the reply's thread. Returns how many were

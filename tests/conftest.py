@@ -121,8 +121,8 @@ async def cycles(runtime: Runtime, clock: ManualClock, count: int, **step: float
     each waits for the transfers it started."""
     for _ in range(count):
         clock.advance(**step)
-        await runtime.pipeline.run_cycle()
-        await runtime.pipeline.drain()
+        await runtime.engine.run_cycle()
+        await runtime.engine.drain()
         await asyncio.sleep(0.01)
 
 

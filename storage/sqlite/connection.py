@@ -95,15 +95,15 @@ class Database:
             self._refuse_if_closed()
             with storage_errors():
                 db = self._connection
-                await db.execute("BEGIN IMMEDIATE")
                 try:
+                    await db.execute("BEGIN IMMEDIATE")
                     yield db
                     await db.execute("COMMIT")
                 except BaseException:
-                    # Also when COMMIT itself failed: a transaction left open would refuse every
-                    # later BEGIN.
-                    if db.in_transaction:
-                        await db.execute("ROLLBACK")
+                    # Also when COMMIT failed, or the caller was cancelled while its BEGIN was
+                    # on its way (it runs all the same): a transaction left open would refuse
+                    # every later BEGIN.
+                    await _roll_back(db)
                     raise
 
     @asynccontextmanager
@@ -117,6 +117,16 @@ class Database:
     def _refuse_if_closed(self) -> None:
         if self.closed:
             raise StoreClosed("the database is closed")
+
+
+async def _roll_back(db: aiosqlite.Connection) -> None:
+    """Roll back whatever transaction is open once the statements sent before have run (SQLite
+    runs them in order); none open is fine."""
+    try:
+        await db.execute("ROLLBACK")
+    except sqlite3.OperationalError:
+        if db.in_transaction:
+            raise
 
 
 async def _configure(connection: aiosqlite.Connection) -> None:

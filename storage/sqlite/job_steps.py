@@ -241,7 +241,12 @@ class JobSteps(StoreBase):
         )
 
     async def postpone_jobs(
-        self, job_ids: Sequence[str], *, until: datetime, stalled_since: datetime, now: datetime
+        self,
+        job_ids: Sequence[str],
+        *,
+        until: datetime,
+        stalled_since: datetime | None,
+        now: datetime,
     ) -> int:
         return await self._update_jobs(
             job_ids,

@@ -97,16 +97,17 @@ class Reads(StoreBase):
         return int(row[0])
 
     async def stored_at_provider(self, provider: str) -> tuple[int, int]:
-        ((files, size),) = await self._rows(
-            """SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM jobs
-               WHERE provider = ? AND cleaned_up = 0 AND provider_file_id IS NOT NULL""",
-            (provider,),
-        )
-        ((sent_files, sent_size),) = await self._rows(
-            """SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM jobs
-               WHERE sent_at IS NOT NULL AND provider = ? AND state = ?
-                 AND provider_file_id IS NULL""",
-            (provider, JobState.UPLOADING.value),
+        # One statement, so that an upload recorded meanwhile is counted on one side or the
+        # other; each side has an index of its own.
+        ((files, size, sent_files, sent_size),) = await self._rows(
+            """SELECT held.files, held.size, sent.files, sent.size
+               FROM (SELECT COUNT(*) AS files, COALESCE(SUM(size_bytes), 0) AS size FROM jobs
+                     WHERE provider = ? AND cleaned_up = 0
+                       AND provider_file_id IS NOT NULL) AS held,
+                    (SELECT COUNT(*) AS files, COALESCE(SUM(size_bytes), 0) AS size FROM jobs
+                     WHERE sent_at IS NOT NULL AND provider = ? AND state = ?
+                       AND provider_file_id IS NULL) AS sent""",
+            (provider, provider, JobState.UPLOADING.value),
         )
         return int(files) + int(sent_files), int(size) + int(sent_size)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from storage.models import (
@@ -253,6 +254,13 @@ async def test_retries_and_waits_apply_to_unfinished_jobs_only(store: Store) -> 
     assert await _reread(store, done) == done
 
 
+async def test_a_wait_for_room_counts_against_no_age_limit(store: Store) -> None:
+    job = await job_at(store, JobState.UPLOADING)
+    assert await store.postpone_jobs([job.id], until=LATER, stalled_since=None, now=NOW) == 1
+    waiting = await _reread(store, job)
+    assert (waiting.next_attempt_at, waiting.stalled_since) == (LATER, None)
+
+
 async def test_jobs_wait_for_their_providers_account_until_it_works(store: Store) -> None:
     held = [await job_at(store, JobState.UPLOADED) for _ in range(3)]
     ids = [job.id for job in held]
@@ -377,6 +385,21 @@ async def test_what_each_provider_holds_for_us(store: Store) -> None:
     assert await store.stored_at_provider("soket") == (0, 0)
     await store.mark_cleaned_up([uploaded.id], NOW)
     assert await store.stored_at_provider("soniox") == (1, 20)
+
+
+async def test_a_count_taken_while_an_upload_is_recorded_sees_the_file_once(store: Store) -> None:
+    # The count reads both the files held and the uploads under way: an upload recorded
+    # between the two readings would be in neither, and its room given away twice.
+    _, (job,) = await batch_with(store, new_job("F1", next_ts(), size=100))
+    await store.start_download(job.id, NOW)
+    await store.record_download(job.id, spool_path="/s/x", size_bytes=100, now=NOW)
+    await store.mark_upload_sent([job.id], NOW)
+
+    counted, _ = await asyncio.gather(
+        store.stored_at_provider("soniox"),
+        store.record_uploads([Upload(job.id, "f1")], {}, NOW),
+    )
+    assert counted == (1, 100)
 
 
 async def test_attachments_once_uploaded_are_not_uploaded_again(store: Store) -> None:

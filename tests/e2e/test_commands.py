@@ -269,7 +269,7 @@ async def test_auto_off_leaves_uploads_and_links_alone_until_switched_back_on(
     upload = await share_file(slack_sender, name="ignored.wav")
     link = fake_slack.message_event(text="<https://media.example.com/ignored.mp3>", subtype=None)
     assert (await slack_sender.event(link)).status_code == 200
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
 
     assert await bot.store.running_batches("C0GENERAL") == []
     assert ("C0GENERAL", upload["ts"]) not in fake_slack.reactions
@@ -401,8 +401,8 @@ async def test_cancel_stops_a_running_batch_and_nothing_is_posted(
     fake_soniox.polls_until_complete = 0
     await fake_soniox.complete_all()
     for _ in range(3):
-        await bot.pipeline.run_cycle()
-        await bot.pipeline.drain()
+        await bot.engine.run_cycle()
+        await bot.engine.drain()
 
     assert len(fake_slack.messages) == posted_before
     assert not [m for m in fake_slack.messages if "Hello from" in m["text"]]

@@ -47,12 +47,12 @@ async def test_reply_posted_before_a_crash_is_not_posted_again(
     await slack_sender.event(event)
     await fake_slack.wait_for(lambda: bot_replies(fake_slack, event))
     (batch,) = [b for b in await _all_batches(bot) if b.message_ts == event["ts"]]
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
     assert (await bot.store.get_batch(batch.id)).state is BatchState.DELIVERED  # type: ignore[union-attr]
 
     # As if the process died after chat.postMessage but before recording it.
     await _as_left_by_a_crash_while_delivering(bot, batch.id)
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
 
     assert len(bot_replies(fake_slack, event)) == 1
     assert fake_slack.api_calls("conversations.replies"), "the thread was checked"
@@ -164,7 +164,7 @@ async def test_redelivered_event_is_answered_once(
     )
     assert (first.status_code, retry.status_code) == (200, 200)
     await fake_slack.wait_for(lambda: bot_replies(fake_slack, event))
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
 
     assert len(bot_replies(fake_slack, event)) == 1
     assert len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 1

@@ -48,7 +48,7 @@ async def test_a_malformed_link_in_the_command_gets_a_clear_answer(
         body, fake_slack.signed_headers(body, content_type=FORM_CONTENT_TYPE)
     )
     assert answer.status_code == 200
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
     assert await bot.store.unfinished_jobs() == []
 
 
@@ -111,7 +111,7 @@ async def test_two_shortcuts_at_once_start_one_batch(
 
     assert [answer.status_code for answer in answers] == [200, 200, 200]
     await fake_slack.wait_for(lambda: final_replies(fake_slack, event))
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
     assert len(final_replies(fake_slack, event)) == 1
 
 
@@ -124,7 +124,7 @@ async def test_cancelling_mid_transfer_leaves_no_spool_file(
         event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
         await SlackSender(fake_slack, runtime).event(event)
         await fake_soniox.wait_for(lambda: fake_soniox.requests_to(r"^/v1/files$", "POST"))
-        await runtime.pipeline.drain()
+        await runtime.engine.drain()
         (job,) = await runtime.store.unfinished_jobs()
         assert job.state is JobState.UPLOADING and job.spool_path
         assert await runtime.store.cancel_batch(job.batch_id, clock())
@@ -144,7 +144,7 @@ async def test_a_transfer_started_from_a_stale_snapshot_does_nothing(
     # What a cycle that read the job just before its transfer finished would hold.
     stale = dataclasses.replace(job, state=JobState.UPLOADING, spool_path="/nonexistent")
 
-    await bot.pipeline._transfer([stale])
+    await bot.engine.transfers.transfer([stale])
 
     assert len(fake_slack.downloads) == 1
     assert len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 1
@@ -171,8 +171,8 @@ async def test_a_failed_transfer_waits_for_its_retry_after(
         await asyncio.sleep(1.0)  # the finished transfer kicks more cycles meanwhile
         assert len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 1
         clock.advance(seconds=21)
-        await runtime.pipeline.run_cycle()
-        await runtime.pipeline.drain()
+        await runtime.engine.run_cycle()
+        await runtime.engine.drain()
         await fake_soniox.wait_for(
             lambda: len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 2
         )
@@ -218,7 +218,7 @@ async def test_a_cancelled_job_whose_answer_was_lost_leaves_nothing_at_soniox(
         event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
         await SlackSender(fake_slack, runtime).event(event)
         await fake_soniox.wait_for(lambda: fake_soniox.requests_to(r"^/v1/transcriptions$", "POST"))
-        await runtime.pipeline.drain()
+        await runtime.engine.drain()
         (job,) = await runtime.store.unfinished_jobs()
         assert job.sent_at is not None
         # The 502 came from a gateway; Soniox had started the transcription all the same.

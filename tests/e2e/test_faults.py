@@ -44,8 +44,8 @@ async def advance_until(
         if done():
             return
         clock.advance(seconds=step_seconds)
-        await runtime.pipeline.run_cycle()
-        await runtime.pipeline.drain()
+        await runtime.engine.run_cycle()
+        await runtime.engine.drain()
         await asyncio.sleep(0.01)
     raise AssertionError("condition not reached")
 
@@ -86,14 +86,14 @@ async def test_rate_limit_honours_retry_after(
     async with running_bot(make_settings(), clock=clock, host="127.0.0.1") as runtime:
         await share(fake_slack, SlackSender(fake_slack, runtime))
         await fake_soniox.wait_for(lambda: fake_soniox.requests_to(r"^/v1/transcriptions$", "POST"))
-        await runtime.pipeline.drain()
+        await runtime.engine.drain()
         (job,) = await runtime.store.unfinished_jobs()
         assert job.state is JobState.UPLOADED, "a 429 waits; it does not fail the job"
         assert job.next_attempt_at is not None
         assert (job.next_attempt_at - clock.now).total_seconds() == 120
 
         clock.advance(seconds=121)
-        await runtime.pipeline.run_cycle()
+        await runtime.engine.run_cycle()
         assert len(fake_soniox.create_bodies) == 1
 
 
@@ -157,7 +157,7 @@ async def test_slack_rate_limit_on_posting_still_gives_one_reply(
     fake_slack.inject_rate_limit("chat.postMessage", retry_after=1)
     event = await share(fake_slack, slack_sender)
     await fake_slack.wait_for(lambda: replies(fake_slack, event), timeout=15)
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
     assert len(replies(fake_slack, event)) == 1
     assert len(fake_slack.api_calls("chat.postMessage")) == 2
 
@@ -197,7 +197,7 @@ async def test_bad_http_requests_get_4xx_and_cause_no_work(
         }
     for name, answer in answers.items():
         assert 400 <= answer.status_code < 500, (name, answer.status_code)
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
     assert await bot.store.unfinished_jobs() == []
     assert fake_slack.messages == []
     # And the bot still serves.

@@ -117,7 +117,7 @@ async def test_healthz_fails_when_the_last_poll_cycle_is_too_old(
 
 
 async def _first_cycle(fake: FakeSlack, runtime: Runtime) -> None:
-    await fake.wait_for(lambda: runtime.pipeline.last_cycle_at is not None, timeout=5)
+    await fake.wait_for(lambda: runtime.engine.last_cycle_at is not None, timeout=5)
 
 
 # -- /metrics ------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ async def test_links_that_are_not_audio_are_left_alone(
     )
 
     await slack_sender.event(message)
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
 
     assert await bot.store.running_batches("C0GENERAL") == []
     assert fake_soniox.create_bodies == [] and fake_slack.messages == []
@@ -90,7 +90,7 @@ async def test_redelivered_link_message_is_transcribed_once(
     await slack_sender.event(message)
     await slack_sender.event(message, **{"X-Slack-Retry-Num": "1"})
     await fake_slack.wait_for(lambda: transcripts_in(fake_slack, message["ts"]))
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
 
     assert len(transcripts_in(fake_slack, message["ts"])) == 1
     assert len(fake_soniox.create_bodies) == 1

@@ -27,7 +27,7 @@ async def test_an_upload_whose_answer_was_lost_is_not_repeated(
         event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
         await SlackSender(fake_slack, runtime).event(event)
         await fake_soniox.wait_for(lambda: fake_soniox.requests_to(r"^/v1/files$", "POST"))
-        await runtime.pipeline.drain()
+        await runtime.engine.drain()
         (job,) = await runtime.store.unfinished_jobs()
         assert job.state is JobState.UPLOADING and job.sent_at is not None
         # The gateway timed out, but Soniox had stored the file under our job id.
@@ -63,7 +63,7 @@ async def test_a_submission_whose_answer_was_lost_is_adopted(
         event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
         await SlackSender(fake_slack, runtime).event(event)
         await fake_soniox.wait_for(lambda: fake_soniox.requests_to(r"^/v1/transcriptions$", "POST"))
-        await runtime.pipeline.drain()
+        await runtime.engine.drain()
         (job,) = await runtime.store.unfinished_jobs()
         assert job.state is JobState.UPLOADED and job.sent_at is not None
         async with httpx.AsyncClient() as client:

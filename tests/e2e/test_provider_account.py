@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import Runtime, running_bot
-from bot.pipeline import HELD_MARK
+from bot.messages.work import HELD_MARK
 from storage.models import JobState
 from tests.bot_process import bot_environment, run_cli
 from tests.conftest import ManualClock, SettingsFactory, SlackSender, cycles, final_replies
@@ -59,7 +59,7 @@ async def test_a_used_up_balance_holds_the_files_tells_each_thread_once_and_they
     clock = ManualClock()
     fake_soniox.exhaust_account(BALANCE)
     settings = make_settings()
-    with caplog.at_level(logging.ERROR, logger="bot.pipeline"):
+    with caplog.at_level(logging.ERROR, logger="bot.work"):
         async with running_bot(settings, clock=clock, host="127.0.0.1") as runtime:
             events = [await share(fake_slack, runtime, f"memo-{n}.wav") for n in range(3)]
             await cycles(runtime, clock, 5, seconds=2)
@@ -155,6 +155,32 @@ async def test_an_account_that_also_refuses_uploads_holds_them_and_fails_at_the_
     assert "project's monthly budget is used up" in reply["text"]
     assert "could not accept" not in reply["text"]
     assert fake_soniox.payment_refusals <= 9
+
+
+@pytest.mark.parametrize("uploads", [False, True], ids=["submissions", "uploads"])
+async def test_a_refusal_is_an_answer_nothing_is_looked_for_after_it(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox, uploads: bool
+) -> None:
+    clock = ManualClock()
+    fake_soniox.exhaust_account(BALANCE, uploads=uploads)
+    listing = r"^/v1/files$" if uploads else r"^/v1/transcriptions$"
+    async with running_bot(make_settings(), clock=clock, host="127.0.0.1") as runtime:
+        await share(fake_slack, runtime, "call.wav")
+        await cycles(runtime, clock, 3, seconds=2)
+        (held,) = await runtime.store.unfinished_jobs()
+        assert held.held_by == "soniox" and fake_soniox.payment_refusals == 1
+        assert held.sent_at is None, "the 402 answered the call: nothing to look for"
+
+        # Each probe of the account is the one call it takes, not a listing first.
+        await cycles(runtime, clock, 5, seconds=61)
+        assert fake_soniox.payment_refusals > 1
+        assert fake_soniox.requests_to(listing, "GET") == []
+
+        # Failed at the age limit, it owes Soniox nothing: its copies go at once.
+        await cycles(runtime, clock, 8, hours=1)
+        (failed,) = await runtime.store.jobs_of(held.batch_id)
+        assert failed.state is JobState.FAILED and failed.sent_at is None
+    assert fake_soniox.files == {}
 
 
 async def test_check_lists_the_account_problem_the_bot_recorded(

@@ -61,7 +61,7 @@ async def test_shortcut_on_a_reply_in_a_thread_answers_in_that_thread_with_auto_
     )
     reply = fake_slack.message_event(files=[file], thread_ts=parent["ts"])
     assert (await slack_sender.event(reply)).status_code == 200
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
     assert fake_slack.downloads == [], "auto is off: the upload alone starts nothing"
 
     ack, _ = await send_shortcut(slack_sender, "C0GENERAL", reply["ts"])
@@ -174,7 +174,7 @@ async def test_mention_in_a_thread_transcribes_the_parent_once_even_if_redeliver
     await fake_slack.wait_for(
         lambda: fake_slack.reactions.get(("C0GENERAL", parent["ts"])) == ["white_check_mark"]
     )
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
     assert len(transcripts_in(fake_slack, "C0GENERAL", parent["ts"])) == 1
     assert len(fake_soniox.create_bodies) == 1
     (batch,) = await bot.store.finished_batches("C0GENERAL", 10)

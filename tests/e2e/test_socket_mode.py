@@ -47,7 +47,7 @@ async def test_redelivered_envelope_is_answered_once(
         await fake_slack.wait_for_ack(other)
 
         await fake_slack.wait_for(lambda: final_replies(fake_slack, event))
-        await runtime.pipeline.run_cycle()
+        await runtime.engine.run_cycle()
 
     assert len(final_replies(fake_slack, event)) == 1
     assert len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 1

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.app import Runtime, running_bot
-from bot.pipeline import MAX_RESUBMISSIONS
+from bot.work.retry import MAX_RESUBMISSIONS
 from storage.models import Batch, ChannelSettings, Job, JobState
 from tests.conftest import ManualClock, SettingsFactory, SlackSender, cycles, final_replies
 from tests.fakes.slack import FakeSlack, silent_wav
@@ -207,7 +207,7 @@ async def test_a_batch_soket_lost_is_submitted_again_and_answered_once(
     await fake_slack.wait_for(
         lambda: fake_slack.reactions.get(("C0GENERAL", event["ts"])) == ["white_check_mark"]
     )
-    await soket_bot.pipeline.run_cycle()
+    await soket_bot.engine.run_cycle()
     assert len(final_replies(fake_slack, event)) == 1
 
 

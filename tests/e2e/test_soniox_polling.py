@@ -28,7 +28,7 @@ async def share_files(
         assert (await sender.event(event)).status_code == 200
         events.append(event)
     await fake_soniox.wait_for(lambda: len(fake_soniox.create_bodies) == count)
-    await runtime.pipeline.drain()
+    await runtime.engine.drain()
     return events
 
 

@@ -99,3 +99,56 @@ async def _batch_of(runtime: Runtime, event: dict[str, Any]) -> str:
     batch = await runtime.store.active_batch_for_message(event["channel"], event["ts"])
     assert batch is not None
     return batch.id
+
+
+async def test_an_upload_sent_again_after_its_answer_was_lost_counts_once_against_the_cap(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    # The answer is lost, and Soniox kept nothing: the job is both "being uploaded" in the
+    # count of what Soniox holds and the upload that goes out again; counted twice, it would
+    # never fit under a cap of one file.
+    fake_soniox.max_files = 1
+    fake_soniox.inject(r"^/v1/files$", method="POST", status=504, body={"error": "timeout"})
+    clock = ManualClock()
+    settings = make_settings(soniox_max_files=1, poll_interval_seconds=3600)
+    async with running_bot(settings, clock=clock, host="127.0.0.1") as runtime:
+        event = await share(fake_slack, runtime, "memo.wav")
+        await cycles(runtime, clock, 1, seconds=1)
+        (job,) = await runtime.store.unfinished_jobs()
+        assert job.state is JobState.UPLOADING and job.sent_at is not None
+
+        await cycles(runtime, clock, 4, seconds=60)
+
+        assert len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 2
+        assert len(fake_soniox.requests_to(r"^/v1/files$", "GET")) == 1, "looked for it once"
+        await cycles(runtime, clock, 3, seconds=3600)
+        (reply,) = final_replies(fake_slack, event)
+
+    assert "Hello from memo.wav." in reply["text"]
+    assert fake_soniox.storage_refusals == 0
+
+
+async def test_a_transcription_soniox_will_not_delete_yet_holds_up_no_other_clean_up(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    fake_soniox.polls_until_complete = 10**6  # the first file's transcription keeps running
+    clock = ManualClock()
+    settings = make_settings(soniox_max_pending=1)
+    async with running_bot(settings, clock=clock, host="127.0.0.1") as runtime:
+        event = await share(fake_slack, runtime, "running.wav", "waiting.wav")
+        await cycles(runtime, clock, 4, seconds=1)
+        running, waiting = await runtime.store.jobs_of(await _batch_of(runtime, event))
+        assert running.state is JobState.PROCESSING and waiting.state is JobState.UPLOADED
+        assert await runtime.store.cancel_batch(running.batch_id, clock())
+
+        # Soniox refuses (409) to delete a transcription still processing; the other file goes.
+        await cycles(runtime, clock, 2, seconds=1)
+        assert list(fake_soniox.files) == [running.provider_file_id]
+        assert running.provider_job_id in fake_soniox.transcriptions
+        running, waiting = await runtime.store.jobs_of(running.batch_id)
+        assert (running.cleaned_up, waiting.cleaned_up) == (False, True)
+        assert await runtime.store.stored_at_provider("soniox") == (1, running.size_bytes)
+
+        await fake_soniox.complete_all()
+        await cycles(runtime, clock, 1, seconds=61)
+    assert fake_soniox.files == {} and fake_soniox.transcriptions == {}

@@ -77,7 +77,7 @@ async def test_non_media_files_are_ignored_silently(
     event = fake_slack.message_event(files=[pdf])
 
     assert (await slack_sender.event(event)).status_code == 200
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
 
     assert fake_slack.messages == []
     assert fake_slack.downloads == []
@@ -97,7 +97,7 @@ async def test_forged_request_gets_401_and_causes_no_work(
     unsigned = await slack_sender.post(body, {"Content-Type": "application/json"})
 
     assert [wrong_secret.status_code, stale.status_code, unsigned.status_code] == [401, 401, 401]
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
     assert await bot.store.unfinished_jobs() == []
     assert fake_slack.downloads == []
     assert fake_slack.messages == []
@@ -131,7 +131,7 @@ async def test_slacks_ssl_check_gets_an_empty_200_and_nothing_is_done(
     assert after.get("401", 0) == before.get("401", 0), "not counted as a forged request"
     assert after.get("200", 0) == before.get("200", 0) + 1
     assert [r for r in caplog.records if r.name.startswith("bot")] == [], "nothing logged"
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
     assert fake_slack.messages == [] and fake_slack.responses == []
     assert await bot.store.running_batches("C0GENERAL") == []
 
@@ -154,7 +154,7 @@ async def test_a_request_carrying_ssl_check_and_more_is_still_verified(
 
     assert answers == dict.fromkeys(riders, 401)
     assert as_json.status_code == 401
-    await bot.pipeline.run_cycle()
+    await bot.engine.run_cycle()
     assert fake_slack.messages == [] and fake_slack.responses == []
     assert await bot.store.running_batches("C0GENERAL") == []
 

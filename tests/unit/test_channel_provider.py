@@ -19,7 +19,7 @@ CHANNEL = "C0SWITCH"
 
 
 class ManualClock:
-    """The pipeline's clock, moved by the test so due work is due without sleeping."""
+    """The engine's clock, moved by the test so due work is due without sleeping."""
 
     def __init__(self) -> None:
         self.now = datetime.now(UTC)
@@ -54,8 +54,8 @@ async def choose(runtime: Runtime, provider: str, clock: ManualClock) -> None:
 
 async def run_until_delivered(runtime: Runtime, batch_id: str, clock: ManualClock) -> None:
     for _ in range(20):
-        await runtime.pipeline.run_cycle()
-        await runtime.pipeline.drain()
+        await runtime.engine.run_cycle()
+        await runtime.engine.drain()
         batch = await runtime.store.get_batch(batch_id)
         assert batch is not None
         if batch.state is BatchState.DELIVERED:
@@ -80,8 +80,8 @@ async def test_batch_keeps_its_provider_when_the_channel_setting_changes_mid_fli
 
     # Upload and submit at Soket, then poll: the file is still being transcribed.
     for _ in range(5):
-        await runtime.pipeline.run_cycle()
-        await runtime.pipeline.drain()
+        await runtime.engine.run_cycle()
+        await runtime.engine.drain()
         clock.advance(5)
         (job,) = await runtime.store.jobs_of(batch.id)
         if job.state is JobState.PROCESSING:

@@ -5,7 +5,6 @@ ones the app uses."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,7 +14,6 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import ProviderName
 from bot.listeners import COMMANDS, EVENTS, MESSAGE_SHORTCUTS, register_listeners
 from tests.fakes.slack import DEFAULT_SCOPES
 
@@ -45,17 +43,16 @@ def registered_listeners() -> list[Any]:
         signing_secret="manifest-test",
         request_verification_enabled=False,
     )
-    runtime = SimpleNamespace(
-        bolt=bolt,
-        store=None,
-        intake=None,
-        slack=None,
-        providers={},
-        settings=SimpleNamespace(transcribe_provider=ProviderName.SONIOX),
-        clock=None,
-        scheduler=SimpleNamespace(kick=lambda: None),
+    register_listeners(
+        bolt,
+        store=None,  # type: ignore[arg-type]
+        slack=None,  # type: ignore[arg-type]
+        intake=None,  # type: ignore[arg-type]
+        commands=None,  # type: ignore[arg-type]
+        acks=None,  # type: ignore[arg-type]
+        kick=lambda: None,
+        clock=None,  # type: ignore[arg-type]
     )
-    register_listeners(runtime)  # type: ignore[arg-type]
     return list(bolt._async_listeners)
 
 

@@ -1,18 +1,14 @@
-"""The small rules the pipeline lives by: backoff, poll spacing, progress wording, subtitles."""
+"""The small rules the engine lives by: backoff, poll spacing, progress wording, subtitles."""
 
 from __future__ import annotations
 
 import random
 
-from bot.pipeline import (
-    MAX_BACKOFF_SECONDS,
-    MAX_POLL_BACKOFF_SECONDS,
-    backoff_seconds,
-    next_poll_delay,
-    progress_text,
-)
+from bot.messages.work import progress_text
 from bot.rendering import to_srt
 from bot.transcript import Segment, Transcript
+from bot.work.poll import MAX_POLL_BACKOFF_SECONDS, next_poll_delay
+from bot.work.retry import MAX_BACKOFF_SECONDS, backoff_seconds
 from storage.models import JobState
 from tests.unit.test_rendering import job
 
@@ -27,11 +23,14 @@ def test_backoff_grows_exponentially_with_jitter_and_a_ceiling() -> None:
 
 
 def test_progress_wording() -> None:
-    assert progress_text([job("memo.wav", JobState.PROCESSING)]) == (
+    assert progress_text([job("memo.wav", JobState.PROCESSING)], label_of=str) == (
         ":hourglass_flowing_sand: Transcribing *memo.wav*…"
     )
     two = [job("a.wav", JobState.COMPLETED), job("b.wav", JobState.UPLOADING)]
-    assert progress_text(two) == ":hourglass_flowing_sand: Transcribing 2 files… 1 of 2 done"
+    assert (
+        progress_text(two, label_of=str)
+        == ":hourglass_flowing_sand: Transcribing 2 files… 1 of 2 done"
+    )
 
 
 def test_subtitles_split_long_turns_and_keep_timing_in_order() -> None:

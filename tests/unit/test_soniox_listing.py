@@ -31,7 +31,7 @@ async def provider(fake: FakeSoniox) -> AsyncIterator[SonioxProvider]:
 
 
 async def running(provider: SonioxProvider, count: int) -> list[ProviderJob]:
-    """``count`` transcriptions created through the provider, as the pipeline would have."""
+    """``count`` transcriptions created through the provider, as the engine would have."""
     jobs = [
         ProviderJob(job_id=f"job-{n}", filename=f"{n}.mp3", url=f"https://example.com/{n}.mp3")
         for n in range(count)

@@ -174,3 +174,20 @@ async def test_sqlite_errors_reach_callers_as_storage_errors(tmp_path: Path) -> 
     with pytest.raises(StoreUnavailable) as caught:
         await SQLiteStore.open(garbage)
     assert not isinstance(caught.value, sqlite3.Error)
+
+
+async def test_a_write_cancelled_while_its_transaction_begins_leaves_none_open(
+    store: SQLiteStore,
+) -> None:
+    batch = await store.create_batch(new_batch(), [new_job("F1")], NOW)
+    assert batch is not None
+    (job,) = await store.jobs_of(batch.id)
+    # Cancelled once its BEGIN is on its way to SQLite (a request handler whose client left, a
+    # task stopped at shutdown): the BEGIN still runs, and nothing may be left open after it.
+    write = asyncio.ensure_future(store.record_spool_deleted(job.id, NOW))
+    await asyncio.sleep(0)
+    write.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await write
+
+    assert await store.start_download(job.id, NOW), "the next write has a connection of its own"
