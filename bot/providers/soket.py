@@ -20,8 +20,10 @@ of a message at once and each step is one request for the whole group, not one p
    :class:`~bot.errors.WorkLost` for the pipeline to submit again.
 5. **Clean up**: one ``DELETE /files`` for the group's files, which also drops their jobs at Soket.
 
-The fields inside a file's ``result`` are not documented, so :func:`transcript_from_result` reads
-several plausible layouts and every result is kept raw next to the parsed transcript.
+What the answers mean is read in :mod:`bot.providers.soket_answers`. The fields inside a file's
+``result`` are not documented, so
+:func:`~bot.providers.soket_answers.transcript_from_result` reads several plausible layouts and
+every result is kept raw next to the parsed transcript.
 """
 
 from __future__ import annotations
@@ -48,8 +50,23 @@ from bot.providers.base import (
     send,
     server_error,
 )
+from bot.providers.soket_answers import (
+    batch_outcomes,
+    call_error,
+    dict_list,
+    error_reason,
+    error_text,
+    file_progress,
+    is_batch_not_found,
+    is_terminal,
+    json_object,
+    match_entries,
+    not_found_error,
+    raise_error_in_body,
+    seconds_or_none,
+    text_or_none,
+)
 from bot.providers.spec import ProviderContext, ProviderSettings, ProviderSpec
-from bot.transcript import Segment, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +83,6 @@ MAX_UPLOAD_WAIT_SECONDS = 30.0
 AUTH_USER_MESSAGE = (
     "Soket rejected the API token of this app; an admin needs to fix SOKET_API_TOKEN."
 )
-LOST_BATCH_MESSAGE = "Soket lost this transcription."
-#: The documented error of a batch Soket does not know, whatever the HTTP status beside it.
-_BATCH_NOT_FOUND = "batch not found"
-_GONE_MESSAGES = {
-    "file not found": "Soket no longer has this file. Share it again to retry.",
-    "upload not found": "Soket no longer has this upload. Share the file again to retry.",
-}
-_TERMINAL_FILE_STATES = frozenset({"completed", "failed"})
-#: Keys under which a list of timed pieces of text may sit inside an undocumented ``result``.
-_SEGMENT_KEYS = ("segments", "utterances", "sentences", "chunks")
 
 UploadFiles = list[tuple[str, tuple[str, IO[bytes], str]]]
 
@@ -127,12 +134,12 @@ class SoketProvider(Provider):
                 accept=(200, 201, 202),
                 files=files,
             )
-        body = _json_object(response, "upload")
-        upload_id = _text(body.get("batch_upload_id"))
-        entries = _dict_list(body.get("files"))
+        body = json_object(response, "upload")
+        upload_id = text_or_none(body.get("batch_upload_id"))
+        entries = dict_list(body.get("files"))
         outcomes: dict[str, Uploaded | PermanentError] = {}
         for job, entry in zip(jobs, match_entries(names, entries), strict=True):
-            file_id = _text(entry.get("file_id")) if entry is not None else None
+            file_id = text_or_none(entry.get("file_id")) if entry is not None else None
             if file_id is None:
                 outcomes[job.job_id] = PermanentError(
                     f"soket upload {upload_id}: no file_id for {job.filename!r} in {body!r:.300}",
@@ -158,14 +165,14 @@ class SoketProvider(Provider):
                 "GET", f"/files/upload/{upload_id}", what="upload status", accept=(200, 404)
             )
             if response.status_code == 404:
-                gone = _not_found(response, "upload status")
+                gone = not_found_error(response, "upload status")
                 outcomes.update({job.job_id: gone for job in members})
                 continue
-            body = _json_object(response, "upload status")
+            body = json_object(response, "upload status")
             by_file = {
                 file_id: entry
-                for entry in _dict_list(body.get("files"))
-                if (file_id := _text(entry.get("file_id"))) is not None
+                for entry in dict_list(body.get("files"))
+                if (file_id := text_or_none(entry.get("file_id"))) is not None
             }
             for job in members:
                 outcomes[job.job_id] = _upload_readiness(
@@ -174,74 +181,35 @@ class SoketProvider(Provider):
         return outcomes
 
     async def submit(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Submitted | PermanentError]:
-        outcomes: dict[str, Submitted | PermanentError] = {}
         uploaded = [job for job in jobs if job.file_id is not None]
         links = [job for job in jobs if job.file_id is None and job.url is not None]
-        for job in jobs:
-            if job.file_id is None and job.url is None:
-                outcomes[job.job_id] = PermanentError(
-                    f"job {job.job_id} has neither a file nor a link",
-                    user_message="There was nothing to send to Soket for this file.",
-                )
+        outcomes: dict[str, Submitted | PermanentError] = {
+            job.job_id: PermanentError(
+                f"job {job.job_id} has neither a file nor a link",
+                user_message="There was nothing to send to Soket for this file.",
+            )
+            for job in jobs
+            if job.file_id is None and job.url is None
+        }
         if not uploaded and not links:
             return outcomes
-
-        # Only ``file_ids``, never ``batch_upload_id``: the upload id would pull in every stored
-        # file of that upload, including those whose jobs already failed or, after a restart,
-        # were submitted before.
-        request: dict[str, Any] = {}
-        if uploaded:
-            request["file_ids"] = list(dict.fromkeys(str(job.file_id) for job in uploaded))
         link_names = unique_names(
             (job.filename for job in links), taken={job.filename for job in uploaded}
         )
-        if links:
-            request["sources"] = [
-                {"url": job.url, "filename": name}
-                for job, name in zip(links, link_names, strict=True)
-            ]
         response = await self._request(
-            "POST", "/batch", what="submit batch", accept=(200, 201, 202, 409), json=request
+            "POST",
+            "/batch",
+            what="submit batch",
+            accept=(200, 201, 202, 409),
+            json=batch_request(uploaded, links, link_names),
         )
         if response.status_code == 409:
             raise NotReadyYet(
-                f"soket submit batch: 409 {_error_text(response)}",
+                f"soket submit batch: 409 {error_text(response)}",
                 retry_after=retry_after_seconds(response) or upload_wait_seconds(uploaded),
             )
-        body = _json_object(response, "submit batch")
-        batch_id = _text(body.get("batch_id"))
-        if batch_id is None:
-            raise PermanentError(
-                f"soket submit batch: no batch_id in {body!r:.300}",
-                user_message="Soket gave an answer this app does not understand.",
-            )
-        eta = _seconds(body.get("estimated_completion_seconds"))
-        listed = body.get("jobs")
-        entries = _dict_list(listed)
-        by_file = {_text(entry.get("file_id")): entry for entry in entries}
-        uploaded_ids = {job.file_id for job in uploaded}
-        link_entries = [
-            entry for entry in entries if _text(entry.get("file_id")) not in uploaded_ids
-        ]
-        missing = PermanentError(
-            f"soket batch {batch_id} left a file out",
-            user_message="Soket did not take this file into the transcription batch.",
-        )
-        for job in uploaded:
-            if isinstance(listed, list) and job.file_id not in by_file:
-                outcomes[job.job_id] = missing
-            else:
-                outcomes[job.job_id] = Submitted(remote_id=batch_id, eta_seconds=eta)
-        matched = match_entries(link_names, link_entries) if link_entries else [None] * len(links)
-        for job, entry in zip(links, matched, strict=True):
-            file_id = _text(entry.get("file_id")) if entry is not None else None
-            if file_id is None and isinstance(listed, list):
-                outcomes[job.job_id] = missing
-            else:
-                # Without a job list the link is still in the batch: poll finds it by filename.
-                outcomes[job.job_id] = Submitted(
-                    remote_id=batch_id, eta_seconds=eta, file_id=file_id
-                )
+        body = json_object(response, "submit batch")
+        outcomes.update(batch_outcomes(body, uploaded, links, link_names))
         return outcomes
 
     async def poll(self, jobs: Sequence[ProviderJob]) -> Mapping[str, Progress]:
@@ -262,8 +230,8 @@ class SoketProvider(Provider):
                     {job.job_id: Progress(ProgressStatus.FAILED, error=exc) for job in members}
                 )
                 continue
-            by_file = {entry_id: e for e in entries if (entry_id := _text(e.get("file_id")))}
-            by_name = {name: e for e in entries if (name := _text(e.get("filename")))}
+            by_file = {entry_id: e for e in entries if (entry_id := text_or_none(e.get("file_id")))}
+            by_name = {name: e for e in entries if (name := text_or_none(e.get("filename")))}
             waiting: list[ProviderJob] = []
             listed = False
             for job in members:
@@ -335,14 +303,14 @@ class SoketProvider(Provider):
                     "page": page,
                 },
             )
-            body = _json_object(response, "batch results")
-            _raise_error_in_body(response, body, "batch results")
-            files = _dict_list(body.get("files"))
+            body = json_object(response, "batch results")
+            raise_error_in_body(response, body, "batch results")
+            files = dict_list(body.get("files"))
             for entry in files:
-                file_id = _text(entry.get("file_id"))
+                file_id = text_or_none(entry.get("file_id"))
                 if file_id is None:
                     unnamed.append(entry)
-                elif file_id not in entries or not _is_terminal(entries[file_id]):
+                elif file_id not in entries or not is_terminal(entries[file_id]):
                     # A file finishing between two page reads may show up twice.
                     entries[file_id] = entry
             pages = body.get("total_pages")
@@ -358,14 +326,14 @@ class SoketProvider(Provider):
             response = await self._request(
                 "GET", f"/status/batch/{batch_id}", what="batch status", about_batch=True
             )
-            body = _json_object(response, "batch status")
-            _raise_error_in_body(response, body, "batch status")
+            body = json_object(response, "batch status")
+            raise_error_in_body(response, body, "batch status")
         except (ProviderAuthError, WorkLost):
             raise
         except (TemporaryError, PermanentError) as exc:
             log.info("soket batch %s: no estimate (%s)", batch_id, exc.detail)
             return None
-        return _seconds(body.get("estimated_completion_seconds"))
+        return seconds_or_none(body.get("estimated_completion_seconds"))
 
     async def _request(
         self,
@@ -388,24 +356,24 @@ class SoketProvider(Provider):
         response = await send(
             self._client, request, what=f"soket {what}", read_server_errors=about_batch
         )
-        if response.status_code >= 500 and not _is_batch_not_found(_error_text(response)):
+        if response.status_code >= 500 and not is_batch_not_found(error_text(response)):
             raise server_error(response, f"soket {what}")
         if response.status_code in (401, 403):
             raise self._auth_error(response, what)
         self._auth_failure_logged = False
         if response.status_code in accept:
             return response
-        raise _error(response, what)
+        raise call_error(response, what)
 
     def _auth_error(self, response: httpx.Response, what: str) -> ProviderAuthError:
-        detail = f"soket {what}: {response.status_code} {_error_text(response)}"
+        detail = f"soket {what}: {response.status_code} {error_text(response)}"
         if not self._auth_failure_logged:
             self._auth_failure_logged = True
             log.error("Soket rejected SOKET_API_TOKEN (%s); every Soket job will fail", detail)
         return ProviderAuthError(detail, user_message=AUTH_USER_MESSAGE)
 
 
-# -- mapping answers ------------------------------------------------------------------------------
+# -- what is sent, and when it is ready -----------------------------------------------------------
 
 
 def unique_names(names: Iterable[str], *, taken: Iterable[str] = ()) -> list[str]:
@@ -428,24 +396,23 @@ def unique_names(names: Iterable[str], *, taken: Iterable[str] = ()) -> list[str
     return unique
 
 
-def match_entries(
-    names: Sequence[str], entries: Sequence[dict[str, Any]]
-) -> list[dict[str, Any] | None]:
-    """Pair what was sent (by its unique name) with Soket's answer entries.
+def batch_request(
+    uploaded: Sequence[ProviderJob], links: Sequence[ProviderJob], link_names: Sequence[str]
+) -> dict[str, Any]:
+    """The body of ``POST /batch``: the uploaded files by id, the links under unique names.
 
-    By name when the answer carries the names we sent, else by position when the counts agree
-    (Soket may rewrite a name), else only the names that match.
+    Only ``file_ids``, never ``batch_upload_id``: the upload id would pull in every stored file of
+    that upload, including those whose jobs already failed or, after a restart, were submitted
+    before.
     """
-    by_name: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        name = _text(entry.get("filename"))
-        if name is not None:
-            by_name.setdefault(name, entry)
-    if all(name in by_name for name in names):
-        return [by_name[name] for name in names]
-    if len(entries) == len(names):
-        return list(entries)
-    return [by_name.get(name) for name in names]
+    request: dict[str, Any] = {}
+    if uploaded:
+        request["file_ids"] = list(dict.fromkeys(str(job.file_id) for job in uploaded))
+    if links:
+        request["sources"] = [
+            {"url": job.url, "filename": name} for job, name in zip(links, link_names, strict=True)
+        ]
+    return request
 
 
 def upload_wait_seconds(jobs: Sequence[ProviderJob]) -> float:
@@ -469,7 +436,7 @@ def _upload_readiness(
     if state == "completed":
         return True
     if state == "failed":
-        reason = _reason(entry.get("error") or entry.get("errors") or entry.get("message"))
+        reason = error_reason(entry.get("error") or entry.get("errors") or entry.get("message"))
         return PermanentError(
             f"soket upload {upload_id} file {job.file_id} failed: {reason}",
             user_message=f"Soket could not store this file ({reason}). Share it again to retry.",
@@ -477,217 +444,6 @@ def _upload_readiness(
     if state not in ("pending", "uploading"):
         log.warning("soket upload %s: unknown upload_status %r; waiting", upload_id, state)
     return False
-
-
-def _is_terminal(entry: Mapping[str, Any]) -> bool:
-    return entry.get("status") in _TERMINAL_FILE_STATES
-
-
-def file_progress(entry: dict[str, Any] | None) -> Progress:
-    """One file's merged result entry as progress; a file not listed yet is still processing."""
-    if entry is None:
-        return Progress(ProgressStatus.PROCESSING)
-    state = entry.get("status")
-    if state == "completed":
-        return Progress(
-            ProgressStatus.COMPLETED,
-            transcript=transcript_from_result(entry.get("result")),
-            raw=entry,
-        )
-    if state == "failed":
-        reason = _reason(entry.get("errors"))
-        return Progress(
-            ProgressStatus.FAILED,
-            raw=entry,
-            error=PermanentError(
-                f"soket file {entry.get('file_id')} failed: {reason}",
-                user_message=f"Soket could not transcribe this file: {reason}",
-            ),
-        )
-    if state == "queued":
-        return Progress(ProgressStatus.QUEUED, raw=entry)
-    # processing, retrying, or a state added later: all mean "ask again".
-    return Progress(ProgressStatus.PROCESSING, raw=entry)
-
-
-def transcript_from_result(result: Any) -> Transcript:
-    """Read a ``result`` whose layout Soket does not document.
-
-    Text: ``transcript``, else ``text``, else the joined text of the timed pieces. Speakers and
-    timestamps: ``speech_information`` entries when present, else a segment list. Speaker ids such
-    as ``SPEAKER_00`` become ``1``, ``2``… in order of appearance, as people would say them.
-    """
-    if isinstance(result, str):
-        return Transcript(text=result.strip())
-    if not isinstance(result, dict):
-        return Transcript(text="")
-    pieces = _dict_list(result.get("speech_information"))
-    if not pieces:
-        pieces = next(
-            (found for key in _SEGMENT_KEYS if (found := _dict_list(result.get(key)))), []
-        )
-    segments = _segments(pieces)
-    text = _text(result.get("transcript"))
-    if text is None:
-        text = _text(result.get("text"))
-    if text is None:
-        text = " ".join(segment.text for segment in segments if segment.text)
-    language = _text(result.get("language"))
-    duration = _seconds(result.get("duration_seconds", result.get("duration")))
-    return Transcript(
-        text=text.strip(),
-        segments=segments,
-        language=language,
-        duration_ms=round(duration * 1000) if duration is not None else None,
-    )
-
-
-def _segments(pieces: Sequence[dict[str, Any]]) -> list[Segment]:
-    speakers: dict[str, str] = {}
-    segments: list[Segment] = []
-    for piece in pieces:
-        text = _text(piece.get("text"))
-        if not text or not text.strip():
-            continue
-        raw_speaker = piece.get("speaker_id", piece.get("speaker"))
-        speaker = None
-        if raw_speaker is not None and raw_speaker != "":
-            speaker = speakers.setdefault(str(raw_speaker), str(len(speakers) + 1))
-        segments.append(
-            Segment(
-                text=text.strip(),
-                speaker=speaker,
-                start_ms=_milliseconds(piece.get("start"), piece.get("start_ms")),
-                end_ms=_milliseconds(piece.get("end"), piece.get("end_ms")),
-            )
-        )
-    return segments
-
-
-# -- small readers of untrusted JSON --------------------------------------------------------------
-
-
-def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError as exc:
-        # A proxy's HTML page or a cut answer: likely gone on the next try.
-        raise TemporaryError(
-            f"soket {what}: unreadable answer ({response.status_code}: {response.text[:200]!r})"
-        ) from exc
-    if not isinstance(body, dict):
-        raise PermanentError(
-            f"soket {what}: expected an object, got {body!r:.200}",
-            user_message="Soket gave an answer this app does not understand.",
-        )
-    return body
-
-
-def _dict_list(value: Any) -> list[dict[str, Any]]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _seconds(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        return None
-    return float(value)
-
-
-def _milliseconds(seconds: Any, milliseconds: Any) -> int | None:
-    if (value := _seconds(seconds)) is not None:
-        return round(value * 1000)
-    if (value := _seconds(milliseconds)) is not None:
-        return round(value)
-    return None
-
-
-def _reason(errors: Any) -> str:
-    """Soket's error list (strings or objects with a message) as one readable line."""
-    items = errors if isinstance(errors, list) else [errors]
-    reasons: list[str] = []
-    for item in items:
-        if isinstance(item, dict):
-            found = next(
-                (
-                    text
-                    for key in ("message", "error", "detail", "reason")
-                    if (text := _text(item.get(key)))
-                ),
-                None,
-            )
-            if found:
-                reasons.append(found)
-        elif (text := _text(item)) is not None:
-            reasons.append(text)
-    return "; ".join(dict.fromkeys(reason.strip() for reason in reasons)) or "no reason given"
-
-
-def _error_text(response: httpx.Response) -> str:
-    """The message of an error answer: ``{"error": …}`` as documented, else what is there."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict):
-        for key in ("error", "detail", "message"):
-            if (text := _text(body.get(key))) is not None:
-                return text[:200]
-    return response.text[:200]
-
-
-def _raise_error_in_body(response: httpx.Response, body: dict[str, Any], what: str) -> None:
-    """Raise the error an accepted answer carries instead of its content.
-
-    The reference gives Soket's error bodies without their statuses, so ``{"error": …}`` may
-    come with a 200: read as a page, it would look like a batch still running, for hours.
-    """
-    message = _text(body.get("error"))
-    if message is None:
-        return
-    detail = f"soket {what}: {response.status_code} {message[:200]}"
-    if _is_batch_not_found(message):
-        raise WorkLost(detail, user_message=LOST_BATCH_MESSAGE)
-    if "files" in body or "batch_id" in body:
-        return
-    # Some other trouble in a success status: retried with backoff, until the age limit.
-    raise TemporaryError(detail)
-
-
-def _is_batch_not_found(message: str) -> bool:
-    return message.strip().lower() == _BATCH_NOT_FOUND
-
-
-def _not_found(response: httpx.Response, what: str) -> PermanentError:
-    """A 404: Soket no longer has the batch, file or upload (its body says which)."""
-    message = _error_text(response)
-    return PermanentError(
-        f"soket {what}: {response.status_code} {message}",
-        user_message=_GONE_MESSAGES.get(
-            message.strip().lower(), f"Soket could not find what this app asked for ({message})."
-        ),
-    )
-
-
-def _error(response: httpx.Response, what: str) -> PermanentError | TemporaryError:
-    """A refused call as our error; 401 and 429/5xx are handled before this."""
-    message = _error_text(response)
-    detail = f"soket {what}: {response.status_code} {message}"
-    status = response.status_code
-    if _is_batch_not_found(message):
-        return WorkLost(detail, user_message=LOST_BATCH_MESSAGE)
-    if status == 404:
-        return _not_found(response, what)
-    if status == 409:
-        return NotReadyYet(detail, retry_after=retry_after_seconds(response))
-    if status == 413:
-        return PermanentError(detail, user_message="This file is too large for Soket.")
-    if 400 <= status < 500:
-        return PermanentError(detail, user_message=f"Soket refused this file: {message}")
-    return TemporaryError(detail)
 
 
 # -- registration ---------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Room at a provider with storage caps (Soniox: 1,000 files and 10 GB per account): uploads
-beyond them wait here, with their spool files, until deleting finished ones frees room."""
+"""Room at a provider with storage caps (``max_stored_files`` and ``max_stored_bytes``: how many
+files, and how many bytes, one account may keep there): uploads beyond them wait here, with their
+spool files, until deleting finished ones frees room."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ import pytest
 
 from bot.errors import NotReadyYet, PermanentError, ProviderAuthError, TemporaryError, WorkLost
 from bot.providers.base import Progress, ProgressStatus, ProviderJob, Submitted, Uploaded
-from bot.providers.soket import SoketProvider, transcript_from_result, unique_names
+from bot.providers.soket import SoketProvider, unique_names
+from bot.providers.soket_answers import transcript_from_result
 from bot.transcript import to_plain_text
 from tests.fakes.slack import silent_wav
 from tests.fakes.soket import FAILED_UPLOAD_MESSAGE, FakeSoket, ResultShape
