@@ -113,7 +113,7 @@ async def test_a_batch_id_already_in_use_is_drawn_again(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     draws = iter(["b-000000000001", "b-000000000001", "b-000000000002"])
-    monkeypatch.setattr("storage.sqlite.new_batches.new_batch_id", lambda: next(draws))
+    monkeypatch.setattr("storage.batch_writer.new_batch_id", lambda: next(draws))
     first = await store.create_batch(new_batch(), [new_job("F1")], NOW)
     second = await store.create_batch(new_batch("2.0"), [new_job("F2", "2.0")], NOW)
     assert first is not None and first.id == "b-000000000001"
