@@ -29,6 +29,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot import metrics
 from bot.acks import AckFirst
 from bot.config import ConfigError, Settings
+from bot.database import open_store
 from bot.intake import Intake
 from bot.listeners import register_listeners
 from bot.pipeline import Pipeline
@@ -40,7 +41,6 @@ from bot.scheduler import PollScheduler
 from bot.slack_api import SlackGateway, build_web_client
 from bot.slack_files import SlackFileDownloader, slack_file_hosts
 from storage.models import ProviderAccountProblem
-from storage.sqlite import SQLiteStore
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -99,12 +99,6 @@ class Runtime:
         if self.slack.client.session is not None:
             await self.slack.client.session.close()
         await self.store.close()
-
-
-async def open_store(settings: Settings) -> Store:
-    """The store the settings choose: the SQLite file at ``DATABASE_PATH``, opened and migrated.
-    Raises :class:`storage.store.StoreUnavailable` when it cannot be."""
-    return await SQLiteStore.open(settings.database_path)
 
 
 async def build_runtime(
@@ -333,7 +327,9 @@ async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool
     """What ``/healthz`` answers: every check, and whether they all pass.
 
     A process can be up and serving HTTP while doing no work (the scheduler stopped, a poll cycle
-    hung on a lock, the database file gone); an orchestrator only restarts it if this says so.
+    hung on a lock, the database file gone, PostgreSQL out of reach); an orchestrator only
+    restarts it if this says so. The database check is a ``SELECT 1`` through the store's own
+    connection (or pool), so it fails when the bot's work would.
     """
     problems: list[str] = []
     jobs_in_flight: int | None = None
@@ -371,6 +367,7 @@ async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool
     problems += [account_problem_text(account) for account in accounts]
     return healthy, {
         "status": "unhealthy" if not healthy else "degraded" if accounts else "ok",
+        "backend": runtime.store.backend,
         "database": database,
         "scheduler": scheduler,
         "last_poll_age_seconds": None if age is None else round(age, 3),

@@ -9,12 +9,12 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from storage.postgres.migrations import MIGRATIONS, SCHEMA_VERSION
+from storage.postgres.urls import shown_url
 from storage.store import (
     InvalidRecord,
     SchemaTooNew,
@@ -72,20 +72,6 @@ def storage_errors() -> Iterator[None]:
 
 def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
-
-
-def shown_url(url: str) -> str:
-    """``url`` with its password masked: what messages and ``check`` may show."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:[redacted]@{host}"))
 
 
 class Database:

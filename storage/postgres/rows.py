@@ -33,7 +33,7 @@ UNFINISHED = f"state NOT IN {states_sql(FINISHED_JOB_STATES)}"
 #: message, a transcript) may: it is kept as U+FFFD instead of refusing the whole write.
 _NUL, _REPLACEMENT = "\x00", "\ufffd"
 #: ``\u0000`` in JSON text, but not an escaped backslash followed by ``u0000``.
-_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
 def safe_text(value: str | None) -> str | None:
@@ -45,7 +45,7 @@ def safe_text(value: str | None) -> str | None:
 
 def _dumps(value: Any) -> str:
     dumped = json.dumps(value)
-    return _JSON_NUL.sub(r"\1\\ufffd", dumped) if "\\u0000" in dumped else dumped
+    return JSON_NUL.sub(r"\1\\ufffd", dumped) if "\\u0000" in dumped else dumped
 
 
 def to_jsonb(value: Any) -> Jsonb | None:

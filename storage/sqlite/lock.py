@@ -50,6 +50,8 @@ class ProcessLock:
     @staticmethod
     def is_held(database: Path) -> bool:
         """Whether some process holds the database's lock now (a running bot)."""
+        if not database.parent.is_dir():
+            return False
         try:
             lock = ProcessLock.take(database)
         except DatabaseInUse:
