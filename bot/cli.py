@@ -67,14 +67,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: The commands that never talk to Slack, and so need no Slack settings.
+#: The commands that never talk to Slack, and so need no Slack settings; and those that never
+#: call a provider either.
 WITHOUT_SLACK = frozenset({"transcribe", "migrate", "copy-db"})
+WITHOUT_PROVIDER = frozenset({"migrate", "copy-db"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(need_slack=args.command not in WITHOUT_SLACK)
+        settings = load_settings(
+            need_slack=args.command not in WITHOUT_SLACK,
+            need_provider=args.command not in WITHOUT_PROVIDER,
+        )
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return 2

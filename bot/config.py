@@ -237,7 +237,9 @@ class Settings(BaseSettings):
                     return self.webhook_target(spec)
                 raise
 
-    def cross_field_problems(self, *, need_slack: bool = True) -> list[str]:
+    def cross_field_problems(
+        self, *, need_slack: bool = True, need_provider: bool = True
+    ) -> list[str]:
         problems = []
         if need_slack and self.slack_bot_token is None:
             problems.append("SLACK_BOT_TOKEN is required (the bot token, xoxb-…)")
@@ -248,7 +250,7 @@ class Settings(BaseSettings):
             )
         default = spec_named(self.transcribe_provider.value)
         own = self._providers.get(self.transcribe_provider.value)
-        if default is not None and own is not None:
+        if need_provider and default is not None and own is not None:
             problems += [
                 f"{variable} is required because TRANSCRIBE_PROVIDER is {default.name}"
                 for variable in default.missing(own)
@@ -321,10 +323,13 @@ def _describe(error: ErrorDetails) -> str:
     return f"{name}: {message}"
 
 
-def load_settings(*, need_slack: bool = True, **overrides: Any) -> Settings:
+def load_settings(
+    *, need_slack: bool = True, need_provider: bool = True, **overrides: Any
+) -> Settings:
     """Read the settings, or raise :class:`ConfigError` naming every problem at once.
 
-    ``need_slack=False`` is for commands that never talk to Slack (``transcribe``).
+    ``need_slack=False`` is for commands that never talk to Slack (``transcribe``), and
+    ``need_provider=False`` for those that never call a provider either (``migrate``).
     """
     try:
         settings = Settings(**overrides)
@@ -342,11 +347,13 @@ def load_settings(*, need_slack: bool = True, **overrides: Any) -> Settings:
         named = {name.upper() for name in invalid}
         problems += [
             problem
-            for problem in partial.cross_field_problems(need_slack=need_slack)
+            for problem in partial.cross_field_problems(
+                need_slack=need_slack, need_provider=need_provider
+            )
             if problem.split(" ", 1)[0] not in named
         ]
         raise ConfigError(problems) from None
-    problems = settings.cross_field_problems(need_slack=need_slack)
+    problems = settings.cross_field_problems(need_slack=need_slack, need_provider=need_provider)
     if problems:
         raise ConfigError(problems)
     return settings

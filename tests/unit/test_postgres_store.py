@@ -96,17 +96,21 @@ async def test_a_channel_setting_changed_by_one_process_is_read_by_another(
 async def test_processes_creating_batches_at_once_keep_the_rules(schema: TestSchema) -> None:
     first, second = await open_store(schema), await open_store(schema)
     try:
-        for _ in range(5):  # the race is won by either side, each time
-            ts = f"{_}.0"
+        for round_ in range(5):  # the race is won by either side, each time
+            ts = f"{round_}.0"
             same_file = await asyncio.gather(
                 first.create_batch(new_batch(ts), [new_job("F1", ts)], NOW),
                 second.create_batch(new_batch(ts), [new_job("F1", ts)], NOW),
             )
             assert sum(batch is not None for batch in same_file) == 1, "the file is taken once"
-            message = f"9{_}.0"
+            message = f"9{round_}.0"
             running = await asyncio.gather(
-                first.create_batch(new_batch(message), [new_job("A", message)], NOW, unless_running=True),
-                second.create_batch(new_batch(message), [new_job("B", message)], NOW, unless_running=True),
+                first.create_batch(
+                    new_batch(message), [new_job("A", message)], NOW, unless_running=True
+                ),
+                second.create_batch(
+                    new_batch(message), [new_job("B", message)], NOW, unless_running=True
+                ),
             )
             assert sum(batch is not None for batch in running) == 1, "one batch per message"
         assert await first.count_batches_by_state() == {"open": 10}, "no empty batch kept"
