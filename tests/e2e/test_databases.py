@@ -212,7 +212,7 @@ async def _finish_on_postgresql(
     """Start the bot on PostgreSQL until it has answered ``events``; what it showed."""
     code, checked, err = await run_cli("check", env=env, cwd=workdir)
     assert code == 0, err
-    assert f"Database: OK (PostgreSQL at postgresql://postgres:[redacted]@127.0.0.1:" in checked
+    assert "Database: OK (PostgreSQL at postgresql://postgres:[redacted]@127.0.0.1:" in checked
     bot = BotProcess(env, workdir, workdir / "postgres.log")
     await bot.start()
     try:
