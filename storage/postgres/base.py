@@ -73,7 +73,7 @@ class StoreBase:
             return 0
         guard = f" AND state IN {states_sql(sources)}" if sources is not None else ""
         return await self._execute(
-            f"UPDATE jobs SET {assignments}, updated_at = %s WHERE id = ANY(%s::text[]){guard}",
+            f"UPDATE jobs SET {assignments}, updated_at = %s WHERE id = ANY(%b::text[]){guard}",
             (*values, now, list(job_ids)),
         )
 
@@ -97,7 +97,8 @@ class StoreBase:
 
 def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     """``rows`` turned into ``width`` columns: the arrays a statement ``unnest``s, so that many
-    rows are written by one statement."""
+    rows are written by one statement. Arrays are bound in binary (``%b``): for 10,000 jobs the
+    driver formats them as text several times slower than the server runs the statement."""
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 

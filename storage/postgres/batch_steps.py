@@ -71,7 +71,7 @@ class BatchSteps(StoreBase):
         if not batch_ids:
             return 0
         return await self._execute(
-            "UPDATE batches SET status_ts = %s, updated_at = %s WHERE id = ANY(%s::text[])",
+            "UPDATE batches SET status_ts = %s, updated_at = %s WHERE id = ANY(%b::text[])",
             (PENDING_STATUS, now, list(batch_ids)),
         )
 
@@ -86,7 +86,7 @@ class BatchSteps(StoreBase):
         return await self._execute(
             """UPDATE batches SET status_ts = COALESCE(v.message_ts, batches.status_ts),
                    status_text = v.status_text, status_updated_at = %s, updated_at = %s
-               FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(id, message_ts, status_text)
+               FROM unnest(%b::text[], %b::text[], %b::text[]) AS v(id, message_ts, status_text)
                WHERE batches.id = v.id""",
             (now, now, *columns(rows, 3)),
         )

@@ -100,7 +100,7 @@ class JobSteps(StoreBase):
                             provider_file_id = v.file_id, provider_upload_id = v.upload_id,
                             attempts = 0, next_attempt_at = NULL, stalled_since = NULL,
                             sent_at = NULL, updated_at = %s
-                        FROM unnest(%s::text[], %s::text[], %s::text[])
+                        FROM unnest(%b::text[], %b::text[], %b::text[])
                             AS v(id, file_id, upload_id)
                         WHERE jobs.id = v.id AND jobs.state IN {states_sql(move.sources)}
                         RETURNING jobs.id""",
@@ -136,8 +136,8 @@ class JobSteps(StoreBase):
                             provider_file_id = COALESCE(v.file_id, jobs.provider_file_id),
                             provider_eta_at = v.eta_at, next_attempt_at = v.poll_at,
                             attempts = 0, stalled_since = %s, sent_at = NULL, updated_at = %s
-                        FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[],
-                                    %s::timestamptz[]) AS v(id, remote_id, file_id, eta_at, poll_at)
+                        FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[],
+                                    %b::timestamptz[]) AS v(id, remote_id, file_id, eta_at, poll_at)
                         WHERE jobs.id = v.id AND jobs.state IN {states_sql(move.sources)}
                         RETURNING jobs.id""",
                     (now, now, *columns(rows, 5)),
@@ -156,7 +156,7 @@ class JobSteps(StoreBase):
             f"""UPDATE jobs SET state = '{JobMoves.KEEP_RUNNING.target.value}',
                     next_attempt_at = v.poll_at,
                     provider_eta_at = COALESCE(v.eta_at, jobs.provider_eta_at), updated_at = %s
-                FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[])
+                FROM unnest(%b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[])
                     AS v(id, read_updated_at, poll_at, eta_at)
                 WHERE jobs.id = v.id AND jobs.updated_at = v.read_updated_at
                   AND jobs.state IN {_RUNNING_AT_PROVIDER}""",
@@ -211,7 +211,7 @@ class JobSteps(StoreBase):
                             resubmissions = resubmissions + 1, attempts = 0,
                             next_attempt_at = NULL, stalled_since = NULL,
                             error_detail = v.detail, updated_at = %s
-                        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])
+                        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[])
                             AS v(id, state, file_id, detail)
                         WHERE jobs.id = v.id
                           AND ((v.state = '{stored.target.value}'
@@ -359,7 +359,7 @@ async def _fail(
         f"""UPDATE jobs SET state = '{move.target.value}', error = v.error,
                 error_detail = v.detail, finished_at = %s,
                 raw_result = COALESCE(v.raw, jobs.raw_result){sent}, updated_at = %s
-            FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[])
+            FROM unnest(%b::text[], %b::text[], %b::text[], %b::jsonb[])
                 AS v(id, error, detail, raw)
             WHERE jobs.id = v.id AND jobs.state IN {states_sql(move.sources)}
             RETURNING jobs.id""",

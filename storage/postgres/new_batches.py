@@ -36,7 +36,7 @@ _JOB_TYPES = """text[], text[], integer[], text[], text[], text[], text[], text[
 
 
 def _unnest(types: str) -> str:
-    return "unnest(" + ", ".join(f"%s::{kind.strip()}" for kind in types.split(",")) + ")"
+    return "unnest(" + ", ".join(f"%b::{kind.strip()}" for kind in types.split(",")) + ")"
 
 
 _INSERT_BATCHES = f"""INSERT INTO batches ({_BATCH_COLUMNS}) SELECT * FROM {_unnest(_BATCH_TYPES)}
@@ -82,7 +82,7 @@ async def _insert_group(
     # Everything in these was taken before: leave no empty batch behind.
     empty = [batch_id for batch_id in wanted if batch_id is not None and batch_id not in taken]
     if empty:
-        await db.execute("DELETE FROM batches WHERE id = ANY(%s::text[])", (empty,))
+        await db.execute("DELETE FROM batches WHERE id = ANY(%b::text[])", (empty,))
     return [
         new_batch(batch_id, request) if batch_id is not None and batch_id in taken else None
         for batch_id, request in zip(wanted, group, strict=True)

@@ -51,7 +51,7 @@ class Reads(StoreBase):
         if not job_ids:
             return []
         return await self._jobs(
-            "WHERE id = ANY(%s::text[]) ORDER BY batch_id, position", (list(job_ids),)
+            "WHERE id = ANY(%b::text[]) ORDER BY batch_id, position", (list(job_ids),)
         )
 
     async def get_job(self, job_id: str) -> Job | None:
@@ -66,7 +66,7 @@ class Reads(StoreBase):
         if not batch_ids:
             return found
         for job in await self._jobs(
-            "WHERE batch_id = ANY(%s::text[]) ORDER BY batch_id, position", (list(batch_ids),)
+            "WHERE batch_id = ANY(%b::text[]) ORDER BY batch_id, position", (list(batch_ids),)
         ):
             found[job.batch_id].append(job)
         return found
@@ -107,7 +107,7 @@ class Reads(StoreBase):
                  AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
                  AND (EXISTS (SELECT 1 FROM batches b WHERE b.id = jobs.batch_id
                               AND b.state IN {_FINISHED_BATCH})
-                      OR (provider = ANY(%s::text[]) AND state IN {ended}
+                      OR (provider = ANY(%b::text[]) AND state IN {ended}
                           AND sent_at IS NULL))
                  AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
                ORDER BY batch_id, position""",
@@ -148,7 +148,7 @@ class Reads(StoreBase):
             return {}
         rows = await self._rows(
             """SELECT id, language_hints, language_hints_strict FROM batches
-               WHERE id = ANY(%s::text[])""",
+               WHERE id = ANY(%b::text[])""",
             (list(dict.fromkeys(batch_ids)),),
         )
         return {row[0]: language_hints_of(row[1], row[2]) for row in rows}
