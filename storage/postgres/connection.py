@@ -5,6 +5,7 @@ transactions, and the one place where the driver's errors become the store's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -45,9 +46,11 @@ ERRORS: tuple[tuple[type[Exception], type[StorageError]], ...] = (
     (psycopg.Error, StorageError),
 )
 
-#: How long opening waits for the server, and a caller for a free connection of the pool.
+#: How long opening waits for the server, a caller for a free connection of the pool, and
+#: closing for the calls under way.
 CONNECT_TIMEOUT_SECONDS = 10
 POOL_TIMEOUT_SECONDS = 30.0
+CLOSE_WAIT_SECONDS = 10.0
 
 
 def storage_error(exc: Exception) -> StorageError | None:
@@ -111,16 +114,23 @@ class Database:
                 timeout=POOL_TIMEOUT_SECONDS,
                 name="threadscribe",
             )
-            await pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
+            try:
+                await pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
+            except BaseException:
+                # Its workers would go on trying to connect in the background.
+                await pool.close()
+                raise
         return cls(pool, (before, SCHEMA_VERSION))
 
     async def close(self) -> None:
-        """Refuse new work, let the callers holding a connection finish, close the pool."""
+        """Refuse new work, let the callers holding a connection finish (for a while: a call
+        hanging on a dead server must not hold up the exit), close the pool."""
         if self.closed:
             return
         self.closed = True
         if self._active:
-            await self._idle.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), CLOSE_WAIT_SECONDS)
         with storage_errors():
             await self._pool.close()
 
@@ -156,7 +166,9 @@ class Database:
 async def _configure(connection: Connection) -> None:
     # Times come back in UTC, whatever the server's or the role's time zone, as the store's
     # contract says; converting each in Python would cost more than the rest of reading a row.
-    await connection.execute("SET TIME ZONE 'UTC'")
+    # No JIT: a poll cycle's queries over thousands of jobs pass its cost threshold, and
+    # compiling them took longer (15-30 ms each) than running them.
+    await connection.execute("SET TIME ZONE 'UTC'; SET jit = off")
 
 
 #: The advisory lock under which one process at a time migrates, per schema: the tests keep a

@@ -4,6 +4,7 @@ SQLite's errors turned into the store's. The contract every store keeps is in te
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import stat
 from collections.abc import AsyncIterator
@@ -19,7 +20,10 @@ from storage.sqlite.migrations import MIGRATIONS
 from storage.sqlite.rows import UNFINISHED
 from storage.states import FINISHED_JOB_STATES
 from storage.store import (
+    DatabaseInUse,
     InvalidRecord,
+    SchemaTooNew,
+    SchemaTooOld,
     StorageError,
     StoreUnavailable,
     WriteInterrupted,
@@ -174,3 +178,46 @@ async def test_sqlite_errors_reach_callers_as_storage_errors(tmp_path: Path) -> 
     with pytest.raises(StoreUnavailable) as caught:
         await SQLiteStore.open(garbage)
     assert not isinstance(caught.value, sqlite3.Error)
+
+
+async def test_one_process_at_a_time_holds_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    first = await SQLiteStore.open(path)
+    try:
+        with pytest.raises(DatabaseInUse) as refused:
+            await SQLiteStore.open(path)
+        assert f"(pid {os.getpid()})" in str(refused.value)
+        assert "DATABASE_URL=postgresql://" in str(refused.value)
+        # Beside it, a reader that neither locks nor migrates.
+        beside = await SQLiteStore.open(path, migrate=False, exclusive=False)
+        assert await beside.ping()
+        await beside.close()
+    finally:
+        await first.close()
+    await (await SQLiteStore.open(path)).close()  # free again once closed
+
+
+async def test_a_schema_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    await (await SQLiteStore.open(path)).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(SchemaTooNew) as refused:
+        await SQLiteStore.open(path)
+    assert f"knows versions up to {len(MIGRATIONS)}" in str(refused.value)
+    await (await SQLiteStore.open(tmp_path / "other.db")).close()  # the lock was released
+    with pytest.raises(SchemaTooNew):
+        await SQLiteStore.open(path)
+
+
+async def test_a_reader_beside_the_bot_does_not_migrate(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path, isolation_level=None) as old:
+        old.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    old.close()
+    with pytest.raises(SchemaTooOld):
+        await SQLiteStore.open(path, migrate=False, exclusive=False)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+    db.close()
