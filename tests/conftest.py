@@ -93,6 +93,8 @@ def make_settings(
             "poll_interval_seconds": 0.2,
             "port": 0,
             "_env_file": None,
+            # SQLite unless the test asks for PostgreSQL, whatever the runner's environment says.
+            "database_url": "",
             **database,
         }
         values.update(overrides)

@@ -108,6 +108,21 @@ async def test_check_and_migrate_work_beside_a_running_bot(
         await bot.terminate()
 
 
+async def test_a_postgresql_out_of_reach_stops_the_start_with_its_reason(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    url = f"postgresql://bot:{PASSWORD}@127.0.0.1:{free_port()}/threadscribe"
+    env = bot_environment(tmp_path, fake_slack, fake_soniox, DATABASE_URL=url)
+    code, stderr = await run_expecting_exit(env, tmp_path)
+    assert code == 1, stderr
+    assert stderr.startswith("threadscribe cannot start: OperationalError: connection failed")
+    assert "127.0.0.1" in stderr and PASSWORD not in stderr
+    code, out, err = await run_cli("check", env=env, cwd=tmp_path)
+    assert code == 1
+    assert "the database (PostgreSQL at postgresql://bot:[redacted]@127.0.0.1:" in err
+    assert "check DATABASE_URL" in err and PASSWORD not in out + err
+
+
 @on_both_backends
 async def test_migrate_applies_the_migrations_once_then_a_newer_schema_is_refused(
     tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, database: dict[str, str]
