@@ -68,7 +68,7 @@ async def test_a_schema_newer_than_the_code_is_refused(schema: TestSchema) -> No
     await (await open_store(schema)).close()
     await _query(schema, f"INSERT INTO schema_migrations (version) VALUES ({SCHEMA_VERSION + 1})")
     with pytest.raises(SchemaTooNew) as refused:
-        await open_store(schema)
+        await (await open_store(schema)).close()
     assert f"schema version {SCHEMA_VERSION + 1}" in str(refused.value)
     assert f"versions up to {SCHEMA_VERSION}" in str(refused.value)
 
@@ -76,7 +76,7 @@ async def test_a_schema_newer_than_the_code_is_refused(schema: TestSchema) -> No
 async def test_an_unreachable_server_is_unavailable_with_its_reason() -> None:
     url = "postgresql://someone:s3cret-pw@127.0.0.1:1/nothing"
     with pytest.raises(StoreUnavailable) as refused:
-        await PostgresStore.open(url)
+        await (await PostgresStore.open(url)).close()
     assert "127.0.0.1" in str(refused.value) and "s3cret-pw" not in str(refused.value)
 
 

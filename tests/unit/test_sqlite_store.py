@@ -185,7 +185,7 @@ async def test_one_process_at_a_time_holds_the_database(tmp_path: Path) -> None:
     first = await SQLiteStore.open(path)
     try:
         with pytest.raises(DatabaseInUse) as refused:
-            await SQLiteStore.open(path)
+            await (await SQLiteStore.open(path)).close()
         assert f"(pid {os.getpid()})" in str(refused.value)
         assert "DATABASE_URL=postgresql://" in str(refused.value)
         # Beside it, a reader that neither locks nor migrates.
@@ -204,11 +204,10 @@ async def test_a_schema_newer_than_the_code_is_refused(tmp_path: Path) -> None:
         db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     db.close()
     with pytest.raises(SchemaTooNew) as refused:
-        await SQLiteStore.open(path)
+        await (await SQLiteStore.open(path)).close()
     assert f"knows versions up to {len(MIGRATIONS)}" in str(refused.value)
-    await (await SQLiteStore.open(tmp_path / "other.db")).close()  # the lock was released
-    with pytest.raises(SchemaTooNew):
-        await SQLiteStore.open(path)
+    with pytest.raises(SchemaTooNew):  # the lock was released: refused for the same reason
+        await (await SQLiteStore.open(path)).close()
 
 
 async def test_a_reader_beside_the_bot_does_not_migrate(tmp_path: Path) -> None:
@@ -217,7 +216,7 @@ async def test_a_reader_beside_the_bot_does_not_migrate(tmp_path: Path) -> None:
         old.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
     old.close()
     with pytest.raises(SchemaTooOld):
-        await SQLiteStore.open(path, migrate=False, exclusive=False)
+        await (await SQLiteStore.open(path, migrate=False, exclusive=False)).close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (1,)
     db.close()
