@@ -25,6 +25,10 @@ class TargetNotEmpty(StorageError):
     """The target database already holds rows, which a copy would mix with the copied ones."""
 
 
+class CopyUnverified(StorageError):
+    """The copy was committed, but its rows could not be counted afterwards."""
+
+
 @dataclass
 class CopyReport:
     #: Rows per table, in the source and in the target once copied.
@@ -54,11 +58,15 @@ async def copy_sqlite_to_postgres(source: Path, target_url: str, *, replace: boo
                     await target.execute(f"TRUNCATE {', '.join(TABLES)}")
                 for table in TABLES:
                     await _copy_table(sqlite, target, table)
-            async with postgres.autocommit() as target:
-                copied = await _counts_in_postgres(target)
+            try:
+                async with postgres.autocommit() as target:
+                    copied = await _counts_in_postgres(target)
+                source_counts = await _counts_in_sqlite(sqlite)
+            except StorageError as exc:
+                raise CopyUnverified(f"its rows could not be counted ({exc})") from exc
         finally:
             await postgres.close()
-        return CopyReport(await _counts_in_sqlite(sqlite), copied)
+        return CopyReport(source_counts, copied)
     finally:
         await sqlite.close()
 
