@@ -20,9 +20,13 @@ The target is checked against the all-due cycles (the worst case) and, separatel
 steady-state one.
 
 ``--profile`` adds cProfile's figures for the all-due cycles after the first. It sees this
-thread only: time spent in SQLite, on aiosqlite's thread, shows as waiting in ``select``.
+thread only: time spent in SQLite, on aiosqlite's thread, shows as waiting in ``select``; time
+spent in PostgreSQL, in another process, likewise.
 
-    python -m benchmarks.bookkeeping --jobs 10000 [--profile]
+On SQLite by default, in a temporary file; with ``--database-url postgresql://…``, on
+PostgreSQL, in a schema of its own created in that database and dropped afterwards.
+
+    python -m benchmarks.bookkeeping --jobs 10000 [--database-url URL] [--profile]
 """
 
 from __future__ import annotations
@@ -35,12 +39,17 @@ import pstats
 import random
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
+import psycopg
 from pydantic import SecretStr
 
 from benchmarks.common import machine, table, verdict
@@ -67,6 +76,7 @@ from storage.models import (
     Submission,
     Upload,
 )
+from storage.postgres import PostgresStore
 from storage.sqlite import SQLiteStore
 from storage.store import Store
 
@@ -248,6 +258,76 @@ def database_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in files if f.exists()) / 1024 / 1024
 
 
+async def _nothing() -> None:
+    return None
+
+
+@dataclass
+class BenchDatabase:
+    store: Store
+    #: The database's size on disk in MB, once built.
+    size_mb: Callable[[], Awaitable[float]]
+    #: Run once the state is built: on PostgreSQL, what autovacuum does after such a burst.
+    settle: Callable[[], Awaitable[None]] = _nothing
+
+
+@asynccontextmanager
+async def bench_database(
+    workdir: Path, database_url: str | None, *, settle: bool = True
+) -> AsyncIterator[BenchDatabase]:
+    """A store on a database of the benchmark's own: a SQLite file in ``workdir``, or a schema
+    created in the PostgreSQL database at ``database_url`` and dropped afterwards."""
+    if database_url is None:
+        path = workdir / "bench.db"
+        store: Store = await SQLiteStore.open(path)
+
+        async def sqlite_mb() -> float:
+            return database_mb(path)
+
+        try:
+            yield BenchDatabase(store, sqlite_mb)
+        finally:
+            await store.close()
+        return
+    schema = f"threadscribe_bench_{uuid.uuid4().hex[:12]}"
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')  # type: ignore[arg-type]
+        try:
+            url = with_schema(database_url, schema)
+            store = await PostgresStore.open(url)
+
+            async def postgres_mb() -> float:
+                cursor = await admin.execute(
+                    """SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)
+                       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE n.nspname = %s AND c.relkind = 'r'""",
+                    (schema,),
+                )
+                row = await cursor.fetchone()
+                return float(row[0] if row else 0) / 1024 / 1024
+
+            async def vacuum() -> None:
+                # The state was built in seconds, through eight writes per job: the dead row
+                # versions and the missing statistics are what autovacuum clears within a
+                # minute of such a burst (--no-vacuum measures without).
+                await admin.execute(f'VACUUM ANALYZE "{schema}".jobs, "{schema}".batches')  # type: ignore[arg-type]
+
+            try:
+                yield BenchDatabase(store, postgres_mb, vacuum if settle else _nothing)
+            finally:
+                await store.close()
+        finally:
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')  # type: ignore[arg-type]
+
+
+def with_schema(url: str, schema: str) -> str:
+    """``url`` with its connections working in ``schema``."""
+    parts = urlsplit(url)
+    query = [(key, value) for key, value in parse_qsl(parts.query) if key != "options"]
+    query.append(("options", f"-csearch_path={schema}"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 async def timed_cycle(engine: Engine, profiler: cProfile.Profile | None, times: CallTimes) -> float:
     if profiler is not None:
         profiler.enable()
@@ -267,14 +347,21 @@ ALL_DUE = "all due"
 NONE_DUE = "none due (between two polls)"
 
 
-async def measure(jobs: int, history: int, due_fraction: float, profile: bool) -> dict[str, Any]:
+async def measure(
+    jobs: int,
+    history: int,
+    due_fraction: float,
+    profile: bool,
+    database_url: str | None = None,
+    vacuum: bool = True,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as workdir:
-        path = Path(workdir) / "bench.db"
-        store = await SQLiteStore.open(path)
-        try:
+        async with bench_database(Path(workdir), database_url, settle=vacuum) as bench:
+            store = bench.store
             started = time.perf_counter()
             await build_state(store, jobs, history)
             built = time.perf_counter() - started
+            await bench.settle()
             times = CallTimes(store)
             clock, provider, web = Clock(), InstantProvider(), InstantWebClient()
             async with httpx.AsyncClient() as http:
@@ -316,9 +403,7 @@ async def measure(jobs: int, history: int, due_fraction: float, profile: bool) -
                 await spread_due(store, clock.now, due_fraction, random.Random(7))
                 await cycle(f"steady state ({due_fraction:.0%} due)")
                 await engine.stop()
-            size = database_mb(path)
-        finally:
-            await store.close()
+            size = await bench.size_mb()
     report = ""
     if profiler is not None:
         out = io.StringIO()
@@ -378,13 +463,39 @@ def main() -> int:
     )
     parser.add_argument("--target-ms", type=float, default=500.0)
     parser.add_argument(
+        "--database-url",
+        default=None,
+        metavar="URL",
+        help="measure on PostgreSQL (postgresql://user@host:5432/database), in a schema of its "
+        "own that is dropped afterwards; SQLite in a temporary file without it",
+    )
+    parser.add_argument(
+        "--no-vacuum",
+        action="store_true",
+        help="PostgreSQL: time the cycles right after the build, without the VACUUM ANALYZE "
+        "that autovacuum would run after it",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="print where the all-due cycles after the first spend (cProfile, by own time)",
     )
     args = parser.parse_args()
-    result = asyncio.run(measure(args.jobs, args.history, args.due_fraction, args.profile))
+    result = asyncio.run(
+        measure(
+            args.jobs,
+            args.history,
+            args.due_fraction,
+            args.profile,
+            args.database_url,
+            not args.no_vacuum,
+        )
+    )
     print(f"machine: {machine()}")
+    backend = "SQLite"
+    if args.database_url:
+        backend = "PostgreSQL" + (", not vacuumed after the build" if args.no_vacuum else "")
+    print(f"backend: {backend}")
     print(
         f"{result['jobs']:,} jobs in flight and {result['history']:,} delivered "
         f"(built in {result['built']:.0f} s); database {result['db_mb']:.1f} MB"

@@ -23,6 +23,7 @@ from slack_bolt.app.async_app import AsyncApp
 from bot.acks import AckFirst
 from bot.commands import Commands
 from bot.config import ConfigError, Settings
+from bot.database import open_store
 from bot.intake import Intake
 from bot.listeners import register_listeners
 from bot.providers import build_providers
@@ -33,7 +34,6 @@ from bot.slack_api import SlackGateway, build_web_client
 from bot.slack_files import SlackFileDownloader, slack_file_hosts
 from bot.web import build_http_app
 from bot.work import Engine, EngineConfig
-from storage.sqlite import SQLiteStore
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -62,12 +62,6 @@ def build_http_client() -> httpx.AsyncClient:
         limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
         follow_redirects=True,
     )
-
-
-async def open_store(settings: Settings) -> Store:
-    """The store the settings choose: the SQLite file at ``DATABASE_PATH``, opened and migrated.
-    Raises :class:`storage.store.StoreUnavailable` when it cannot be."""
-    return await SQLiteStore.open(settings.database_path)
 
 
 async def build_runtime(

@@ -1,4 +1,5 @@
-"""``threadscribe`` / ``python -m bot``: run the bot, transcribe one file, check the settings."""
+"""``threadscribe`` / ``python -m bot``: run the bot, transcribe one file, check the settings,
+migrate the database or copy it to PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from typing import TextIO
 import httpx
 from slack_sdk.errors import SlackApiError
 
-from bot.app import build_http_client, open_store, serve
+from bot import database
+from bot.app import build_http_client, serve
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import TranscribeError
 from bot.health import account_problem_text
@@ -26,6 +28,9 @@ from bot.providers import build_providers, registry
 from bot.providers.base import Progress, Provider, ProviderJob, Submitted, Uploaded
 from bot.slack_api import SlackGateway, build_web_client, slack_error_code
 from bot.transcript import to_plain_text
+from storage.moving import CopyUnverified
+from storage.postgres.urls import EXAMPLE, shown_url, url_password, url_problem
+from storage.store import SchemaTooOld, StorageError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,23 +52,108 @@ def _parser() -> argparse.ArgumentParser:
         help="the app manifest whose scopes the token must have (default: ./manifest.yml, "
         "then the one in the checkout threadscribe runs from)",
     )
+    commands.add_parser("migrate", help="apply the database migrations, once, and exit")
+    copy = commands.add_parser(
+        "copy-db",
+        help="copy the SQLite database (DATABASE_PATH), work in flight included, to PostgreSQL; "
+        "the bot must be stopped",
+    )
+    copy.add_argument("--to", required=True, metavar="URL", help=f"the target, {EXAMPLE}")
+    copy.add_argument(
+        "--replace",
+        action="store_true",
+        help="delete what the target holds before copying (by default a target holding rows "
+        "is refused)",
+    )
     return parser
+
+
+#: The commands that never talk to Slack, and so need no Slack settings; and those that never
+#: call a provider either.
+WITHOUT_SLACK = frozenset({"transcribe", "migrate", "copy-db"})
+WITHOUT_PROVIDER = frozenset({"migrate", "copy-db"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(need_slack=args.command != "transcribe")
+        settings = load_settings(
+            need_slack=args.command not in WITHOUT_SLACK,
+            need_provider=args.command not in WITHOUT_PROVIDER,
+        )
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.secret_values(), settings.log_format)
+    secrets = settings.secret_values()
+    if args.command == "copy-db":
+        secrets += [args.to, *filter(None, [url_password(args.to)])]
+    configure_logging(settings.log_level, secrets, settings.log_format)
     if args.command == "run":
-        asyncio.run(serve(settings))
-        return 0
+        return run(settings)
     if args.command == "transcribe":
         return asyncio.run(transcribe(settings, args.source, args.provider))
+    if args.command == "migrate":
+        return asyncio.run(migrate(settings))
+    if args.command == "copy-db":
+        return asyncio.run(copy_db(settings, args.to, replace=args.replace))
     return asyncio.run(check(settings, manifest=args.manifest))
+
+
+def run(settings: Settings) -> int:
+    try:
+        asyncio.run(serve(settings))
+    except StorageError as exc:
+        # Raised at start only: once running, the bot retries what the database refuses.
+        print(f"threadscribe cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- the database -------------------------------------------------------------------------------
+
+
+async def migrate(settings: Settings) -> int:
+    try:
+        print(await database.migrate(settings))
+    except StorageError as exc:
+        print(f"Cannot migrate {database.describe(settings)}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def copy_db(settings: Settings, target_url: str, *, replace: bool) -> int:
+    """Copy the SQLite database to PostgreSQL, then compare the rows of each table."""
+    if settings.database_url is not None:
+        print(
+            "copy-db copies the SQLite database at DATABASE_PATH, and DATABASE_URL is set: "
+            "unset it while copying, and set it once the copy is made",
+            file=sys.stderr,
+        )
+        return 2
+    problem = url_problem(target_url)
+    if problem is not None:
+        print(f"--to {problem}", file=sys.stderr)
+        return 2
+    target = shown_url(target_url)
+    try:
+        report = await database.copy_database(settings, target_url, replace=replace)
+    except CopyUnverified as exc:
+        print(f"Copied to {target}, but {exc}: compare the tables by hand", file=sys.stderr)
+        return 1
+    except StorageError as exc:
+        print(f"Nothing copied: {exc}", file=sys.stderr)
+        return 1
+    for table, count in report.source.items():
+        copied = report.target.get(table, 0)
+        print(f"  {table}: {count} in SQLite, {copied} in PostgreSQL")
+    if not report.complete:
+        print(f"The copy in {target} does not match the SQLite database.", file=sys.stderr)
+        return 1
+    print(
+        f"Copied {database.describe(settings)} to PostgreSQL at {target}. Start the bot with "
+        "DATABASE_URL set to that URL; keep the SQLite file until it runs well."
+    )
+    return 0
 
 
 # -- transcribe ---------------------------------------------------------------------------------
@@ -262,23 +352,29 @@ async def _check_app_token(settings: Settings, slack: SlackGateway) -> list[str]
 
 async def _check_database(settings: Settings) -> list[str]:
     """Open (and if need be create and migrate) the database, as ``run`` will, and read the
-    provider account problems the bot recorded there."""
-    path = settings.database_path
+    provider account problems the bot recorded there. Beside a running bot on SQLite, the
+    database is only read."""
+    where = database.describe(settings)
     try:
-        store = await open_store(settings)
+        opened = await database.open_beside_the_bot(settings)
         try:
-            await store.ping()
+            await opened.store.ping()
             # Recorded by the running bot: a used-up balance shows only when paid work is asked
             # for, which a check must not do.
-            accounts = await store.account_problems()
+            accounts = await opened.store.account_problems()
         finally:
-            await store.close()
+            await opened.store.close()
+    except SchemaTooOld as exc:
+        return [f"{exc}; the running bot is older than this threadscribe"]
     except Exception as exc:
-        return [
-            f"the database at {path} cannot be opened ({type(exc).__name__}: {exc}); check "
-            "DATABASE_PATH and that its directory is writable by this user"
-        ]
-    print(f"Database: OK ({path})")
+        fix = (
+            "check DATABASE_URL, that the server is up and that this user may connect"
+            if settings.database_url is not None
+            else "check DATABASE_PATH and that its directory is writable by this user"
+        )
+        return [f"the database ({where}) cannot be opened ({type(exc).__name__}: {exc}); {fix}"]
+    note = f", {opened.note}" if opened.note else ""
+    print(f"Database: OK ({where}{note})")
     return [account_problem_text(account) for account in accounts]
 
 

@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.providers.registry import ProviderName, spec_named, specs
 from bot.providers.spec import ProviderSettings, ProviderSpec, WebhookTarget
+from storage.postgres.urls import url_password, url_problem
 
 __all__ = ["ConfigError", "ProviderName", "Settings", "WebhookTarget", "load_settings"]
 
@@ -62,6 +63,9 @@ class Settings(BaseSettings):
     #: waiting for a poll.
     public_url: AnyHttpUrl | None = None
 
+    #: ``postgresql://user:password@host:5432/database`` selects PostgreSQL, which several
+    #: processes may share; unset, the bot keeps its work in the SQLite file at ``database_path``.
+    database_url: SecretStr | None = None
     database_path: Path = Path("./threadscribe.db")
     poll_interval_seconds: Annotated[float, Field(gt=0)] = 5
     port: Annotated[int, Field(ge=0, le=65535)] = 3000
@@ -135,6 +139,16 @@ class Settings(BaseSettings):
             raise ValueError("must be an app-level token starting with xapp-")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        problem = url_problem(value.get_secret_value())
+        if problem is not None:
+            raise ValueError(problem)
+        return SecretStr(value.get_secret_value().strip())
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -196,8 +210,11 @@ class Settings(BaseSettings):
         )
 
     def secret_values(self) -> list[str]:
-        """Every secret that is set, the app's and each provider's: logs never show them."""
+        """Every secret that is set, the app's and each provider's: logs never show them. The
+        database URL's password counts on its own too, as a driver may show it apart."""
         own = [value.get_secret_value() for _, value in self if isinstance(value, SecretStr)]
+        if self.database_url is not None:
+            own += filter(None, [url_password(self.database_url.get_secret_value())])
         return own + [
             secret for provider in self._providers.values() for secret in provider.secret_values()
         ]
@@ -220,7 +237,9 @@ class Settings(BaseSettings):
                     return self.webhook_target(spec)
                 raise
 
-    def cross_field_problems(self, *, need_slack: bool = True) -> list[str]:
+    def cross_field_problems(
+        self, *, need_slack: bool = True, need_provider: bool = True
+    ) -> list[str]:
         problems = []
         if need_slack and self.slack_bot_token is None:
             problems.append("SLACK_BOT_TOKEN is required (the bot token, xoxb-…)")
@@ -231,7 +250,7 @@ class Settings(BaseSettings):
             )
         default = spec_named(self.transcribe_provider.value)
         own = self._providers.get(self.transcribe_provider.value)
-        if default is not None and own is not None:
+        if need_provider and default is not None and own is not None:
             problems += [
                 f"{variable} is required because TRANSCRIBE_PROVIDER is {default.name}"
                 for variable in default.missing(own)
@@ -304,10 +323,13 @@ def _describe(error: ErrorDetails) -> str:
     return f"{name}: {message}"
 
 
-def load_settings(*, need_slack: bool = True, **overrides: Any) -> Settings:
+def load_settings(
+    *, need_slack: bool = True, need_provider: bool = True, **overrides: Any
+) -> Settings:
     """Read the settings, or raise :class:`ConfigError` naming every problem at once.
 
-    ``need_slack=False`` is for commands that never talk to Slack (``transcribe``).
+    ``need_slack=False`` is for commands that never talk to Slack (``transcribe``), and
+    ``need_provider=False`` for those that never call a provider either (``migrate``).
     """
     try:
         settings = Settings(**overrides)
@@ -325,11 +347,13 @@ def load_settings(*, need_slack: bool = True, **overrides: Any) -> Settings:
         named = {name.upper() for name in invalid}
         problems += [
             problem
-            for problem in partial.cross_field_problems(need_slack=need_slack)
+            for problem in partial.cross_field_problems(
+                need_slack=need_slack, need_provider=need_provider
+            )
             if problem.split(" ", 1)[0] not in named
         ]
         raise ConfigError(problems) from None
-    problems = settings.cross_field_problems(need_slack=need_slack)
+    problems = settings.cross_field_problems(need_slack=need_slack, need_provider=need_provider)
     if problems:
         raise ConfigError(problems)
     return settings

@@ -20,7 +20,9 @@ async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool
     """Every check, and whether they all pass.
 
     A process can be up and serving HTTP while doing no work (the scheduler stopped, a poll cycle
-    hung on a lock, the database file gone); an orchestrator only restarts it if this says so.
+    hung on a lock, the database file gone, PostgreSQL out of reach); an orchestrator only
+    restarts it if this says so. The database check is a ``SELECT 1`` through the store's own
+    connection (or pool), so it fails when the bot's work would.
     """
     problems: list[str] = []
     jobs_in_flight: int | None = None
@@ -51,6 +53,7 @@ async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool
     problems += [account_problem_text(account) for account in accounts]
     return healthy, {
         "status": "unhealthy" if not healthy else "degraded" if accounts else "ok",
+        "backend": runtime.store.backend,
         "database": database,
         "scheduler": scheduler,
         "last_poll_age_seconds": None if age is None else round(age, 3),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -25,7 +26,14 @@ LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+#: The password of a URL (``postgresql://user:password@host``), whatever its length.
+_URL_PASSWORD = re.compile(r"(?<=://)([^/\s:@]*):[^@\s/]+@")
+
+
 class RedactSecrets(logging.Filter):
+    """Masks the configured secrets (six characters or more: shorter ones would mask ordinary
+    words) and the password of any URL written with one."""
+
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         # Longest first, so a secret containing another is masked whole.
@@ -34,11 +42,11 @@ class RedactSecrets(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, MASK)
+        if "://" in text:
+            text = _URL_PASSWORD.sub(rf"\1:{MASK}@", text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
         message = record.getMessage()
         redacted = self.redact(message)
         if record.exc_info:

@@ -18,6 +18,8 @@ The contract, for every method:
 * **Errors.** Every method raises :class:`StoreClosed` once :meth:`Store.close` was called, and
   :class:`StoreUnavailable` when the database cannot be reached or refuses to work; no backend's
   own exception reaches the caller. Other raises are named in each method's docstring.
+* **Shared.** A backend that several processes may share (PostgreSQL) keeps nothing in memory that
+  another process could change: every read is the database's answer at that moment.
 * Ids a method is given that match no row are ignored, unless its docstring says otherwise.
 """
 
@@ -68,8 +70,36 @@ class WriteInterrupted(StorageError):
     was recorded."""
 
 
+class DatabaseInUse(StoreUnavailable):
+    """Another process works on this database, which serves one process only (SQLite): it may
+    be opened once that process has stopped."""
+
+
+class SchemaTooNew(StorageError):
+    """The database was migrated by a newer version of threadscribe than this one: this code
+    does not know its schema, and must not write to it."""
+
+
+def too_new_message(database: str, found: int, known: int) -> str:
+    """What :class:`SchemaTooNew` says, the same for every backend."""
+    return (
+        f"{database} is at schema version {found}, and this threadscribe knows versions up to "
+        f"{known}: a newer threadscribe migrated it. Run that version (or a newer one), or "
+        "restore a backup taken before the upgrade; this version must not write to it"
+    )
+
+
+class SchemaTooOld(StorageError):
+    """The database was opened without migrating it, and its schema is older than this code's:
+    it is migrated when the bot starts (or with ``python -m bot migrate``)."""
+
+
 class Store(Protocol):
     """Batches, jobs, channel settings and provider account problems, and every move they make."""
+
+    @property
+    def backend(self) -> str:
+        """The backend's name, as ``/healthz`` and ``check`` show it: ``sqlite``, ``postgresql``."""
 
     async def close(self) -> None:
         """Finish the writes under way and release the database. Returns once closed; calling it

@@ -16,6 +16,7 @@ from bot.config import Settings, load_settings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.soket import FakeSoket
 from tests.fakes.soniox import FakeSoniox
+from tests.postgres import TestSchema
 
 SettingsFactory = Callable[..., Settings]
 
@@ -45,8 +46,36 @@ async def fake_soket() -> AsyncIterator[FakeSoket]:
 
 
 @pytest.fixture
+async def database(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
+    """The settings choosing the database of the test's bot: none, so SQLite at DATABASE_PATH;
+    or, for a test marked :data:`on_both_backends` and run on ``postgresql``, DATABASE_URL of a
+    schema of the test's own (``tests/postgres.py``), dropped afterwards."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield {}
+        return
+    schema = TestSchema()
+    try:
+        yield {"database_url": await schema.create()}
+    finally:
+        await schema.drop()
+
+
+#: Runs a test once on SQLite and once on PostgreSQL: its bot's whole work on each backend.
+on_both_backends = pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
+
+
+def environment_of(database: dict[str, str]) -> dict[str, str]:
+    """The ``database`` fixture's settings as the variables of a bot process."""
+    return {name.upper(): value for name, value in database.items()}
+
+
+@pytest.fixture
 def make_settings(
-    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, fake_soket: FakeSoket
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+    fake_soniox: FakeSoniox,
+    fake_soket: FakeSoket,
+    database: dict[str, str],
 ) -> SettingsFactory:
     """Settings for a bot wired to the fakes, in HTTP mode unless ``slack_app_token`` is given."""
 
@@ -64,6 +93,9 @@ def make_settings(
             "poll_interval_seconds": 0.2,
             "port": 0,
             "_env_file": None,
+            # SQLite unless the test asks for PostgreSQL, whatever the runner's environment says.
+            "database_url": "",
+            **database,
         }
         values.update(overrides)
         return load_settings(**values)

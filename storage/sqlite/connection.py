@@ -12,8 +12,20 @@ from pathlib import Path
 
 import aiosqlite
 
+from storage.sqlite.lock import ProcessLock
 from storage.sqlite.migrations import MIGRATIONS
-from storage.store import InvalidRecord, StorageError, StoreClosed, StoreUnavailable
+from storage.store import (
+    InvalidRecord,
+    SchemaTooNew,
+    SchemaTooOld,
+    StorageError,
+    StoreClosed,
+    StoreUnavailable,
+    too_new_message,
+)
+
+#: The schema this code reads and writes.
+SCHEMA_VERSION = len(MIGRATIONS)
 
 #: SQLite's exceptions and what the store raises for each, most specific first.
 ERRORS: tuple[tuple[type[Exception], type[StorageError]], ...] = (
@@ -53,38 +65,63 @@ class Database:
     transaction is open would join (and could be rolled back with) that transaction, so every
     use of it takes the lock."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(
+        self, connection: aiosqlite.Connection, process_lock: ProcessLock | None = None
+    ) -> None:
         self._connection = connection
         self._lock = asyncio.Lock()
+        self._process_lock = process_lock
         self.closed = False
+        #: The schema version found when opening, and the one it is at now.
+        self.migrated = (SCHEMA_VERSION, SCHEMA_VERSION)
 
     @classmethod
-    async def open(cls, path: Path | str) -> Database:
-        """Open (creating if needed, owner-only) and migrate the database at ``path``."""
-        with storage_errors():
-            path = Path(path)
-            if str(path) != ":memory:":
-                path.parent.mkdir(parents=True, exist_ok=True)
-                # Transcripts are private conversations: the file is readable by its owner only.
-                fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-                os.close(fd)
-                os.chmod(path, 0o600)
-            connection = await aiosqlite.connect(path, isolation_level=None)
-            try:
-                await _configure(connection)
-                await _migrate(connection)
-            except BaseException:
-                await connection.close()
-                raise
-        return cls(connection)
+    async def open(
+        cls, path: Path | str, *, migrate: bool = True, exclusive: bool = True
+    ) -> Database:
+        """Open (creating if needed, owner-only) the database at ``path`` and migrate it.
+
+        With ``exclusive``, take the database's process lock first (:mod:`storage.sqlite.lock`),
+        or raise :class:`DatabaseInUse`. Without ``migrate``, raise :class:`SchemaTooOld` for a
+        schema older than this code's. Raise :class:`SchemaTooNew` for a newer one, either way.
+        """
+        path = Path(path)
+        lock: ProcessLock | None = None
+        try:
+            with storage_errors():
+                if str(path) != ":memory:":
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    lock = ProcessLock.take(path) if exclusive else None
+                    # Transcripts are private conversations: readable by the owner only.
+                    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+                    os.close(fd)
+                    os.chmod(path, 0o600)
+                connection = await aiosqlite.connect(path, isolation_level=None)
+                try:
+                    await _configure(connection)
+                    before = await _migrate(connection, path, migrate=migrate)
+                except BaseException:
+                    await connection.close()
+                    raise
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        database = cls(connection, lock)
+        database.migrated = (before, SCHEMA_VERSION)
+        return database
 
     async def close(self) -> None:
         if self.closed:
             return
         self.closed = True
         async with self._lock:
-            with storage_errors():
-                await self._connection.close()
+            try:
+                with storage_errors():
+                    await self._connection.close()
+            finally:
+                if self._process_lock is not None:
+                    self._process_lock.release()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -138,9 +175,18 @@ async def _configure(connection: aiosqlite.Connection) -> None:
     await connection.execute("PRAGMA cache_size = -32768")
 
 
-async def _migrate(connection: aiosqlite.Connection) -> None:
+async def _migrate(connection: aiosqlite.Connection, path: Path, *, migrate: bool) -> int:
+    """Bring the schema up to this code's version (unless told not to); the version found."""
     async with connection.execute("PRAGMA user_version") as cursor:
         row = await cursor.fetchone()
     version = int(row[0]) if row else 0
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(too_new_message(f"the SQLite database {path}", version, SCHEMA_VERSION))
+    if version < SCHEMA_VERSION and not migrate:
+        raise SchemaTooOld(
+            f"the SQLite database {path} is at schema version {version} and this threadscribe "
+            f"expects {SCHEMA_VERSION}: the bot migrates it when it starts"
+        )
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         await connection.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+    return version

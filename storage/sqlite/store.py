@@ -12,7 +12,7 @@ from storage.models import Batch, ChannelSettings, NewBatch, NewJob
 from storage.sqlite.batch_steps import BatchSteps
 from storage.sqlite.connection import Database
 from storage.sqlite.job_steps import JobSteps
-from storage.sqlite.new_batches import BatchWriter
+from storage.sqlite.new_batches import batch_writer
 from storage.sqlite.reads import Reads
 from storage.sqlite.rows import states_sql, to_text
 from storage.states import FINISHED_BATCH_STATES
@@ -23,16 +23,31 @@ class SQLiteStore(JobSteps, BatchSteps, Reads):
 
     def __init__(self, database: Database) -> None:
         super().__init__(database)
-        self._new_batches = BatchWriter(database)
+        self._new_batches = batch_writer(database)
         #: Channel settings read or saved so far. One process is the only writer of its
-        #: database, so they are kept in memory once read.
+        #: database (its process lock sees to that), so they are kept in memory once read.
         self._channel_settings: dict[str, ChannelSettings] = {}
 
+    backend = "sqlite"
+
     @classmethod
-    async def open(cls, path: Path | str) -> SQLiteStore:
+    async def open(
+        cls, path: Path | str, *, migrate: bool = True, exclusive: bool = True
+    ) -> SQLiteStore:
         """Open (creating it if needed, readable by its owner only) and migrate the database at
-        ``path``. Raises :class:`storage.store.StoreUnavailable` when it cannot."""
-        return cls(await Database.open(path))
+        ``path``, holding its process lock until closed.
+
+        Raises :class:`storage.store.DatabaseInUse` when another process holds the lock (not
+        taken without ``exclusive``: to read beside a running bot, without ``migrate`` too),
+        :class:`storage.store.SchemaTooNew` for a database a newer version migrated,
+        :class:`storage.store.SchemaTooOld` for an older one not to be migrated, and
+        :class:`storage.store.StoreUnavailable` when it cannot be opened."""
+        return cls(await Database.open(path, migrate=migrate, exclusive=exclusive))
+
+    @property
+    def migrated(self) -> tuple[int, int]:
+        """The schema version found when opening, and the one it is at now."""
+        return self._database.migrated
 
     async def close(self) -> None:
         await self._new_batches.close()

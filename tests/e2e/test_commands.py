@@ -12,7 +12,7 @@ import httpx
 
 from bot.app import Runtime, running_bot
 from storage.models import BatchState, ChannelSettings
-from tests.conftest import SettingsFactory, SlackSender
+from tests.conftest import SettingsFactory, SlackSender, on_both_backends
 from tests.fakes.slack import FORM_CONTENT_TYPE, FakeSlack, silent_wav
 from tests.fakes.soket import FakeSoket
 from tests.fakes.soniox import FakeSoniox
@@ -105,6 +105,7 @@ async def test_unsigned_command_is_refused_and_changes_nothing(
 # -- status --------------------------------------------------------------------------------------
 
 
+@on_both_backends
 async def test_status_shows_running_and_finished_work_of_this_channel_only(
     bot: Runtime, slack_sender: SlackSender, fake_slack: FakeSlack, fake_soket: FakeSoket
 ) -> None:
@@ -217,6 +218,7 @@ async def test_links_in_a_channel_the_app_cannot_post_in_are_explained(
 # -- provider ------------------------------------------------------------------------------------
 
 
+@on_both_backends
 async def test_provider_is_shown_set_and_used_for_new_uploads(
     bot: Runtime, slack_sender: SlackSender, fake_slack: FakeSlack, fake_soket: FakeSoket
 ) -> None:
@@ -305,6 +307,7 @@ async def test_language_hints_reach_the_provider(
 # -- retry ---------------------------------------------------------------------------------------
 
 
+@on_both_backends
 async def test_retry_resubmits_the_failed_file_and_the_new_batch_succeeds(
     bot: Runtime, slack_sender: SlackSender, fake_slack: FakeSlack, fake_soniox: FakeSoniox
 ) -> None:
@@ -381,6 +384,7 @@ async def test_retry_and_cancel_refuse_a_batch_of_another_channel(
 # -- cancel --------------------------------------------------------------------------------------
 
 
+@on_both_backends
 async def test_cancel_stops_a_running_batch_and_nothing_is_posted(
     bot: Runtime, slack_sender: SlackSender, fake_slack: FakeSlack, fake_soniox: FakeSoniox
 ) -> None:

@@ -8,13 +8,14 @@ from typing import Any
 from bot.app import Runtime, running_bot
 from storage.models import BatchState
 from storage.sqlite import SQLiteStore
-from tests.conftest import SettingsFactory, SlackSender, final_replies
+from tests.conftest import SettingsFactory, SlackSender, final_replies, on_both_backends
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
 
 bot_replies = final_replies
 
 
+@on_both_backends
 async def test_restart_resumes_work_in_flight_without_repeating_it(
     make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox
 ) -> None:
@@ -153,6 +154,7 @@ async def test_sign_in_page_instead_of_the_file_explains_the_missing_scope(
     assert not fake_soniox.requests_to(r"^/v1/files$"), "an HTML page never goes to the provider"
 
 
+@on_both_backends
 async def test_redelivered_event_is_answered_once(
     bot: Runtime, fake_slack: FakeSlack, fake_soniox: FakeSoniox, slack_sender: SlackSender
 ) -> None:
@@ -170,6 +172,7 @@ async def test_redelivered_event_is_answered_once(
     assert len(fake_soniox.requests_to(r"^/v1/files$", "POST")) == 1
 
 
+@on_both_backends
 async def test_several_files_in_one_message_make_one_reply(
     bot: Runtime, fake_slack: FakeSlack, slack_sender: SlackSender
 ) -> None:
@@ -192,6 +195,7 @@ async def test_several_files_in_one_message_make_one_reply(
     assert "slides.pdf" not in reply["text"]
 
 
+@on_both_backends
 async def test_provider_failure_is_reported_in_plain_words(
     bot: Runtime, fake_slack: FakeSlack, slack_sender: SlackSender
 ) -> None:

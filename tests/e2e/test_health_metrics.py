@@ -11,7 +11,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import Runtime, running_bot
-from tests.conftest import SettingsFactory, SlackSender
+from tests.conftest import SettingsFactory, SlackSender, on_both_backends
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
 
@@ -51,6 +51,7 @@ async def transcribe_one(fake_slack: FakeSlack, runtime: Runtime, name: str) -> 
 # -- /healthz ------------------------------------------------------------------------------------
 
 
+@on_both_backends
 async def test_healthz_reports_every_check(bot: Runtime, fake_slack: FakeSlack) -> None:
     await _first_cycle(fake_slack, bot)
     response = await get(bot, "/healthz")
@@ -58,6 +59,8 @@ async def test_healthz_reports_every_check(bot: Runtime, fake_slack: FakeSlack) 
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
+    assert body["backend"] == bot.store.backend
+    assert body["backend"] == ("postgresql" if bot.settings.database_url else "sqlite")
     assert body["database"] is True
     assert body["scheduler"] is True
     assert 0 <= body["last_poll_age_seconds"] < 5

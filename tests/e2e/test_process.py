@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from tests.bot_process import BotProcess, bot_environment, run_again
-from tests.conftest import final_replies
+from tests.conftest import environment_of, final_replies, on_both_backends
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
 
@@ -27,11 +27,14 @@ async def post_event(fake: FakeSlack, bot: BotProcess, event: dict[str, Any]) ->
 replies = final_replies
 
 
+@on_both_backends
 async def test_sigkill_mid_batch_then_restart_finishes_once(
-    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, database: dict[str, str]
 ) -> None:
     fake_soniox.polls_until_complete = 10**6  # still processing when the process dies
-    env = bot_environment(tmp_path, fake_slack, fake_soniox, LOG_LEVEL="DEBUG")
+    env = bot_environment(
+        tmp_path, fake_slack, fake_soniox, LOG_LEVEL="DEBUG", **environment_of(database)
+    )
     first = BotProcess(env, tmp_path, tmp_path / "first.log")
     await first.start()
     events = [

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from bot.app import running_bot
-from tests.conftest import SettingsFactory, final_replies
+from tests.conftest import SettingsFactory, final_replies, on_both_backends
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
 
 
+@on_both_backends
 async def test_socket_mode_upload_gets_transcript_reply(
     make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox
 ) -> None:

@@ -12,11 +12,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import Runtime
-from tests.conftest import SlackSender
+from tests.conftest import SlackSender, on_both_backends
 from tests.fakes.slack import FORM_CONTENT_TYPE, FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
 
 
+@on_both_backends
 async def test_shared_wav_gets_transcript_reply_in_its_thread(
     bot: Runtime, fake_slack: FakeSlack, fake_soniox: FakeSoniox, slack_sender: SlackSender
 ) -> None:

@@ -135,3 +135,37 @@ async def test_soniox_storage_caps_default_to_sonioxs_own_and_reach_the_provider
     with pytest.raises(ConfigError) as caught:
         load_settings(_env_file=None, need_slack=False, soniox_api_key="k", soniox_max_files=0)
     assert any(p.startswith("SONIOX_MAX_FILES") for p in caught.value.problems)
+
+
+def test_database_url_selects_postgresql_and_is_a_secret() -> None:
+    base = {"_env_file": None, "slack_bot_token": "xoxb-1", "slack_app_token": "xapp-1"}
+    base |= {"soniox_api_key": "k"}
+    assert load_settings(**base).database_url is None, "SQLite unless told otherwise"
+    assert load_settings(**base, database_url="").database_url is None
+    url = "postgresql://bot:pw-7%40x@db.internal:5432/threadscribe"
+    settings = load_settings(**base, database_url=url)
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == url
+    assert "pw-7" not in repr(settings)
+    assert url in settings.secret_values() and "pw-7@x" in settings.secret_values()
+
+
+def test_a_database_url_that_is_not_postgresql_is_one_clear_problem() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            _env_file=None,
+            slack_bot_token="xoxb-1",
+            slack_app_token="xapp-1",
+            soniox_api_key="k",
+            database_url="mysql://root:hunter2-secret@db/threadscribe",
+        )
+    (problem,) = caught.value.problems
+    assert problem.startswith("DATABASE_URL: must be a PostgreSQL URL, postgresql://")
+    assert "scheme 'mysql'" in problem and "DATABASE_PATH" in problem
+    assert "hunter2" not in caught.value.render()
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            _env_file=None, need_slack=False, database_url="postgresql://bot:pw@db:port5432/x"
+        )
+    assert caught.value.problems[0].startswith("DATABASE_URL: must be a PostgreSQL URL")
+    assert "pw" not in caught.value.problems[0].split("(")[1]

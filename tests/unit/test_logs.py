@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot.config import ConfigError, load_settings
-from bot.logs import MASK, build_handler, configure_logging
+from bot.logs import MASK, RedactSecrets, build_handler, configure_logging
 
 BOT_TOKEN = "xoxb-1234-5678-abcdefghijklmnop"
 SONIOX_KEY = "soniox-secret-key-0123456789"
@@ -146,3 +146,20 @@ def test_skipped_scheduler_ticks_are_not_logged_but_other_scheduler_warnings_are
         logger.propagate = True
     (event,) = lines(out)
     assert "was missed" in str(event["message"])
+
+
+def test_the_password_of_any_url_is_masked_however_short() -> None:
+    out = io.StringIO()
+    url = "postgresql://bot:pw@db.internal:5432/threadscribe"
+    handler = build_handler([url, "pw"], "text", stream=out)
+    for message, args in (
+        ("connecting to %s", (url,)),
+        ("connecting to postgresql://other:hunter2@db:5432/x?sslmode=require", ()),
+    ):
+        record = logging.LogRecord("bot.x", logging.INFO, __file__, 1, message, args, None)
+        assert handler.filter(record)
+        handler.emit(record)
+    text = out.getvalue()
+    assert ":pw@" not in text and "hunter2" not in text
+    assert f"postgresql://other:{MASK}@db:5432/x?sslmode=require" in text
+    assert "http://host:8080/path" in RedactSecrets([]).redact("http://host:8080/path")

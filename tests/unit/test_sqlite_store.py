@@ -4,6 +4,7 @@ SQLite's errors turned into the store's. The contract every store keeps is in te
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import stat
 from collections.abc import AsyncIterator
@@ -19,7 +20,10 @@ from storage.sqlite.migrations import MIGRATIONS
 from storage.sqlite.rows import UNFINISHED
 from storage.states import FINISHED_JOB_STATES
 from storage.store import (
+    DatabaseInUse,
     InvalidRecord,
+    SchemaTooNew,
+    SchemaTooOld,
     StorageError,
     StoreUnavailable,
     WriteInterrupted,
@@ -113,7 +117,7 @@ async def test_a_batch_id_already_in_use_is_drawn_again(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     draws = iter(["b-000000000001", "b-000000000001", "b-000000000002"])
-    monkeypatch.setattr("storage.sqlite.new_batches.new_batch_id", lambda: next(draws))
+    monkeypatch.setattr("storage.batch_writer.new_batch_id", lambda: next(draws))
     first = await store.create_batch(new_batch(), [new_job("F1")], NOW)
     second = await store.create_batch(new_batch("2.0"), [new_job("F2", "2.0")], NOW)
     assert first is not None and first.id == "b-000000000001"
@@ -191,3 +195,45 @@ async def test_a_write_cancelled_while_its_transaction_begins_leaves_none_open(
         await write
 
     assert await store.start_download(job.id, NOW), "the next write has a connection of its own"
+
+
+async def test_one_process_at_a_time_holds_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    first = await SQLiteStore.open(path)
+    try:
+        with pytest.raises(DatabaseInUse) as refused:
+            await (await SQLiteStore.open(path)).close()
+        assert f"(pid {os.getpid()})" in str(refused.value)
+        assert "DATABASE_URL=postgresql://" in str(refused.value)
+        # Beside it, a reader that neither locks nor migrates.
+        beside = await SQLiteStore.open(path, migrate=False, exclusive=False)
+        assert await beside.ping()
+        await beside.close()
+    finally:
+        await first.close()
+    await (await SQLiteStore.open(path)).close()  # free again once closed
+
+
+async def test_a_schema_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    await (await SQLiteStore.open(path)).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(SchemaTooNew) as refused:
+        await (await SQLiteStore.open(path)).close()
+    assert f"knows versions up to {len(MIGRATIONS)}" in str(refused.value)
+    with pytest.raises(SchemaTooNew):  # the lock was released: refused for the same reason
+        await (await SQLiteStore.open(path)).close()
+
+
+async def test_a_reader_beside_the_bot_does_not_migrate(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path, isolation_level=None) as old:
+        old.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    old.close()
+    with pytest.raises(SchemaTooOld):
+        await (await SQLiteStore.open(path, migrate=False, exclusive=False)).close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+    db.close()

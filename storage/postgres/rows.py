@@ -1,0 +1,117 @@
+"""How rows and values look in PostgreSQL, and back: states, JSON, text from outside, whole rows.
+
+Times need nothing: the driver reads ``timestamptz`` as an aware ``datetime`` (in UTC: the pool
+sets the session's time zone) and writes one as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from storage.models import Batch, Job, LanguageHints
+from storage.states import FINISHED_JOB_STATES, BatchState, JobKind, JobState
+
+
+def states_sql(states: Iterable[StrEnum]) -> str:
+    """``('a', 'b')``: a state list written into a statement rather than bound. The values are
+    the enums' own, never outside text; PostgreSQL uses a partial index only for a condition it
+    can prove implies the index's, which bound values hide."""
+    return "(" + ", ".join(f"'{state.value}'" for state in sorted(states)) + ")"
+
+
+#: Jobs with a step left: exactly the condition of the index ``jobs_unfinished``.
+UNFINISHED = f"state NOT IN {states_sql(FINISHED_JOB_STATES)}"
+
+#: PostgreSQL's text cannot hold a NUL character, which outside text (a file name, a provider's
+#: message, a transcript) may: it is kept as U+FFFD instead of refusing the whole write.
+_NUL, _REPLACEMENT = "\x00", "\ufffd"
+#: ``\u0000`` in JSON text, but not an escaped backslash followed by ``u0000``.
+JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def safe_text(value: str | None) -> str | None:
+    """Outside text as PostgreSQL can keep it."""
+    if value is None or _NUL not in value:
+        return value
+    return value.replace(_NUL, _REPLACEMENT)
+
+
+def _dumps(value: Any) -> str:
+    dumped = json.dumps(value)
+    return JSON_NUL.sub(r"\1\\ufffd", dumped) if "\\u0000" in dumped else dumped
+
+
+def to_jsonb(value: Any) -> Jsonb | None:
+    """A JSON column's value; None stays SQL NULL."""
+    return None if value is None else Jsonb(value, dumps=_dumps)
+
+
+#: Column lists in the order of each dataclass's fields, which ``batch_of`` and ``job_of`` unpack.
+BATCH_SELECT = ", ".join(field.name for field in dataclasses.fields(Batch))
+JOB_SELECT = ", ".join(field.name for field in dataclasses.fields(Job))
+_BATCH_STATES = {state.value: state for state in BatchState}
+_JOB_STATES = {state.value: state for state in JobState}
+_JOB_KINDS = {kind.value: kind for kind in JobKind}
+
+
+# Rows are unpacked by position, and enums found in a dict, as in the SQLite store: a poll cycle
+# converts thousands of rows. The lists are kept dense (formatting off) to stay readable.
+
+# fmt: off
+
+
+def batch_of(row: Sequence[Any]) -> Batch:
+    (
+        id_, team_id, channel_id, message_ts, thread_ts, user_id, provider, source, state,
+        language_hints, reply_ts, attempts, next_attempt_at, created_at, updated_at, delivered_at,
+        status_ts, status_text, status_updated_at, failing_since, language_hints_strict,
+    ) = row
+    return Batch(
+        id=id_, team_id=team_id, channel_id=channel_id, message_ts=message_ts,
+        thread_ts=thread_ts, user_id=user_id, provider=provider, source=source,
+        state=_BATCH_STATES[state], language_hints=language_hints, reply_ts=reply_ts,
+        attempts=attempts, next_attempt_at=next_attempt_at, created_at=created_at,
+        updated_at=updated_at, delivered_at=delivered_at, status_ts=status_ts,
+        status_text=status_text, status_updated_at=status_updated_at,
+        failing_since=failing_since, language_hints_strict=language_hints_strict,
+    )
+
+
+def job_of(row: Sequence[Any]) -> Job:
+    (
+        id_, batch_id, position, kind, provider, filename, slack_file_id, url, download_url,
+        mimetype, size_bytes, needs_file_info, state, attempts, next_attempt_at, error,
+        error_detail, spool_path, provider_file_id, provider_upload_id, provider_job_id,
+        provider_eta_at, transcript, raw_result, attachment_uploaded, cleaned_up, created_at,
+        updated_at, finished_at, stalled_since, sent_at, resubmissions, duration_ms, held_by,
+    ) = row
+    return Job(
+        id=id_, batch_id=batch_id, position=position, kind=_JOB_KINDS[kind], provider=provider,
+        filename=filename, slack_file_id=slack_file_id, url=url, download_url=download_url,
+        mimetype=mimetype, size_bytes=size_bytes, needs_file_info=needs_file_info,
+        state=_JOB_STATES[state], attempts=attempts, next_attempt_at=next_attempt_at,
+        error=error, error_detail=error_detail, spool_path=spool_path,
+        provider_file_id=provider_file_id, provider_upload_id=provider_upload_id,
+        provider_job_id=provider_job_id, provider_eta_at=provider_eta_at,
+        transcript=transcript, raw_result=raw_result,
+        attachment_uploaded=attachment_uploaded, cleaned_up=cleaned_up,
+        created_at=created_at, updated_at=updated_at, finished_at=finished_at,
+        stalled_since=stalled_since, sent_at=sent_at, resubmissions=resubmissions,
+        duration_ms=duration_ms, held_by=held_by,
+    )
+
+
+# fmt: on
+
+
+def language_hints_of(codes: list[str], strict: bool) -> LanguageHints:
+    if not codes:
+        return LanguageHints()
+    return LanguageHints(codes=tuple(codes), strict=strict)

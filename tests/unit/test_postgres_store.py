@@ -1,0 +1,155 @@
+"""What only the PostgreSQL backend promises: migrations once under an advisory lock, a schema
+newer than the code refused, several processes sharing one database (each store here has a pool
+of its own, as each process would), and the driver's errors turned into the store's. The contract
+every store keeps is in tests/contract."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from storage.models import ChannelSettings, JobKind, NewBatch, NewJob
+from storage.postgres import PostgresStore
+from storage.postgres.migrations import SCHEMA_VERSION
+from storage.postgres.rows import UNFINISHED
+from storage.store import SchemaTooNew, StoreUnavailable
+from tests.postgres import TestSchema
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def new_batch(ts: str = "1.0") -> NewBatch:
+    return NewBatch("T1", "C1", ts, ts, "U1", "soniox", "upload")
+
+
+def new_job(file_id: str, ts: str = "1.0") -> NewJob:
+    return NewJob(
+        kind=JobKind.SLACK_FILE,
+        filename=f"{file_id}.wav",
+        slack_file_id=file_id,
+        dedupe_key=f"T1:C1:{ts}:{file_id}",
+    )
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[TestSchema]:
+    made = TestSchema()
+    await made.create()
+    yield made
+    await made.drop()
+
+
+async def open_store(schema: TestSchema) -> PostgresStore:
+    return await PostgresStore.open(schema.url, min_size=1, max_size=4)
+
+
+async def _query(schema: TestSchema, statement: str) -> list[tuple[object, ...]]:
+    async with await psycopg.AsyncConnection.connect(schema.url, autocommit=True) as db:
+        cursor = await db.execute(statement)  # type: ignore[arg-type]
+        return list(await cursor.fetchall()) if cursor.description else []
+
+
+async def test_processes_starting_together_migrate_once(schema: TestSchema) -> None:
+    stores = await asyncio.gather(*(open_store(schema) for _ in range(3)))
+    try:
+        assert sorted(store.migrated[0] for store in stores) == [0, SCHEMA_VERSION, SCHEMA_VERSION]
+        versions = await _query(schema, "SELECT version FROM schema_migrations ORDER BY version")
+        assert versions == [(number,) for number in range(1, SCHEMA_VERSION + 1)]
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_a_schema_newer_than_the_code_is_refused(schema: TestSchema) -> None:
+    await (await open_store(schema)).close()
+    await _query(schema, f"INSERT INTO schema_migrations (version) VALUES ({SCHEMA_VERSION + 1})")
+    with pytest.raises(SchemaTooNew) as refused:
+        await (await open_store(schema)).close()
+    assert f"schema version {SCHEMA_VERSION + 1}" in str(refused.value)
+    assert f"versions up to {SCHEMA_VERSION}" in str(refused.value)
+
+
+async def test_an_unreachable_server_is_unavailable_with_its_reason() -> None:
+    url = "postgresql://someone:s3cret-pw@127.0.0.1:1/nothing"
+    with pytest.raises(StoreUnavailable) as refused:
+        await (await PostgresStore.open(url)).close()
+    assert "127.0.0.1" in str(refused.value) and "s3cret-pw" not in str(refused.value)
+
+
+async def test_a_channel_setting_changed_by_one_process_is_read_by_another(
+    schema: TestSchema,
+) -> None:
+    first, second = await open_store(schema), await open_store(schema)
+    try:
+        assert (await first.channel_settings("C1")).provider is None
+        await second.save_channel_settings(ChannelSettings("C1", provider="soket"), NOW)
+        assert (await first.channel_settings("C1")).provider == "soket", "no stale copy"
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_processes_creating_batches_at_once_keep_the_rules(schema: TestSchema) -> None:
+    first, second = await open_store(schema), await open_store(schema)
+    try:
+        for round_ in range(5):  # the race is won by either side, each time
+            ts = f"{round_}.0"
+            same_file = await asyncio.gather(
+                first.create_batch(new_batch(ts), [new_job("F1", ts)], NOW),
+                second.create_batch(new_batch(ts), [new_job("F1", ts)], NOW),
+            )
+            assert sum(batch is not None for batch in same_file) == 1, "the file is taken once"
+            message = f"9{round_}.0"
+            running = await asyncio.gather(
+                first.create_batch(
+                    new_batch(message), [new_job("A", message)], NOW, unless_running=True
+                ),
+                second.create_batch(
+                    new_batch(message), [new_job("B", message)], NOW, unless_running=True
+                ),
+            )
+            assert sum(batch is not None for batch in running) == 1, "one batch per message"
+        assert await first.count_batches_by_state() == {"open": 10}, "no empty batch kept"
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_unfinished_jobs_are_found_through_their_partial_index(schema: TestSchema) -> None:
+    store = await open_store(schema)
+    await store.close()
+    async with await psycopg.AsyncConnection.connect(schema.url, autocommit=True) as db:
+        await db.execute("SET enable_seqscan = off")
+        cursor = await db.execute(f"EXPLAIN SELECT batch_id FROM jobs WHERE {UNFINISHED}")  # type: ignore[arg-type]
+        plan = " ".join(str(row[0]) for row in await cursor.fetchall())
+    assert "jobs_unfinished" in plan
+
+
+async def test_a_dropped_connection_fails_one_call_and_the_next_works(schema: TestSchema) -> None:
+    store = await PostgresStore.open(schema.url, min_size=1, max_size=1)
+    try:
+        ((pid,),) = await store._rows("SELECT pg_backend_pid()")
+        # As when the server restarts or a proxy drops an idle connection.
+        await _query(schema, f"SELECT pg_terminate_backend({int(pid)})")
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+        assert await store.ping(), "the pool replaced the broken connection"
+    finally:
+        await store.close()
+
+
+async def test_closing_finishes_the_write_under_way(schema: TestSchema) -> None:
+    store = await open_store(schema)
+    written = asyncio.ensure_future(store.remember_event("Ev1", NOW))
+    await asyncio.sleep(0)
+    await store.close()
+    assert written.result() is True
+    reopened = await open_store(schema)
+    try:
+        assert not await reopened.remember_event("Ev1", NOW)
+    finally:
+        await reopened.close()
