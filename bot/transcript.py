@@ -66,7 +66,7 @@ def merge_turns(segments: list[Segment]) -> list[Segment]:
             last.translation = _joined(last.translation, segment.translation)
             last.word_confidence = [*last.word_confidence, *segment.word_confidence]
         else:
-            turns.append(segment.model_copy(deep=True))
+            turns.append(segment.model_copy())
     return turns
 
 
