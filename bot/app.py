@@ -97,6 +97,7 @@ async def build_runtime(
         default_provider=settings.transcribe_provider.value,
         clock=clock,
         kick=scheduler.kick,
+        confidence_threshold=settings.confidence_threshold,
     )
     acks = AckFirst()
     bolt = build_bolt(settings, slack)
@@ -149,6 +150,7 @@ def build_engine(
         max_concurrent_transfers=settings.max_concurrent_transfers,
         retention=timedelta(days=settings.retention_days),
         progress_after=timedelta(seconds=settings.progress_after_seconds),
+        confidence_threshold=settings.confidence_threshold,
     )
     return Engine(
         store=store,

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     progress_after_seconds: Annotated[float, Field(ge=0)] = 5
     #: Transfers (download + upload) running at once.
     max_concurrent_transfers: Annotated[int, Field(ge=1)] = 4
+    #: In a channel that asked for it (``/transcribe confidence on``), a word the provider is
+    #: less sure of than this (0 to 1) is marked in the reply.
+    confidence_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
 
     #: Each registered provider's settings, by provider name.
     _providers: dict[str, ProviderSettings] = PrivateAttr(default_factory=dict)

@@ -283,8 +283,8 @@ class Intake:
         jobs: Sequence[NewJob],
         unless_running: bool = False,
     ) -> Batch | None:
-        # The provider and language hints are fixed on the batch now, so changing the channel's
-        # settings later never disturbs work in flight.
+        # The provider, language hints and transcription options are fixed on the batch now, so
+        # changing the channel's settings later never disturbs work in flight.
         provider = settings.provider or self._settings.transcribe_provider.value
         limits = FileLimits.of(self._settings.max_file_bytes, self._providers.get(provider))
         return await self._store.create_batch(
@@ -299,6 +299,7 @@ class Intake:
                 language_hints=list(settings.language_hints),
                 language_hints_strict=settings.language_hints_strict
                 and bool(settings.language_hints),
+                options=settings.transcription_options(),
             ),
             [refused_over_limits(job, limits) for job in jobs],
             self._clock(),

@@ -31,6 +31,7 @@ from bot.transcript import (
     Transcript,
     merge_turns,
     to_plain_text,
+    translation_label,
     turn_heading,
 )
 from storage.models import Job, JobState
@@ -119,15 +120,40 @@ def _speaker_label(segment: Segment) -> str:
     return f"[Speaker {segment.speaker}] " if segment.speaker is not None else ""
 
 
-def to_mrkdwn(transcript: Transcript) -> Mrkdwn:
-    """The transcript for a Slack message: a paragraph per speaker turn, the speaker in bold."""
-    if not transcript.has_speakers:
+def to_mrkdwn(transcript: Transcript, doubtful_below: float | None = None) -> Mrkdwn:
+    """The transcript for a Slack message: a paragraph per speaker turn, the speaker in bold,
+    each turn's translation quoted under it. With ``doubtful_below``, the words whose
+    confidence is below it are in italics."""
+    if not transcript.has_speakers and not transcript.has_translation:
+        if doubtful_below is not None and any(s.word_confidence for s in transcript.segments):
+            return join(" ", [_words(segment, doubtful_below) for segment in transcript.segments])
         return escape(transcript.text.strip())
     paragraphs = []
     for turn in merge_turns(transcript.segments):
-        label, stamp = turn_heading(turn)
-        paragraphs.append(mrkdwn("*{}*{}  {}", label, stamp, turn.text.strip()))
+        said = _words(turn, doubtful_below)
+        if transcript.has_speakers:
+            label, stamp = turn_heading(turn)
+            said = mrkdwn("*{}*{}  {}", label, stamp, said)
+        if turn.translation:
+            translated = words.translation_line(translation_label(turn), turn.translation.strip())
+            said = join("\n", [said, translated])
+        paragraphs.append(said)
     return join("\n\n", paragraphs)
+
+
+def _words(segment: Segment, doubtful_below: float | None) -> Mrkdwn:
+    """The segment's text, its doubtful words marked when asked and known."""
+    said = segment.text.split()
+    scores = segment.word_confidence
+    if doubtful_below is None or len(scores) != len(said):
+        return escape(segment.text.strip())
+    return join(
+        " ",
+        [
+            words.doubtful_word(word) if score < doubtful_below else word
+            for word, score in zip(said, scores, strict=True)
+        ],
+    )
 
 
 def _chunks(text: Mrkdwn, limit: int = MAX_INLINE_CHARS) -> list[Mrkdwn]:
@@ -155,8 +181,10 @@ def _preview(text: str) -> str:
     return f"{cut}…"
 
 
-def render_reply(jobs: list[Job]) -> Reply:
-    """The reply for every reported job of a batch (skipped ones are left out)."""
+def render_reply(jobs: list[Job], *, doubtful_below: float | None = None) -> Reply:
+    """The reply for every reported job of a batch (skipped ones are left out). With
+    ``doubtful_below``, the message marks the words the provider was less sure of than that,
+    where it said how sure it was; the attached files keep plain text."""
     reported = [job for job in jobs if job.state is not JobState.SKIPPED]
     transcripts = {
         job.id: Transcript.model_validate(job.transcript)
@@ -195,7 +223,8 @@ def render_reply(jobs: list[Job]) -> Reply:
         else:
             assert transcript is not None
             blocks.append(_section(words.file_heading(job.filename)))
-            blocks.extend(_section(chunk) for chunk in _chunks(to_mrkdwn(transcript)))
+            shown_text = to_mrkdwn(transcript, doubtful_below)
+            blocks.extend(_section(chunk) for chunk in _chunks(shown_text))
             fallback.append(mrkdwn("{}:\n{}", job.filename, text))
         languages = language_line(transcript) if transcript is not None and text else None
         if languages is not None:

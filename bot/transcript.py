@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from bot.languages import language_name
+
 
 class Segment(BaseModel):
     text: str
     speaker: str | None = None
     start_ms: int | None = None
     end_ms: int | None = None
+    #: The provider's translation of ``text``, when one was asked for, and its language.
+    translation: str | None = None
+    translation_language: str | None = None
+    #: How sure the provider was of each word of ``text`` (its words as ``str.split`` finds
+    #: them), 0 to 1; empty when it was not asked to say.
+    word_confidence: list[float] = []
 
 
 class Transcript(BaseModel):
@@ -34,21 +42,38 @@ class Transcript(BaseModel):
         return any(segment.speaker is not None for segment in self.segments)
 
     @property
+    def has_translation(self) -> bool:
+        return any(segment.translation for segment in self.segments)
+
+    @property
     def is_empty(self) -> bool:
         return not self.text.strip()
 
 
 def merge_turns(segments: list[Segment]) -> list[Segment]:
-    """Join consecutive segments of the same speaker into one turn."""
+    """Join consecutive segments of the same speaker into one turn; translated segments only
+    when they are translated into the same language, so each turn has one translation."""
     turns: list[Segment] = []
     for segment in segments:
-        if turns and turns[-1].speaker == segment.speaker:
-            last = turns[-1]
-            last.text = f"{last.text.rstrip()} {segment.text.lstrip()}".strip()
+        last = turns[-1] if turns else None
+        if (
+            last is not None
+            and last.speaker == segment.speaker
+            and last.translation_language == segment.translation_language
+        ):
+            last.text = _joined(last.text, segment.text) or ""
             last.end_ms = segment.end_ms if segment.end_ms is not None else last.end_ms
+            last.translation = _joined(last.translation, segment.translation)
+            last.word_confidence = [*last.word_confidence, *segment.word_confidence]
         else:
             turns.append(segment.model_copy())
     return turns
+
+
+def _joined(first: str | None, second: str | None) -> str | None:
+    if first is None or second is None:
+        return first if second is None else second
+    return f"{first.rstrip()} {second.lstrip()}".strip()
 
 
 def format_timestamp(ms: int) -> str:
@@ -66,11 +91,23 @@ def turn_heading(turn: Segment) -> tuple[str, str]:
 
 
 def to_plain_text(transcript: Transcript) -> str:
-    """Speaker turns on their own lines (``Speaker 1 [00:12] …``) when known, else the text."""
-    if not transcript.has_speakers:
+    """Speaker turns on their own lines (``Speaker 1 [00:12] …``) when known, else the text;
+    each translation on an indented line of its own after its turn (``    → German: …``)."""
+    if not transcript.has_speakers and not transcript.has_translation:
         return transcript.text.strip()
     lines = []
     for turn in merge_turns(transcript.segments):
-        label, stamp = turn_heading(turn)
-        lines.append(f"{label}{stamp}: {turn.text.strip()}")
+        if transcript.has_speakers:
+            label, stamp = turn_heading(turn)
+            lines.append(f"{label}{stamp}: {turn.text.strip()}")
+        else:
+            lines.append(turn.text.strip())
+        if turn.translation:
+            lines.append(f"    → {translation_label(turn)}: {turn.translation.strip()}")
     return "\n".join(lines)
+
+
+def translation_label(turn: Segment) -> str:
+    """The language of a turn's translation as people read it (``German``)."""
+    code = turn.translation_language or ""
+    return language_name(code) or code or "?"

@@ -37,6 +37,7 @@ __all__ = [
     "Resubmission",
     "StillRunning",
     "Submission",
+    "TranscriptionOptions",
     "Upload",
 ]
 
@@ -60,6 +61,22 @@ class NewJob:
     refused_reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TranscriptionOptions:
+    """What a batch asks of its provider besides language hints, from its channel's settings;
+    fixed when the batch was created, so changing the settings never disturbs work in flight."""
+
+    #: Words and names to expect (the channel's vocabulary).
+    terms: tuple[str, ...] = ()
+    #: A sentence about what the recordings are about.
+    context: str | None = None
+    #: ISO 639-1 codes: none, no translation; one, every turn translated into it; two, each
+    #: turn translated into the other.
+    translation: tuple[str, ...] = ()
+    #: Keep each word's confidence, so that doubtful words can be marked in the reply.
+    mark_doubtful: bool = False
+
+
 @dataclass
 class NewBatch:
     team_id: str | None
@@ -71,6 +88,7 @@ class NewBatch:
     source: str
     language_hints: list[str] = field(default_factory=list)
     language_hints_strict: bool = False
+    options: TranscriptionOptions = TranscriptionOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +202,23 @@ class ChannelSettings:
     language_hints: list[str] = field(default_factory=list)
     #: Keep to the hinted languages rather than only lean towards them.
     language_hints_strict: bool = False
+    #: Words and names the provider is told to expect, as typed.
+    vocabulary: list[str] = field(default_factory=list)
+    #: A sentence about this channel's conversations, for the provider.
+    context: str | None = None
+    #: The translation asked for, as :attr:`TranscriptionOptions.translation`.
+    translation: tuple[str, ...] = ()
+    #: Mark the words the provider was unsure of.
+    mark_doubtful: bool = False
+
+    def transcription_options(self) -> TranscriptionOptions:
+        """What a batch created now records of these settings."""
+        return TranscriptionOptions(
+            terms=tuple(self.vocabulary),
+            context=self.context or None,
+            translation=self.translation,
+            mark_doubtful=self.mark_doubtful,
+        )
 
 
 # -- what a step records -----------------------------------------------------------------------

@@ -43,6 +43,7 @@ from storage.models import (
     Resubmission,
     StillRunning,
     Submission,
+    TranscriptionOptions,
     Upload,
 )
 
@@ -124,6 +125,7 @@ class Store(Protocol):
     ) -> Batch | None:
         """Create an open batch with those ``jobs`` whose ``dedupe_key`` was never taken (jobs
         without a key are always taken), in order; a job with ``refused_reason`` starts failed.
+        The batch keeps its language hints and its :class:`TranscriptionOptions` as given.
 
         Returns the batch, or None when no job was left to take (nothing empty is kept) or, with
         ``unless_running``, when a batch for the same channel and message is running: checked
@@ -137,8 +139,9 @@ class Store(Protocol):
         change. Raises the common errors."""
 
     async def save_channel_settings(self, settings: ChannelSettings, now: datetime) -> None:
-        """Record the channel's choices; the next :meth:`channel_settings` returns them. Raises
-        the common errors."""
+        """Record the channel's choices, all of them at once (its vocabulary, context and
+        translation included); the next :meth:`channel_settings` returns them. Raises the common
+        errors."""
 
     # -- what a poll cycle reads -------------------------------------------------------------
 
@@ -176,6 +179,17 @@ class Store(Protocol):
     async def language_hints_of(self, batch_ids: Collection[str]) -> dict[str, LanguageHints]:
         """Returns each known batch's language hints, by id (unknown ids are left out). Raises
         the common errors."""
+
+    async def transcription_options_in_use(self) -> dict[str, TranscriptionOptions]:
+        """Returns the :class:`TranscriptionOptions` of the open batches that ask for anything
+        (a vocabulary, a context, a translation, doubtful words marked), by batch id; every other
+        open batch asks for nothing. Raises the common errors."""
+
+    async def transcription_options_of(
+        self, batch_ids: Collection[str]
+    ) -> dict[str, TranscriptionOptions]:
+        """Returns each known batch's :class:`TranscriptionOptions`, by id (unknown ids are left
+        out). Raises the common errors."""
 
     async def count_in_flight(self) -> dict[str, int]:
         """Returns, per provider, the jobs of open batches submitted and not finished (providers

@@ -12,6 +12,8 @@ any work.
 - :mod:`~bot.commands.slash`: ``/transcribe`` help, and which subcommand was asked for;
 - :mod:`~bot.commands.parsing`: reading the words, links, language codes and batch ids typed;
 - :mod:`~bot.commands.settings`: ``provider``, ``auto`` and ``language``;
+- :mod:`~bot.commands.transcript_settings`: ``vocabulary``, ``context``, ``translate`` and
+  ``confidence``;
 - :mod:`~bot.commands.status`: ``status``;
 - :mod:`~bot.commands.work`: links, ``retry`` and ``cancel``;
 - :mod:`~bot.commands.message_requests`: the message shortcut and mentions;

@@ -49,6 +49,8 @@ class CommandContext:
     clock: Callable[[], datetime]
     #: Nudges the poll cycle to look at new work now.
     kick: Callable[[], None]
+    #: Words less sure than this are marked, where a channel asked for it.
+    confidence_threshold: float = 0.5
 
     def started(self, batch: Batch) -> Callable[[], Awaitable[None]]:
         """The follow-up of a new batch: the cycle is nudged and its message marked as worked on."""

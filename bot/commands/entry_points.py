@@ -25,6 +25,7 @@ class Commands:
         default_provider: str,
         clock: Callable[[], datetime],
         kick: Callable[[], None],
+        confidence_threshold: float = 0.5,
     ) -> None:
         self._context = CommandContext(
             store=store,
@@ -34,6 +35,7 @@ class Commands:
             default_provider=default_provider,
             clock=clock,
             kick=kick,
+            confidence_threshold=confidence_threshold,
         )
 
     async def slash(self, body: Mapping[str, Any]) -> Outcome:

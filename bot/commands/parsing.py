@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from bot.commands.context import CommandError
 from bot.intake import link_as_typed
@@ -71,6 +71,40 @@ def parse_language_setting(args: Sequence[str]) -> tuple[list[str], bool]:
     if strict and not hints:
         raise CommandError(answers.AUTO_IS_NOT_STRICT)
     return hints, strict
+
+
+def parse_terms(text: str) -> list[str]:
+    """The terms of ``Kubernetes, Priya Raman``: split at commas, spaces tidied, each once (in
+    any case)."""
+    terms: dict[str, str] = {}
+    for raw in text.split(","):
+        term = " ".join(raw.split())
+        if term:
+            terms.setdefault(term.casefold(), term)
+    return list(terms.values())
+
+
+def parse_translation(
+    args: Sequence[str], languages: Collection[str], provider_label: str
+) -> tuple[str, ...]:
+    """The languages of ``de`` (one way) or ``en:es`` (two ways), any case, each among
+    ``languages``, which the provider called ``provider_label`` translates; ``off`` for none."""
+    if len(args) != 1:
+        raise CommandError(answers.TRANSLATE_USAGE)
+    typed = args[0].strip().lower()
+    if typed == "off":
+        return ()
+    codes = tuple(code.strip() for code in typed.split(":"))
+    if len(codes) > 2 or not all(codes):
+        raise CommandError(answers.TRANSLATE_USAGE)
+    if len(codes) == 2 and codes[0] == codes[1]:
+        raise CommandError(answers.TWO_DIFFERENT_LANGUAGES)
+    unknown = [code for code in codes if code not in languages]
+    if unknown:
+        raise CommandError(
+            answers.not_translation_languages(unknown, provider_label, sorted(languages))
+        )
+    return codes
 
 
 def parse_batch_id(typed: str) -> str:

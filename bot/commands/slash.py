@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+from bot.commands import transcript_settings
 from bot.commands.context import CommandContext, CommandError, Outcome
 from bot.commands.parsing import MAX_COMMAND_LINKS, looks_like_link, parse_links, split_command
 from bot.commands.settings import auto, language, provider
@@ -19,7 +20,10 @@ from bot.slack_text import Mrkdwn, unescape
 def help_text() -> Mrkdwn:
     """What ``/transcribe help`` answers; it names every registered provider."""
     return answers.help_text(
-        registry.names(), max_links=MAX_COMMAND_LINKS, finished_shown=STATUS_FINISHED
+        registry.names(),
+        max_links=MAX_COMMAND_LINKS,
+        finished_shown=STATUS_FINISHED,
+        customizing=transcript_settings.customizing_labels(),
     )
 
 
@@ -47,6 +51,14 @@ async def slash(ctx: CommandContext, body: Mapping[str, Any]) -> Outcome:
             return Outcome(await auto(ctx, channel, args))
         if subcommand in ("language", "languages"):
             return Outcome(await language(ctx, channel, args))
+        if subcommand == "vocabulary":
+            return Outcome(await transcript_settings.vocabulary(ctx, channel, args))
+        if subcommand == "context":
+            return Outcome(await transcript_settings.context(ctx, channel, args))
+        if subcommand in ("translate", "translation"):
+            return Outcome(await transcript_settings.translate(ctx, channel, args))
+        if subcommand == "confidence":
+            return Outcome(await transcript_settings.confidence(ctx, channel, args))
         if subcommand == "retry":
             return await retry(ctx, channel, args)
         if subcommand == "cancel":

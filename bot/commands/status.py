@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bot.commands.context import CommandContext
+from bot.commands.transcript_settings import status_lines
 from bot.messages import answers
 from bot.providers import registry
 from bot.slack_text import Mrkdwn, join, link, mrkdwn
@@ -47,6 +48,7 @@ async def status(ctx: CommandContext, channel: str) -> Mrkdwn:
     if settings.language_hints:
         hints = answers.hints_shown(settings.language_hints, settings.language_hints_strict)
         lines.append(answers.hints_for_new_work(hints))
+    lines += status_lines(ctx, settings)
     return join("\n", lines)
 
 

@@ -10,8 +10,11 @@ from bot.slack_text import Mrkdwn, join, link, mention, mrkdwn
 from storage.states import BatchState, JobState
 
 
-def help_text(providers: Sequence[str], *, max_links: int, finished_shown: int) -> Mrkdwn:
-    """What ``/transcribe help`` answers, naming every provider in ``providers``."""
+def help_text(
+    providers: Sequence[str], *, max_links: int, finished_shown: int, customizing: Sequence[str]
+) -> Mrkdwn:
+    """What ``/transcribe help`` answers, naming every provider in ``providers``, and by label
+    the ``customizing`` ones, which take a vocabulary, a context, translation and marks."""
     return mrkdwn(
         """*{command}*: transcribe audio where the conversation is. Answers here are only visible \
 to you.
@@ -26,10 +29,18 @@ speech-to-text provider: {providers}.
 audio links in this channel.
 • `{command} language en,hi`: language hints for this channel (ISO 639-1 codes); add \
 `strict` to keep to those languages, or say `auto` to detect the language.
+• `{command} vocabulary add Kubernetes, Priya Raman`: words and names to expect in this \
+channel (also `remove`, `list` and `clear`).
+• `{command} context Weekly stand-up of the platform team`: a sentence about this \
+channel's conversations (`context clear` removes it).
+• `{command} translate de`: add a translation into one language, or `en:es` between two \
+(each turn into the other); `off` stops it.
+• `{command} confidence on`: mark the words the provider was unsure of in italics.
 • `{command} retry b-1a2b3c4d5e6f`: transcribe the failed files of the last failed batch \
 (or of the batch named) again.
 • `{command} cancel b-1a2b3c4d5e6f`: stop the running batch (or the batch named); nothing is \
 posted for it.
+Vocabulary, context, translation and confidence work with {customizing}.
 Also: the *Transcribe* message shortcut (a message's ⋮ menu, works in threads) and \
 `@threadscribe transcribe` in a thread, for the thread's first message.""",
         command=COMMAND,
@@ -37,6 +48,7 @@ Also: the *Transcribe* message shortcut (a message's ⋮ menu, works in threads)
         links=max_links,
         example=providers[-1],
         providers=either(providers),
+        customizing=with_and(customizing) if customizing else "no provider of this app",
     )
 
 
@@ -363,6 +375,243 @@ def languages_shown(codes: Sequence[str], strict: bool, who_keeps: str, *, chang
         how,
         COMMAND,
     )
+
+
+# -- /transcribe vocabulary, context, translate, confidence ---------------------------------------
+
+
+def not_supported(feature: str, label: str, others: Sequence[tuple[str, str]]) -> Mrkdwn:
+    """The channel's provider (``label``) lacks ``feature``; ``others`` are the ``(name, label)``
+    of the providers set up on this app that have it."""
+    if len(others) == 1:
+        ((name, other),) = others
+        instead = mrkdwn(
+            " {} does: `{} provider {}` switches this channel to it.", other, COMMAND, name
+        )
+    elif others:
+        instead = mrkdwn(
+            " {} do: choose one with `{} provider &lt;name&gt;`.",
+            with_and([other for _, other in others]),
+            COMMAND,
+        )
+    else:
+        instead = mrkdwn("")
+    return mrkdwn(
+        "{} (this channel's provider) does not support {}, so nothing was changed.{}",
+        label,
+        feature,
+        instead,
+    )
+
+
+VOCABULARY = "a vocabulary"
+CONTEXT = "a context"
+TRANSLATION = "translation"
+DOUBTFUL_WORDS = "marking doubtful words"
+
+VOCABULARY_USAGE = mrkdwn(
+    "`vocabulary` takes `add`, `remove`, `list` or `clear`, such as "
+    "`{} vocabulary add Kubernetes, Priya Raman`.",
+    COMMAND,
+)
+
+
+def no_terms_given(verb: str) -> Mrkdwn:
+    return mrkdwn(
+        "Name the terms to {verb}, separated by commas, such as "
+        "`{command} vocabulary {verb} Kubernetes, Priya Raman`.",
+        verb=verb,
+        command=COMMAND,
+    )
+
+
+def term_too_long(term: str, limit: int) -> Mrkdwn:
+    return mrkdwn(
+        "“{}” is {:,} characters long; a term is a word or a name of at most {} characters. "
+        "Nothing was changed.",
+        term,
+        len(term),
+        limit,
+    )
+
+
+def context_too_long(size: int, limit: int, label: str) -> Mrkdwn:
+    """The vocabulary and context together would be ``size`` characters."""
+    return mrkdwn(
+        "That would make this channel's vocabulary and context {:,} characters long; {} takes at "
+        "most {:,}. Nothing was changed: remove some terms, or shorten the context, first.",
+        size,
+        label,
+        limit,
+    )
+
+
+def vocabulary_shown(terms: Sequence[str], label: str) -> Mrkdwn:
+    if not terms:
+        return mrkdwn(
+            "This channel has no vocabulary. Add the words and names {} should expect with "
+            "`{} vocabulary add Kubernetes, Priya Raman`.",
+            label,
+            COMMAND,
+        )
+    return mrkdwn(
+        "This channel's vocabulary ({}, sent to {} with each new file): {}. Change it with "
+        "`{command} vocabulary add …`, `remove …` or `clear`.",
+        plural(len(terms), "term"),
+        label,
+        quoted(terms),
+        command=COMMAND,
+    )
+
+
+def vocabulary_added(added: Sequence[str], known: Sequence[str], total: int) -> Mrkdwn:
+    """``added`` are new; ``known`` were in the vocabulary already."""
+    parts = []
+    if added:
+        parts.append(mrkdwn("Added {} to this channel's vocabulary.", quoted(added)))
+    if known:
+        parts.append(mrkdwn("Already in it: {}.", quoted(known)))
+    parts.append(mrkdwn("It has {}, for new work.", plural(total, "term")))
+    return join(" ", parts)
+
+
+def vocabulary_removed(removed: Sequence[str], unknown: Sequence[str], total: int) -> Mrkdwn:
+    """``removed`` were taken out; ``unknown`` were not in the vocabulary."""
+    parts = []
+    if removed:
+        parts.append(mrkdwn("Removed {} from this channel's vocabulary.", quoted(removed)))
+    if unknown:
+        parts.append(mrkdwn("Not in it: {}.", quoted(unknown)))
+    parts.append(mrkdwn("It has {}, for new work.", plural(total, "term")))
+    return join(" ", parts)
+
+
+VOCABULARY_CLEARED = mrkdwn("This channel's vocabulary is now empty, for new work.")
+
+
+def context_shown(text: str | None, label: str, *, changed: bool) -> Mrkdwn:
+    if not text:
+        return mrkdwn(
+            "This channel has {}no context. Tell {} what its conversations are about in a "
+            "sentence, such as `{} context Weekly stand-up of the platform team`.",
+            "now " if changed else "",
+            label,
+            COMMAND,
+        )
+    return mrkdwn(
+        "This channel's context is {}“{}”, sent to {} with each new file. "
+        "`{} context clear` removes it.",
+        "now " if changed else "",
+        text,
+        label,
+        COMMAND,
+    )
+
+
+TRANSLATE_USAGE = mrkdwn(
+    "`translate` takes one language (`{command} translate de`), two joined by a colon for a "
+    "bilingual channel (`{command} translate en:es`), or `off`.",
+    command=COMMAND,
+)
+TWO_DIFFERENT_LANGUAGES = mrkdwn(
+    "Name two different languages for a bilingual channel, such as `{} translate en:es`.",
+    COMMAND,
+)
+
+
+def not_translation_languages(unknown: Sequence[str], label: str, codes: Sequence[str]) -> Mrkdwn:
+    what = "is not a language code" if len(unknown) == 1 else "are not language codes"
+    return mrkdwn(
+        "{} {} {} translates. It takes these (ISO 639-1): {}.",
+        quoted(unknown),
+        what,
+        label,
+        quoted(codes),
+    )
+
+
+def translation_shown(languages: Sequence[tuple[str, str]], *, changed: bool) -> Mrkdwn:
+    """The channel's translation, from its ``(code, name)`` languages: none, one or two."""
+    now = "now " if changed else ""
+    if not languages:
+        return mrkdwn(
+            "Transcripts in this channel are {}not translated. `{command} translate de` adds a "
+            "German translation after each turn; `{command} translate en:es` translates each "
+            "turn between English and Spanish.",
+            now,
+            command=COMMAND,
+        )
+    if len(languages) == 1:
+        ((code, name),) = languages
+        how = mrkdwn("translated into *{}* (`{}`)", name, code)
+    else:
+        (code_a, name_a), (code_b, name_b) = languages
+        how = mrkdwn(
+            "translated between *{}* and *{}* (`{}:{}`): a turn in either is translated into "
+            "the other",
+            name_a,
+            name_b,
+            code_a,
+            code_b,
+        )
+    return mrkdwn(
+        "Transcripts in this channel are {}{}; each turn is followed by its translation, in new "
+        "work. `{} translate off` stops it.",
+        now,
+        how,
+        COMMAND,
+    )
+
+
+CONFIDENCE_TAKES_ON_OR_OFF = mrkdwn(
+    "`confidence` takes `on` or `off`, such as `{} confidence on`.", COMMAND
+)
+
+
+def confidence_shown(on: bool, threshold: float, label: str, *, changed: bool) -> Mrkdwn:
+    now = "now " if changed else ""
+    if on:
+        return mrkdwn(
+            "Doubtful words are {}*marked* in this channel: words {} is less than {:.0%} sure of "
+            "appear in _italics_ in new replies (the attached files keep plain text). "
+            "`{} confidence off` stops that.",
+            now,
+            label,
+            threshold,
+            COMMAND,
+        )
+    return mrkdwn(
+        "Doubtful words are {}*not marked* in this channel. `{} confidence on` shows the words "
+        "{} is less than {:.0%} sure of in _italics_.",
+        now,
+        COMMAND,
+        label,
+        threshold,
+    )
+
+
+def vocabulary_for_new_work(terms: Sequence[str], limit: int = 20) -> Mrkdwn:
+    shown = quoted(terms[:limit])
+    more = mrkdwn(" and {} more", len(terms) - limit) if len(terms) > limit else ""
+    return mrkdwn("Vocabulary for new work: {}{}", shown, more)
+
+
+def context_for_new_work(text: str) -> Mrkdwn:
+    return mrkdwn("Context for new work: “{}”", text)
+
+
+def translation_for_new_work(names: Sequence[str]) -> Mrkdwn:
+    if len(names) == 1:
+        return mrkdwn("Translation for new work: into {}", names[0])
+    return mrkdwn("Translation for new work: between {} and {}", *names)
+
+
+DOUBTFUL_WORDS_MARKED = mrkdwn("Doubtful words are marked in new work.")
+
+
+def unused_by(line: Mrkdwn, label: str) -> Mrkdwn:
+    """A status line of a setting the channel's provider does not support."""
+    return mrkdwn("{} (not used by {})", line, label)
 
 
 # -- /transcribe retry and cancel ----------------------------------------------------------------

@@ -3,10 +3,11 @@ transcript (no speech, a failure, an attachment)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from bot.messages.words import plural
-from bot.slack_text import Mrkdwn, mrkdwn
+from bot.slack_text import Mrkdwn, escape, mrkdwn
 
 NO_SPEECH = "No speech found in this file."
 #: A failed file's reason when its error gave none.
@@ -33,6 +34,24 @@ def file_in_attachment(name: str, characters: int, attachment: str, preview: str
         attachment,
         preview,
     )
+
+
+def translation_line(language: str, translation: str) -> Mrkdwn:
+    """A turn's translation, quoted under it: ``> German: Hallo zusammen.``"""
+    return mrkdwn("&gt; {}: {}", language, translation)
+
+
+#: A word's leading and trailing punctuation, and what is between.
+_WORD_EDGES = re.compile(r"^(\W*)(.*?)(\W*)$", re.DOTALL)
+
+
+def doubtful_word(word: str) -> Mrkdwn:
+    """A word the provider was unsure of, in italics; its punctuation stays upright, so that
+    Slack sees where the italics end."""
+    match = _WORD_EDGES.match(word)
+    if match is None or not match.group(2):
+        return escape(word)
+    return mrkdwn("{}_{}_{}", *match.groups())
 
 
 def transcript_title(filename: str) -> str:

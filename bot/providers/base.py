@@ -62,6 +62,16 @@ class ProviderJob:
     language_hints: list[str] = field(default_factory=list)
     #: Keep to the hinted languages rather than only lean towards them (Soniox only).
     language_hints_strict: bool = False
+    #: Words and names to expect, for a provider that ``supports_context``.
+    terms: list[str] = field(default_factory=list)
+    #: A sentence about what the recording is about, likewise.
+    context: str | None = None
+    #: ISO 639-1 codes, for a provider that ``supports_translation``: one, every turn translated
+    #: into it; two, each turn into the other; none, no translation.
+    translation: tuple[str, ...] = ()
+    #: Keep each word's confidence in the transcript, for a provider that
+    #: ``reports_confidence``.
+    word_confidence: bool = False
     #: The provider's id of the uploaded file.
     file_id: str | None = None
     #: The provider's id of the upload request that carried the file (Soket's batch_upload_id).
@@ -141,6 +151,17 @@ class Provider(ABC):
     #: True when the provider can keep to the hinted languages (``language_hints_strict``)
     #: rather than only lean towards them; ``/transcribe language`` says which ones can.
     keeps_to_language_hints: ClassVar[bool] = False
+    #: True when the provider takes a vocabulary and a sentence of context with each file
+    #: (``/transcribe vocabulary``, ``context``), up to ``max_context_chars`` characters of
+    #: both together.
+    supports_context: ClassVar[bool] = False
+    max_context_chars: ClassVar[int] = 0
+    #: True when the provider translates transcripts (``/transcribe translate``), into and
+    #: between the languages of ``translation_languages`` (ISO 639-1).
+    supports_translation: ClassVar[bool] = False
+    translation_languages: ClassVar[frozenset[str]] = frozenset()
+    #: True when the provider says how sure it is of each word (``/transcribe confidence``).
+    reports_confidence: ClassVar[bool] = False
 
     @abstractmethod
     async def check_credentials(self) -> None:

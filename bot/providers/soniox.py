@@ -9,6 +9,7 @@ the transcription and the file: Soniox keeps both until told.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -60,6 +61,21 @@ _ACCOUNT_PROBLEMS = {
 #: A 402 with an ``error_type`` not known here.
 PAYMENT_REQUIRED = "payment_required"
 
+# fmt: off
+#: The languages Soniox transcribes, and translates into and between (any pair): the ISO 639-1
+#: codes of its documented list of supported languages.
+SUPPORTED_LANGUAGES = frozenset({
+    "af", "sq", "ar", "az", "eu", "be", "bn", "bs", "bg", "ca", "zh", "hr", "cs", "da", "nl",
+    "en", "et", "fi", "fr", "gl", "de", "el", "gu", "he", "hi", "hu", "id", "it", "ja", "kn",
+    "kk", "ko", "lv", "lt", "mk", "ms", "ml", "mr", "no", "fa", "pl", "pt", "pa", "ro", "ru",
+    "sr", "sk", "sl", "es", "sw", "sv", "tl", "ta", "te", "th", "tr", "uk", "ur", "vi", "cy",
+})
+# fmt: on
+
+#: Soniox takes at most 8,000 tokens of ``context``, "about 10,000 characters": the vocabulary
+#: and the context sentence together are held to that many characters.
+MAX_CONTEXT_CHARS = 10_000
+
 
 class SonioxProvider(Provider):
     name = "soniox"
@@ -71,6 +87,11 @@ class SonioxProvider(Provider):
     account_problem_reasons = (*_ACCOUNT_PROBLEMS, PAYMENT_REQUIRED)
     polls_many = True
     keeps_to_language_hints = True
+    supports_context = True
+    max_context_chars = MAX_CONTEXT_CHARS
+    supports_translation = True
+    translation_languages = SUPPORTED_LANGUAGES
+    reports_confidence = True
 
     def __init__(
         self,
@@ -171,6 +192,11 @@ class SonioxProvider(Provider):
                 request["language_hints"] = job.language_hints
                 if job.language_hints_strict:
                     request["language_hints_strict"] = True
+            context = _context(job)
+            if context:
+                request["context"] = context
+            if job.translation:
+                request["translation"] = _translation(job.translation)
             if self._webhook is not None:
                 request["webhook_url"] = self._webhook.url
                 request["webhook_auth_header_name"] = self._webhook.header_name
@@ -264,7 +290,11 @@ class SonioxProvider(Provider):
                 return Progress(ProgressStatus.PROCESSING, raw=status)
             return Progress(
                 ProgressStatus.COMPLETED,
-                transcript=transcript_from_tokens(transcript, status.get("audio_duration_ms")),
+                transcript=transcript_from_tokens(
+                    transcript,
+                    status.get("audio_duration_ms"),
+                    word_confidence=job.word_confidence,
+                ),
                 raw=status,
             )
         if state in ("error", "failed"):
@@ -356,46 +386,136 @@ def _error(response: httpx.Response, what: str) -> Exception:
     return TemporaryError(detail)
 
 
-def transcript_from_tokens(body: dict[str, Any], duration_ms: int | None = None) -> Transcript:
+def _context(job: ProviderJob) -> dict[str, Any]:
+    """The ``context`` object of a create body: ``terms`` and ``text``, when there are any."""
+    context: dict[str, Any] = {}
+    if job.terms:
+        context["terms"] = list(job.terms)
+    if job.context:
+        context["text"] = job.context
+    return context
+
+
+def _translation(languages: tuple[str, ...]) -> dict[str, str]:
+    """``translation`` of a create body: one language is one-way, two are two-way."""
+    if len(languages) == 1:
+        return {"type": "one_way", "target_language": languages[0]}
+    language_a, language_b = languages
+    return {"type": "two_way", "language_a": language_a, "language_b": language_b}
+
+
+#: ``translation_status`` of a token Soniox translated: it follows the spoken (``original``)
+#: tokens it translates, and carries the translation's ``language``.
+TRANSLATED = "translation"
+_SPACE = re.compile(r"(\s+)")
+
+
+class _Turn:
+    """A segment being read from tokens, with what reading it further needs."""
+
+    def __init__(self, segment: Segment, language: str | None) -> None:
+        self.segment = segment
+        #: The language of its spoken words, which a translated segment keeps to.
+        self.language = language
+        #: The last word of ``segment.text`` may go on in the next token.
+        self.word_open = False
+
+    def changes_language(self, language: str | None) -> bool:
+        """Whether a token in ``language`` is spoken in another language than this segment.
+        With translation on, that starts a new segment: in two-way translation, the language
+        of the translation changes with it."""
+        return None not in (language, self.language) and language != self.language
+
+    def add_confidence(self, text: str, confidence: float) -> None:
+        """A word's confidence is its least sure token's."""
+        scores = self.segment.word_confidence
+        for piece in _SPACE.split(text):
+            if not piece:
+                continue
+            if piece.isspace():
+                self.word_open = False
+            elif self.word_open:
+                scores[-1] = min(scores[-1], confidence)
+            else:
+                scores.append(confidence)
+                self.word_open = True
+
+
+def transcript_from_tokens(
+    body: dict[str, Any], duration_ms: int | None = None, *, word_confidence: bool = False
+) -> Transcript:
     """Soniox tokens are sub-word pieces: join them, and cut a segment where the speaker changes.
 
     With language identification each token carries its ``language``: the transcript's languages
-    are ordered by how much of the text each one labels.
+    are ordered by how much of the text each one labels. With translation, each token carries a
+    ``translation_status``: translated tokens follow the spoken ones they translate and become
+    their segment's translation (a segment is also cut where the spoken language changes, so
+    that each has one translation); only spoken tokens make the text and its languages. With
+    ``word_confidence``, each word keeps its least sure token's ``confidence``.
     """
     tokens = body.get("tokens") or []
-    segments: list[Segment] = []
+    turns: list[_Turn] = []
     languages: dict[str, int] = {}
+    spoken: list[str] = []
+    translated = False
     for token in tokens:
         text = str(token.get("text", ""))
+        language = token.get("language")
+        language = language.strip() if isinstance(language, str) and language.strip() else None
+        status = token.get("translation_status")
+        if status == TRANSLATED:
+            translated = True
+            if turns:
+                segment = turns[-1].segment
+                segment.translation = (segment.translation or "") + text
+                segment.translation_language = segment.translation_language or language
+            continue
+        spoken.append(text)
+        if language is not None and text.strip():
+            languages[language] = languages.get(language, 0) + len(text.strip())
         speaker = token.get("speaker")
         speaker = str(speaker) if speaker is not None else None
-        language = token.get("language")
-        if isinstance(language, str) and language.strip() and text.strip():
-            code = language.strip()
-            languages[code] = languages.get(code, 0) + len(text.strip())
-        if segments and segments[-1].speaker == speaker:
-            segments[-1].text += text
-            segments[-1].end_ms = token.get("end_ms", segments[-1].end_ms)
+        turn = turns[-1] if turns else None
+        if (
+            turn is not None
+            and turn.segment.speaker == speaker
+            and not (status is not None and turn.changes_language(language))
+        ):
+            turn.segment.text += text
+            turn.segment.end_ms = token.get("end_ms", turn.segment.end_ms)
+            turn.language = turn.language or language
         else:
-            segments.append(
+            turn = _Turn(
                 Segment(
                     text=text,
                     speaker=speaker,
                     start_ms=token.get("start_ms"),
                     end_ms=token.get("end_ms"),
-                )
+                ),
+                language,
             )
+            turns.append(turn)
+        confidence = token.get("confidence")
+        if word_confidence and isinstance(confidence, (int, float)):
+            turn.add_confidence(text, float(confidence))
+    segments = [turn.segment for turn in turns]
     for segment in segments:
         segment.text = segment.text.strip()
+        if segment.translation is not None:
+            segment.translation = segment.translation.strip() or None
+        if len(segment.word_confidence) != len(segment.text.split()):
+            segment.word_confidence = []  # some token had no confidence: none is kept
+        segment.word_confidence = [round(score, 2) for score in segment.word_confidence]
     given = body.get("text")
-    text = given if isinstance(given, str) else "".join(str(t.get("text", "")) for t in tokens)
+    # With translation, Soniox's ``text`` may join the translated tokens too: the spoken alone.
+    text = given if isinstance(given, str) and not translated else "".join(spoken)
     # Most text first; a tie keeps the order of first appearance (sorted is stable).
-    spoken = sorted(languages, key=languages.__getitem__, reverse=True)
+    by_use = sorted(languages, key=languages.__getitem__, reverse=True)
     return Transcript(
         text=text.strip(),
         segments=segments,
-        language=spoken[0] if spoken else None,
-        languages=spoken,
+        language=by_use[0] if by_use else None,
+        languages=by_use,
         duration_ms=duration_ms,
     )
 

@@ -14,7 +14,7 @@ from bot.providers.base import Provider, ProviderJob
 from bot.slack_api import ThreadState
 from bot.slack_text import Block, Mrkdwn, PlainText
 from bot.work.retry import RetryPolicy
-from storage.models import Failure, Job, JobKind, JobState, LanguageHints
+from storage.models import Failure, Job, JobKind, JobState, LanguageHints, TranscriptionOptions
 from storage.store import Store
 
 _Item = TypeVar("_Item")
@@ -22,6 +22,8 @@ _Outcome = TypeVar("_Outcome")
 
 #: What a batch without language hints asks of its provider.
 NO_HINTS = LanguageHints()
+#: What a batch asks of its provider when it asks for nothing more.
+NO_OPTIONS = TranscriptionOptions()
 
 #: A unit of work, advanced by one task at a time: its key and its jobs (see :func:`unit_key`).
 Unit = tuple[str, list[Job]]
@@ -90,6 +92,8 @@ class EngineConfig:
     retention: timedelta = timedelta(days=30)
     progress_after: timedelta = timedelta(seconds=5)
     progress_every: timedelta = timedelta(seconds=3)
+    #: Words less sure than this are marked in replies that asked for it.
+    confidence_threshold: float = 0.5
 
 
 class WorkContext:
@@ -120,6 +124,8 @@ class WorkContext:
         #: Language hints of the due batches, read once per cycle: all a provider needs of a
         #: batch, and fixed when the batch was created.
         self.hints: dict[str, LanguageHints] = {}
+        #: Their transcription options, likewise.
+        self.options: dict[str, TranscriptionOptions] = {}
 
     async def guarded(self, key: str, work: Awaitable[None]) -> None:
         """Run ``work`` with ``key`` marked busy."""
@@ -168,7 +174,17 @@ class WorkContext:
         missing = {job.batch_id for job in jobs if job.batch_id not in self.hints}
         if missing:
             self.hints.update(await self.store.language_hints_of(missing))
-        return [provider_job(job, self.hints.get(job.batch_id, NO_HINTS)) for job in jobs]
+        missing = {job.batch_id for job in jobs if job.batch_id not in self.options}
+        if missing:
+            self.options.update(await self.store.transcription_options_of(missing))
+        return [
+            provider_job(
+                job,
+                self.hints.get(job.batch_id, NO_HINTS),
+                self.options.get(job.batch_id, NO_OPTIONS),
+            )
+            for job in jobs
+        ]
 
     async def mark_sent(
         self, jobs: Sequence[Job], verb: Callable[[Sequence[str], datetime], Awaitable[int]]
@@ -234,7 +250,9 @@ def is_running(job: Job) -> bool:
     return job.state in (JobState.SUBMITTED, JobState.PROCESSING)
 
 
-def provider_job(job: Job, hints: LanguageHints) -> ProviderJob:
+def provider_job(
+    job: Job, hints: LanguageHints, options: TranscriptionOptions = NO_OPTIONS
+) -> ProviderJob:
     return ProviderJob(
         job_id=job.id,
         filename=job.filename,
@@ -244,6 +262,10 @@ def provider_job(job: Job, hints: LanguageHints) -> ProviderJob:
         mimetype=job.mimetype,
         language_hints=list(hints.codes),
         language_hints_strict=hints.strict,
+        terms=list(options.terms),
+        context=options.context,
+        translation=options.translation,
+        word_confidence=options.mark_doubtful,
         file_id=job.provider_file_id,
         upload_id=job.provider_upload_id,
         remote_id=job.provider_job_id,

@@ -40,6 +40,7 @@ from bot.work.accounts import Accounts
 from bot.work.cleanup import CleanUp
 from bot.work.context import (
     NO_HINTS,
+    NO_OPTIONS,
     Downloader,
     EngineConfig,
     SlackThreads,
@@ -145,6 +146,8 @@ class Engine:
         due_jobs = await ctx.store.due_jobs(now)
         in_use = await ctx.store.language_hints_in_use()
         ctx.hints = {job.batch_id: in_use.get(job.batch_id, NO_HINTS) for job in due_jobs}
+        asked = await ctx.store.transcription_options_in_use()
+        ctx.options = {job.batch_id: asked.get(job.batch_id, NO_OPTIONS) for job in due_jobs}
         quick, transfers = self._units(due_jobs, now)
         for key, jobs in await self._room.plan(transfers):
             self._spawn(key, self.transfers.transfer(jobs))

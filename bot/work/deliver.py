@@ -48,7 +48,7 @@ class Delivery:
 
     async def _deliver(self, batch: Batch) -> None:
         jobs = await self._ctx.store.jobs_of(batch.id)
-        reply = render_reply(jobs)
+        reply = render_reply(jobs, doubtful_below=self._ctx.config.confidence_threshold)
         try:
             if not reply.blocks:
                 await self._nothing_to_reply(batch)

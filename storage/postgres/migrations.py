@@ -118,6 +118,20 @@ MIGRATIONS: list[str] = [
         updated_at timestamptz NOT NULL
     );
     """,
+    # 2: the SQLite schema's version 13: what a channel asks of the transcript besides its
+    # languages, recorded on each batch at creation.
+    """
+    ALTER TABLE channel_settings
+        ADD COLUMN vocabulary jsonb NOT NULL DEFAULT '[]',
+        ADD COLUMN context_text text,
+        ADD COLUMN translation text,
+        ADD COLUMN mark_doubtful boolean NOT NULL DEFAULT false;
+    ALTER TABLE batches
+        ADD COLUMN vocabulary jsonb NOT NULL DEFAULT '[]',
+        ADD COLUMN context_text text,
+        ADD COLUMN translation text,
+        ADD COLUMN mark_doubtful boolean NOT NULL DEFAULT false;
+    """,
 ]
 
 #: The schema this code reads and writes.

@@ -20,13 +20,14 @@ from storage.batch_writer import BatchIdTaken, BatchRequest, BatchWriter, new_ba
 from storage.models import Batch, BatchState, JobState, NewBatch
 from storage.postgres.base import columns
 from storage.postgres.connection import Connection, Database
-from storage.postgres.rows import safe_text, states_sql, to_jsonb
+from storage.postgres.rows import safe_text, states_sql, to_jsonb, translation_text
 from storage.states import RUNNING_BATCH_STATES
 
 _BATCH_COLUMNS = """id, team_id, channel_id, message_ts, thread_ts, user_id, provider, source,
-    state, language_hints, language_hints_strict, created_at, updated_at"""
+    state, language_hints, language_hints_strict, vocabulary, context_text, translation,
+    mark_doubtful, created_at, updated_at"""
 _BATCH_TYPES = """text[], text[], text[], text[], text[], text[], text[], text[], text[],
-    jsonb[], boolean[], timestamptz[], timestamptz[]"""
+    jsonb[], boolean[], jsonb[], text[], text[], boolean[], timestamptz[], timestamptz[]"""
 _JOB_COLUMNS = """id, batch_id, position, kind, provider, filename, slack_file_id, url,
     download_url, mimetype, size_bytes, duration_ms, needs_file_info, dedupe_key, state, error,
     created_at, updated_at, finished_at"""
@@ -107,6 +108,10 @@ def _batch_row(batch_id: str, request: BatchRequest) -> tuple[Any, ...]:
         BatchState.OPEN.value,
         to_jsonb(batch.language_hints),
         batch.language_hints_strict,
+        to_jsonb(list(batch.options.terms)),
+        safe_text(batch.options.context),
+        translation_text(batch.options.translation),
+        batch.options.mark_doubtful,
         stamp,
         stamp,
     )

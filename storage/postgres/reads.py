@@ -11,9 +11,16 @@ from storage.models import (
     Job,
     LanguageHints,
     ProviderAccountProblem,
+    TranscriptionOptions,
 )
 from storage.postgres.base import StoreBase
-from storage.postgres.rows import UNFINISHED, language_hints_of, states_sql
+from storage.postgres.rows import (
+    OPTIONS_COLUMNS,
+    UNFINISHED,
+    language_hints_of,
+    states_sql,
+    transcription_options_of,
+)
 from storage.states import (
     FINISHED_BATCH_STATES,
     RUNNING_BATCH_STATES,
@@ -152,6 +159,26 @@ class Reads(StoreBase):
             (list(dict.fromkeys(batch_ids)),),
         )
         return {row[0]: language_hints_of(row[1], row[2]) for row in rows}
+
+    async def transcription_options_in_use(self) -> dict[str, TranscriptionOptions]:
+        # Most batches ask for nothing: as for the language hints, few rows are read.
+        rows = await self._rows(
+            f"""SELECT id, {OPTIONS_COLUMNS} FROM batches
+                WHERE state = {_OPEN} AND (vocabulary != '[]'::jsonb OR context_text IS NOT NULL
+                    OR translation IS NOT NULL OR mark_doubtful)"""
+        )
+        return {row[0]: transcription_options_of(*row[1:]) for row in rows}
+
+    async def transcription_options_of(
+        self, batch_ids: Collection[str]
+    ) -> dict[str, TranscriptionOptions]:
+        if not batch_ids:
+            return {}
+        rows = await self._rows(
+            f"SELECT id, {OPTIONS_COLUMNS} FROM batches WHERE id = ANY(%b::text[])",
+            (list(dict.fromkeys(batch_ids)),),
+        )
+        return {row[0]: transcription_options_of(*row[1:]) for row in rows}
 
     async def batches_to_deliver(self, now: datetime) -> list[Batch]:
         return await self._batches(

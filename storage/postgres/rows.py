@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from storage.models import Batch, Job, LanguageHints
+from storage.models import Batch, Job, LanguageHints, TranscriptionOptions
 from storage.states import FINISHED_JOB_STATES, BatchState, JobKind, JobState
 
 
@@ -115,3 +115,27 @@ def language_hints_of(codes: list[str], strict: bool) -> LanguageHints:
     if not codes:
         return LanguageHints()
     return LanguageHints(codes=tuple(codes), strict=strict)
+
+
+#: The columns :func:`transcription_options_of` reads, in its order.
+OPTIONS_COLUMNS = "vocabulary, context_text, translation, mark_doubtful"
+
+
+def transcription_options_of(
+    vocabulary: list[str], context: str | None, translation: str | None, mark_doubtful: bool
+) -> TranscriptionOptions:
+    return TranscriptionOptions(
+        terms=tuple(vocabulary),
+        context=context,
+        translation=translation_of(translation),
+        mark_doubtful=mark_doubtful,
+    )
+
+
+def translation_text(languages: Sequence[str]) -> str | None:
+    """A translation's stored form: ``de``, ``en:es``; None for none."""
+    return ":".join(languages) or None
+
+
+def translation_of(text: str | None) -> tuple[str, ...]:
+    return tuple(text.split(":")) if text else ()

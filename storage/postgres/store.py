@@ -13,7 +13,13 @@ from storage.postgres.connection import Database
 from storage.postgres.job_steps import JobSteps
 from storage.postgres.new_batches import batch_writer
 from storage.postgres.reads import Reads
-from storage.postgres.rows import safe_text, states_sql, to_jsonb
+from storage.postgres.rows import (
+    safe_text,
+    states_sql,
+    to_jsonb,
+    translation_of,
+    translation_text,
+)
 from storage.states import FINISHED_BATCH_STATES
 
 
@@ -74,30 +80,37 @@ class PostgresStore(JobSteps, BatchSteps, Reads, StoreBase):
     async def channel_settings(self, channel_id: str) -> ChannelSettings:
         # Read every time: another process may have changed them a moment ago.
         rows = await self._rows(
-            """SELECT provider, auto, language_hints, language_hints_strict
+            """SELECT provider, auto, language_hints, language_hints_strict, vocabulary,
+                      context_text, translation, mark_doubtful
                FROM channel_settings WHERE channel_id = %s""",
             (channel_id,),
         )
         if not rows:
             return ChannelSettings(channel_id=channel_id)
-        ((provider, auto, hints, strict),) = rows
+        ((provider, auto, hints, strict, vocabulary, context, translation, doubtful),) = rows
         return ChannelSettings(
             channel_id=channel_id,
             provider=provider,
             auto=auto,
             language_hints=list(hints),
             language_hints_strict=strict,
+            vocabulary=list(vocabulary),
+            context=context,
+            translation=translation_of(translation),
+            mark_doubtful=doubtful,
         )
 
     async def save_channel_settings(self, settings: ChannelSettings, now: datetime) -> None:
         await self._execute(
             """INSERT INTO channel_settings
                    (channel_id, provider, auto, language_hints, language_hints_strict,
-                    updated_at)
-               VALUES (%s, %s, %s, %s, %s, %s)
+                    vocabulary, context_text, translation, mark_doubtful, updated_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (channel_id) DO UPDATE SET provider = excluded.provider,
                    auto = excluded.auto, language_hints = excluded.language_hints,
                    language_hints_strict = excluded.language_hints_strict,
+                   vocabulary = excluded.vocabulary, context_text = excluded.context_text,
+                   translation = excluded.translation, mark_doubtful = excluded.mark_doubtful,
                    updated_at = excluded.updated_at""",
             (
                 safe_text(settings.channel_id),
@@ -105,6 +118,10 @@ class PostgresStore(JobSteps, BatchSteps, Reads, StoreBase):
                 settings.auto,
                 to_jsonb(settings.language_hints),
                 settings.language_hints_strict,
+                to_jsonb(settings.vocabulary),
+                safe_text(settings.context),
+                translation_text(settings.translation),
+                settings.mark_doubtful,
                 now,
             ),
         )

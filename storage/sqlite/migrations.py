@@ -159,4 +159,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE channel_settings ADD COLUMN language_hints_strict INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE batches ADD COLUMN language_hints_strict INTEGER NOT NULL DEFAULT 0;
     """,
+    # 13: what a channel asks of the transcript besides its languages (a vocabulary, a sentence of
+    # context, a translation, doubtful words marked), recorded on each batch at creation as the
+    # language hints are. The translation is its language codes, ``de`` or ``en:es``.
+    """
+    ALTER TABLE channel_settings ADD COLUMN vocabulary TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE channel_settings ADD COLUMN context_text TEXT;
+    ALTER TABLE channel_settings ADD COLUMN translation TEXT;
+    ALTER TABLE channel_settings ADD COLUMN mark_doubtful INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE batches ADD COLUMN vocabulary TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE batches ADD COLUMN context_text TEXT;
+    ALTER TABLE batches ADD COLUMN translation TEXT;
+    ALTER TABLE batches ADD COLUMN mark_doubtful INTEGER NOT NULL DEFAULT 0;
+    """,
 ]

@@ -14,7 +14,7 @@ import aiosqlite
 from storage.batch_writer import BatchIdTaken, BatchRequest, BatchWriter, new_batch
 from storage.models import Batch, BatchState, JobState, NewBatch
 from storage.sqlite.connection import Database
-from storage.sqlite.rows import chunks, placeholders, states_sql, to_text
+from storage.sqlite.rows import chunks, placeholders, states_sql, to_text, translation_text
 from storage.states import RUNNING_BATCH_STATES
 
 
@@ -79,6 +79,10 @@ def _batch_row(batch_id: str, request: BatchRequest) -> tuple[Any, ...]:
         BatchState.OPEN.value,
         json.dumps(batch.language_hints),
         int(batch.language_hints_strict),
+        json.dumps(list(batch.options.terms)),
+        batch.options.context,
+        translation_text(batch.options.translation),
+        int(batch.options.mark_doubtful),
         stamp,
         stamp,
     )
@@ -122,8 +126,9 @@ async def _insert_rows(
             await db.executemany(
                 """INSERT INTO batches (id, team_id, channel_id, message_ts, thread_ts, user_id,
                        provider, source, state, language_hints, language_hints_strict,
+                       vocabulary, context_text, translation, mark_doubtful,
                        created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 batch_rows,
             )
         except sqlite3.IntegrityError as exc:

@@ -12,9 +12,11 @@ from storage.models import (
     Job,
     LanguageHints,
     ProviderAccountProblem,
+    TranscriptionOptions,
 )
 from storage.sqlite.base import StoreBase
 from storage.sqlite.rows import (
+    OPTIONS_COLUMNS,
     UNFINISHED,
     chunks,
     language_hints_of,
@@ -22,6 +24,7 @@ from storage.sqlite.rows import (
     required_time,
     states_sql,
     to_text,
+    transcription_options_of,
 )
 from storage.states import (
     FINISHED_BATCH_STATES,
@@ -168,6 +171,28 @@ class Reads(StoreBase):
                 chunk,
             )
             found.update({row[0]: language_hints_of(row[1], row[2]) for row in rows})
+        return found
+
+    async def transcription_options_in_use(self) -> dict[str, TranscriptionOptions]:
+        # Most batches ask for nothing: as for the language hints, few rows are read.
+        rows = await self._rows(
+            f"""SELECT id, {OPTIONS_COLUMNS} FROM batches
+                WHERE state = {_OPEN} AND (vocabulary != '[]' OR context_text IS NOT NULL
+                    OR translation IS NOT NULL OR mark_doubtful != 0)"""
+        )
+        return {row[0]: transcription_options_of(*row[1:]) for row in rows}
+
+    async def transcription_options_of(
+        self, batch_ids: Collection[str]
+    ) -> dict[str, TranscriptionOptions]:
+        found: dict[str, TranscriptionOptions] = {}
+        for chunk in chunks(list(dict.fromkeys(batch_ids))):
+            rows = await self._rows(
+                f"""SELECT id, {OPTIONS_COLUMNS} FROM batches
+                    WHERE id IN ({placeholders(len(chunk))})""",
+                chunk,
+            )
+            found.update({row[0]: transcription_options_of(*row[1:]) for row in rows})
         return found
 
     async def batches_to_deliver(self, now: datetime) -> list[Batch]:

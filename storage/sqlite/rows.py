@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from storage.models import Batch, Job, LanguageHints
+from storage.models import Batch, Job, LanguageHints, TranscriptionOptions
 from storage.states import FINISHED_JOB_STATES, BatchState, JobKind, JobState
 
 #: Ids bound in one ``IN (…)``: far below SQLite's limit on variables, whatever the build.
@@ -136,3 +136,27 @@ def language_hints_of(codes: str | None, strict: int) -> LanguageHints:
     if not codes or codes == "[]":
         return LanguageHints()
     return LanguageHints(codes=tuple(json.loads(codes)), strict=bool(strict))
+
+
+#: The columns :func:`transcription_options_of` reads, in its order.
+OPTIONS_COLUMNS = "vocabulary, context_text, translation, mark_doubtful"
+
+
+def transcription_options_of(
+    vocabulary: str, context: str | None, translation: str | None, mark_doubtful: int
+) -> TranscriptionOptions:
+    return TranscriptionOptions(
+        terms=tuple(json.loads(vocabulary)) if vocabulary != "[]" else (),
+        context=context,
+        translation=translation_of(translation),
+        mark_doubtful=bool(mark_doubtful),
+    )
+
+
+def translation_text(languages: Sequence[str]) -> str | None:
+    """A translation's stored form: ``de``, ``en:es``; None for none."""
+    return ":".join(languages) or None
+
+
+def translation_of(text: str | None) -> tuple[str, ...]:
+    return tuple(text.split(":")) if text else ()

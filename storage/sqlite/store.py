@@ -14,7 +14,12 @@ from storage.sqlite.connection import Database
 from storage.sqlite.job_steps import JobSteps
 from storage.sqlite.new_batches import batch_writer
 from storage.sqlite.reads import Reads
-from storage.sqlite.rows import states_sql, to_text
+from storage.sqlite.rows import (
+    states_sql,
+    to_text,
+    translation_of,
+    translation_text,
+)
 from storage.states import FINISHED_BATCH_STATES
 
 
@@ -80,33 +85,41 @@ class SQLiteStore(JobSteps, BatchSteps, Reads):
         known = self._channel_settings.get(channel_id)
         if known is None:
             rows = await self._rows(
-                """SELECT provider, auto, language_hints, language_hints_strict
+                """SELECT provider, auto, language_hints, language_hints_strict, vocabulary,
+                          context_text, translation, mark_doubtful
                    FROM channel_settings WHERE channel_id = ?""",
                 (channel_id,),
             )
             known = ChannelSettings(channel_id=channel_id)
-            for provider, auto, hints, strict in rows:
+            for provider, auto, hints, strict, vocabulary, context, translation, doubtful in rows:
                 known = ChannelSettings(
                     channel_id=channel_id,
                     provider=provider,
                     auto=bool(auto),
                     language_hints=json.loads(hints),
                     language_hints_strict=bool(strict),
+                    vocabulary=json.loads(vocabulary),
+                    context=context,
+                    translation=translation_of(translation),
+                    mark_doubtful=bool(doubtful),
                 )
             self._channel_settings[channel_id] = known
         # A copy: a caller changing it before saving must not change what others read.
-        return dataclasses.replace(known, language_hints=list(known.language_hints))
+        return _copy(known)
 
     async def save_channel_settings(self, settings: ChannelSettings, now: datetime) -> None:
         async with self._database.transaction() as db:
             await db.execute(
                 """INSERT INTO channel_settings
                        (channel_id, provider, auto, language_hints, language_hints_strict,
-                        updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?)
+                        vocabulary, context_text, translation, mark_doubtful, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (channel_id) DO UPDATE SET provider = excluded.provider,
                        auto = excluded.auto, language_hints = excluded.language_hints,
                        language_hints_strict = excluded.language_hints_strict,
+                       vocabulary = excluded.vocabulary, context_text = excluded.context_text,
+                       translation = excluded.translation,
+                       mark_doubtful = excluded.mark_doubtful,
                        updated_at = excluded.updated_at""",
                 (
                     settings.channel_id,
@@ -114,12 +127,14 @@ class SQLiteStore(JobSteps, BatchSteps, Reads):
                     int(settings.auto),
                     json.dumps(settings.language_hints),
                     int(settings.language_hints_strict),
+                    json.dumps(settings.vocabulary),
+                    settings.context,
+                    translation_text(settings.translation),
+                    int(settings.mark_doubtful),
                     to_text(now),
                 ),
             )
-        self._channel_settings[settings.channel_id] = dataclasses.replace(
-            settings, language_hints=list(settings.language_hints)
-        )
+        self._channel_settings[settings.channel_id] = _copy(settings)
 
     # -- retention ---------------------------------------------------------------------------
 
@@ -136,3 +151,12 @@ class SQLiteStore(JobSteps, BatchSteps, Reads):
             )
             await db.execute("DELETE FROM processed_events WHERE seen_at < ?", (to_text(cutoff),))
         return cursor.rowcount
+
+
+def _copy(settings: ChannelSettings) -> ChannelSettings:
+    """Settings no one else holds: their lists are copies too."""
+    return dataclasses.replace(
+        settings,
+        language_hints=list(settings.language_hints),
+        vocabulary=list(settings.vocabulary),
+    )

@@ -17,7 +17,19 @@ from tests.fakes.slack import FORM_CONTENT_TYPE, FakeSlack, silent_wav
 from tests.fakes.soket import FakeSoket
 from tests.fakes.soniox import FakeSoniox
 
-SUBCOMMANDS = ("help", "status", "provider", "auto", "language", "retry", "cancel")
+SUBCOMMANDS = (
+    "help",
+    "status",
+    "provider",
+    "auto",
+    "language",
+    "vocabulary",
+    "context",
+    "translate",
+    "confidence",
+    "retry",
+    "cancel",
+)
 
 
 async def send_command(

@@ -10,6 +10,24 @@ are kept, because benchmarks push files of several hundred megabytes through thi
 
 The content rules and transcript builders at the top of this module are shared with
 :mod:`tests.fakes.soket`, so both providers react the same way to the same bytes.
+
+Beyond transcription it models, from Soniox's references:
+
+* ``context``: an object of up to four sections (``general``: ``[{key, value}]``, ``text``: a
+  string, ``terms``: strings, ``translation_terms``: ``[{source, target}]``), or the older plain
+  string. Soniox takes at most 8,000 tokens of it, "about 10,000 characters"; the fake counts
+  the characters of every string in it and answers a longer one, or one of another shape, with
+  the documented 400 ``invalid_request``. Accepted bodies are kept in
+  :attr:`FakeSoniox.create_bodies`.
+* ``translation``: ``{"type": "one_way", "target_language": "de"}`` or ``{"type": "two_way",
+  "language_a": "en", "language_b": "es"}``, in the languages of :data:`LANGUAGES`. Every token
+  then carries a ``translation_status``: ``original`` for spoken words that are translated,
+  ``none`` for those that are not (already in the target language; in two-way, neither of the
+  two), and ``translation`` for the translated words, which follow the spoken ones they
+  translate, carry the translation's ``language`` and the spoken ``source_language``, and (like
+  the fake's every translation) no timestamps. The translation of a turn is what the test
+  registered (:meth:`FakeSoniox.set_transcript`), else ``[de] `` and the spoken text.
+* ``confidence``: every token has one, 0 to 1; the words a test names as ``unsure`` get a low one.
 """
 
 from __future__ import annotations
@@ -40,6 +58,8 @@ __all__ = [
     "DECODE_ERROR_MESSAGE",
     "DOWNLOAD_ERROR_MESSAGE",
     "HEAD_BYTES",
+    "LANGUAGES",
+    "MAX_CONTEXT_CHARACTERS",
     "MODELS",
     "FakeSoniox",
     "Outcome",
@@ -170,6 +190,7 @@ def timed_words(turns: Turns) -> list[TimedWord]:
 
 
 _PUNCTUATION = re.compile(r"^(.*?)([.,!?;:]*)$", re.DOTALL)
+_PUNCTUATION_AROUND = re.compile(r"^\W+|\W+$")
 
 
 def _sub_word_tokens(
@@ -177,13 +198,17 @@ def _sub_word_tokens(
     *,
     with_speaker: bool,
     language_of: Callable[[TimedWord], str] | None = None,
+    unsure: Callable[[TimedWord], bool] | None = None,
+    spaced: bool = False,
 ) -> list[dict[str, Any]]:
     """Cut words into Soniox-like tokens.
 
     Soniox returns sub-word pieces: a word is one or two tokens, the first carrying the leading
     space, and punctuation is a token of its own. Joining every token's ``text`` gives the
     transcript text, which is what clients are expected to do. With language identification
-    (``language_of``), every token carries its word's ``language``.
+    (``language_of``), every token carries its word's ``language``. The tokens of an ``unsure``
+    word have a low ``confidence``. ``spaced``: the first word follows others, so it too
+    carries a leading space.
     """
     tokens: list[dict[str, Any]] = []
     for index, timed in enumerate(words):
@@ -194,7 +219,7 @@ def _sub_word_tokens(
             core, punctuation = punctuation, ""
         half = (len(core) + 1) // 2
         pieces = [core] if len(core) < 4 else [core[:half], core[half:]]
-        if index > 0:
+        if index > 0 or spaced:
             pieces[0] = " " + pieces[0]
         spoken_end = timed.start_ms + (timed.end_ms - timed.start_ms) * 4 // 5
         step = (spoken_end - timed.start_ms) // len(pieces)
@@ -205,11 +230,12 @@ def _sub_word_tokens(
             pieces.append(punctuation)
             spans.append((spoken_end, timed.end_ms))
         for piece_index, (piece, (start, end)) in enumerate(zip(pieces, spans, strict=True)):
+            doubtful = unsure is not None and unsure(timed)
             token: dict[str, Any] = {
                 "text": piece,
                 "start_ms": start,
                 "end_ms": end,
-                "confidence": 0.97 if piece_index == 0 else 0.93,
+                "confidence": (0.97 if piece_index == 0 else 0.93) * (0.3 if doubtful else 1),
             }
             if with_speaker:
                 token["speaker"] = timed.speaker
@@ -230,7 +256,18 @@ DOWNLOAD_ERROR_TYPE = "audio_download_error"
 
 _MAX_REFERENCE_LENGTH = 256
 _MAX_LIST_LIMIT = 1000
-_MAX_CONTEXT_LENGTH = 20000
+#: Soniox takes at most 8,000 tokens of ``context``: "about 10,000 characters", which the fake
+#: counts over every string of it.
+MAX_CONTEXT_CHARACTERS = 10_000
+_CONTEXT_SECTIONS = ("general", "text", "terms", "translation_terms")
+#: The languages Soniox transcribes and translates into and between, as its list of supported
+#: languages gives their ISO 639-1 codes.
+LANGUAGES = frozenset({
+    "af", "sq", "ar", "az", "eu", "be", "bn", "bs", "bg", "ca", "zh", "hr", "cs", "da", "nl",
+    "en", "et", "fi", "fr", "gl", "de", "el", "gu", "he", "hi", "hu", "id", "it", "ja", "kn",
+    "kk", "ko", "lv", "lt", "mk", "ms", "ml", "mr", "no", "fa", "pl", "pt", "pa", "ro", "ru",
+    "sr", "sk", "sl", "es", "sw", "sv", "tl", "ta", "te", "th", "tr", "uk", "ur", "vi", "cy",
+})  # fmt: skip
 _MASKED_SECRET = "******************"
 _ERROR_MESSAGES = {
     "invalid_request": (
@@ -320,13 +357,81 @@ class _Job:
     size: int | None
     head: bytes
     webhook_auth_header_value: str | None
-    #: Asked for at creation; the documented transcription JSON does not show it.
+    #: Asked for at creation; the documented transcription JSON does not show them.
     language_hints_strict: bool = False
+    translation: dict[str, Any] | None = None
     polls: int = 0
     turns: Turns = field(default_factory=list)
     #: The language of each turn (ISO 639-1); turns beyond the list are English.
     languages: list[str] = field(default_factory=list)
+    #: The translation of each turn, as registered; a turn beyond the list gets a made-up one.
+    translations: list[str] = field(default_factory=list)
+    #: Words (lower case, without punctuation) the transcript is unsure of.
+    unsure: frozenset[str] = frozenset()
     outcome: Outcome | None = None
+
+    def is_unsure(self, word: TimedWord) -> bool:
+        return _PUNCTUATION_AROUND.sub("", word.word).lower() in self.unsure
+
+    def translated_into(self, spoken: str) -> str | None:
+        """The language the ``translation`` asked for puts speech in ``spoken`` into; None for
+        speech it leaves as it is."""
+        asked = self.translation or {}
+        if asked.get("type") == "one_way":
+            target = str(asked["target_language"])
+            return None if spoken == target else target
+        if asked.get("type") == "two_way":
+            pair = {
+                asked["language_a"]: asked["language_b"],
+                asked["language_b"]: asked["language_a"],
+            }
+            found = pair.get(spoken)
+            return str(found) if found is not None else None
+        return None
+
+    def tokens(self) -> list[dict[str, Any]]:
+        """The transcript's tokens; with ``translation``, each turn's translation after it."""
+        with_speaker = bool(self.public["enable_speaker_diarization"])
+        language_of = self.language_of if self.public["enable_language_identification"] else None
+        words = timed_words(self.turns)
+        if not self.translation:
+            return _sub_word_tokens(
+                words, with_speaker=with_speaker, language_of=language_of, unsure=self.is_unsure
+            )
+        tokens: list[dict[str, Any]] = []
+        for index, (speaker, text) in enumerate(self.turns):
+            spoken = [word for word in words if word.turn == index]
+            if not spoken:
+                continue
+            turn_tokens = _sub_word_tokens(
+                spoken,
+                with_speaker=with_speaker,
+                language_of=language_of,
+                unsure=self.is_unsure,
+                spaced=bool(tokens),
+            )
+            source = self.language_of(spoken[0])
+            target = self.translated_into(source)
+            for token in turn_tokens:
+                token["translation_status"] = "none" if target is None else "original"
+            tokens += turn_tokens
+            if target is None:
+                continue
+            translation = (
+                self.translations[index] if index < len(self.translations) else f"[{target}] {text}"
+            )
+            for word in translation.split():
+                token = {
+                    "text": f" {word}",
+                    "confidence": 0.9,
+                    "translation_status": "translation",
+                    "language": target,
+                    "source_language": source,
+                }
+                if with_speaker:
+                    token["speaker"] = speaker
+                tokens.append(token)
+        return tokens
 
     def language_of(self, word: TimedWord) -> str:
         """What language identification labels ``word`` with. Strict hints keep the labels to
@@ -396,6 +501,8 @@ class FakeSoniox(LoopbackServer):
         self._seq = itertools.count(1)
         self._transcripts: dict[str, Turns] = {}
         self._languages: dict[str, list[str]] = {}
+        self._translations: dict[str, list[str]] = {}
+        self._unsure: dict[str, frozenset[str]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
 
@@ -416,11 +523,25 @@ class FakeSoniox(LoopbackServer):
         or a listing page that showed it."""
         return {transcription_id: job.polls for transcription_id, job in self._jobs.items()}
 
-    def set_transcript(self, filename: str, turns: Turns, languages: Sequence[str] = ()) -> None:
+    def set_transcript(
+        self,
+        filename: str,
+        turns: Turns,
+        languages: Sequence[str] = (),
+        *,
+        translations: Sequence[str] = (),
+        unsure: Sequence[str] = (),
+    ) -> None:
         """Make jobs for ``filename`` transcribe to ``turns`` of ``(speaker, text)``, spoken in
-        ``languages`` (ISO 639-1, one per turn; English where none is given)."""
+        ``languages`` (ISO 639-1, one per turn; English where none is given). A transcription
+        asked to translate translates each turn to its ``translations`` entry; the words in
+        ``unsure`` (any case, without punctuation) get a low confidence."""
         self._transcripts[filename] = list(turns)
         self._languages[filename] = list(languages)
+        self._translations[filename] = list(translations)
+        self._unsure[filename] = frozenset(
+            _PUNCTUATION_AROUND.sub("", word).lower() for word in unsure
+        )
 
     def add_others(self, count: int) -> list[str]:
         """``count`` finished transcriptions made by someone else with the same account (another
@@ -658,6 +779,7 @@ class FakeSoniox(LoopbackServer):
             head=head,
             webhook_auth_header_value=header_value,
             language_hints_strict=body.get("language_hints_strict") is True,
+            translation=body.get("translation"),
         )
         self.transcriptions[transcription_id] = public
         return job
@@ -680,11 +802,7 @@ class FakeSoniox(LoopbackServer):
                 "transcription_invalid_state",
                 f"Transcription is not completed (status: {job.public['status']}).",
             )
-        tokens = _sub_word_tokens(
-            timed_words(job.turns),
-            with_speaker=bool(job.public["enable_speaker_diarization"]),
-            language_of=job.language_of if job.public["enable_language_identification"] else None,
-        )
+        tokens = job.tokens()
         return web.json_response(
             {
                 "id": job.public["id"],
@@ -764,6 +882,8 @@ class FakeSoniox(LoopbackServer):
                 filename = str(public["filename"])
                 job.turns = self._transcripts.get(filename) or default_turns(filename)
                 job.languages = self._languages.get(filename, [])
+                job.translations = self._translations.get(filename, [])
+                job.unsure = self._unsure.get(filename, frozenset())
         if public["webhook_url"]:
             task = asyncio.get_running_loop().create_task(self._deliver_webhook(job))
             self._deliveries.add(task)
@@ -856,13 +976,8 @@ def _validate_create(body: dict[str, Any]) -> web.Response | None:
                 f"String should have at most {_MAX_REFERENCE_LENGTH} characters",
                 "string_too_long",
             )
-    context = body.get("context")
-    if isinstance(context, str) and len(context) > _MAX_CONTEXT_LENGTH:
-        fail(
-            "context",
-            f"String should have at most {_MAX_CONTEXT_LENGTH} characters",
-            "string_too_long",
-        )
+    _validate_context(body.get("context"), fail)
+    _validate_translation(body.get("translation"), fail)
     for name in (
         "enable_speaker_diarization",
         "enable_language_identification",
@@ -874,6 +989,85 @@ def _validate_create(body: dict[str, Any]) -> web.Response | None:
     if errors:
         return soniox_error(400, "invalid_request", validation_errors=errors)
     return None
+
+
+def _validate_context(context: Any, fail: Callable[[str, str, str], None]) -> None:
+    """``context``: the plain string, or the object of up to four sections; all of it within
+    :data:`MAX_CONTEXT_CHARACTERS`."""
+    if context is None:
+        return
+    if isinstance(context, str):
+        size = len(context)
+    elif isinstance(context, dict):
+        size = 0
+        for name in set(context) - set(_CONTEXT_SECTIONS):
+            fail(f"context.{name}", "Extra inputs are not permitted", "extra_forbidden")
+        text = context.get("text")
+        if text is not None and not isinstance(text, str):
+            fail("context.text", "Input should be a valid string", "string_type")
+        size += len(text) if isinstance(text, str) else 0
+        terms = context.get("terms")
+        if terms is not None and not (
+            isinstance(terms, list) and all(isinstance(term, str) for term in terms)
+        ):
+            fail("context.terms", "Input should be a list of strings", "list_type")
+        elif terms:
+            size += sum(len(term) for term in terms)
+        for name, fields in (
+            ("general", ("key", "value")),
+            ("translation_terms", ("source", "target")),
+        ):
+            items = context.get(name)
+            if items is None:
+                continue
+            if not isinstance(items, list) or not all(
+                isinstance(item, dict)
+                and set(item) == set(fields)
+                and all(isinstance(item[key], str) for key in fields)
+                for item in items
+            ):
+                wanted = " and ".join(fields)
+                fail(
+                    f"context.{name}",
+                    f"Input should be a list of objects with {wanted}",
+                    "list_type",
+                )
+                continue
+            size += sum(len(item[key]) for item in items for key in fields)
+    else:
+        fail("context", "Input should be a valid string or object", "model_type")
+        return
+    if size > MAX_CONTEXT_CHARACTERS:
+        fail(
+            "context",
+            f"Context is too long: {size} characters, at most 8000 tokens "
+            f"(about {MAX_CONTEXT_CHARACTERS} characters) are allowed",
+            "too_long",
+        )
+
+
+def _validate_translation(translation: Any, fail: Callable[[str, str, str], None]) -> None:
+    """``translation``: one way into a supported language, or two ways between two."""
+    if translation is None:
+        return
+    if not isinstance(translation, dict):
+        fail("translation", "Input should be a valid object", "model_type")
+        return
+    kind = translation.get("type")
+    fields = {"one_way": ("target_language",), "two_way": ("language_a", "language_b")}.get(
+        str(kind)
+    )
+    if fields is None:
+        fail("translation.type", "Input should be 'one_way' or 'two_way'", "literal_error")
+        return
+    for name in set(translation) - {"type", *fields}:
+        fail(f"translation.{name}", "Extra inputs are not permitted", "extra_forbidden")
+    for name in fields:
+        language = translation.get(name)
+        if language not in LANGUAGES:
+            fail(f"translation.{name}", f"Unsupported language: {language!r}", "value_error")
+    if kind == "two_way" and translation.get("language_a") == translation.get("language_b"):
+        fail("translation", "language_a and language_b must differ", "value_error")
 
 
 def _paginate(

@@ -19,6 +19,7 @@ from bot.commands import (
     parse_links,
     split_command,
 )
+from bot.commands.parsing import parse_terms, parse_translation
 from bot.intake import audio_links_in_text, link_from_token, links_in_text
 
 
@@ -150,6 +151,45 @@ def test_help_has_one_example_per_subcommand() -> None:
         "provider",
         "auto",
         "language",
+        "vocabulary",
+        "context",
+        "translate",
+        "confidence",
         "retry",
         "cancel",
     ]
+
+
+def test_terms_are_split_at_commas_tidied_and_taken_once() -> None:
+    assert parse_terms(" Kubernetes,  Priya   Raman ,, kubernetes, <@U1> ") == [
+        "Kubernetes",
+        "Priya Raman",
+        "<@U1>",
+    ]
+    assert parse_terms(" , ") == []
+
+
+@pytest.mark.parametrize(
+    ("typed", "languages"),
+    [(["de"], ("de",)), (["EN:es"], ("en", "es")), (["off"], ()), (["OFF"], ())],
+)
+def test_a_translation_is_one_language_or_two(typed: list[str], languages: tuple[str, ...]) -> None:
+    assert parse_translation(typed, {"de", "en", "es"}, "Provider") == languages
+
+
+@pytest.mark.parametrize(
+    ("typed", "answer"),
+    [
+        (["de", "fr"], "takes one language"),
+        (["en:es:fr"], "takes one language"),
+        (["en:"], "takes one language"),
+        (["en:EN"], "two different languages"),
+        (["xx:de"], "`xx` is not a language code Provider translates. It takes these "
+                    "(ISO 639-1): `de`, `en`, `es`."),
+        (["<!here>"], "`&lt;!here&gt;` is not a language code"),
+    ],
+)  # fmt: skip
+def test_a_wrong_translation_is_answered_clearly(typed: list[str], answer: str) -> None:
+    with pytest.raises(CommandError) as refused:
+        parse_translation(typed, {"de", "en", "es"}, "Provider")
+    assert answer in refused.value.text

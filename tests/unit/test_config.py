@@ -169,3 +169,19 @@ def test_a_database_url_that_is_not_postgresql_is_one_clear_problem() -> None:
         )
     assert caught.value.problems[0].startswith("DATABASE_URL: must be a PostgreSQL URL")
     assert "pw" not in caught.value.problems[0].split("(")[1]
+
+
+def test_the_confidence_threshold_is_a_share_between_0_and_1() -> None:
+    def threshold(**given: str) -> float:
+        return load_settings(
+            _env_file=None, slack_bot_token="xoxb-1", slack_signing_secret="s", soniox_api_key="k",
+            **given,
+        ).confidence_threshold  # fmt: skip
+
+    assert threshold() == 0.5
+    assert threshold(confidence_threshold="0.8") == 0.8
+    with pytest.raises(ConfigError) as caught:
+        threshold(confidence_threshold="1.5")
+    assert caught.value.problems == [
+        "CONFIDENCE_THRESHOLD: Input should be less than or equal to 1"
+    ]

@@ -482,3 +482,106 @@ async def test_storage_caps_answer_429_until_files_are_deleted() -> None:
             await upload(c, "e.wav", b"e" * 60)
             assert capped.storage_refusals == 2
             assert (capped.peak_files, capped.peak_storage_bytes) == (2, 100)
+
+
+@pytest.mark.parametrize(
+    ("context", "location"),
+    [
+        ({"terms": ["x" * 6000], "text": "y" * 4001}, "body.context"),
+        ("z" * 10_001, "body.context"),
+        ({"terms": "Kubernetes"}, "body.context.terms"),
+        ({"general": [{"key": "domain"}]}, "body.context.general"),
+        ({"translation_terms": [{"source": "a", "target": 1}]}, "body.context.translation_terms"),
+        ({"vocabulary": ["a"]}, "body.context.vocabulary"),
+        (["a"], "body.context"),
+    ],
+)
+async def test_a_context_of_the_wrong_shape_or_size_is_refused(
+    fake: FakeSoniox, client: httpx.AsyncClient, context: Any, location: str
+) -> None:
+    refused = await create(client, audio_url="https://cdn.example/a.mp3", context=context)
+    body = assert_error(refused, 400, "invalid_request")
+    assert [error["location"] for error in body["validation_errors"]] == [location]
+    assert fake.create_bodies == []
+
+
+async def test_a_context_within_the_limit_is_kept(
+    fake: FakeSoniox, client: httpx.AsyncClient
+) -> None:
+    context = {
+        "general": [{"key": "domain", "value": "Platform"}],
+        "text": "y" * 4000,
+        "terms": ["x" * 5000, "Kubernetes"],
+        "translation_terms": [{"source": "pod", "target": "Pod"}],
+    }
+    created = await create(client, audio_url="https://cdn.example/a.mp3", context=context)
+    assert created.status_code == 201, created.text
+    assert created.json()["context"] == context
+    assert fake.create_bodies[-1]["context"] == context
+
+
+@pytest.mark.parametrize(
+    "translation",
+    [
+        {"type": "one_way"},
+        {"type": "one_way", "target_language": "xx"},
+        {"type": "two_way", "language_a": "en", "language_b": "en"},
+        {"type": "three_way", "target_language": "de"},
+        "de",
+    ],
+)
+async def test_a_wrong_translation_is_refused(client: httpx.AsyncClient, translation: Any) -> None:
+    refused = await create(client, audio_url="https://cdn.example/a.mp3", translation=translation)
+    assert_error(refused, 400, "invalid_request")
+
+
+async def test_translated_tokens_follow_the_turns_they_translate(
+    fake: FakeSoniox, client: httpx.AsyncClient
+) -> None:
+    fake.set_transcript(
+        "talk.mp3",
+        [("1", "Good morning."), ("2", "Hola."), ("1", "Bonjour.")],
+        ["en", "es", "fr"],
+        translations=["Buenos días."],
+        unsure=["morning"],
+    )
+    uploaded = await upload(client, "talk.mp3", b"ID3 audio")
+    job = (
+        await create(
+            client,
+            file_id=uploaded["id"],
+            enable_speaker_diarization=True,
+            enable_language_identification=True,
+            translation={"type": "two_way", "language_a": "en", "language_b": "es"},
+        )
+    ).json()
+    await fake.complete(job["id"])
+    tokens = (await client.get(f"/transcriptions/{job['id']}/transcript")).json()["tokens"]
+
+    said = [
+        (t["translation_status"], t.get("language"), t.get("speaker"), t["text"]) for t in tokens
+    ]
+    assert said == [
+        ("original", "en", "1", "Go"),
+        ("original", "en", "1", "od"),
+        ("original", "en", "1", " morn"),
+        ("original", "en", "1", "ing"),
+        ("original", "en", "1", "."),
+        ("translation", "es", "1", " Buenos"),
+        ("translation", "es", "1", " días."),
+        ("original", "es", "2", " Ho"),
+        ("original", "es", "2", "la"),
+        ("original", "es", "2", "."),
+        # Not registered: a made-up translation says which language it is in.
+        ("translation", "en", "2", " [en]"),
+        ("translation", "en", "2", " Hola."),
+        # Neither of the two languages: only transcribed.
+        ("none", "fr", "1", " Bonj"),
+        ("none", "fr", "1", "our"),
+        ("none", "fr", "1", "."),
+    ]
+    assert all("start_ms" not in t for t in tokens if t["translation_status"] == "translation")
+    assert all(t["source_language"] == "en" for t in tokens[5:7])
+    # Every token is scored; the unsure word low.
+    scores = {t["text"]: t["confidence"] for t in tokens}
+    assert scores[" morn"] < 0.5 and scores["ing"] < 0.5 and scores["Go"] > 0.9

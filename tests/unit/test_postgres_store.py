@@ -6,16 +6,20 @@ every store keeps is in tests/contract."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from storage.models import ChannelSettings, JobKind, NewBatch, NewJob
+from storage.models import ChannelSettings, JobKind, NewBatch, NewJob, TranscriptionOptions
+from storage.moving import copy_sqlite_to_postgres
 from storage.postgres import PostgresStore
 from storage.postgres.migrations import SCHEMA_VERSION
 from storage.postgres.rows import UNFINISHED
+from storage.sqlite import SQLiteStore
 from storage.store import SchemaTooNew, StoreUnavailable
 from tests.postgres import TestSchema
 
@@ -153,3 +157,35 @@ async def test_closing_finishes_the_write_under_way(schema: TestSchema) -> None:
         assert not await reopened.remember_event("Ev1", NOW)
     finally:
         await reopened.close()
+
+
+async def test_copy_db_keeps_what_channels_and_batches_ask_of_their_transcripts(
+    schema: TestSchema, tmp_path: Path
+) -> None:
+    options = TranscriptionOptions(
+        terms=("Kubernetes", "Priya Raman"), context="Stand-up.", translation=("en", "es"),
+        mark_doubtful=True,
+    )  # fmt: skip
+    settings = ChannelSettings(
+        "C1", vocabulary=list(options.terms), context=options.context, translation=("de",),
+        mark_doubtful=True,
+    )  # fmt: skip
+    source = await SQLiteStore.open(tmp_path / "threadscribe.db")
+    try:
+        await source.save_channel_settings(settings, NOW)
+        asked = dataclasses.replace(new_batch(), options=options)
+        batch = await source.create_batch(asked, [new_job("F1")], NOW)
+        plain = await source.create_batch(new_batch("2.0"), [new_job("F2", "2.0")], NOW)
+    finally:
+        await source.close()
+    assert batch is not None and plain is not None
+
+    report = await copy_sqlite_to_postgres(tmp_path / "threadscribe.db", schema.url, replace=False)
+    assert report.complete
+    store = await open_store(schema)
+    try:
+        assert await store.channel_settings("C1") == settings
+        copied = await store.transcription_options_of([batch.id, plain.id])
+        assert copied == {batch.id: options, plain.id: TranscriptionOptions()}
+    finally:
+        await store.close()

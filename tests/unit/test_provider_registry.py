@@ -181,3 +181,26 @@ async def test_it_is_a_choice_of_transcribe_provider_and_gets_its_webhook_route(
     assert "This channel now uses *Echo* for new work" in chosen
     assert [notice.status_code for notice in notices] == [401, 200]
     assert (malformed.status_code, malformed.json()) == (400, {"error": "expected {job}"})
+
+
+async def test_what_it_declares_decides_which_transcript_settings_its_channels_get(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(echo_token=ECHO_TOKEN)
+    async with running_bot(settings, host="127.0.0.1") as runtime:
+        sender = SlackSender(fake_slack, runtime)
+        await command_answer(sender, "provider echo")
+        refused = await command_answer(sender, "translate de")
+        monkeypatch.setattr(EchoProvider, "supports_translation", True)
+        monkeypatch.setattr(EchoProvider, "translation_languages", frozenset({"eo"}))
+        wrong = await command_answer(sender, "translate de")
+        taken = await command_answer(sender, "translate eo")
+        translation = (await runtime.store.channel_settings("C0GENERAL")).translation
+
+    assert refused == (
+        "Echo (this channel's provider) does not support translation, so nothing was changed. "
+        "Soniox does: `/transcribe provider soniox` switches this channel to it."
+    )
+    assert wrong == "`de` is not a language code Echo translates. It takes these (ISO 639-1): `eo`."
+    assert "now translated into *Esperanto* (`eo`)" in taken
+    assert translation == ("eo",)

@@ -145,3 +145,47 @@ def test_each_transcript_is_followed_by_its_language_line() -> None:
     contexts = [text for kind, text in kinds if kind == "context"]
     assert len(contexts) == 1 and "Language: Spanish" in contexts[0]
     assert kinds.index(("context", contexts[0])) == 2, "right after a.wav's transcript"
+
+
+def test_doubtful_words_are_marked_in_the_message_only() -> None:
+    scores = [0.9, 0.2, 0.9, 0.49, 0.5]
+    segments = [
+        Segment(text="Ship <it> to Priya, today.", speaker="1", word_confidence=scores),
+        Segment(text="Sure.", speaker="2", word_confidence=[0.1]),
+    ]
+    transcript = Transcript(text="Ship <it> to Priya, today. Sure.", segments=segments)
+    marked = render_reply([job("a.wav", transcript=transcript.model_dump())], doubtful_below=0.5)
+    # Below the threshold only; punctuation stays upright, outside text escaped all the same.
+    assert marked.blocks[1]["text"]["text"] == (
+        "*Speaker 1*  Ship &lt;_it_&gt; to _Priya_, today.\n\n*Speaker 2*  _Sure_."
+    )
+    assert "_" not in marked.text, "the notification text stays plain"
+    unmarked = render_reply([job("a.wav", transcript=transcript.model_dump())])
+    assert "_" not in unmarked.blocks[1]["text"]["text"]
+    assert to_plain_text(transcript) == "Speaker 1: Ship <it> to Priya, today.\nSpeaker 2: Sure."
+
+
+def test_each_turn_is_followed_by_its_translation() -> None:
+    segments = [
+        Segment(text="Good morning.", speaker="1", start_ms=0, translation="Buenos días.",
+                translation_language="es"),
+        Segment(text="Hola <amigo>.", speaker="2", start_ms=2000, translation="Hi <friend>.",
+                translation_language="en"),
+    ]  # fmt: skip
+    transcript = Transcript(text="Good morning. Hola <amigo>.", segments=segments)
+    reply = render_reply([job("a.wav", transcript=transcript.model_dump())])
+    assert reply.blocks[1]["text"]["text"] == (
+        "*Speaker 1* [00:00]  Good morning.\n&gt; Spanish: Buenos días.\n\n"
+        "*Speaker 2* [00:02]  Hola &lt;amigo&gt;.\n&gt; English: Hi &lt;friend&gt;."
+    )
+    assert to_plain_text(transcript) == (
+        "Speaker 1 [00:00]: Good morning.\n    → Spanish: Buenos días.\n"
+        "Speaker 2 [00:02]: Hola <amigo>.\n    → English: Hi <friend>."
+    )
+    # Without speakers, each part is still followed by its translation.
+    unnamed = Transcript(
+        text="Good morning.",
+        segments=[Segment(text="Good morning.", translation="Guten Morgen.",
+                          translation_language="de")],
+    )  # fmt: skip
+    assert to_plain_text(unnamed) == "Good morning.\n    → German: Guten Morgen."

@@ -90,3 +90,71 @@ def test_without_language_identification_no_language_is_claimed() -> None:
     transcript = transcript_from_tokens({"tokens": [{"text": "Just"}, {"text": " words"}]})
     assert transcript.languages == [] and transcript.language is None
     assert transcript.spoken_languages == []
+
+
+def _token(text: str, speaker: str, language: str, status: str) -> dict[str, object]:
+    return {"text": text, "speaker": speaker, "language": language, "translation_status": status}
+
+
+def test_translated_tokens_become_the_translation_of_the_turn_they_follow() -> None:
+    tokens = [
+        {**_token("Hello", "1", "en", "original"), "start_ms": 0, "end_ms": 300},
+        _token(" every", "1", "en", "original"),
+        _token("one.", "1", "en", "original"),
+        _token(" Hallo", "1", "de", "translation"),
+        _token(" zusammen.", "1", "de", "translation"),
+        # Soniox translates chunk by chunk: the same turn goes on, and so does its translation.
+        _token(" Let us start.", "1", "en", "original"),
+        _token(" Fangen wir an.", "1", "de", "translation"),
+        # Already in the target language: not translated.
+        _token(" Gut.", "2", "de", "none"),
+    ]
+    transcript = transcript_from_tokens({"text": "all of it, translations too", "tokens": tokens})
+
+    assert transcript.text == "Hello everyone. Let us start. Gut."
+    assert [
+        (s.speaker, s.text, s.translation, s.translation_language) for s in transcript.segments
+    ] == [
+        ("1", "Hello everyone. Let us start.", "Hallo zusammen. Fangen wir an.", "de"),
+        ("2", "Gut.", None, None),
+    ]
+    assert transcript.languages == ["en", "de"], "only the spoken words count"
+    assert transcript.has_translation
+
+
+def test_in_two_way_translation_a_change_of_language_starts_a_segment() -> None:
+    tokens = [
+        _token("Good morning.", "1", "en", "original"),
+        _token(" Buenos días.", "1", "es", "translation"),
+        _token(" ¿Qué tal?", "1", "es", "original"),
+        _token(" How are you?", "1", "en", "translation"),
+    ]
+    transcript = transcript_from_tokens({"tokens": tokens})
+    assert [(s.speaker, s.text, s.translation_language) for s in transcript.segments] == [
+        ("1", "Good morning.", "es"),
+        ("1", "¿Qué tal?", "en"),
+    ]
+    # Without translation, a speaker changing language stays in one segment.
+    plain = transcript_from_tokens(
+        {"tokens": [{"text": "Good morning.", "speaker": "1", "language": "en"},
+                    {"text": " ¿Qué tal?", "speaker": "1", "language": "es"}]}
+    )  # fmt: skip
+    assert [s.text for s in plain.segments] == ["Good morning. ¿Qué tal?"]
+
+
+def test_a_word_is_as_sure_as_its_least_sure_token_when_asked() -> None:
+    tokens = [
+        {"text": "Ku", "speaker": "1", "confidence": 0.91},
+        {"text": "ber", "speaker": "1", "confidence": 0.314},
+        {"text": "netes", "speaker": "1", "confidence": 0.8},
+        {"text": " is", "speaker": "1", "confidence": 0.99},
+        {"text": " fine.", "speaker": "1", "confidence": 0.97},
+        {"text": " Yes", "speaker": "2", "confidence": 0.4},
+    ]
+    asked = transcript_from_tokens({"tokens": tokens}, word_confidence=True)
+    assert [s.word_confidence for s in asked.segments] == [[0.31, 0.99, 0.97], [0.4]]
+    assert all(s.word_confidence == [] for s in transcript_from_tokens({"tokens": tokens}).segments)
+    # A token without a confidence leaves its segment without any: no word is guessed at.
+    tokens[3] = {"text": " is", "speaker": "1"}
+    partly = transcript_from_tokens({"tokens": tokens}, word_confidence=True)
+    assert [s.word_confidence for s in partly.segments] == [[], [0.4]]
