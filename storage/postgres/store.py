@@ -14,10 +14,11 @@ from storage.postgres.job_steps import JobSteps
 from storage.postgres.new_batches import batch_writer
 from storage.postgres.reads import Reads
 from storage.postgres.rows import safe_text, states_sql, to_jsonb
+from storage.postgres.speakers import SpeakerSteps
 from storage.states import FINISHED_BATCH_STATES
 
 
-class PostgresStore(JobSteps, BatchSteps, Reads, StoreBase):
+class PostgresStore(JobSteps, BatchSteps, SpeakerSteps, Reads, StoreBase):
     """Every method's contract is the protocol's (:class:`storage.store.Store`). Nothing is kept
     in memory between calls: another process may change any row at any time."""
 
@@ -121,6 +122,14 @@ class PostgresStore(JobSteps, BatchSteps, Reads, StoreBase):
                                        WHERE state IN {states_sql(FINISHED_BATCH_STATES)}
                                          AND updated_at < %s)""",
                 (now, cutoff),
+            )
+            # Who spoke goes with what was said; the reply keeps showing the names it has.
+            await db.execute(
+                f"""DELETE FROM speaker_names
+                    WHERE batch_id IN (SELECT id FROM batches
+                                       WHERE state IN {states_sql(FINISHED_BATCH_STATES)}
+                                         AND updated_at < %s)""",
+                (cutoff,),
             )
             await db.execute("DELETE FROM processed_events WHERE seen_at < %s", (cutoff,))
         return cursor.rowcount

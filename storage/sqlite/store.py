@@ -15,10 +15,11 @@ from storage.sqlite.job_steps import JobSteps
 from storage.sqlite.new_batches import batch_writer
 from storage.sqlite.reads import Reads
 from storage.sqlite.rows import states_sql, to_text
+from storage.sqlite.speakers import SpeakerSteps
 from storage.states import FINISHED_BATCH_STATES
 
 
-class SQLiteStore(JobSteps, BatchSteps, Reads):
+class SQLiteStore(JobSteps, BatchSteps, SpeakerSteps, Reads):
     """Every method's contract is the protocol's (:class:`storage.store.Store`)."""
 
     def __init__(self, database: Database) -> None:
@@ -133,6 +134,14 @@ class SQLiteStore(JobSteps, BatchSteps, Reads):
                                        WHERE state IN {states_sql(FINISHED_BATCH_STATES)}
                                          AND updated_at < ?)""",
                 (to_text(now), to_text(cutoff)),
+            )
+            # Who spoke goes with what was said; the reply keeps showing the names it has.
+            await db.execute(
+                f"""DELETE FROM speaker_names
+                    WHERE batch_id IN (SELECT id FROM batches
+                                       WHERE state IN {states_sql(FINISHED_BATCH_STATES)}
+                                         AND updated_at < ?)""",
+                (to_text(cutoff),),
             )
             await db.execute("DELETE FROM processed_events WHERE seen_at < ?", (to_text(cutoff),))
         return cursor.rowcount
