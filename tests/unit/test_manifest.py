@@ -142,6 +142,13 @@ def test_bot_scopes_are_exactly_the_ones_used(manifest: dict[str, Any]) -> None:
         "reactions:write",
         "commands",
         "app_mentions:read",
+        # Who is in a channel: only its members may name a transcript's speakers.
+        "channels:read",
+        "groups:read",
+        "im:read",
+        "mpim:read",
+        # The names of the people named, for the attached transcript files.
+        "users:read",
     }
 
 
