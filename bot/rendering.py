@@ -6,20 +6,24 @@ File names, transcripts and failure reasons come from outside: all of it passes
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from bot.languages import language_names
 from bot.media import is_video
 from bot.messages import reply as words
+from bot.messages import speakers as speaker_words
 from bot.messages.reply import NO_SPEECH
 from bot.slack_text import (
     Block,
     Mrkdwn,
     PlainText,
+    button,
     context,
     escape,
     join,
+    mention,
     mrkdwn,
     plain,
     section,
@@ -27,13 +31,13 @@ from bot.slack_text import (
     truncate,
 )
 from bot.transcript import (
-    Segment,
     Transcript,
     merge_turns,
+    speaker_label,
     to_plain_text,
     turn_heading,
 )
-from storage.models import Job, JobState
+from storage.models import Job, JobState, SpeakerNames
 
 #: One file's transcript longer than this goes into a file.
 MAX_INLINE_CHARS = 3000
@@ -44,6 +48,32 @@ PREVIEW_CHARS = 400
 MAX_BLOCKS = 50
 #: Languages named on a transcript's language line; more are counted.
 MAX_LANGUAGES_SHOWN = 5
+#: ``action_id`` of the *Name speakers* button (its ``value`` is the batch id), and its block.
+NAME_SPEAKERS_ACTION = "name_speakers"
+NAME_SPEAKERS_BLOCK = "speakers"
+
+
+@dataclass(frozen=True)
+class Speakers:
+    """Who the speakers of a batch are, as its reply shows them: each named one as a mention in
+    the message (Slack shows the person's current name, to each reader as they chose, and an
+    edit that adds a mention notifies nobody), and by name where a mention cannot be, in the
+    attached files and the notification text."""
+
+    names: SpeakerNames = field(default_factory=dict)
+    #: The name of each person named, by Slack user id; one missing is shown by speaker number
+    #: outside the message.
+    display_names: Mapping[str, str] = field(default_factory=dict)
+
+    def in_message(self, job_id: str) -> dict[str, Mrkdwn]:
+        return {speaker: mention(user) for speaker, user in self.names.get(job_id, {}).items()}
+
+    def in_text(self, job_id: str) -> dict[str, str]:
+        named = self.names.get(job_id, {})
+        return {s: self.display_names[u] for s, u in named.items() if u in self.display_names}
+
+
+NO_NAMES = Speakers()
 
 
 @dataclass
@@ -61,6 +91,12 @@ class Reply:
     blocks: list[Block]
     attachments: list[Attachment] = field(default_factory=list)
     any_failed: bool = False
+
+    def add_note(self, note: Block) -> None:
+        """Add ``note`` below the transcripts (above the button), within Slack's block limit."""
+        actions = [block for block in self.blocks if block["type"] == "actions"]
+        shown = [block for block in self.blocks if block["type"] != "actions"]
+        self.blocks = [*shown[: MAX_BLOCKS - 1 - len(actions)], note, *actions]
 
 
 def attachment_name(job: Job, suffix: str = ".txt") -> PlainText:
@@ -92,8 +128,9 @@ def _cue_texts(text: str) -> list[str]:
     return pieces
 
 
-def to_srt(transcript: Transcript) -> str | None:
-    """SubRip subtitles from the provider's timings; None when it gave none."""
+def to_srt(transcript: Transcript, names: Mapping[str, str] | None = None) -> str | None:
+    """SubRip subtitles from the provider's timings, each speaker by their name in ``names`` or
+    their number; None when the provider gave no timings."""
     timed = [s for s in transcript.segments if s.start_ms is not None and s.end_ms is not None]
     if not timed:
         return None
@@ -106,7 +143,7 @@ def to_srt(transcript: Transcript) -> str | None:
         span = max(segment.end_ms - segment.start_ms, 0)
         for piece in pieces:
             end = start + span * len(piece) // total
-            label = _speaker_label(segment)
+            label = _speaker_label(segment.speaker, names)
             cues.append(
                 f"{len(cues) + 1}\n{_srt_time(start)} --> {_srt_time(max(end, start + 1))}\n"
                 f"{label}{piece}\n"
@@ -115,18 +152,23 @@ def to_srt(transcript: Transcript) -> str | None:
     return "\n".join(cues)
 
 
-def _speaker_label(segment: Segment) -> str:
-    return f"[Speaker {segment.speaker}] " if segment.speaker is not None else ""
+def _speaker_label(speaker: str | None, names: Mapping[str, str] | None) -> str:
+    if speaker is None:
+        return ""
+    named = names.get(speaker) if names else None
+    return f"[{named or speaker_label(speaker)}] "
 
 
-def to_mrkdwn(transcript: Transcript) -> Mrkdwn:
-    """The transcript for a Slack message: a paragraph per speaker turn, the speaker in bold."""
+def to_mrkdwn(transcript: Transcript, mentions: Mapping[str, Mrkdwn] | None = None) -> Mrkdwn:
+    """The transcript for a Slack message: a paragraph per speaker turn, the speaker in bold (as
+    the mention in ``mentions``, once named)."""
     if not transcript.has_speakers:
         return escape(transcript.text.strip())
     paragraphs = []
     for turn in merge_turns(transcript.segments):
         label, stamp = turn_heading(turn)
-        paragraphs.append(mrkdwn("*{}*{}  {}", label, stamp, turn.text.strip()))
+        named = mentions.get(turn.speaker) if mentions and turn.speaker is not None else None
+        paragraphs.append(mrkdwn("*{}*{}  {}", named or label, stamp, turn.text.strip()))
     return join("\n\n", paragraphs)
 
 
@@ -155,19 +197,30 @@ def _preview(text: str) -> str:
     return f"{cut}…"
 
 
-def render_reply(jobs: list[Job]) -> Reply:
-    """The reply for every reported job of a batch (skipped ones are left out)."""
+def render_reply(
+    jobs: list[Job], *, batch_id: str | None = None, speakers: Speakers = NO_NAMES
+) -> Reply:
+    """The reply for every reported job of a batch (skipped ones are left out), with the
+    speakers named as ``speakers`` says; with ``batch_id``, a reply with more than one speaker
+    gets the *Name speakers* button."""
     reported = [job for job in jobs if job.state is not JobState.SKIPPED]
     transcripts = {
         job.id: Transcript.model_validate(job.transcript)
         for job in reported
         if job.state is JobState.COMPLETED and job.transcript is not None
     }
+    # Which transcripts go into files is decided on the text as first posted: naming the
+    # speakers later must not move one into a file, or out of one.
+    in_file = _sent_as_files(
+        {
+            job_id: "" if transcript.is_empty else to_plain_text(transcript)
+            for job_id, transcript in transcripts.items()
+        }
+    )
     texts = {
-        job_id: "" if transcript.is_empty else to_plain_text(transcript)
+        job_id: "" if transcript.is_empty else to_plain_text(transcript, speakers.in_text(job_id))
         for job_id, transcript in transcripts.items()
     }
-    in_file = _sent_as_files(texts)
     blocks: list[Block] = []
     attachments: list[Attachment] = []
     fallback: list[Mrkdwn] = []
@@ -186,7 +239,7 @@ def render_reply(jobs: list[Job]) -> Reply:
             fallback.append(mrkdwn("{}: {}", job.filename, NO_SPEECH))
         elif job.id in in_file:
             assert transcript is not None
-            attached = _attachments(job, transcript, text)
+            attached = _attachments(job, transcript, text, speakers.in_text(job.id))
             attachments += attached
             preview = _preview(text)
             shown = words.file_in_attachment(job.filename, len(text), attached[0].filename, preview)
@@ -195,18 +248,37 @@ def render_reply(jobs: list[Job]) -> Reply:
         else:
             assert transcript is not None
             blocks.append(_section(words.file_heading(job.filename)))
-            blocks.extend(_section(chunk) for chunk in _chunks(to_mrkdwn(transcript)))
+            shown = to_mrkdwn(transcript, speakers.in_message(job.id))
+            blocks.extend(_section(chunk) for chunk in _chunks(shown))
             fallback.append(mrkdwn("{}:\n{}", job.filename, text))
         languages = language_line(transcript) if transcript is not None and text else None
         if languages is not None:
             blocks.append(languages)
 
+    if batch_id is not None and speaker_count(transcripts.values()) > 1:
+        blocks = [*_within_block_limit(blocks, MAX_BLOCKS - 1), name_speakers_button(batch_id)]
+    else:
+        blocks = _within_block_limit(blocks)
     summary = words.reply_summary([job.filename for job in reported], failed)
     return Reply(
         text=truncate(join("\n\n", [summary, *fallback]), MAX_MESSAGE_CHARS + 1000),
-        blocks=_within_block_limit(blocks),
+        blocks=blocks,
         attachments=attachments,
         any_failed=failed > 0,
+    )
+
+
+def speaker_count(transcripts: Iterable[Transcript]) -> int:
+    """The speakers of all the transcripts together (speaker 1 of two files counts twice)."""
+    return sum(len(transcript.speakers) for transcript in transcripts)
+
+
+def name_speakers_button(batch_id: str) -> Block:
+    return button(
+        block_id=NAME_SPEAKERS_BLOCK,
+        action_id=NAME_SPEAKERS_ACTION,
+        label=speaker_words.BUTTON,
+        value=batch_id,
     )
 
 
@@ -224,7 +296,9 @@ def _sent_as_files(texts: dict[str, str]) -> set[str]:
     return in_file
 
 
-def _attachments(job: Job, transcript: Transcript, text: str) -> list[Attachment]:
+def _attachments(
+    job: Job, transcript: Transcript, text: str, names: Mapping[str, str]
+) -> list[Attachment]:
     """The transcript as a text file, and for a video, subtitles when the provider gave timings."""
     attachments = [
         Attachment(
@@ -234,7 +308,7 @@ def _attachments(job: Job, transcript: Transcript, text: str) -> list[Attachment
             content=text + "\n",
         )
     ]
-    subtitles = to_srt(transcript) if is_video(job.filename, job.mimetype) else None
+    subtitles = to_srt(transcript, names) if is_video(job.filename, job.mimetype) else None
     if subtitles:
         attachments.append(
             Attachment(
@@ -247,9 +321,9 @@ def _attachments(job: Job, transcript: Transcript, text: str) -> list[Attachment
     return attachments
 
 
-def _within_block_limit(blocks: list[Block]) -> list[Block]:
-    if len(blocks) <= MAX_BLOCKS:
+def _within_block_limit(blocks: list[Block], limit: int = MAX_BLOCKS) -> list[Block]:
+    if len(blocks) <= limit:
         return blocks
-    kept = blocks[: MAX_BLOCKS - 1]
+    kept = blocks[: limit - 1]
     kept.append(_section(words.more_sections(len(blocks) - len(kept))))
     return kept
