@@ -31,7 +31,9 @@ audio links in this channel.
 • `{command} cancel b-1a2b3c4d5e6f`: stop the running batch (or the batch named); nothing is \
 posted for it.
 Also: the *Transcribe* message shortcut (a message's ⋮ menu, works in threads) and \
-`@threadscribe transcribe` in a thread, for the thread's first message.""",
+`@threadscribe transcribe` in a thread, for the thread's first message. To put names to a \
+transcript's speakers, press *Name speakers* under it, or write \
+`@threadscribe speakers 1=@alice 2=@bob` in its thread.""",
         command=COMMAND,
         finished=finished_shown,
         links=max_links,
