@@ -19,8 +19,10 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.acks import AckFirst
 from bot.commands import COMMAND, Commands, Outcome
+from bot.commands.speakers import NAME_SPEAKERS_VIEW
 from bot.intake import Intake
 from bot.messages import REACTION_WORKING, answers
+from bot.rendering import NAME_SPEAKERS_ACTION
 from bot.slack_api import SlackGateway
 from storage.store import Store
 
@@ -33,6 +35,11 @@ EVENTS = ("message", "app_mention")
 COMMANDS = (COMMAND,)
 #: ``callback_id`` of each message shortcut.
 MESSAGE_SHORTCUTS = ("transcribe_message",)
+#: ``action_id`` of each button in the app's messages (Slack sends their presses to the
+#: interactivity URL, as it does the shortcut's).
+BLOCK_ACTIONS = (NAME_SPEAKERS_ACTION,)
+#: ``callback_id`` of each form (modal) whose submission the app answers.
+VIEW_SUBMISSIONS = (NAME_SPEAKERS_VIEW,)
 
 MESSAGE_EVENT, MENTION_EVENT = EVENTS
 (TRANSCRIBE_SHORTCUT,) = MESSAGE_SHORTCUTS
@@ -53,6 +60,7 @@ def register_listeners(
     listen_for_shared_files(bolt, slack=slack, intake=intake, acks=acks, kick=kick)
     listen_for_mentions(bolt, store=store, commands=commands, clock=clock)
     listen_for_commands(bolt, commands)
+    listen_for_speaker_names(bolt, commands)
 
 
 def listen_for_shared_files(
@@ -129,6 +137,33 @@ def listen_for_commands(bolt: AsyncApp, commands: Commands) -> None:
         bolt.command(command)(on_command)
     for callback_id in MESSAGE_SHORTCUTS:
         bolt.message_shortcut(callback_id)(on_shortcut)
+
+
+def listen_for_speaker_names(bolt: AsyncApp, commands: Commands) -> None:
+    """The *Name speakers* button under a reply, and the form it opens."""
+
+    async def on_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        # Nothing to record first: the ack goes at once, and the form must open within
+        # three seconds of the press.
+        await ack()
+        answer = await commands.name_speakers_pressed(body)
+        if answer is not None:
+            try:
+                await respond(text=answer, response_type="ephemeral", replace_original=False)
+            except Exception:
+                log.exception("could not answer through the response_url")
+
+    async def on_form(ack: AsyncAck, body: dict[str, Any]) -> None:
+        # The names are saved before the ack, which closes the form (or shows why not).
+        answer = await commands.speakers_form_submitted(body)
+        await ack(**answer.ack)
+        if answer.follow_up is not None:
+            await answer.follow_up()
+
+    for action_id in BLOCK_ACTIONS:
+        bolt.action(action_id)(on_button)
+    for callback_id in VIEW_SUBMISSIONS:
+        bolt.view(callback_id)(on_form)
 
 
 async def finish(outcome: Outcome, respond: AsyncRespond) -> None:

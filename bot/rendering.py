@@ -6,20 +6,24 @@ File names, transcripts and failure reasons come from outside: all of it passes
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from bot.languages import language_names
 from bot.media import is_video
 from bot.messages import reply as words
+from bot.messages import speakers as speaker_words
 from bot.messages.reply import NO_SPEECH
 from bot.slack_text import (
     Block,
     Mrkdwn,
     PlainText,
+    button,
     context,
     escape,
     join,
+    mention,
     mrkdwn,
     plain,
     section,
@@ -30,11 +34,12 @@ from bot.transcript import (
     Segment,
     Transcript,
     merge_turns,
+    speaker_label,
     to_plain_text,
     translation_label,
     turn_heading,
 )
-from storage.models import Job, JobState
+from storage.models import Job, JobState, SpeakerNames
 
 #: One file's transcript longer than this goes into a file.
 MAX_INLINE_CHARS = 3000
@@ -45,6 +50,32 @@ PREVIEW_CHARS = 400
 MAX_BLOCKS = 50
 #: Languages named on a transcript's language line; more are counted.
 MAX_LANGUAGES_SHOWN = 5
+#: ``action_id`` of the *Name speakers* button (its ``value`` is the batch id), and its block.
+NAME_SPEAKERS_ACTION = "name_speakers"
+NAME_SPEAKERS_BLOCK = "speakers"
+
+
+@dataclass(frozen=True)
+class Speakers:
+    """Who the speakers of a batch are, as its reply shows them: each named one as a mention in
+    the message (Slack shows the person's current name, to each reader as they chose, and an
+    edit that adds a mention notifies nobody), and by name where a mention cannot be, in the
+    attached files and the notification text."""
+
+    names: SpeakerNames = field(default_factory=dict)
+    #: The name of each person named, by Slack user id; one missing is shown by speaker number
+    #: outside the message.
+    display_names: Mapping[str, str] = field(default_factory=dict)
+
+    def in_message(self, job_id: str) -> dict[str, Mrkdwn]:
+        return {speaker: mention(user) for speaker, user in self.names.get(job_id, {}).items()}
+
+    def in_text(self, job_id: str) -> dict[str, str]:
+        named = self.names.get(job_id, {})
+        return {s: self.display_names[u] for s, u in named.items() if u in self.display_names}
+
+
+NO_NAMES = Speakers()
 
 
 @dataclass
@@ -62,6 +93,12 @@ class Reply:
     blocks: list[Block]
     attachments: list[Attachment] = field(default_factory=list)
     any_failed: bool = False
+
+    def add_note(self, note: Block) -> None:
+        """Add ``note`` below the transcripts (above the button), within Slack's block limit."""
+        actions = [block for block in self.blocks if block["type"] == "actions"]
+        shown = [block for block in self.blocks if block["type"] != "actions"]
+        self.blocks = [*shown[: MAX_BLOCKS - 1 - len(actions)], note, *actions]
 
 
 def attachment_name(job: Job, suffix: str = ".txt") -> PlainText:
@@ -93,8 +130,9 @@ def _cue_texts(text: str) -> list[str]:
     return pieces
 
 
-def to_srt(transcript: Transcript) -> str | None:
-    """SubRip subtitles from the provider's timings; None when it gave none."""
+def to_srt(transcript: Transcript, names: Mapping[str, str] | None = None) -> str | None:
+    """SubRip subtitles from the provider's timings, each speaker by their name in ``names`` or
+    their number; None when the provider gave no timings."""
     timed = [s for s in transcript.segments if s.start_ms is not None and s.end_ms is not None]
     if not timed:
         return None
@@ -107,7 +145,7 @@ def to_srt(transcript: Transcript) -> str | None:
         span = max(segment.end_ms - segment.start_ms, 0)
         for piece in pieces:
             end = start + span * len(piece) // total
-            label = _speaker_label(segment)
+            label = _speaker_label(segment.speaker, names)
             cues.append(
                 f"{len(cues) + 1}\n{_srt_time(start)} --> {_srt_time(max(end, start + 1))}\n"
                 f"{label}{piece}\n"
@@ -116,14 +154,21 @@ def to_srt(transcript: Transcript) -> str | None:
     return "\n".join(cues)
 
 
-def _speaker_label(segment: Segment) -> str:
-    return f"[Speaker {segment.speaker}] " if segment.speaker is not None else ""
+def _speaker_label(speaker: str | None, names: Mapping[str, str] | None) -> str:
+    if speaker is None:
+        return ""
+    named = names.get(speaker) if names else None
+    return f"[{named or speaker_label(speaker)}] "
 
 
-def to_mrkdwn(transcript: Transcript, doubtful_below: float | None = None) -> Mrkdwn:
-    """The transcript for a Slack message: a paragraph per speaker turn, the speaker in bold,
-    each turn's translation quoted under it. With ``doubtful_below``, the words whose
-    confidence is below it are in italics."""
+def to_mrkdwn(
+    transcript: Transcript,
+    mentions: Mapping[str, Mrkdwn] | None = None,
+    doubtful_below: float | None = None,
+) -> Mrkdwn:
+    """The transcript for a Slack message: a paragraph per speaker turn, the speaker in bold (as
+    the mention in ``mentions``, once named), each turn's translation quoted under it. With
+    ``doubtful_below``, the words whose confidence is below it are in italics."""
     if not transcript.has_speakers and not transcript.has_translation:
         if doubtful_below is not None and any(s.word_confidence for s in transcript.segments):
             return join(" ", [_words(segment, doubtful_below) for segment in transcript.segments])
@@ -133,7 +178,8 @@ def to_mrkdwn(transcript: Transcript, doubtful_below: float | None = None) -> Mr
         said = _words(turn, doubtful_below)
         if transcript.has_speakers:
             label, stamp = turn_heading(turn)
-            said = mrkdwn("*{}*{}  {}", label, stamp, said)
+            named = mentions.get(turn.speaker) if mentions and turn.speaker is not None else None
+            said = mrkdwn("*{}*{}  {}", named or label, stamp, said)
         if turn.translation:
             translated = words.translation_line(translation_label(turn), turn.translation.strip())
             said = join("\n", [said, translated])
@@ -181,21 +227,36 @@ def _preview(text: str) -> str:
     return f"{cut}…"
 
 
-def render_reply(jobs: list[Job], *, doubtful_below: float | None = None) -> Reply:
-    """The reply for every reported job of a batch (skipped ones are left out). With
-    ``doubtful_below``, the message marks the words the provider was less sure of than that,
-    where it said how sure it was; the attached files keep plain text."""
+def render_reply(
+    jobs: list[Job],
+    *,
+    batch_id: str | None = None,
+    speakers: Speakers = NO_NAMES,
+    doubtful_below: float | None = None,
+) -> Reply:
+    """The reply for every reported job of a batch (skipped ones are left out), with the
+    speakers named as ``speakers`` says; with ``batch_id``, a reply with more than one speaker
+    gets the *Name speakers* button. With ``doubtful_below``, the message marks the words the
+    provider was less sure of than that, where it said how sure it was; the attached files keep
+    plain text."""
     reported = [job for job in jobs if job.state is not JobState.SKIPPED]
     transcripts = {
         job.id: Transcript.model_validate(job.transcript)
         for job in reported
         if job.state is JobState.COMPLETED and job.transcript is not None
     }
+    # Which transcripts go into files is decided on the text as first posted: naming the
+    # speakers later must not move one into a file, or out of one.
+    in_file = _sent_as_files(
+        {
+            job_id: "" if transcript.is_empty else to_plain_text(transcript)
+            for job_id, transcript in transcripts.items()
+        }
+    )
     texts = {
-        job_id: "" if transcript.is_empty else to_plain_text(transcript)
+        job_id: "" if transcript.is_empty else to_plain_text(transcript, speakers.in_text(job_id))
         for job_id, transcript in transcripts.items()
     }
-    in_file = _sent_as_files(texts)
     blocks: list[Block] = []
     attachments: list[Attachment] = []
     fallback: list[Mrkdwn] = []
@@ -214,7 +275,7 @@ def render_reply(jobs: list[Job], *, doubtful_below: float | None = None) -> Rep
             fallback.append(mrkdwn("{}: {}", job.filename, NO_SPEECH))
         elif job.id in in_file:
             assert transcript is not None
-            attached = _attachments(job, transcript, text)
+            attached = _attachments(job, transcript, text, speakers.in_text(job.id))
             attachments += attached
             preview = _preview(text)
             shown = words.file_in_attachment(job.filename, len(text), attached[0].filename, preview)
@@ -223,19 +284,37 @@ def render_reply(jobs: list[Job], *, doubtful_below: float | None = None) -> Rep
         else:
             assert transcript is not None
             blocks.append(_section(words.file_heading(job.filename)))
-            shown_text = to_mrkdwn(transcript, doubtful_below)
-            blocks.extend(_section(chunk) for chunk in _chunks(shown_text))
+            shown = to_mrkdwn(transcript, speakers.in_message(job.id), doubtful_below)
+            blocks.extend(_section(chunk) for chunk in _chunks(shown))
             fallback.append(mrkdwn("{}:\n{}", job.filename, text))
         languages = language_line(transcript) if transcript is not None and text else None
         if languages is not None:
             blocks.append(languages)
 
+    if batch_id is not None and speaker_count(transcripts.values()) > 1:
+        blocks = [*_within_block_limit(blocks, MAX_BLOCKS - 1), name_speakers_button(batch_id)]
+    else:
+        blocks = _within_block_limit(blocks)
     summary = words.reply_summary([job.filename for job in reported], failed)
     return Reply(
         text=truncate(join("\n\n", [summary, *fallback]), MAX_MESSAGE_CHARS + 1000),
-        blocks=_within_block_limit(blocks),
+        blocks=blocks,
         attachments=attachments,
         any_failed=failed > 0,
+    )
+
+
+def speaker_count(transcripts: Iterable[Transcript]) -> int:
+    """The speakers of all the transcripts together (speaker 1 of two files counts twice)."""
+    return sum(len(transcript.speakers) for transcript in transcripts)
+
+
+def name_speakers_button(batch_id: str) -> Block:
+    return button(
+        block_id=NAME_SPEAKERS_BLOCK,
+        action_id=NAME_SPEAKERS_ACTION,
+        label=speaker_words.BUTTON,
+        value=batch_id,
     )
 
 
@@ -253,7 +332,9 @@ def _sent_as_files(texts: dict[str, str]) -> set[str]:
     return in_file
 
 
-def _attachments(job: Job, transcript: Transcript, text: str) -> list[Attachment]:
+def _attachments(
+    job: Job, transcript: Transcript, text: str, names: Mapping[str, str]
+) -> list[Attachment]:
     """The transcript as a text file, and for a video, subtitles when the provider gave timings."""
     attachments = [
         Attachment(
@@ -263,7 +344,7 @@ def _attachments(job: Job, transcript: Transcript, text: str) -> list[Attachment
             content=text + "\n",
         )
     ]
-    subtitles = to_srt(transcript) if is_video(job.filename, job.mimetype) else None
+    subtitles = to_srt(transcript, names) if is_video(job.filename, job.mimetype) else None
     if subtitles:
         attachments.append(
             Attachment(
@@ -276,9 +357,9 @@ def _attachments(job: Job, transcript: Transcript, text: str) -> list[Attachment
     return attachments
 
 
-def _within_block_limit(blocks: list[Block]) -> list[Block]:
-    if len(blocks) <= MAX_BLOCKS:
+def _within_block_limit(blocks: list[Block], limit: int = MAX_BLOCKS) -> list[Block]:
+    if len(blocks) <= limit:
         return blocks
-    kept = blocks[: MAX_BLOCKS - 1]
+    kept = blocks[: limit - 1]
     kept.append(_section(words.more_sections(len(blocks) - len(kept))))
     return kept

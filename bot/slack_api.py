@@ -31,7 +31,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
-from bot.slack_text import Block, Mrkdwn, PlainText
+from bot.slack_text import Block, Mrkdwn, PlainText, View
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,16 @@ class ThreadState:
 
 
 @dataclass(frozen=True)
+class ThreadFile:
+    """A file the bot attached in a thread."""
+
+    file_id: str
+    name: str
+    #: The ts of the message that shared it.
+    ts: str
+
+
+@dataclass(frozen=True)
 class BotIdentity:
     """Whom the bot token signs in as, and the scopes Slack says it grants."""
 
@@ -107,6 +117,8 @@ class SlackGateway:
         self.client = client
         #: ``chat.getPermalink`` answers by (channel, message ts), least recently used first.
         self._permalinks: OrderedDict[tuple[str, str], str] = OrderedDict()
+        #: The bot's own user id, once ``auth.test`` said it.
+        self._user_id: str | None = None
 
     async def aclose(self) -> None:
         """Close the connections of the session the client was given, if any."""
@@ -246,16 +258,104 @@ class SlackGateway:
         filename: PlainText,
         title: PlainText,
         content: str,
-    ) -> None:
-        """Attach a text file in the thread; ``content`` is shown as a file, never parsed."""
+    ) -> list[str]:
+        """Attach a text file in the thread; ``content`` is shown as a file, never parsed.
+        Returns the ids Slack gave the file."""
         with _observed("files.uploadV2"):
-            await self.client.files_upload_v2(
+            response = await self.client.files_upload_v2(
                 channel=channel,
                 thread_ts=thread_ts,
                 filename=filename,
                 title=title,
                 content=content,
             )
+        files = response.get("files") or []
+        return [str(file["id"]) for file in files if isinstance(file, dict) and file.get("id")]
+
+    async def delete_file(self, file_id: str) -> None:
+        """Delete a file the bot attached; one already gone counts as deleted."""
+        try:
+            with _observed("files.delete", ignore="file_not_found"):
+                await self.client.files_delete(file=file_id)
+        except SlackApiError as exc:
+            if slack_error_code(exc) not in ("file_not_found", "file_deleted"):
+                raise
+
+    async def open_view(self, *, trigger_id: str, view: View) -> None:
+        """Open a modal for whoever acted (``views.open``); the trigger lasts three seconds."""
+        with _observed("views.open"):
+            await self.client.views_open(trigger_id=trigger_id, view=dict(view))
+
+    async def is_member(self, *, channel: str, user: str) -> bool:
+        """Whether ``user`` is a member of ``channel`` (``conversations.members``, page by page
+        until found)."""
+        cursor: str | None = None
+        while True:
+            with _observed("conversations.members"):
+                response = await self.client.conversations_members(
+                    channel=channel, limit=1000, cursor=cursor
+                )
+            if user in (response.get("members") or []):
+                return True
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return False
+
+    async def user_name(self, user: str) -> str | None:
+        """The name a person goes by in Slack (their display name, else their full name), or
+        None when Slack does not say (an unknown person, no ``users:read`` scope)."""
+        try:
+            with _observed("users.info"):
+                response = await self.client.users_info(user=user)
+        except SlackApiError as exc:
+            log.warning("no name for %s: %s", user, slack_error_code(exc))
+            return None
+        found = response.get("user") or {}
+        profile = found.get("profile") or {}
+        for name in (
+            profile.get("display_name"),
+            profile.get("real_name"),
+            found.get("real_name"),
+            found.get("name"),
+        ):
+            if isinstance(name, str) and name.strip():
+                return name.strip()
+        return None
+
+    async def bot_user_id(self) -> str:
+        """The bot's own user id (``auth.test``, asked once)."""
+        if self._user_id is None:
+            with _observed("auth.test"):
+                response = await self.client.auth_test()
+            self._user_id = str(response["user_id"])
+        return self._user_id
+
+    async def thread_files(
+        self, *, channel: str, thread_ts: str, since: datetime, until: datetime | None = None
+    ) -> list[ThreadFile]:
+        """The files the bot attached in the thread from ``since`` (to ``until``), oldest first."""
+        ours = await self.bot_user_id()
+        low = since.timestamp() - CLOCK_SKEW_SECONDS
+        high = until.timestamp() + CLOCK_SKEW_SECONDS if until is not None else None
+        found: list[ThreadFile] = []
+        cursor: str | None = None
+        while True:
+            with _observed("conversations.replies"):
+                response = await self.client.conversations_replies(
+                    channel=channel, ts=thread_ts, limit=200, cursor=cursor
+                )
+            for message in response.get("messages") or []:
+                posted = _slack_time(message.get("ts"))
+                if posted < low or (high is not None and posted > high):
+                    continue
+                for file in message.get("files") or []:
+                    if file.get("user") == ours and file.get("id") and file.get("name"):
+                        found.append(
+                            ThreadFile(str(file["id"]), str(file["name"]), str(message.get("ts")))
+                        )
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return found
 
     async def thread_parent(self, *, channel: str, thread_ts: str) -> dict[str, Any]:
         """The first message of a thread as Slack has it (``{}`` when Slack shows none): its

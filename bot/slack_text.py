@@ -53,9 +53,11 @@ class PlainText(str):
         return super().__new__(cls, text)
 
 
-#: A Block Kit block whose text fields are :class:`Mrkdwn`; made by :func:`section` and
-#: :func:`context`.
+#: A Block Kit block whose text fields are :class:`Mrkdwn` or :class:`PlainText`; made by the
+#: functions below.
 Block = NewType("Block", dict[str, Any])
+#: A modal's view, made by :func:`modal` from such blocks.
+View = NewType("View", dict[str, Any])
 
 
 # -- making Mrkdwn -------------------------------------------------------------------------------
@@ -192,11 +194,76 @@ def context(text: Mrkdwn) -> Block:
     return Block({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]})
 
 
+def _plain_text(text: PlainText) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def button(*, block_id: str, action_id: str, label: PlainText, value: str) -> Block:
+    """An actions block with one button; ``value`` comes back when it is pressed."""
+    element = {"type": "button", "action_id": action_id, "text": _plain_text(label), "value": value}
+    return Block({"type": "actions", "block_id": block_id, "elements": [element]})
+
+
+def user_picker(
+    *,
+    block_id: str,
+    action_id: str,
+    label: PlainText,
+    placeholder: PlainText,
+    initial_user: str | None = None,
+    hint: PlainText | None = None,
+) -> Block:
+    """An optional input block with one person to choose (``users_select``)."""
+    element: dict[str, Any] = {
+        "type": "users_select",
+        "action_id": action_id,
+        "placeholder": _plain_text(placeholder),
+    }
+    if initial_user is not None:
+        element["initial_user"] = initial_user
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": block_id,
+        "optional": True,
+        "label": _plain_text(label),
+        "element": element,
+    }
+    if hint:
+        block["hint"] = _plain_text(hint)
+    return Block(block)
+
+
+def modal(
+    *,
+    callback_id: str,
+    title: PlainText,
+    submit: PlainText,
+    close: PlainText,
+    blocks: list[Block],
+    private_metadata: str,
+) -> View:
+    """A modal view; ``private_metadata`` comes back with its submission."""
+    return View(
+        {
+            "type": "modal",
+            "callback_id": callback_id,
+            "title": _plain_text(title),
+            "submit": _plain_text(submit),
+            "close": _plain_text(close),
+            "blocks": blocks,
+            "private_metadata": private_metadata,
+        }
+    )
+
+
 #: Angle brackets become the look-alike angle quotes; control characters become spaces.
 _PLAIN = str.maketrans({"<": "\u2039", ">": "\u203a"} | {chr(c): " " for c in range(32)})
 
 
-def plain(text: str) -> PlainText:
+def plain(text: str, limit: int | None = None) -> PlainText:
     """``text`` for a field shown as it is: no ``<`` or ``>`` is left to open a control
-    sequence, and no entity is added that would show as ``&lt;``."""
+    sequence, and no entity is added that would show as ``&lt;``. With ``limit``, at most that
+    many characters, ending in ``…`` when cut."""
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
     return PlainText(text.translate(_PLAIN), _SEAL)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import BaseModel
 
 from bot.languages import language_name
@@ -46,6 +48,11 @@ class Transcript(BaseModel):
         return any(segment.translation for segment in self.segments)
 
     @property
+    def speakers(self) -> list[str]:
+        """The speakers' labels, in the order they first speak."""
+        return list(dict.fromkeys(s.speaker for s in self.segments if s.speaker is not None))
+
+    @property
     def is_empty(self) -> bool:
         return not self.text.strip()
 
@@ -83,22 +90,30 @@ def format_timestamp(ms: int) -> str:
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
 
 
-def turn_heading(turn: Segment) -> tuple[str, str]:
-    """Who speaks in ``turn`` (``Speaker 1``) and, when known, when (`` [00:12]``)."""
-    label = f"Speaker {turn.speaker}" if turn.speaker is not None else "Unknown speaker"
+def speaker_label(speaker: str | None) -> str:
+    """How a speaker the provider numbered is shown until named: ``Speaker 1``."""
+    return f"Speaker {speaker}" if speaker is not None else "Unknown speaker"
+
+
+def turn_heading(turn: Segment, names: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """Who speaks in ``turn`` (``Speaker 1``, or the name given in ``names``) and, when known,
+    when (`` [00:12]``)."""
+    named = names.get(turn.speaker) if names and turn.speaker is not None else None
+    label = named or speaker_label(turn.speaker)
     stamp = f" [{format_timestamp(turn.start_ms)}]" if turn.start_ms is not None else ""
     return label, stamp
 
 
-def to_plain_text(transcript: Transcript) -> str:
-    """Speaker turns on their own lines (``Speaker 1 [00:12] …``) when known, else the text;
-    each translation on an indented line of its own after its turn (``    → German: …``)."""
+def to_plain_text(transcript: Transcript, names: Mapping[str, str] | None = None) -> str:
+    """Speaker turns on their own lines (``Speaker 1 [00:12] …``, or the speaker's name from
+    ``names``) when known, else the text; each translation on an indented line of its own after
+    its turn (``    → German: …``)."""
     if not transcript.has_speakers and not transcript.has_translation:
         return transcript.text.strip()
     lines = []
     for turn in merge_turns(transcript.segments):
         if transcript.has_speakers:
-            label, stamp = turn_heading(turn)
+            label, stamp = turn_heading(turn, names)
             lines.append(f"{label}{stamp}: {turn.text.strip()}")
         else:
             lines.append(turn.text.strip())

@@ -34,7 +34,10 @@ __all__ = [
     "NewJob",
     "ProgressShown",
     "ProviderAccountProblem",
+    "ReplyFile",
     "Resubmission",
+    "SpeakerNames",
+    "SpeakerNaming",
     "StillRunning",
     "Submission",
     "TranscriptionOptions",
@@ -219,6 +222,52 @@ class ChannelSettings:
             translation=self.translation,
             mark_doubtful=self.mark_doubtful,
         )
+
+
+# -- who the speakers are -----------------------------------------------------------------------
+
+#: Who the speakers of a batch's transcripts are: job id -> the provider's speaker label (``1``)
+#: -> the Slack user id of the person. Speakers left out are shown as the provider numbered them.
+SpeakerNames = dict[str, dict[str, str]]
+
+
+@dataclass(slots=True)
+class SpeakerNaming:
+    """A delivered batch's speaker names, and how far its reply shows them.
+
+    Each change of ``names`` counts up ``version``; the reply (and its attached files) are
+    rendered again until ``shown`` reaches it. The names are the truth; the reply follows them.
+    """
+
+    batch_id: str
+    names: SpeakerNames
+    version: int
+    #: The version the reply's message shows.
+    shown: int
+    #: The version the reply's attached files show.
+    files_version: int
+    #: Set while the attached files are being replaced: their new versions may have been uploaded
+    #: (since this time) before a crash, so the thread is looked at before uploading again.
+    replacing_since: datetime | None
+    attempts: int
+    next_attempt_at: datetime | None
+    #: When showing the names first failed; cleared once they are shown.
+    failing_since: datetime | None
+    updated_at: datetime
+
+    @property
+    def is_shown(self) -> bool:
+        return self.shown >= self.version
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyFile:
+    """A file attached to a batch's reply (a transcript or subtitles) in its thread."""
+
+    file_id: str
+    filename: str
+    #: To be deleted once its replacement is up (or already replaced: delete it now).
+    retiring: bool = False
 
 
 # -- what a step records -----------------------------------------------------------------------

@@ -17,6 +17,7 @@ any work.
 - :mod:`~bot.commands.status`: ``status``;
 - :mod:`~bot.commands.work`: links, ``retry`` and ``cancel``;
 - :mod:`~bot.commands.message_requests`: the message shortcut and mentions;
+- :mod:`~bot.commands.speakers`: naming a transcript's speakers (its button, form and mention);
 - :mod:`~bot.commands.context`: what each of them is given, and gives back.
 """
 

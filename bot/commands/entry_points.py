@@ -1,4 +1,4 @@
-"""The three ways people ask the app for something, as the Bolt listeners call them."""
+"""The ways people ask the app for something, as the Bolt listeners call them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 from bot.commands.context import CommandContext, Outcome
 from bot.commands.message_requests import mention, shortcut
 from bot.commands.slash import slash
+from bot.commands.speakers import FormAnswer, button_pressed, form_submitted
 from bot.intake import Intake
 from bot.slack_api import SlackGateway
+from bot.slack_text import Mrkdwn
 from storage.store import Store
 
 
@@ -49,3 +51,12 @@ class Commands:
     async def mention(self, event: Mapping[str, Any], team_id: str | None) -> None:
         """Answer ``@threadscribe …``; runs after the ack, as it reads the thread from Slack."""
         await mention(self._context, event, team_id)
+
+    async def name_speakers_pressed(self, payload: Mapping[str, Any]) -> Mrkdwn | None:
+        """Open the form that names a reply's speakers; or what to tell whoever pressed the
+        button, only them. Runs after the ack."""
+        return await button_pressed(self._context, payload)
+
+    async def speakers_form_submitted(self, payload: Mapping[str, Any]) -> FormAnswer:
+        """Check and save the form's names, before the ack that the answer carries."""
+        return await form_submitted(self._context, payload)

@@ -1,6 +1,7 @@
 """Transcribing a message on request: the *Transcribe* message shortcut, on any message, and
 ``@threadscribe transcribe`` in a thread, for the thread's first message. Both work whatever the
-channel's ``auto`` setting."""
+channel's ``auto`` setting. ``@threadscribe speakers …`` in a thread names the speakers of its
+transcript (:mod:`bot.commands.speakers`)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.commands.context import CommandContext, Outcome, text_or_none
-from bot.commands.parsing import asks_to_transcribe
+from bot.commands.parsing import asks_to_name_speakers, asks_to_transcribe
+from bot.commands.speakers import named_in_words
 from bot.intake import audio_links_in_text
 from bot.messages import answers
+from bot.messages import speakers as speaker_words
 from bot.slack_api import slack_error_code
 from bot.slack_text import Mrkdwn
 
@@ -47,6 +50,16 @@ async def mention(ctx: CommandContext, event: Mapping[str, Any], team_id: str | 
         settings = await ctx.store.channel_settings(channel)
         if settings.auto:
             return  # the message itself is being transcribed automatically
+    if asks_to_name_speakers(text):
+        in_thread = thread_ts is not None and thread_ts != ts
+        answer = (
+            await named_in_words(ctx, channel=channel, thread_ts=thread_ts or ts, event=event)
+            if in_thread
+            else speaker_words.USAGE
+        )
+        if answer is not None:
+            await _say(ctx, channel, thread_ts or ts, answer)
+        return
     if thread_ts is None or thread_ts == ts or not asks_to_transcribe(text):
         await _say(ctx, channel, thread_ts or ts, answers.MENTION_HELP)
         return

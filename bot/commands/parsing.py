@@ -11,7 +11,9 @@ from bot.commands.context import CommandError
 from bot.intake import link_as_typed
 from bot.languages import ISO_639_1
 from bot.messages import answers
+from bot.messages import speakers as speaker_words
 from bot.messages.words import STRICT
+from bot.slack_text import unescape
 
 #: Links one ``/transcribe`` may carry: enough for a meeting's recordings, few enough to read back.
 MAX_COMMAND_LINKS = 5
@@ -20,6 +22,15 @@ _BATCH_ID = re.compile(r"b-[0-9a-f]{8,12}")
 _USER_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 #: Words a mention may add around "transcribe" and still mean it.
 _POLITE = frozenset({"please", "this", "it", "pls"})
+#: Most of what a person typed that an answer shows back.
+MAX_ECHOED_CHARS = 200
+#: The word of ``@threadscribe speakers 1=@alice 2=@bob``, and one speaker's name in it: the
+#: number the transcript gives them, and the person as Slack writes a mention (``<@U123>``, or
+#: ``<@U123|alice>`` from older clients).
+_SPEAKERS_WORD = re.compile(r"\bspeakers?\b", re.IGNORECASE)
+_SPEAKER_NAMED = re.compile(r"(\d{1,3})\s*[=:]\s*<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>")
+#: What may stand between the names: spaces and list punctuation.
+_BETWEEN_NAMES = re.compile(r"[\s,;]*")
 
 
 def split_command(text: str) -> tuple[str, list[str]]:
@@ -126,3 +137,31 @@ def mention_words(text: str) -> list[str]:
 def asks_to_transcribe(text: str) -> bool:
     words = mention_words(text)
     return "transcribe" in words and all(w == "transcribe" or w in _POLITE for w in words)
+
+
+def asks_to_name_speakers(text: str) -> bool:
+    """Whether a mention's first word is ``speakers``."""
+    words = mention_words(text)
+    return bool(words) and words[0] in ("speakers", "speaker")
+
+
+def parse_speaker_names(text: str) -> dict[str, str]:
+    """The speakers a mention names, ``{"1": "U123", "2": "U456"}``, from Slack's text of
+    ``@threadscribe speakers 1=@alice 2=@bob``; a speaker named twice keeps the last name.
+    Raises :class:`CommandError` for anything else after ``speakers``."""
+    keyword = _SPEAKERS_WORD.search(text or "")
+    rest = text[keyword.end() :] if keyword else ""
+    names: dict[str, str] = {}
+    position = 0
+    while position < len(rest):
+        gap = _BETWEEN_NAMES.match(rest, position)
+        position = gap.end() if gap else position
+        if position >= len(rest):
+            break
+        named = _SPEAKER_NAMED.match(rest, position)
+        if named is None:
+            typed = unescape(rest[position:]).strip()
+            raise CommandError(speaker_words.not_understood(typed[:MAX_ECHOED_CHARS]))
+        names[named.group(1).lstrip("0") or "0"] = named.group(2)
+        position = named.end()
+    return names

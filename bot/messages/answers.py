@@ -42,7 +42,9 @@ channel's conversations (`context clear` removes it).
 posted for it.
 Vocabulary, context, translation and confidence work with {customizing}.
 Also: the *Transcribe* message shortcut (a message's ⋮ menu, works in threads) and \
-`@threadscribe transcribe` in a thread, for the thread's first message.""",
+`@threadscribe transcribe` in a thread, for the thread's first message. To put names to a \
+transcript's speakers, press *Name speakers* under it, or write \
+`@threadscribe speakers 1=@alice 2=@bob` in its thread.""",
         command=COMMAND,
         finished=finished_shown,
         links=max_links,

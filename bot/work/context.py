@@ -11,7 +11,7 @@ from typing import Any, Protocol, TypeVar
 
 from bot.errors import AccountProblem, TranscribeError
 from bot.providers.base import Provider, ProviderJob
-from bot.slack_api import ThreadState
+from bot.slack_api import ThreadFile, ThreadState
 from bot.slack_text import Block, Mrkdwn, PlainText
 from bot.work.retry import RetryPolicy
 from storage.models import Failure, Job, JobKind, JobState, LanguageHints, TranscriptionOptions
@@ -63,11 +63,19 @@ class SlackThreads(Protocol):
 
     async def upload_text(
         self, *, channel: str, thread_ts: str, filename: PlainText, title: PlainText, content: str
-    ) -> None: ...
+    ) -> list[str]: ...
+
+    async def delete_file(self, file_id: str) -> None: ...
 
     async def thread_state(
         self, *, channel: str, thread_ts: str, batch_id: str, since: datetime
     ) -> ThreadState: ...
+
+    async def thread_files(
+        self, *, channel: str, thread_ts: str, since: datetime, until: datetime | None = None
+    ) -> list[ThreadFile]: ...
+
+    async def user_name(self, user: str) -> str | None: ...
 
 
 class Downloader(Protocol):

@@ -1,5 +1,6 @@
 """One poll cycle: read what is unfinished from the database, take each job's next step, post the
-replies of finished batches, keep the progress messages current, clean up at the providers.
+replies of finished batches, keep the progress messages current, show newly named speakers in
+their replies, clean up at the providers.
 
 The database is the only memory. Each step commits the new state before the next side effect, so
 a process killed at any line restarts into a database that says what to do next:
@@ -52,6 +53,7 @@ from bot.work.context import (
     waits_for_submission,
 )
 from bot.work.deliver import Delivery
+from bot.work.names import SpeakerNamesShown
 from bot.work.poll import Polls
 from bot.work.progress import ProgressMessages
 from bot.work.retry import RetryPolicy
@@ -98,6 +100,7 @@ class Engine:
         self._polls = Polls(ctx, self._verdicts)
         self._progress = ProgressMessages(ctx)
         self._delivery = Delivery(ctx, self._progress)
+        self._names = SpeakerNamesShown(ctx)
         self._clean_up = CleanUp(ctx)
         self._one_cycle = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
@@ -161,6 +164,7 @@ class Engine:
         if any(job.state.is_terminal for job in quick_jobs):
             await self._delivery.deliver_due(ctx.clock())
         await self._progress.report()
+        await self._names.show_due()
         await self._clean_up.run()
         await self._clean_up.purge()
         self.last_cycle_at = ctx.clock()

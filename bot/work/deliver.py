@@ -17,13 +17,13 @@ from bot import metrics
 from bot.errors import PermanentError, TemporaryError, TranscribeError
 from bot.messages import REACTION_DONE, REACTION_FAILED, REACTION_WORKING
 from bot.messages import work as texts
-from bot.rendering import MAX_BLOCKS, Reply, render_reply
+from bot.rendering import Reply, render_reply
 from bot.slack_api import UNDELIVERABLE_ERRORS, slack_error_code
 from bot.slack_text import context
 from bot.work.context import WorkContext
 from bot.work.progress import ProgressMessages
 from bot.work.retry import Fail, Retry
-from storage.models import PENDING_STATUS, Batch, BatchState, Job
+from storage.models import PENDING_STATUS, Batch, BatchState, Job, ReplyFile
 from storage.states import BatchMoves, Move
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,10 @@ class Delivery:
 
     async def _deliver(self, batch: Batch) -> None:
         jobs = await self._ctx.store.jobs_of(batch.id)
-        reply = render_reply(jobs, doubtful_below=self._ctx.config.confidence_threshold)
+        # No names yet: speakers are named once the reply is out (bot.work.names shows them).
+        reply = render_reply(
+            jobs, batch_id=batch.id, doubtful_below=self._ctx.config.confidence_threshold
+        )
         try:
             if not reply.blocks:
                 await self._nothing_to_reply(batch)
@@ -68,7 +71,7 @@ class Delivery:
             ):
                 return  # cancelled since it was read: nothing may be posted
             if await self._attach(batch, jobs, reply, already_in_thread):
-                reply.blocks = [*reply.blocks[: MAX_BLOCKS - 1], context(texts.NOT_ATTACHED_TEXT)]
+                reply.add_note(context(texts.NOT_ATTACHED_TEXT))
             reply_ts = await self._post(batch, reply, status_ts)
             await self._finish(batch, reply_ts, reply.any_failed)
         except SlackApiError as exc:
@@ -97,12 +100,18 @@ class Delivery:
             if attachment.job_id in uploaded or attachment.filename in already_in_thread:
                 continue
             try:
-                await self._ctx.slack.upload_text(
+                file_ids = await self._ctx.slack.upload_text(
                     channel=batch.channel_id,
                     thread_ts=batch.thread_ts,
                     filename=attachment.filename,
                     title=attachment.title,
                     content=attachment.content,
+                )
+                # Kept so that naming the speakers later can replace the file.
+                await self._ctx.store.record_reply_files(
+                    batch.id,
+                    [ReplyFile(file_id, attachment.filename) for file_id in file_ids],
+                    self._ctx.clock(),
                 )
             except SlackApiError as exc:
                 if slack_error_code(exc) != "missing_scope":

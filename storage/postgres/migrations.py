@@ -132,10 +132,44 @@ MIGRATIONS: list[str] = [
         ADD COLUMN translation text,
         ADD COLUMN mark_doubtful boolean NOT NULL DEFAULT false;
     """,
+    # 3: speaker names and the files attached to each reply, as SQLite's version 14 (explained
+    # there).
+    """
+    CREATE TABLE speaker_names (
+        batch_id        text COLLATE "C" PRIMARY KEY REFERENCES batches (id),
+        names           jsonb NOT NULL,
+        version         integer NOT NULL,
+        shown           integer NOT NULL DEFAULT 0,
+        files_version   integer NOT NULL DEFAULT 0,
+        replacing_since timestamptz,
+        attempts        integer NOT NULL DEFAULT 0,
+        next_attempt_at timestamptz,
+        failing_since   timestamptz,
+        updated_at      timestamptz NOT NULL
+    );
+    CREATE INDEX speaker_names_to_show ON speaker_names (updated_at) WHERE shown < version;
+
+    CREATE TABLE reply_files (
+        batch_id   text COLLATE "C" NOT NULL REFERENCES batches (id),
+        file_id    text NOT NULL,
+        filename   text NOT NULL,
+        retiring   boolean NOT NULL DEFAULT false,
+        created_at timestamptz NOT NULL,
+        PRIMARY KEY (batch_id, file_id)
+    );
+    """,
 ]
 
 #: The schema this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Every table a copy fills, parents before children (``storage.moving``).
-TABLES = ("batches", "jobs", "processed_events", "channel_settings", "provider_account_problems")
+TABLES = (
+    "batches",
+    "jobs",
+    "processed_events",
+    "channel_settings",
+    "provider_account_problems",
+    "speaker_names",
+    "reply_files",
+)

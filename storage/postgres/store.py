@@ -20,10 +20,11 @@ from storage.postgres.rows import (
     translation_of,
     translation_text,
 )
+from storage.postgres.speakers import SpeakerSteps
 from storage.states import FINISHED_BATCH_STATES
 
 
-class PostgresStore(JobSteps, BatchSteps, Reads, StoreBase):
+class PostgresStore(JobSteps, BatchSteps, SpeakerSteps, Reads, StoreBase):
     """Every method's contract is the protocol's (:class:`storage.store.Store`). Nothing is kept
     in memory between calls: another process may change any row at any time."""
 
@@ -138,6 +139,14 @@ class PostgresStore(JobSteps, BatchSteps, Reads, StoreBase):
                                        WHERE state IN {states_sql(FINISHED_BATCH_STATES)}
                                          AND updated_at < %s)""",
                 (now, cutoff),
+            )
+            # Who spoke goes with what was said; the reply keeps showing the names it has.
+            await db.execute(
+                f"""DELETE FROM speaker_names
+                    WHERE batch_id IN (SELECT id FROM batches
+                                       WHERE state IN {states_sql(FINISHED_BATCH_STATES)}
+                                         AND updated_at < %s)""",
+                (cutoff,),
             )
             await db.execute("DELETE FROM processed_events WHERE seen_at < %s", (cutoff,))
         return cursor.rowcount

@@ -172,4 +172,32 @@ MIGRATIONS: list[str] = [
     ALTER TABLE batches ADD COLUMN translation TEXT;
     ALTER TABLE batches ADD COLUMN mark_doubtful INTEGER NOT NULL DEFAULT 0;
     """,
+    # 14: who the speakers of a delivered batch are, and how far its reply shows them; and the
+    # files attached to each reply, so that a reply rendered again with the names replaces them
+    # (and a crash halfway leaves neither two copies nor none). Namings whose reply is behind are
+    # few among many shown ones: a partial index finds them.
+    """
+    CREATE TABLE speaker_names (
+        batch_id        TEXT PRIMARY KEY REFERENCES batches (id),
+        names           TEXT NOT NULL,
+        version         INTEGER NOT NULL,
+        shown           INTEGER NOT NULL DEFAULT 0,
+        files_version   INTEGER NOT NULL DEFAULT 0,
+        replacing_since TEXT,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        failing_since   TEXT,
+        updated_at      TEXT NOT NULL
+    );
+    CREATE INDEX speaker_names_to_show ON speaker_names (updated_at) WHERE shown < version;
+
+    CREATE TABLE reply_files (
+        batch_id   TEXT NOT NULL REFERENCES batches (id),
+        file_id    TEXT NOT NULL,
+        filename   TEXT NOT NULL,
+        retiring   INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (batch_id, file_id)
+    );
+    """,
 ]

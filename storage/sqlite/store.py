@@ -20,10 +20,11 @@ from storage.sqlite.rows import (
     translation_of,
     translation_text,
 )
+from storage.sqlite.speakers import SpeakerSteps
 from storage.states import FINISHED_BATCH_STATES
 
 
-class SQLiteStore(JobSteps, BatchSteps, Reads):
+class SQLiteStore(JobSteps, BatchSteps, SpeakerSteps, Reads):
     """Every method's contract is the protocol's (:class:`storage.store.Store`)."""
 
     def __init__(self, database: Database) -> None:
@@ -148,6 +149,14 @@ class SQLiteStore(JobSteps, BatchSteps, Reads):
                                        WHERE state IN {states_sql(FINISHED_BATCH_STATES)}
                                          AND updated_at < ?)""",
                 (to_text(now), to_text(cutoff)),
+            )
+            # Who spoke goes with what was said; the reply keeps showing the names it has.
+            await db.execute(
+                f"""DELETE FROM speaker_names
+                    WHERE batch_id IN (SELECT id FROM batches
+                                       WHERE state IN {states_sql(FINISHED_BATCH_STATES)}
+                                         AND updated_at < ?)""",
+                (to_text(cutoff),),
             )
             await db.execute("DELETE FROM processed_events WHERE seen_at < ?", (to_text(cutoff),))
         return cursor.rowcount

@@ -129,11 +129,12 @@ class World:
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     store = await SQLiteStore.open(tmp_path / "threadscribe.db")
+    clock = ManualClock()
     made = World(
         store=store,
-        clock=ManualClock(),
+        clock=clock,
         provider=MemoryProvider(),
-        slack=RecordingSlack(),
+        slack=RecordingSlack(clock),
         downloader=LocalDownloader(),
         spool=tmp_path / "spool",
         engine=None,  # type: ignore[arg-type]

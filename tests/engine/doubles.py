@@ -5,7 +5,7 @@ and can be told to fail a call."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +23,7 @@ from bot.providers.base import (
     Submitted,
     Uploaded,
 )
-from bot.slack_api import ThreadState
+from bot.slack_api import ThreadFile, ThreadState
 from bot.slack_text import Block, Mrkdwn, PlainText
 from bot.transcript import Segment, Transcript
 
@@ -71,6 +71,8 @@ class MemoryProvider(Provider):
         self.files: dict[str, str] = {}
         self.transcriptions: dict[str, list[Any]] = {}
         self.deleted: list[str] = []
+        #: What a file of this name transcribes to, instead of ``Hello from <file name>.``
+        self.transcripts: dict[str, Transcript] = {}
         self._ids = itertools.count(1)
 
     def calls_to(self, call: str) -> list[list[str]]:
@@ -131,10 +133,11 @@ class MemoryProvider(Provider):
                 outcomes[job.job_id] = Progress(ProgressStatus.PROCESSING)
                 continue
             text = f"Hello from {state[2]}."
+            transcript = self.transcripts.get(state[2]) or Transcript(
+                text=text, segments=[Segment(text=text)]
+            )
             outcomes[job.job_id] = Progress(
-                ProgressStatus.COMPLETED,
-                transcript=Transcript(text=text, segments=[Segment(text=text)]),
-                raw={"id": job.remote_id},
+                ProgressStatus.COMPLETED, transcript=transcript, raw={"id": job.remote_id}
             )
         return outcomes
 
@@ -168,15 +171,28 @@ class RecordingSlack:
     """Slack's threads as the engine sees them through :class:`bot.slack_api.SlackGateway`:
     messages posted and edited, files attached, reactions."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self.failures = Failures()
         self.messages: dict[str, Message] = {}
         #: Every call made, as (method, its arguments).
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.reactions: set[tuple[str, str, str]] = set()
+        #: Files attached in threads, deleted ones included (``deleted``).
         self.attachments: list[dict[str, Any]] = []
         self.files: dict[str, dict[str, Any]] = {}
+        #: The names people go by, by user id.
+        self.people: dict[str, str] = {}
+        self._clock = clock
         self._ts = itertools.count(1)
+        self._file_ids = itertools.count(1)
+
+    def files_in(self, thread_ts: str) -> list[dict[str, Any]]:
+        """The files attached in the thread and not deleted."""
+        return [
+            attachment
+            for attachment in self.attachments
+            if attachment["thread_ts"] == thread_ts and not attachment["deleted"]
+        ]
 
     def _called(self, method: str, **arguments: Any) -> None:
         self.calls.append((method, arguments))
@@ -231,12 +247,47 @@ class RecordingSlack:
         if message is None:
             raise slack_error("message_not_found")
         message.text, message.blocks, message.final = text, list(blocks), final
+        self.failures.crash_if_asked("update_message")
 
     async def upload_text(
         self, *, channel: str, thread_ts: str, filename: PlainText, title: PlainText, content: str
-    ) -> None:
+    ) -> list[str]:
         self._called("upload_text", channel=channel, thread_ts=thread_ts, filename=filename)
-        self.attachments.append({"thread_ts": thread_ts, "filename": filename})
+        file_id = f"F{next(self._file_ids):04d}"
+        self.attachments.append(
+            {
+                "id": file_id,
+                "thread_ts": thread_ts,
+                "filename": filename,
+                "content": content,
+                "at": self._clock() if self._clock else None,
+                "deleted": False,
+            }
+        )
+        self.failures.crash_if_asked("upload_text")
+        return [file_id]
+
+    async def delete_file(self, file_id: str) -> None:
+        self._called("delete_file", file_id=file_id)
+        for attachment in self.attachments:
+            if attachment["id"] == file_id:
+                attachment["deleted"] = True
+        self.failures.crash_if_asked("delete_file")
+
+    async def thread_files(
+        self, *, channel: str, thread_ts: str, since: datetime, until: datetime | None = None
+    ) -> list[ThreadFile]:
+        self._called("thread_files", channel=channel, thread_ts=thread_ts)
+        return [
+            ThreadFile(attachment["id"], attachment["filename"], "1800000000.000000")
+            for attachment in self.files_in(thread_ts)
+            if attachment["at"] is None
+            or (attachment["at"] >= since and (until is None or attachment["at"] <= until))
+        ]
+
+    async def user_name(self, user: str) -> str | None:
+        self._called("user_name", user=user)
+        return self.people.get(user)
 
     async def thread_state(
         self, *, channel: str, thread_ts: str, batch_id: str, since: datetime
@@ -246,11 +297,7 @@ class RecordingSlack:
         return ThreadState(
             reply_ts=next((message.ts for message in ours if message.final), None),
             status_ts=next((message.ts for message in ours if not message.final), None),
-            file_names={
-                attachment["filename"]
-                for attachment in self.attachments
-                if attachment["thread_ts"] == thread_ts
-            },
+            file_names={attachment["filename"] for attachment in self.files_in(thread_ts)},
         )
 
 

@@ -10,7 +10,15 @@ the shapes the SDK expects, including the awkward parts the bot must survive:
 * a file download without a valid bot token, or without the ``files:read`` scope, is a 200 HTML
   sign-in page, not a 401;
 * Slack Connect files arrive as stubs that need ``files.info``;
-* ``conversations.replies`` returns ``metadata`` only with ``include_all_metadata``.
+* ``conversations.replies`` returns ``metadata`` only with ``include_all_metadata``;
+* a ``trigger_id`` opens one modal (``views.open``), within three seconds of the interaction;
+* ``conversations.members`` pages, and needs the ``*:read`` scope of the channel's type;
+* a bot may delete only its own files (``files.delete``).
+
+Buttons and modals are driven like a person would: :meth:`FakeSlack.block_action` presses a button
+of a posted message, and :meth:`FakeSlack.view_submission` submits a modal the app opened, with the
+people chosen in its pickers (payloads as documented at docs.slack.dev, "block_actions payload" and
+"View interaction payloads").
 
 Large files are never held in memory: a file registered with only a ``size`` is streamed from a
 deterministic pattern, 64 KiB at a time (see :func:`pattern_chunks`), so benchmarks can relay
@@ -56,6 +64,11 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     "reactions:write",
     "commands",
     "app_mentions:read",
+    "channels:read",
+    "groups:read",
+    "im:read",
+    "mpim:read",
+    "users:read",
 )
 
 #: What files.slack.com serves to a request without a usable token: a 200 HTML page.
@@ -73,6 +86,27 @@ NOT_FOUND_PAGE = (
 
 #: The content type of slash command and interactivity requests in HTTP mode.
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+#: A ``trigger_id`` can be exchanged for a modal this long after the interaction, and once.
+TRIGGER_SECONDS = 3.0
+MAX_VIEW_BLOCKS = 100
+MAX_VIEW_TITLE_CHARS = 24
+MAX_PRIVATE_METADATA_CHARS = 3000
+MAX_BUTTON_TEXT_CHARS = 75
+MAX_BUTTON_VALUE_CHARS = 2000
+MAX_ACTION_ELEMENTS = 25
+#: ``conversations.members`` answers at most this many members a page (its default is 100).
+MAX_MEMBERS_PAGE = 1000
+
+#: Who is in a channel that :meth:`FakeSlack.set_members` did not describe.
+DEFAULT_MEMBERS = ("U0ALICE", "U0BOB", "U0CAROL")
+#: People of the workspace (``users.info``), by id: their username, display and full name.
+DEFAULT_PEOPLE = {
+    "U0ALICE": ("alice", "Alice", "Alice Adams"),
+    "U0BOB": ("bob", "Bob", "Bob Brown"),
+    "U0CAROL": ("carol", "", "Carol Clark"),
+    "U0DAVE": ("dave", "Dave", "Dave Dunn"),
+}
 
 
 def slack_encoded(typed: str) -> str:
@@ -251,6 +285,11 @@ def _channel_type(channel: str) -> str:
     return "channel"
 
 
+def _read_scope(channel: str) -> str:
+    """The scope ``conversations.members`` needs for a channel of this kind."""
+    return {"im": "im:read", "group": "groups:read"}.get(_channel_type(channel), "channels:read")
+
+
 def _history_scope(channel: str) -> str:
     return {"im": "im:history", "group": "groups:history"}.get(
         _channel_type(channel), "channels:history"
@@ -269,6 +308,8 @@ def _validate_blocks(blocks: Any) -> list[dict[str, Any]] | None:
     if len(blocks) > MAX_BLOCKS:
         problems.append(f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
     for index, block in enumerate(blocks):
+        if block["type"] == "actions":
+            problems += _validate_actions(index, block)
         text = block.get("text")
         content = text.get("text") if isinstance(text, dict) else None
         if not isinstance(content, str):
@@ -292,6 +333,27 @@ def _validate_blocks(blocks: Any) -> list[dict[str, Any]] | None:
     return blocks
 
 
+def _validate_actions(index: int, block: dict[str, Any]) -> list[str]:
+    """What Slack refuses in an actions block: too many elements, or a button whose text, value
+    or action id is missing or too long."""
+    problems: list[str] = []
+    elements = block.get("elements")
+    where = f"[json-pointer:/blocks/{index}/elements]"
+    if not isinstance(elements, list) or not elements or len(elements) > MAX_ACTION_ELEMENTS:
+        return [f"must provide 1 to {MAX_ACTION_ELEMENTS} elements {where}"]
+    for element in elements:
+        if not isinstance(element, dict) or element.get("type") != "button":
+            continue
+        text = element.get("text") or {}
+        if text.get("type") != "plain_text" or not 0 < len(str(text.get("text", ""))) <= 75:
+            problems.append(f"button text must be plain_text of 1 to 75 characters {where}")
+        if len(str(element.get("value", ""))) > MAX_BUTTON_VALUE_CHARS:
+            problems.append(f"button value must be at most 2000 characters {where}")
+        if not element.get("action_id"):
+            problems.append(f"missing required field: action_id {where}")
+    return problems
+
+
 def _validate_metadata(metadata: Any) -> dict[str, Any] | None:
     if metadata is None:
         return None
@@ -305,6 +367,40 @@ def _validate_metadata(metadata: Any) -> dict[str, Any] | None:
         "event_type": metadata["event_type"],
         "event_payload": metadata.get("event_payload", {}),
     }
+
+
+def _view_problems(view: Any) -> list[str]:
+    """What Slack refuses in a modal: the limits of its title, blocks and metadata, and input
+    blocks without a label or an element."""
+    if not isinstance(view, dict) or view.get("type") != "modal":
+        return ["view must be a modal"]
+    problems: list[str] = []
+    title = view.get("title") or {}
+    if title.get("type") != "plain_text" or not 0 < len(title.get("text", "")) <= 24:
+        problems.append("title must be plain_text of 1 to 24 characters")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or len(blocks) > MAX_VIEW_BLOCKS:
+        problems.append(f"blocks must be a list of at most {MAX_VIEW_BLOCKS}")
+        return problems
+    if len(str(view.get("private_metadata", ""))) > MAX_PRIVATE_METADATA_CHARS:
+        problems.append("private_metadata must be at most 3000 characters")
+    block_ids = [block.get("block_id") for block in blocks if block.get("block_id")]
+    if len(block_ids) != len(set(block_ids)):
+        problems.append("block_id must be unique within a view")
+    inputs = [block for block in blocks if block.get("type") == "input"]
+    if inputs and not (view.get("submit") or {}).get("text"):
+        problems.append("a view with input blocks needs a submit button")
+    for block in inputs:
+        label = block.get("label") or {}
+        element = block.get("element") or {}
+        if label.get("type") != "plain_text" or not label.get("text"):
+            problems.append("input blocks need a plain_text label")
+        if not element.get("type") or not element.get("action_id"):
+            problems.append("input blocks need an element with an action_id")
+        initial = element.get("initial_user")
+        if initial is not None and not re.fullmatch(r"[UW][A-Z0-9]+", str(initial)):
+            problems.append("initial_user must be a user id")
+    return problems
 
 
 # -- the fake -----------------------------------------------------------------------------------
@@ -371,6 +467,20 @@ class FakeSlack(LoopbackServer):
         self.socket_acks: dict[str, dict[str, Any]] = {}
         #: Socket Mode envelopes sent to the app.
         self.envelopes: list[dict[str, Any]] = []
+        #: Modals the app opened with ``views.open``, as Slack answered them (with ``id``), each
+        #: with the ``user`` it was opened for.
+        self.views: list[dict[str, Any]] = []
+        #: Ids of the files deleted with ``files.delete``.
+        self.deleted_files: list[str] = []
+        #: Members of each channel described by :meth:`set_members`.
+        self.members: dict[str, list[str]] = {}
+        #: People of the workspace, as ``users.info`` answers them.
+        self.people: dict[str, dict[str, Any]] = {}
+        for user_id, (name, display, real) in DEFAULT_PEOPLE.items():
+            self.add_person(user_id, name=name, display_name=display, real_name=real)
+        #: When each trigger id was issued, and for whom; those exchanged for a modal.
+        self._triggers: dict[str, tuple[float, str]] = {}
+        self._exchanged: set[str] = set()
 
         self._store: dict[tuple[str, str], dict[str, Any]] = {}
         self._files: dict[str, _StoredFile] = {}
@@ -396,6 +506,13 @@ class FakeSlack(LoopbackServer):
             "files.getUploadURLExternal": (self._get_upload_url, lambda _: "files:write"),
             "files.completeUploadExternal": (self._complete_upload, lambda _: "files:write"),
             "apps.connections.open": (self._apps_connections_open, lambda _: None),
+            "views.open": (self._views_open, lambda _: None),
+            "conversations.members": (
+                self._conversations_members,
+                lambda a: _read_scope(_text_arg(a, "channel") or ""),
+            ),
+            "users.info": (self._users_info, lambda _: "users:read"),
+            "files.delete": (self._files_delete, lambda _: "files:write"),
         }
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -590,7 +707,7 @@ class FakeSlack(LoopbackServer):
             "api_app_id": self.app_id,
             "is_enterprise_install": "false",
             "response_url": self.response_url(),
-            "trigger_id": self._trigger_id(),
+            "trigger_id": self._trigger_id(user),
         }
 
     def ssl_check_body(self) -> str:
@@ -635,7 +752,7 @@ class FakeSlack(LoopbackServer):
             "is_enterprise_install": False,
             "enterprise": None,
             "callback_id": callback_id,
-            "trigger_id": self._trigger_id(),
+            "trigger_id": self._trigger_id(user),
             "response_url": self.response_url(),
             "message_ts": ts,
             "message": message,
@@ -683,8 +800,162 @@ class FakeSlack(LoopbackServer):
         """Message text that mentions the app's bot user, followed by ``words``."""
         return f"<@{self.bot_user_id}> {words}".rstrip()
 
-    def _trigger_id(self) -> str:
-        return f"{next(self._counter)}.{self.team_id}.{uuid.uuid4().hex}"
+    def _trigger_id(self, user: str = "U0ALICE") -> str:
+        trigger = f"{next(self._counter)}.{self.team_id}.{uuid.uuid4().hex}"
+        self._triggers[trigger] = (time.monotonic(), user)
+        return trigger
+
+    def expire_triggers(self) -> None:
+        """Let every trigger id issued so far pass its three seconds."""
+        for trigger, (_, user) in self._triggers.items():
+            self._triggers[trigger] = (time.monotonic() - TRIGGER_SECONDS - 1, user)
+
+    # -- buttons and modals -----------------------------------------------------------------
+
+    def block_action(
+        self,
+        channel: str,
+        ts: str,
+        action_id: str,
+        *,
+        user: str = "U0ALICE",
+        user_name: str = "alice",
+        channel_name: str = "general",
+    ) -> dict[str, Any]:
+        """The ``block_actions`` payload of ``user`` pressing the button ``action_id`` of the
+        message at ``ts`` (one the app posted), as Slack sends it to the interactivity URL."""
+        message = self._store.get((channel, ts))
+        if message is None:
+            raise KeyError(f"no message {ts} in {channel}")
+        found = [
+            (block, element)
+            for block in message.get("blocks") or []
+            if block.get("type") == "actions"
+            for element in block.get("elements") or []
+            if element.get("action_id") == action_id
+        ]
+        if not found:
+            raise KeyError(f"the message {ts} has no button {action_id}")
+        block, element = found[0]
+        container: dict[str, Any] = {
+            "type": "message",
+            "message_ts": ts,
+            "channel_id": channel,
+            "is_ephemeral": False,
+        }
+        if message.get("thread_ts"):
+            container["thread_ts"] = message["thread_ts"]
+        return {
+            "type": "block_actions",
+            "user": {"id": user, "username": user_name, "name": user_name, "team_id": self.team_id},
+            "api_app_id": self.app_id,
+            "token": self.verification_token,
+            "container": container,
+            "trigger_id": self._trigger_id(user),
+            "team": {"id": self.team_id, "domain": self.team_domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel, "name": channel_name},
+            "message": self._render(message),
+            "state": {"values": {}},
+            "response_url": self.response_url(),
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": block.get("block_id") or uuid.uuid4().hex[:5],
+                    "text": element.get("text"),
+                    "value": element.get("value"),
+                    "type": element.get("type", "button"),
+                    "action_ts": self.next_ts(),
+                }
+            ],
+        }
+
+    def view_submission(
+        self,
+        view_id: str,
+        chosen: Mapping[str, str | None] | None = None,
+        *,
+        user: str | None = None,
+        private_metadata: str | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The ``view_submission`` payload of a modal the app opened: each ``users_select``
+        picker keeps its initial person unless ``chosen`` names another (None: cleared), by
+        block id. ``user`` is the one it was opened for unless given; ``private_metadata`` and
+        ``values`` replace what Slack would send, to forge a submission."""
+        opened = next((view for view in self.views if view["id"] == view_id), None)
+        if opened is None:
+            raise KeyError(f"no view {view_id} was opened")
+        state: dict[str, Any] = {}
+        for block in opened.get("blocks") or []:
+            element = block.get("element") or {}
+            if block.get("type") != "input" or element.get("type") != "users_select":
+                continue
+            block_id = block["block_id"]
+            person = element.get("initial_user")
+            if chosen is not None and block_id in chosen:
+                person = chosen[block_id]
+            state[block_id] = {
+                element["action_id"]: {"type": "users_select", "selected_user": person}
+            }
+        view = json.loads(json.dumps(opened))
+        view.pop("user", None)
+        view["state"] = {"values": dict(values) if values is not None else state}
+        if private_metadata is not None:
+            view["private_metadata"] = private_metadata
+        submitter = user or opened["user"]
+        return {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": self.team_domain},
+            "user": {
+                "id": submitter,
+                "username": submitter.lower(),
+                "name": submitter.lower(),
+                "team_id": self.team_id,
+            },
+            "api_app_id": self.app_id,
+            "token": self.verification_token,
+            "trigger_id": self._trigger_id(submitter),
+            "view": view,
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+
+    # -- members and people ------------------------------------------------------------------
+
+    def set_members(self, channel: str, users: list[str]) -> None:
+        """Who is in ``channel`` (the bot user is added)."""
+        self.members[channel] = [self.bot_user_id, *users]
+
+    def members_of(self, channel: str) -> list[str] | None:
+        """Who is in ``channel``; None for a channel Slack would not know."""
+        if channel in self.members:
+            return self.members[channel]
+        if any(ch == channel for ch, _ in self._store):
+            return [self.bot_user_id, *DEFAULT_MEMBERS]
+        return None
+
+    def add_person(
+        self, user_id: str, *, name: str, display_name: str = "", real_name: str = ""
+    ) -> None:
+        """A person of the workspace, as ``users.info`` describes them."""
+        self.people[user_id] = {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "deleted": False,
+            "real_name": real_name,
+            "is_bot": False,
+            "profile": {
+                "real_name": real_name,
+                "display_name": display_name,
+                "real_name_normalized": real_name,
+                "display_name_normalized": display_name,
+                "team": self.team_id,
+            },
+        }
 
     # -- files -------------------------------------------------------------------------------
 
@@ -1310,6 +1581,104 @@ class FakeSlack(LoopbackServer):
             }
         await self.notify()
         return {"ok": True, "files": [json.loads(json.dumps(f)) for f in completed]}
+
+    async def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        trigger = _text_arg(args, "trigger_id") or _text_arg(args, "interactivity_pointer")
+        issued = self._triggers.get(trigger or "")
+        if trigger is None or issued is None:
+            raise _SlackError(
+                "invalid_arguments", response_metadata={"messages": ["invalid `trigger_id`"]}
+            )
+        if trigger in self._exchanged:
+            raise _SlackError("exchanged_trigger_id")
+        if time.monotonic() - issued[0] > TRIGGER_SECONDS:
+            raise _SlackError("expired_trigger_id")
+        view = _json_arg(args, "view", "invalid_arguments")
+        problems = _view_problems(view)
+        if problems:
+            raise _SlackError(
+                "invalid_arguments",
+                response_metadata={"messages": [f"[ERROR] {p}" for p in problems]},
+            )
+        self._exchanged.add(trigger)
+        view_id = self._new_id("V")
+        opened = {
+            "id": view_id,
+            "team_id": self.team_id,
+            **json.loads(json.dumps(view)),
+            "state": {"values": {}},
+            "hash": f"{int(time.time())}.{uuid.uuid4().hex[:8]}",
+            "previous_view_id": None,
+            "root_view_id": view_id,
+            "app_id": self.app_id,
+            "external_id": view.get("external_id", ""),
+            "bot_id": self.bot_id,
+        }
+        opened.setdefault("private_metadata", "")
+        opened.setdefault("callback_id", "")
+        self.views.append({**opened, "user": issued[1]})
+        await self.notify()
+        return {"ok": True, "view": opened}
+
+    async def _conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = _text_arg(args, "channel")
+        members = self.members_of(channel or "")
+        if members is None:
+            raise _SlackError("channel_not_found")
+        try:
+            limit = int(args.get("limit") or 100)
+        except ValueError:
+            raise _SlackError("invalid_limit") from None
+        limit = max(1, min(limit, MAX_MEMBERS_PAGE))
+        cursor = _text_arg(args, "cursor")
+        start = 0
+        if cursor is not None:
+            try:
+                start = int(base64.b64decode(cursor).decode().removeprefix("offset:"))
+            except ValueError:
+                raise _SlackError("invalid_cursor") from None
+        page = members[start : start + limit]
+        following = start + limit if start + limit < len(members) else None
+        next_cursor = base64.b64encode(f"offset:{following}".encode()).decode() if following else ""
+        return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
+
+    async def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        person = self.people.get(_text_arg(args, "user") or "")
+        if person is None:
+            raise _SlackError("user_not_found")
+        return {"ok": True, "user": json.loads(json.dumps(person))}
+
+    async def _files_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        file_id = _text_arg(args, "file") or ""
+        if file_id in self.deleted_files:
+            raise _SlackError("file_deleted")
+        stored = self._files.get(file_id)
+        if stored is None:
+            raise _SlackError("file_not_found")
+        if stored.info.get("user") != self.bot_user_id:
+            raise _SlackError("cant_delete_file")
+        del self._files[file_id]
+        self.deleted_files.append(file_id)
+        # The file leaves the message that shared it, and a message left empty goes too.
+        for key, message in list(self._store.items()):
+            files = message.get("files")
+            if not files or not any(f.get("id") == file_id for f in files):
+                continue
+            message["files"] = [f for f in files if f.get("id") != file_id]
+            if not message["files"] and not message.get("text"):
+                del self._store[key]
+        await self.notify()
+        return {"ok": True}
+
+    def files_in_thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        """The files shared in a thread and not deleted, oldest first, each with its bytes."""
+        found = []
+        for message in self.replies_in(channel, thread_ts):
+            for file in message.get("files") or []:
+                stored = self._files.get(file.get("id", ""))
+                if stored is not None:
+                    found.append({**file, "content": stored.content})
+        return found
 
     async def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket-mode"}

@@ -19,8 +19,14 @@ from bot.commands import (
     parse_links,
     split_command,
 )
-from bot.commands.parsing import parse_terms, parse_translation
+from bot.commands.parsing import (
+    asks_to_name_speakers,
+    parse_speaker_names,
+    parse_terms,
+    parse_translation,
+)
 from bot.intake import audio_links_in_text, link_from_token, links_in_text
+from bot.slack_text import escape
 
 
 def test_split_command_keeps_words_as_typed() -> None:
@@ -193,3 +199,39 @@ def test_a_wrong_translation_is_answered_clearly(typed: list[str], answer: str) 
     with pytest.raises(CommandError) as refused:
         parse_translation(typed, {"de", "en", "es"}, "Provider")
     assert answer in refused.value.text
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("<@U0BOT> speakers 1=<@U0ALICE> 2=<@U0BOB>", {"1": "U0ALICE", "2": "U0BOB"}),
+        ("<@U0BOT> Speakers 1 = <@U0ALICE>, 2:<@W0BOB|bob>", {"1": "U0ALICE", "2": "W0BOB"}),
+        ("<@U0BOT> speakers 01=<@U0ALICE> 1=<@U0BOB>", {"1": "U0BOB"}),
+        ("<@U0BOT> speakers", {}),
+    ],
+)
+def test_a_mention_names_speakers_by_number_and_slack_mention(
+    text: str, names: dict[str, str]
+) -> None:
+    assert asks_to_name_speakers(text)
+    assert parse_speaker_names(text) == names
+
+
+@pytest.mark.parametrize(
+    ("text", "echoed"),
+    [
+        ("<@U0BOT> speakers 1=alice", "1=alice"),
+        ("<@U0BOT> speakers 1=<@U0ALICE> and 2=<!channel>", "and 2=<!channel>"),
+        ("<@U0BOT> speakers 1=&lt;@U0ALICE&gt;", "1=<@U0ALICE>"),
+    ],
+)
+def test_anything_else_after_speakers_is_shown_back_escaped(text: str, echoed: str) -> None:
+    with pytest.raises(CommandError) as refused:
+        parse_speaker_names(text)
+    assert escape(echoed) in refused.value.text
+
+
+def test_only_a_mention_starting_with_speakers_names_them() -> None:
+    assert not asks_to_name_speakers("<@U0BOT> transcribe")
+    assert not asks_to_name_speakers("<@U0BOT> who were the speakers?")
+    assert asks_to_name_speakers("<@U0BOT> speaker 1=<@U0ALICE>")

@@ -416,3 +416,162 @@ async def test_socket_mode_round_trip(fake: FakeSlack) -> None:
     await fake.wait_for(lambda: not fake.connected, timeout=2)
     # Let the client's cancelled tasks finish before the loop closes.
     await asyncio.sleep(0)
+
+
+# -- buttons, modals, members, people --------------------------------------------------------------
+
+BUTTON_BLOCKS = [
+    {"type": "section", "text": {"type": "mrkdwn", "text": "Transcript"}},
+    {
+        "type": "actions",
+        "block_id": "speakers",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": "name_speakers",
+                "text": {"type": "plain_text", "text": "Name speakers"},
+                "value": "b-123",
+            }
+        ],
+    },
+]
+
+MODAL = {
+    "type": "modal",
+    "callback_id": "name_speakers",
+    "title": {"type": "plain_text", "text": "Name speakers"},
+    "submit": {"type": "plain_text", "text": "Save"},
+    "private_metadata": '{"batch": "b-123"}',
+    "blocks": [
+        {
+            "type": "input",
+            "block_id": "speaker-0-1",
+            "optional": True,
+            "label": {"type": "plain_text", "text": "Speaker 1"},
+            "element": {
+                "type": "users_select",
+                "action_id": "person",
+                "initial_user": "U0BOB",
+            },
+        },
+        {
+            "type": "input",
+            "block_id": "speaker-0-2",
+            "optional": True,
+            "label": {"type": "plain_text", "text": "Speaker 2"},
+            "element": {"type": "users_select", "action_id": "person"},
+        },
+    ],
+}
+
+
+async def test_a_button_press_opens_one_modal_within_three_seconds(
+    fake: FakeSlack, web: AsyncWebClient
+) -> None:
+    posted = await web.chat_postMessage(channel="C1", text="Transcript", blocks=BUTTON_BLOCKS)
+    press = fake.block_action("C1", posted["ts"], "name_speakers", user="U0CAROL")
+
+    assert press["type"] == "block_actions"
+    assert press["actions"][0]["value"] == "b-123"
+    assert press["container"] == {
+        "type": "message",
+        "message_ts": posted["ts"],
+        "channel_id": "C1",
+        "is_ephemeral": False,
+    }
+    opened = await web.views_open(trigger_id=press["trigger_id"], view=MODAL)
+    assert opened["view"]["id"].startswith("V")
+    assert opened["view"]["private_metadata"] == '{"batch": "b-123"}'
+    assert fake.views[0]["user"] == "U0CAROL"
+
+    with pytest.raises(SlackApiError) as caught:
+        await web.views_open(trigger_id=press["trigger_id"], view=MODAL)
+    assert caught.value.response["error"] == "exchanged_trigger_id"
+    late = fake.block_action("C1", posted["ts"], "name_speakers")
+    fake.expire_triggers()
+    with pytest.raises(SlackApiError) as caught:
+        await web.views_open(trigger_id=late["trigger_id"], view=MODAL)
+    assert caught.value.response["error"] == "expired_trigger_id"
+    with pytest.raises(SlackApiError) as caught:
+        await web.views_open(trigger_id="1.T0FAKE.made-up", view=MODAL)
+    assert caught.value.response["error"] == "invalid_arguments"
+
+
+async def test_a_modal_is_checked_as_slack_checks_it(fake: FakeSlack, web: AsyncWebClient) -> None:
+    posted = await web.chat_postMessage(channel="C1", text="Transcript", blocks=BUTTON_BLOCKS)
+    too_long = {**MODAL, "title": {"type": "plain_text", "text": "x" * 25}}
+    without_submit = {key: value for key, value in MODAL.items() if key != "submit"}
+    for view in (too_long, without_submit, {**MODAL, "private_metadata": "x" * 3001}):
+        press = fake.block_action("C1", posted["ts"], "name_speakers")
+        with pytest.raises(SlackApiError) as caught:
+            await web.views_open(trigger_id=press["trigger_id"], view=view)
+        assert caught.value.response["error"] == "invalid_arguments"
+    assert fake.views == []
+
+
+async def test_a_submission_carries_the_people_chosen_and_the_metadata(
+    fake: FakeSlack, web: AsyncWebClient
+) -> None:
+    posted = await web.chat_postMessage(channel="C1", text="Transcript", blocks=BUTTON_BLOCKS)
+    press = fake.block_action("C1", posted["ts"], "name_speakers")
+    opened = await web.views_open(trigger_id=press["trigger_id"], view=MODAL)
+
+    submitted = fake.view_submission(opened["view"]["id"], {"speaker-0-2": "U0ALICE"})
+
+    assert submitted["type"] == "view_submission"
+    assert submitted["user"]["id"] == "U0ALICE"
+    assert submitted["view"]["callback_id"] == "name_speakers"
+    assert submitted["view"]["private_metadata"] == '{"batch": "b-123"}'
+    assert submitted["view"]["state"]["values"] == {
+        "speaker-0-1": {"person": {"type": "users_select", "selected_user": "U0BOB"}},
+        "speaker-0-2": {"person": {"type": "users_select", "selected_user": "U0ALICE"}},
+    }
+
+
+async def test_conversations_members_pages_and_needs_the_read_scope(
+    fake: FakeSlack, web: AsyncWebClient
+) -> None:
+    fake.set_members("C1", [f"U{n:04d}" for n in range(5)])
+    first = await web.conversations_members(channel="C1", limit=4)
+    assert first["members"] == [fake.bot_user_id, "U0000", "U0001", "U0002"]
+    cursor = first["response_metadata"]["next_cursor"]
+    second = await web.conversations_members(channel="C1", limit=4, cursor=cursor)
+    assert second["members"] == ["U0003", "U0004"]
+    assert second["response_metadata"]["next_cursor"] == ""
+    with pytest.raises(SlackApiError) as caught:
+        await web.conversations_members(channel="C0NOWHERE")
+    assert caught.value.response["error"] == "channel_not_found"
+    fake.scopes.remove("groups:read")
+    with pytest.raises(SlackApiError) as caught:
+        await web.conversations_members(channel="G1")
+    assert caught.value.response["error"] == "missing_scope"
+
+
+async def test_users_info_gives_the_names_a_person_goes_by(
+    fake: FakeSlack, web: AsyncWebClient
+) -> None:
+    alice = await web.users_info(user="U0ALICE")
+    assert alice["user"]["profile"]["display_name"] == "Alice"
+    assert alice["user"]["profile"]["real_name"] == "Alice Adams"
+    with pytest.raises(SlackApiError) as caught:
+        await web.users_info(user="U0NOBODY")
+    assert caught.value.response["error"] == "user_not_found"
+
+
+async def test_a_bot_deletes_only_its_own_files(fake: FakeSlack, web: AsyncWebClient) -> None:
+    theirs = fake.add_file(name="memo.wav")
+    posted = await web.chat_postMessage(channel="C1", text="parent")
+    uploaded = await web.files_upload_v2(
+        channel="C1", thread_ts=posted["ts"], filename="memo-transcript.txt", content="hello"
+    )
+    ours = uploaded["files"][0]["id"]
+    assert [f["id"] for f in fake.files_in_thread("C1", posted["ts"])] == [ours]
+
+    await web.files_delete(file=ours)
+
+    assert fake.deleted_files == [ours]
+    assert fake.files_in_thread("C1", posted["ts"]) == []
+    for file_id, error in ((ours, "file_deleted"), (theirs["id"], "cant_delete_file")):
+        with pytest.raises(SlackApiError) as caught:
+            await web.files_delete(file=file_id)
+        assert caught.value.response["error"] == error

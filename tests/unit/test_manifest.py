@@ -1,6 +1,6 @@
-"""``manifest.yml`` declares exactly what the app handles: every event, slash command and shortcut
-the Bolt app registers is declared, nothing undeclared is registered, and the bot scopes are the
-ones the app uses."""
+"""``manifest.yml`` declares exactly what the app handles: every event, slash command, shortcut,
+button and form the Bolt app registers is declared (buttons and forms by interactivity being on),
+nothing undeclared is registered, and the bot scopes are the ones the app uses."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.listeners import COMMANDS, EVENTS, MESSAGE_SHORTCUTS, register_listeners
+from bot.listeners import (
+    BLOCK_ACTIONS,
+    COMMANDS,
+    EVENTS,
+    MESSAGE_SHORTCUTS,
+    VIEW_SUBMISSIONS,
+    register_listeners,
+)
 from tests.fakes.slack import DEFAULT_SCOPES
 
 MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
@@ -93,6 +100,22 @@ def declared_bodies(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "team": {"id": "T1"},
             "user": {"id": "U1"},
         }
+    if manifest["settings"].get("interactivity", {}).get("is_enabled"):
+        # Buttons and forms are not declared one by one: interactivity on delivers them all.
+        for action_id in BLOCK_ACTIONS:
+            bodies[f"block action {action_id}"] = {
+                "type": "block_actions",
+                "team": {"id": "T1"},
+                "user": {"id": "U1"},
+                "actions": [{"type": "button", "action_id": action_id, "block_id": "b"}],
+            }
+        for callback_id in VIEW_SUBMISSIONS:
+            bodies[f"view submission {callback_id}"] = {
+                "type": "view_submission",
+                "team": {"id": "T1"},
+                "user": {"id": "U1"},
+                "view": {"type": "modal", "callback_id": callback_id, "state": {"values": {}}},
+            }
     return bodies
 
 
@@ -109,6 +132,14 @@ UNDECLARED_BODIES = {
     },
     "message shortcut other": {"type": "message_action", "callback_id": "other"},
     "block action": {"type": "block_actions", "actions": [{"action_id": "x"}]},
+    "view submission": {
+        "type": "view_submission",
+        "view": {"type": "modal", "callback_id": "x", "state": {"values": {}}},
+    },
+    "view closed": {
+        "type": "view_closed",
+        "view": {"type": "modal", "callback_id": VIEW_SUBMISSIONS[0]},
+    },
 }
 
 
@@ -142,6 +173,13 @@ def test_bot_scopes_are_exactly_the_ones_used(manifest: dict[str, Any]) -> None:
         "reactions:write",
         "commands",
         "app_mentions:read",
+        # Who is in a channel: only its members may name a transcript's speakers.
+        "channels:read",
+        "groups:read",
+        "im:read",
+        "mpim:read",
+        # The names of the people named, for the attached transcript files.
+        "users:read",
     }
 
 

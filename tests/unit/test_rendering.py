@@ -3,7 +3,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.rendering import MAX_BLOCKS, MAX_INLINE_CHARS, NO_SPEECH, language_line, render_reply
+from bot.rendering import (
+    MAX_BLOCKS,
+    MAX_INLINE_CHARS,
+    NO_SPEECH,
+    Speakers,
+    language_line,
+    render_reply,
+)
 from bot.transcript import Segment, Transcript, to_plain_text
 from storage.models import Job, JobKind, JobState
 
@@ -189,3 +196,73 @@ def test_each_turn_is_followed_by_its_translation() -> None:
                           translation_language="de")],
     )  # fmt: skip
     assert to_plain_text(unnamed) == "Good morning.\n    → German: Guten Morgen."
+
+
+def two_speakers(first: str = "Hi there.", second: str = "Hello.") -> dict[str, Any]:
+    return Transcript(
+        text=f"{first} {second}",
+        segments=[
+            Segment(text=first, speaker="1", start_ms=0, end_ms=500),
+            Segment(text=second, speaker="2", start_ms=1_000, end_ms=1_500),
+        ],
+    ).model_dump()
+
+
+def test_a_reply_with_more_than_one_speaker_ends_with_the_name_speakers_button() -> None:
+    reply = render_reply([job("a.wav", transcript=two_speakers())], batch_id="b-1")
+    assert reply.blocks[-1] == {
+        "type": "actions",
+        "block_id": "speakers",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": "name_speakers",
+                "text": {"type": "plain_text", "text": "Name speakers", "emoji": True},
+                "value": "b-1",
+            }
+        ],
+    }
+    one = Transcript(text="Hi.", segments=[Segment(text="Hi.", speaker="1")]).model_dump()
+    for without in (
+        render_reply([job("a.wav", transcript=two_speakers())]),
+        render_reply([job("a.wav", transcript=one)], batch_id="b-1"),
+        render_reply([job("a.wav", transcript=text_transcript("Hi."))], batch_id="b-1"),
+    ):
+        assert all(block["type"] != "actions" for block in without.blocks)
+    several = render_reply(
+        [job("a.wav", transcript=one), job("b.wav", transcript=one)], batch_id="b-1"
+    )
+    assert several.blocks[-1]["type"] == "actions", "speaker 1 of two files: two people"
+
+
+def test_named_speakers_are_mentions_in_the_message_and_names_in_the_text() -> None:
+    speakers = Speakers(
+        names={"a.wav": {"1": "U0ALICE", "2": "not-a-user-id"}},
+        display_names={"U0ALICE": "Alice <3"},
+    )
+    reply = render_reply([job("a.wav", transcript=two_speakers())], speakers=speakers)
+    shown = str(reply.blocks)
+    assert "*<@U0ALICE>* [00:00]  Hi there." in shown
+    assert "*not-a-user-id* [00:01]  Hello." in shown, "only a user id becomes a mention"
+    assert "Alice &lt;3 [00:00]: Hi there." in reply.text
+    assert "Speaker 2 [00:01]: Hello." in reply.text, "no name known: the number"
+
+
+def test_names_never_move_a_transcript_into_a_file_or_out_of_one() -> None:
+    # Just under the limit as posted first; longer than it once the names are in.
+    said = "word " * ((MAX_INLINE_CHARS - 60) // 5)
+    transcript = two_speakers(said, "Yes.")
+    speakers = Speakers({"a.wav": {"1": "U1", "2": "U2"}}, {"U1": "A" * 50, "U2": "B" * 50})
+    assert render_reply([job("a.wav", transcript=transcript)]).attachments == []
+    named = render_reply([job("a.wav", transcript=transcript)], speakers=speakers)
+    assert named.attachments == []
+    assert all(len(b["text"]["text"]) <= MAX_INLINE_CHARS for b in named.blocks if "text" in b)
+
+
+def test_a_note_goes_above_the_button_within_the_block_limit() -> None:
+    jobs = [job(f"{n}.wav", transcript=two_speakers()) for n in range(30)]
+    reply = render_reply(jobs, batch_id="b-1")
+    assert len(reply.blocks) == MAX_BLOCKS
+    reply.add_note({"type": "context", "elements": []})  # type: ignore[arg-type]
+    assert len(reply.blocks) == MAX_BLOCKS
+    assert [b["type"] for b in reply.blocks[-2:]] == ["context", "actions"]
