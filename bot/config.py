@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -29,6 +30,21 @@ from bot.providers.spec import ProviderSettings, ProviderSpec, WebhookTarget
 from storage.postgres.urls import url_password, url_problem
 
 __all__ = ["ConfigError", "ProviderName", "Settings", "WebhookTarget", "load_settings"]
+
+
+#: Bolt's own routes for the install page and the redirect after it.
+DEFAULT_INSTALL_PATH = "/slack/install"
+DEFAULT_REDIRECT_PATH = "/slack/oauth_redirect"
+
+#: The routes the app serves already, which the OAuth ones must not take.
+_TAKEN_PATHS = ("/slack/events", "/healthz", "/metrics")
+_TAKEN_PREFIXES = ("/webhooks/",)
+
+#: Hosts a browser reaches on its own machine: the only ones a plain http redirect may use.
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
+
+#: A Slack app's Client ID: digits, a dot, digits (``1234567890.9876543210``).
+_CLIENT_ID = re.compile(r"[0-9]+\.[0-9]+")
 
 
 class ConfigError(Exception):
@@ -55,6 +71,17 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_api_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
+
+    #: The app's credentials (its Basic Information page), with which it installs itself in
+    #: other workspaces through OAuth and refreshes their rotating tokens.
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    #: Where Slack sends the browser back after an install: one of the app's redirect URLs.
+    #: Unset, Slack uses the app's only one.
+    slack_redirect_uri: AnyHttpUrl | None = None
+    #: The routes, on ``PORT``, of the "Add to Slack" page and of Slack's redirect after it.
+    slack_install_path: str = DEFAULT_INSTALL_PATH
+    slack_redirect_path: str = DEFAULT_REDIRECT_PATH
 
     transcribe_provider: ProviderName = ProviderName("soniox")
 
@@ -140,6 +167,55 @@ class Settings(BaseSettings):
             return None
         if value is not None and not value.get_secret_value().startswith("xapp-"):
             raise ValueError("must be an app-level token starting with xapp-")
+        return value
+
+    @field_validator("slack_client_id", mode="before")
+    @classmethod
+    def _client_id_shape(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if not value:
+            return None
+        if not _CLIENT_ID.fullmatch(value):
+            raise ValueError(
+                "must be the app's Client ID as its Basic Information page shows it "
+                "(digits, a dot, digits)"
+            )
+        return value
+
+    @field_validator("slack_client_secret")
+    @classmethod
+    def _client_secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if any(character.isspace() for character in value.get_secret_value().strip()):
+            raise ValueError("must be the app's Client Secret, without spaces")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("slack_redirect_uri", mode="before")
+    @classmethod
+    def _empty_redirect_uri(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("slack_redirect_uri")
+    @classmethod
+    def _https_redirect_uri(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        # Slack takes only https redirect URLs; plain http is left for a browser on this machine.
+        if value is not None and value.scheme != "https" and value.host not in _LOOPBACK_HOSTS:
+            raise ValueError("must be an https URL, as Slack requires of redirect URLs")
+        if value is not None and (value.query or value.fragment):
+            raise ValueError("must have no query or fragment: Slack adds its own query")
+        return value
+
+    @field_validator("slack_install_path", "slack_redirect_path")
+    @classmethod
+    def _route_path(cls, value: str) -> str:
+        value = value.strip()
+        if not re.fullmatch(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*", value) or "//" in value:
+            raise ValueError("must be a path starting with / (no query, no spaces)")
+        if value in _TAKEN_PATHS or value.startswith(_TAKEN_PREFIXES) or value == "/":
+            raise ValueError(f"{value} is a route the app serves already; choose another path")
         return value
 
     @field_validator("database_url")
@@ -251,6 +327,7 @@ class Settings(BaseSettings):
                 "SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for "
                 "Socket Mode)"
             )
+        problems += self._oauth_problems()
         default = spec_named(self.transcribe_provider.value)
         own = self._providers.get(self.transcribe_provider.value)
         if need_provider and default is not None and own is not None:
@@ -261,6 +338,30 @@ class Settings(BaseSettings):
         for spec in specs():
             problems += self._webhook_problems(spec)
         return problems
+
+    def _oauth_problems(self) -> list[str]:
+        problems = []
+        if (self.slack_client_id is None) != (self.slack_client_secret is None):
+            given, missing = (
+                ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET")
+                if self.slack_client_id is not None
+                else ("SLACK_CLIENT_SECRET", "SLACK_CLIENT_ID")
+            )
+            problems.append(
+                f"{missing} is required with {given} (both are on the app's Basic Information page)"
+            )
+        if self.slack_install_path == self.slack_redirect_path:
+            problems.append(
+                "SLACK_INSTALL_PATH and SLACK_REDIRECT_PATH must differ (both are "
+                f"{self.slack_install_path})"
+            )
+        return problems
+
+    @property
+    def oauth_configured(self) -> bool:
+        """The app's Client ID and Secret are set: it can install itself in workspaces through
+        OAuth and refresh rotating tokens."""
+        return self.slack_client_id is not None and self.slack_client_secret is not None
 
     def _webhook_problems(self, spec: ProviderSpec) -> list[str]:
         webhook, route = self.webhook_target(spec), spec.webhook

@@ -1,5 +1,7 @@
-"""Logging set-up. Every record passes a filter that masks the configured secrets, so a library
-that logs a header at DEBUG cannot leak a token.
+"""Logging set-up. Every record passes a filter that masks the configured secrets, those learnt
+while running (:data:`learned_secrets`: the tokens of the workspaces the app is installed in,
+read from the database), and anything shaped like a Slack token, so a library that logs a header
+or an answer at DEBUG cannot leak a token.
 
 Two formats, one line per event either way:
 
@@ -15,6 +17,7 @@ import json
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -30,18 +33,87 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _URL_PASSWORD = re.compile(r"(?<=://)([^/\s:@]*):[^@\s/]+@")
 
 
+#: Slack's tokens by their shape: bot, user and app-level tokens, rotating ones (``xoxe.xoxb-``)
+#: and refresh tokens (``xoxe-``). Masked whether or not they are known yet: the SDK logs the
+#: answer of an OAuth exchange at DEBUG before anything could learn the token in it.
+_SLACK_TOKEN = re.compile(r"\b(?:xox[a-z](?:\.xox[a-z])?|xapp)-[A-Za-z0-9-]{6,}")
+
+#: Shorter secrets are not masked: they would mask ordinary words.
+MIN_SECRET_LENGTH = 6
+
+
+class SecretRegistry:
+    """Secrets learnt while running, which every handler's filter masks as it masks the
+    configured ones: the tokens of installations, read from the database, are not settings.
+
+    It keeps the ``limit`` most recently added: rotated tokens keep coming for as long as the
+    app runs, and one that old has long expired (tokens shaped like Slack's are masked by their
+    shape anyway)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._secrets: dict[str, None] = {}
+        self._lock = threading.Lock()
+        #: Counts up at every change, so a filter rebuilds what it masks only then.
+        self.version = 0
+
+    def add(self, *secrets: str | None) -> None:
+        """Mask these from now on (None and short values are ignored)."""
+        fresh = [s for s in secrets if s is not None and len(s) >= MIN_SECRET_LENGTH]
+        if not fresh:
+            return
+        with self._lock:
+            changed = False
+            for secret in fresh:
+                if secret in self._secrets:
+                    continue
+                self._secrets[secret] = None
+                changed = True
+            while len(self._secrets) > self._limit:
+                del self._secrets[next(iter(self._secrets))]
+            if changed:
+                self.version += 1
+
+    def secrets(self) -> tuple[int, list[str]]:
+        """The version, and every secret kept."""
+        with self._lock:
+            return self.version, list(self._secrets)
+
+
+#: The registry the app adds to as it learns secrets; every handler built here masks them.
+learned_secrets = SecretRegistry()
+
+
 class RedactSecrets(logging.Filter):
     """Masks the configured secrets (six characters or more: shorter ones would mask ordinary
-    words) and the password of any URL written with one."""
+    words), those in ``registry`` at the time of each record, anything shaped like a Slack
+    token, and the password of any URL written with one."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, secrets: Iterable[str], registry: SecretRegistry | None = None) -> None:
         super().__init__()
+        self._configured = {s for s in secrets if len(s) >= MIN_SECRET_LENGTH}
+        self._registry = registry
+        self._version = -1
+        self._secrets = self._longest_first(self._configured)
+
+    @staticmethod
+    def _longest_first(secrets: Iterable[str]) -> list[str]:
         # Longest first, so a secret containing another is masked whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+        return sorted(set(secrets), key=len, reverse=True)
+
+    def _current(self) -> list[str]:
+        registry = self._registry
+        if registry is not None and registry.version != self._version:
+            version, learnt = registry.secrets()
+            self._secrets = self._longest_first([*self._configured, *learnt])
+            self._version = version
+        return self._secrets
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
+        for secret in self._current():
             text = text.replace(secret, MASK)
+        if "xox" in text or "xapp" in text:
+            text = _SLACK_TOKEN.sub(MASK, text)
         if "://" in text:
             text = _URL_PASSWORD.sub(rf"\1:{MASK}@", text)
         return text
@@ -112,13 +184,15 @@ def build_handler(
     secrets: Iterable[str] = (),
     log_format: LogFormat = "text",
     stream: Any = None,
+    registry: SecretRegistry | None = learned_secrets,
 ) -> logging.Handler:
-    """A stderr handler (or ``stream``) with the chosen format and the redacting filter."""
+    """A stderr handler (or ``stream``) with the chosen format and the redacting filter, which
+    masks ``secrets`` and what ``registry`` learns."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     handler.setFormatter(formatter)
     handler.addFilter(DropExpectedSchedulerNotices())
-    handler.addFilter(RedactSecrets(secrets))
+    handler.addFilter(RedactSecrets(secrets, registry))
     return handler
 
 

@@ -36,12 +36,14 @@ __all__ = [
     "ProviderAccountProblem",
     "ReplyFile",
     "Resubmission",
+    "SlackInstallation",
     "SpeakerNames",
     "SpeakerNaming",
     "StillRunning",
     "Submission",
     "TranscriptionOptions",
     "Upload",
+    "WorkspaceKey",
 ]
 
 
@@ -355,3 +357,61 @@ class ProgressShown:
     text: str
     #: The message's ts when it was just posted; None when an existing one was edited.
     message_ts: str | None = None
+
+
+# -- installations (Slack workspaces and organisations the app is installed in) ------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceKey:
+    """Which installation: a workspace (``team_id``, with its organisation's ``enterprise_id``
+    when it is in one), or a whole Enterprise Grid organisation (``is_enterprise_install``:
+    ``enterprise_id`` alone, no ``team_id``)."""
+
+    enterprise_id: str | None
+    team_id: str | None
+    is_enterprise_install: bool = False
+
+    @classmethod
+    def of(
+        cls, enterprise_id: str | None, team_id: str | None, *, is_enterprise_install: bool
+    ) -> WorkspaceKey:
+        """The key Slack's ids name, as Bolt asks for it: an organisation-wide install ignores the
+        workspace an event came from; empty ids count as none."""
+        if is_enterprise_install:
+            return cls(enterprise_id or None, None, True)
+        return cls(enterprise_id or None, team_id or None, False)
+
+    @property
+    def problem(self) -> str | None:
+        """Why no installation can have this key; None when one can."""
+        if self.is_enterprise_install and not self.enterprise_id:
+            return "an organisation-wide installation needs its enterprise id"
+        if not self.is_enterprise_install and not self.team_id:
+            return "a workspace installation needs its team id"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SlackInstallation:
+    """The app installed in a workspace or an organisation: its bot's credentials and who
+    installed it. One per :class:`WorkspaceKey`; installing again replaces it.
+
+    The tokens are secrets: they are left out of ``repr`` so that logging an installation cannot
+    show them."""
+
+    key: WorkspaceKey
+    #: None once the bot's tokens were revoked (the installation itself stays until deleted).
+    bot_token: str | None = field(repr=False)
+    bot_user_id: str | None
+    bot_id: str | None
+    bot_scopes: tuple[str, ...]
+    installer_user_id: str | None
+    installed_at: datetime
+    #: With token rotation: the token that gets the next bot token, and when this one expires.
+    bot_refresh_token: str | None = field(default=None, repr=False)
+    bot_token_expires_at: datetime | None = None
+    app_id: str | None = None
+    team_name: str | None = None
+    enterprise_name: str | None = None
+    enterprise_url: str | None = None

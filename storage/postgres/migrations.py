@@ -158,6 +158,34 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (batch_id, file_id)
     );
     """,
+    # 4: installations and OAuth states, as SQLite's version 15 (explained there).
+    """
+    CREATE TABLE slack_installations (
+        enterprise_id         text COLLATE "C" NOT NULL,
+        team_id               text COLLATE "C" NOT NULL,
+        is_enterprise_install boolean NOT NULL,
+        app_id                text,
+        team_name             text,
+        enterprise_name       text,
+        enterprise_url        text,
+        bot_token             text,
+        bot_refresh_token     text,
+        bot_token_expires_at  timestamptz,
+        bot_user_id           text,
+        bot_id                text,
+        bot_scopes            text NOT NULL DEFAULT '',
+        installer_user_id     text,
+        installed_at          timestamptz NOT NULL,
+        updated_at            timestamptz NOT NULL,
+        PRIMARY KEY (enterprise_id, team_id)
+    );
+
+    CREATE TABLE oauth_states (
+        state      text COLLATE "C" PRIMARY KEY,
+        expires_at timestamptz NOT NULL
+    );
+    CREATE INDEX oauth_states_by_expiry ON oauth_states (expires_at);
+    """,
 ]
 
 #: The schema this code reads and writes.
@@ -172,4 +200,6 @@ TABLES = (
     "provider_account_problems",
     "speaker_names",
     "reply_files",
+    "slack_installations",
+    "oauth_states",
 )

@@ -200,4 +200,35 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (batch_id, file_id)
     );
     """,
+    # 15: the workspaces and organisations the app is installed in through OAuth, one row each
+    # (installing again replaces it), and the states of installs under way, each consumed once.
+    # A row's ids are '' where there is none (an organisation-wide install has no team id): a
+    # primary key cannot hold NULL in PostgreSQL, and the two schemas keep the same rows.
+    """
+    CREATE TABLE slack_installations (
+        enterprise_id         TEXT NOT NULL,
+        team_id               TEXT NOT NULL,
+        is_enterprise_install INTEGER NOT NULL,
+        app_id                TEXT,
+        team_name             TEXT,
+        enterprise_name       TEXT,
+        enterprise_url        TEXT,
+        bot_token             TEXT,
+        bot_refresh_token     TEXT,
+        bot_token_expires_at  TEXT,
+        bot_user_id           TEXT,
+        bot_id                TEXT,
+        bot_scopes            TEXT NOT NULL DEFAULT '',
+        installer_user_id     TEXT,
+        installed_at          TEXT NOT NULL,
+        updated_at            TEXT NOT NULL,
+        PRIMARY KEY (enterprise_id, team_id)
+    );
+
+    CREATE TABLE oauth_states (
+        state      TEXT PRIMARY KEY,
+        expires_at TEXT NOT NULL
+    );
+    CREATE INDEX oauth_states_by_expiry ON oauth_states (expires_at);
+    """,
 ]

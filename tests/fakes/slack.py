@@ -13,7 +13,15 @@ the shapes the SDK expects, including the awkward parts the bot must survive:
 * ``conversations.replies`` returns ``metadata`` only with ``include_all_metadata``;
 * a ``trigger_id`` opens one modal (``views.open``), within three seconds of the interaction;
 * ``conversations.members`` pages, and needs the ``*:read`` scope of the channel's type;
-* a bot may delete only its own files (``files.delete``).
+* a bot may delete only its own files (``files.delete``);
+* the app can be installed in several workspaces (:meth:`FakeSlack.add_workspace`), or a whole
+  Enterprise Grid organisation, through OAuth: the authorize page, then ``oauth.v2.access``
+  exchanging the code, and with token rotation (:attr:`FakeSlack.token_rotation`) refreshing
+  expiring tokens (``grant_type=refresh_token``). Each workspace's bot has its own token, which
+  knows nothing of another workspace: its channels answer ``channel_not_found`` and its files
+  ``file_not_found`` (as Slack answers a token from the wrong workspace; see
+  slackapi/bolt-js#1128), and their downloads the sign-in page. A token Slack never issued is
+  ``invalid_auth``, an expired one ``token_expired``, a revoked one ``token_revoked``.
 
 Buttons and modals are driven like a person would: :meth:`FakeSlack.block_action` presses a button
 of a posted message, and :meth:`FakeSlack.view_submission` submits a modal the app opened, with the
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import hashlib
 import hmac
 import io
@@ -39,12 +48,12 @@ import re
 import time
 import uuid
 import wave
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
 
@@ -194,7 +203,62 @@ def silent_wav(seconds: float = 0.25, *, rate: int = 16_000) -> bytes:
     return buffer.getvalue()
 
 
+#: How long an authorization code can be exchanged, and a rotating token lasts (Slack's 12 hours).
+CODE_SECONDS = 600
+TOKEN_LIFETIME_SECONDS = 43_200
+
+
+@dataclass
+class FakeWorkspace:
+    """A workspace the app can be installed in: its ids, its bot, and its channels."""
+
+    team_id: str
+    name: str
+    domain: str
+    bot_user_id: str
+    bot_id: str
+    #: The Enterprise Grid organisation it belongs to, if any.
+    enterprise_id: str | None = None
+    enterprise_name: str | None = None
+    #: Channels of this workspace. The first workspace also has every channel no other one has.
+    channels: set[str] = field(default_factory=set)
+
+
 # -- internals ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Grant:
+    """What a token issued by this Slack may do: act as the bot (``bot``) or get the next bot
+    token (``refresh``), in one workspace or (``team_id`` None) a whole organisation."""
+
+    kind: str
+    enterprise_id: str | None
+    team_id: str | None
+    #: When it stops working (``time.time()`` seconds); None: never.
+    expires_at: float | None = None
+    revoked: bool = False
+    #: For a refresh token: the installation it refreshes, as the code exchange answered it.
+    install: dict[str, Any] | None = None
+
+    def covers(self, workspace: FakeWorkspace) -> bool:
+        if self.team_id is not None:
+            return self.team_id == workspace.team_id
+        return self.enterprise_id is not None and self.enterprise_id == workspace.enterprise_id
+
+
+@dataclass
+class _Code:
+    """An authorization code, given to the browser after someone approved an install."""
+
+    install: dict[str, Any]
+    redirect_uri: str | None
+    expires_at: float
+    used: bool = False
+
+
+#: The token of the Web API call being answered: what it may do, for the method handlers.
+_CALLER: contextvars.ContextVar[_Grant | None] = contextvars.ContextVar("caller", default=None)
 
 
 class _SlackError(Exception):
@@ -275,6 +339,33 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     if start >= size or end <= start:
         return None
     return start, end
+
+
+def _basic_auth(request: web.Request) -> tuple[str, str] | None:
+    """The client id and secret of an ``Authorization: Basic`` header, if there is one."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except ValueError:
+        return None
+    client_id, _, secret = decoded.partition(":")
+    return client_id, secret
+
+
+def _redirect_allowed(redirect_uri: str, allowed: str) -> bool:
+    """Slack takes a redirect URL that is one of the app's, or below one of them."""
+    given, listed = urlsplit(redirect_uri), urlsplit(allowed)
+    return (given.scheme, given.netloc) == (listed.scheme, listed.netloc) and (
+        given.path == listed.path or given.path.startswith(listed.path.rstrip("/") + "/")
+    )
+
+
+def _with_query(url: str, extra: Mapping[str, str]) -> str:
+    parts = urlsplit(url)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), *extra.items()]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _channel_type(channel: str) -> str:
@@ -430,8 +521,36 @@ class FakeSlack(LoopbackServer):
         self.app_token = app_token
         self.signing_secret = signing_secret
         self.team_id = team_id
+        #: The workspace the app is installed in from the start (with :attr:`bot_token`), and
+        #: every other one by team id (:meth:`add_workspace`).
+        self.workspace = FakeWorkspace(
+            team_id=team_id,
+            name="Fake Team",
+            domain="fake-team",
+            bot_user_id=bot_user_id,
+            bot_id=bot_id,
+        )
+        self.workspaces: dict[str, FakeWorkspace] = {team_id: self.workspace}
+        #: The app's OAuth credentials (its Basic Information page) and redirect URLs (none:
+        #: any is accepted).
+        self.client_id = "1111111111.2222222222"
+        self.client_secret = "fake-client-secret-0123456789abcdef"
+        self.redirect_urls: list[str] = []
+        #: Token rotation (the manifest's ``token_rotation_enabled``): installs then get
+        #: expiring tokens, lasting :attr:`token_lifetime_seconds`, and a refresh token.
+        self.token_rotation = False
+        self.token_lifetime_seconds = TOKEN_LIFETIME_SECONDS
+        #: Who approves the next install on the authorize page, and where: a team id, the user,
+        #: and whether for the whole organisation.
+        self.approver: dict[str, Any] = {"team_id": team_id, "user": "U0ALICE", "org": False}
+        #: Every successful ``oauth.v2.access``: its grant type, the team, the tokens issued.
+        self.oauth_exchanges: list[dict[str, Any]] = []
+        self._grants: dict[str, _Grant] = {bot_token: _Grant("bot", None, team_id)}
+        self._codes: dict[str, _Code] = {}
+        #: The workspace of each hosted file.
+        self._file_teams: dict[str, str] = {}
         #: The workspace's subdomain, as slash command and shortcut payloads carry it.
-        self.team_domain = "fake-team"
+        self.team_domain = self.workspace.domain
         #: Where ``chat.getPermalink`` links point. In an Enterprise Grid org (as here) or on
         #: GovSlack that is not ``{team_domain}.slack.com``: only Slack knows the host.
         self.permalink_base = "https://fake-org.enterprise.slack.com"
@@ -525,6 +644,7 @@ class FakeSlack(LoopbackServer):
         app.router.add_get("/files-edge/{key}/{name}", self._handle_download)
         app.router.add_post("/response/{response_id}", self._handle_response_url)
         app.router.add_get("/socket-mode", self._handle_socket)
+        app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
 
     async def stop(self) -> None:
         """Close Socket Mode connections and cut streaming downloads first: the runner would
@@ -620,21 +740,29 @@ class FakeSlack(LoopbackServer):
         }
 
     def event_callback(
-        self, event: dict[str, Any], *, event_id: str | None = None
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        workspace: FakeWorkspace | None = None,
+        org_wide: bool = False,
     ) -> dict[str, Any]:
-        """The Events API envelope around ``event``, for HTTP mode bodies and Socket Mode."""
+        """The Events API envelope around ``event``, for HTTP mode bodies and Socket Mode: from
+        ``workspace`` (the first one by default), to the app installed there or, ``org_wide``,
+        in its organisation."""
+        workspace = workspace or self.workspace
         context = {
             "et": event.get("type", ""),
-            "tid": self.team_id,
+            "tid": workspace.team_id,
             "aid": self.app_id,
             "cid": event.get("channel", event.get("channel_id", "")),
         }
         encoded = base64.urlsafe_b64encode(json.dumps(context).encode()).decode().rstrip("=")
-        return {
+        envelope: dict[str, Any] = {
             "token": self.verification_token,
-            "team_id": self.team_id,
-            "context_team_id": self.team_id,
-            "context_enterprise_id": None,
+            "team_id": workspace.team_id,
+            "context_team_id": workspace.team_id,
+            "context_enterprise_id": workspace.enterprise_id,
             "api_app_id": self.app_id,
             "event": event,
             "type": "event_callback",
@@ -642,16 +770,20 @@ class FakeSlack(LoopbackServer):
             "event_time": int(time.time()),
             "authorizations": [
                 {
-                    "enterprise_id": None,
-                    "team_id": self.team_id,
-                    "user_id": self.bot_user_id,
+                    "enterprise_id": workspace.enterprise_id,
+                    # An organisation-wide install is authorized for no one workspace.
+                    "team_id": None if org_wide else workspace.team_id,
+                    "user_id": workspace.bot_user_id,
                     "is_bot": True,
-                    "is_enterprise_install": False,
+                    "is_enterprise_install": org_wide,
                 }
             ],
             "is_ext_shared_channel": False,
             "event_context": f"4-{encoded}",
         }
+        if workspace.enterprise_id is not None:
+            envelope["enterprise_id"] = workspace.enterprise_id
+        return envelope
 
     def signed_headers(
         self,
@@ -971,8 +1103,10 @@ class FakeSlack(LoopbackServer):
         user: str = "U0ALICE",
         stub: bool = False,
         extra: Mapping[str, Any] | None = None,
+        workspace: FakeWorkspace | None = None,
     ) -> dict[str, Any]:
-        """Host a private file and return what a message event carries in ``files[]``.
+        """Host a private file of ``workspace`` (the first one by default) and return what a
+        message event carries in ``files[]``.
 
         With only ``size``, the content is the streamed pattern (see :func:`pattern_chunks`);
         with neither, a short silent WAV. ``stub=True`` returns the Slack Connect stub while
@@ -997,6 +1131,9 @@ class FakeSlack(LoopbackServer):
         if extra:
             info.update(extra)
         self._files[file_id] = _StoredFile(info=info, content=content, size=total)
+        if workspace is not None:
+            self._file_teams[file_id] = workspace.team_id
+            info["user_team"] = workspace.team_id
         if stub:
             return {
                 "id": file_id,
@@ -1162,6 +1299,271 @@ class FakeSlack(LoopbackServer):
             headers={"Retry-After": str(retry_after)},
         )
 
+    # -- workspaces, tokens and OAuth --------------------------------------------------------
+
+    def add_workspace(
+        self,
+        team_id: str,
+        *,
+        name: str | None = None,
+        enterprise_id: str | None = None,
+        enterprise_name: str | None = None,
+        channels: Collection[str] = (),
+    ) -> FakeWorkspace:
+        """Another workspace (of organisation ``enterprise_id``, if given), with ``channels``
+        and a bot of its own. The app is not installed there: install it through OAuth, or
+        :meth:`issue_bot_token`."""
+        if team_id in self.workspaces:
+            raise ValueError(f"workspace {team_id} exists already")
+        workspace = FakeWorkspace(
+            team_id=team_id,
+            name=name or f"Team {team_id}",
+            domain=team_id.lower(),
+            bot_user_id=f"U0BOT{team_id}",
+            bot_id=f"B0BOT{team_id}",
+            enterprise_id=enterprise_id,
+            enterprise_name=enterprise_name or (enterprise_id and f"Org {enterprise_id}"),
+            channels=set(channels),
+        )
+        self.workspaces[team_id] = workspace
+        return workspace
+
+    def workspace_of_channel(self, channel: str) -> FakeWorkspace:
+        for workspace in self.workspaces.values():
+            if channel in workspace.channels:
+                return workspace
+        return self.workspace
+
+    def workspace_of_file(self, file_id: str) -> FakeWorkspace:
+        return self.workspaces[self._file_teams.get(file_id, self.team_id)]
+
+    def issue_bot_token(
+        self, workspace: FakeWorkspace, *, expires_in: float | None = None, org: bool = False
+    ) -> str:
+        """A bot token for ``workspace`` (or, ``org``, its whole organisation), as an install
+        would give, expiring after ``expires_in`` seconds if given."""
+        rotating = expires_in is not None
+        token = f"xoxe.xoxb-1-{uuid.uuid4().hex}" if rotating else f"xoxb-{uuid.uuid4().hex}"
+        self._grants[token] = _Grant(
+            "bot",
+            workspace.enterprise_id,
+            None if org else workspace.team_id,
+            expires_at=time.time() + expires_in if expires_in is not None else None,
+        )
+        return token
+
+    def expire_token(self, token: str) -> None:
+        """``token`` expires now: the Web API answers it ``token_expired``."""
+        self._grants[token].expires_at = time.time()
+
+    def token_expires_at(self, token: str) -> float | None:
+        return self._grants[token].expires_at
+
+    def revoke_tokens(self, workspace: FakeWorkspace, *, org: bool = False) -> list[str]:
+        """Revoke every token of ``workspace`` (or of its organisation's install), as an
+        uninstall does; returns them."""
+        team_id = None if org else workspace.team_id
+        revoked = []
+        for token, grant in self._grants.items():
+            if grant.team_id == team_id and grant.enterprise_id == workspace.enterprise_id:
+                grant.revoked = True
+                revoked.append(token)
+        return revoked
+
+    def tokens_of(self, workspace: FakeWorkspace) -> list[str]:
+        """The bot tokens that may act in ``workspace``, revoked and expired ones included."""
+        return [
+            token
+            for token, grant in self._grants.items()
+            if grant.kind == "bot" and grant.covers(workspace)
+        ]
+
+    def authorize(
+        self,
+        *,
+        client_id: str,
+        scope: str,
+        redirect_uri: str | None = None,
+        workspace: FakeWorkspace | None = None,
+        user: str = "U0ALICE",
+        org: bool = False,
+    ) -> str:
+        """Someone approves the app on Slack's authorize page, in ``workspace`` (for its whole
+        organisation, with ``org``): the code the browser brings back to the redirect URL.
+
+        Raises ValueError for what the authorize page itself refuses: an unknown client id, a
+        redirect URL the app does not list, an organisation-wide install of a workspace
+        outside any organisation."""
+        if client_id != self.client_id:
+            raise ValueError("invalid_client_id")
+        if (
+            redirect_uri is not None
+            and self.redirect_urls
+            and not any(_redirect_allowed(redirect_uri, allowed) for allowed in self.redirect_urls)
+        ):
+            raise ValueError("bad_redirect_uri")
+        workspace = workspace or self.workspace
+        if org and workspace.enterprise_id is None:
+            raise ValueError("not_an_enterprise")
+        code = f"{next(self._counter)}.{uuid.uuid4().hex}"
+        self._codes[code] = _Code(
+            install={
+                "workspace": workspace,
+                "user": user,
+                "org": org,
+                "scope": ",".join(s for s in re.split(r"[ ,]+", scope) if s),
+            },
+            redirect_uri=redirect_uri,
+            expires_at=time.time() + CODE_SECONDS,
+        )
+        return code
+
+    async def _handle_authorize(self, request: web.Request) -> web.StreamResponse:
+        """Slack's authorize page, approved at once by :attr:`approver`: a redirect to the
+        app's redirect URL with the code and the ``state`` the app gave (Slack's
+        ``/oauth/v2/authorize``; a ``team`` query parameter picks the workspace)."""
+        query = request.query
+        redirect_uri = query.get("redirect_uri") or (
+            self.redirect_urls[0] if self.redirect_urls else None
+        )
+        team_id = query.get("team") or self.approver["team_id"]
+        workspace = self.workspaces.get(team_id)
+        if redirect_uri is None or workspace is None:
+            return web.Response(status=400, text="invalid request", content_type="text/plain")
+        try:
+            code = self.authorize(
+                client_id=query.get("client_id", ""),
+                scope=query.get("scope", ""),
+                redirect_uri=query.get("redirect_uri"),
+                workspace=workspace,
+                user=self.approver["user"],
+                org=bool(self.approver["org"]),
+            )
+        except ValueError as exc:
+            return web.Response(status=400, text=str(exc), content_type="text/plain")
+        back = {"code": code, "state": query.get("state", "")}
+        return web.Response(status=302, headers={"Location": _with_query(redirect_uri, back)})
+
+    def _oauth_v2_access(self, request: web.Request, args: dict[str, Any]) -> dict[str, Any]:
+        client_id, client_secret = _basic_auth(request) or (
+            _text_arg(args, "client_id"),
+            _text_arg(args, "client_secret"),
+        )
+        if client_id != self.client_id:
+            return {"ok": False, "error": "invalid_client_id"}
+        if client_secret != self.client_secret:
+            return {"ok": False, "error": "bad_client_secret"}
+        grant_type = _text_arg(args, "grant_type") or "authorization_code"
+        if grant_type == "refresh_token":
+            return self._refresh(_text_arg(args, "refresh_token") or "")
+        if grant_type != "authorization_code":
+            return {"ok": False, "error": "invalid_grant_type"}
+        code = self._codes.get(_text_arg(args, "code") or "")
+        if code is None or code.used or code.expires_at <= time.time():
+            return {"ok": False, "error": "invalid_code"}
+        if code.redirect_uri is not None and _text_arg(args, "redirect_uri") != code.redirect_uri:
+            return {"ok": False, "error": "bad_redirect_uri"}
+        code.used = True
+        return self._grant_install(code.install, "authorization_code")
+
+    def _refresh(self, refresh_token: str) -> dict[str, Any]:
+        grant = self._grants.get(refresh_token)
+        if grant is None or grant.kind != "refresh" or grant.revoked or grant.install is None:
+            return {"ok": False, "error": "invalid_refresh_token"}
+        # Each refresh token is good for one refresh: the answer carries the next one.
+        grant.revoked = True
+        return self._grant_install(grant.install, "refresh_token")
+
+    def _grant_install(self, install: dict[str, Any], grant_type: str) -> dict[str, Any]:
+        workspace: FakeWorkspace = install["workspace"]
+        org: bool = install["org"]
+        team_id = None if org else workspace.team_id
+        answer: dict[str, Any] = {
+            "ok": True,
+            "app_id": self.app_id,
+            "authed_user": {"id": install["user"]},
+            "scope": install["scope"],
+            "token_type": "bot",
+            "bot_user_id": workspace.bot_user_id,
+            "team": None if org else {"id": workspace.team_id, "name": workspace.name},
+            "enterprise": (
+                {"id": workspace.enterprise_id, "name": workspace.enterprise_name}
+                if workspace.enterprise_id is not None
+                else None
+            ),
+            "is_enterprise_install": org,
+        }
+        if self.token_rotation:
+            token = f"xoxe.xoxb-1-{uuid.uuid4().hex}"
+            refresh = f"xoxe-1-{uuid.uuid4().hex}"
+            expires_at = time.time() + self.token_lifetime_seconds
+            self._grants[token] = _Grant("bot", workspace.enterprise_id, team_id, expires_at)
+            self._grants[refresh] = _Grant(
+                "refresh", workspace.enterprise_id, team_id, install=install
+            )
+            answer |= {
+                "access_token": token,
+                "refresh_token": refresh,
+                "expires_in": self.token_lifetime_seconds,
+            }
+        else:
+            token = f"xoxb-{uuid.uuid4().hex}"
+            self._grants[token] = _Grant("bot", workspace.enterprise_id, team_id)
+            answer["access_token"] = token
+        self.oauth_exchanges.append(
+            {
+                "grant_type": grant_type,
+                "team_id": team_id,
+                "enterprise_id": workspace.enterprise_id,
+                "access_token": token,
+                "refresh_token": answer.get("refresh_token"),
+            }
+        )
+        return answer
+
+    def _refusal(self, grant: _Grant | None, method: str, args: dict[str, Any]) -> str | None:
+        """Slack's error for a bot token that may not make this call; None when it may."""
+        if grant is None or grant.kind != "bot":
+            return "invalid_auth"
+        if grant.revoked:
+            return "token_revoked"
+        if grant.expires_at is not None and grant.expires_at <= time.time():
+            return "token_expired"
+        channels = _text_arg(args, "channels")
+        channel = (
+            _text_arg(args, "channel")
+            or _text_arg(args, "channel_id")
+            or (channels.split(",")[0] if channels else None)
+        )
+        if channel is not None and not grant.covers(self.workspace_of_channel(channel)):
+            return "channel_not_found"
+        file_id = _text_arg(args, "file")
+        known = method.startswith("files.") and file_id is not None and file_id in self._files
+        if known and not grant.covers(self.workspace_of_file(file_id or "")):
+            return "file_not_found"
+        return None
+
+    def _caller_workspace(self) -> FakeWorkspace:
+        """The workspace whose bot makes the call being answered (for an organisation-wide
+        token, the first workspace of its organisation)."""
+        grant = _CALLER.get()
+        if grant is None:
+            return self.workspace
+        if grant.team_id is not None:
+            return self.workspaces[grant.team_id]
+        return next(w for w in self.workspaces.values() if grant.covers(w))
+
+    def _may_download(self, token: str | None, file_id: str) -> bool:
+        grant = self._grants.get(token or "")
+        return (
+            grant is not None
+            and grant.kind == "bot"
+            and not grant.revoked
+            and (grant.expires_at is None or grant.expires_at > time.time())
+            and grant.covers(self.workspace_of_file(file_id))
+            and "files:read" in self.scopes
+        )
+
     # -- Web API -----------------------------------------------------------------------------
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
@@ -1170,6 +1572,8 @@ class FakeSlack(LoopbackServer):
             args = await self._read_args(request)
         except _SlackError as exc:
             return web.json_response(exc.body)
+        if method == "oauth.v2.access":
+            return web.json_response(self._oauth_v2_access(request, args))
         entry = self._methods.get(method)
         if entry is None:
             return web.json_response({"ok": False, "error": "unknown_method", "req_method": method})
@@ -1177,19 +1581,21 @@ class FakeSlack(LoopbackServer):
 
         token = self._bearer(request) or _text_arg(args, "token")
         args.pop("token", None)
-        expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if not token:
             return web.json_response({"ok": False, "error": "not_authed"})
-        if token != expected:
-            error = (
-                "not_allowed_token_type"
-                if token in (self.bot_token, self.app_token)
-                else "invalid_auth"
-            )
-            return web.json_response({"ok": False, "error": error})
+        grant = self._grants.get(token)
+        if method == "apps.connections.open" or token == self.app_token:
+            if token != self.app_token or method != "apps.connections.open":
+                error = "not_allowed_token_type" if grant or token == self.app_token else None
+                return web.json_response({"ok": False, "error": error or "invalid_auth"})
+        else:
+            refused = self._refusal(grant, method, args)
+            if refused is not None:
+                return web.json_response({"ok": False, "error": refused})
+        _CALLER.set(grant)
 
         headers: dict[str, str] = {}
-        if token == self.bot_token:
+        if grant is not None:
             headers["x-oauth-scopes"] = ",".join(self.scopes)
         needed = scope_of(args)
         if needed is not None:
@@ -1238,16 +1644,21 @@ class FakeSlack(LoopbackServer):
         return args
 
     async def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {
+        grant = _CALLER.get()
+        workspace = self._caller_workspace()
+        answer: dict[str, Any] = {
             "ok": True,
             "url": f"{self.base_url}/",
-            "team": "Fake Team",
+            "team": workspace.name,
             "user": "threadscribe",
-            "team_id": self.team_id,
-            "user_id": self.bot_user_id,
-            "bot_id": self.bot_id,
-            "is_enterprise_install": False,
+            "team_id": workspace.team_id,
+            "user_id": workspace.bot_user_id,
+            "bot_id": workspace.bot_id,
+            "is_enterprise_install": grant is not None and grant.team_id is None,
         }
+        if workspace.enterprise_id is not None:
+            answer["enterprise_id"] = workspace.enterprise_id
+        return answer
 
     async def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = _text_arg(args, "channel")
@@ -1538,7 +1949,7 @@ class FakeSlack(LoopbackServer):
                 mimetype=mimetypes.guess_type(filename)[0] or "application/octet-stream",
                 filetype=_FILETYPES_BY_EXTENSION.get(extension, extension or "binary"),
                 size=len(content),
-                user=self.bot_user_id,
+                user=self._caller_workspace().bot_user_id,
             )
             if channel is not None and share_ts is not None:
                 share: dict[str, Any] = {
@@ -1552,6 +1963,7 @@ class FakeSlack(LoopbackServer):
                 info["shares"] = {visibility: {channel: [share]}}
                 info["channels"] = [channel]
             self._files[file_id] = _StoredFile(info=info, content=content, size=len(content))
+            self._file_teams[file_id] = self._caller_workspace().team_id
             del self._pending_uploads[file_id]
             self.uploads.append(
                 {
@@ -1655,7 +2067,7 @@ class FakeSlack(LoopbackServer):
         stored = self._files.get(file_id)
         if stored is None:
             raise _SlackError("file_not_found")
-        if stored.info.get("user") != self.bot_user_id:
+        if stored.info.get("user") != self._caller_workspace().bot_user_id:
             raise _SlackError("cant_delete_file")
         del self._files[file_id]
         self.deleted_files.append(file_id)
@@ -1714,7 +2126,7 @@ class FakeSlack(LoopbackServer):
         redirect = self.download_redirects.get(file_id)
         if redirect is not None and request.path.startswith("/files-pri/"):
             return web.Response(status=302, headers={"Location": redirect})
-        authorized = self._bearer(request) == self.bot_token and "files:read" in self.scopes
+        authorized = self._may_download(self._bearer(request), file_id)
         self.downloads.append({"file_id": file_id, "authorized": authorized})
         await self.notify()
         if not authorized:

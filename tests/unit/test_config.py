@@ -185,3 +185,94 @@ def test_the_confidence_threshold_is_a_share_between_0_and_1() -> None:
     assert caught.value.problems == [
         "CONFIDENCE_THRESHOLD: Input should be less than or equal to 1"
     ]
+
+
+SOCKET_MODE = {
+    "_env_file": None,
+    "slack_bot_token": "xoxb-1",
+    "slack_app_token": "xapp-1",
+    "soniox_api_key": "k",
+}
+
+
+def test_oauth_settings_default_to_bolts_routes_and_the_client_secret_is_a_secret() -> None:
+    settings = load_settings(**SOCKET_MODE)
+    assert (settings.slack_client_id, settings.slack_client_secret) == (None, None)
+    assert settings.slack_redirect_uri is None and not settings.oauth_configured
+    assert (settings.slack_install_path, settings.slack_redirect_path) == (
+        "/slack/install",
+        "/slack/oauth_redirect",
+    )
+
+    settings = load_settings(
+        **SOCKET_MODE,
+        slack_client_id=" 1234567890.9876543210 ",
+        slack_client_secret="0123456789abcdef0123456789abcdef",
+        slack_redirect_uri="https://bot.example.com/slack/oauth_redirect",
+        slack_install_path="/install",
+        slack_redirect_path="/install/done",
+    )
+    assert settings.oauth_configured
+    assert settings.slack_client_id == "1234567890.9876543210"
+    assert str(settings.slack_redirect_uri) == "https://bot.example.com/slack/oauth_redirect"
+    assert (settings.slack_install_path, settings.slack_redirect_path) == (
+        "/install",
+        "/install/done",
+    )
+    assert "0123456789abcdef" not in repr(settings)
+    assert "0123456789abcdef0123456789abcdef" in settings.secret_values()
+    # Still one workspace, with its bot token, until the multi-workspace mode is chosen.
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**{**SOCKET_MODE, "slack_bot_token": None}, slack_client_id="1.2")
+    assert "SLACK_BOT_TOKEN is required (the bot token, xoxb-…)" in caught.value.problems
+
+
+def test_each_bad_oauth_setting_is_named_with_the_other_problems() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            **SOCKET_MODE,
+            slack_client_id="my-app",
+            slack_client_secret="has a space",
+            slack_redirect_uri="http://bot.example.com/slack/oauth_redirect",
+            slack_install_path="install",
+            slack_redirect_path="/healthz",
+        )
+    assert sorted(caught.value.problems) == [
+        "SLACK_CLIENT_ID: must be the app's Client ID as its Basic Information page shows it "
+        "(digits, a dot, digits)",
+        "SLACK_CLIENT_SECRET: must be the app's Client Secret, without spaces",
+        "SLACK_INSTALL_PATH: must be a path starting with / (no query, no spaces)",
+        "SLACK_REDIRECT_PATH: /healthz is a route the app serves already; choose another path",
+        "SLACK_REDIRECT_URI: must be an https URL, as Slack requires of redirect URLs",
+    ]
+    assert "has a space" not in caught.value.render()
+
+
+def test_the_client_id_and_secret_go_together_and_the_routes_differ() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**SOCKET_MODE, slack_client_id="1.2", slack_install_path="/slack/x")
+    assert caught.value.problems == [
+        "SLACK_CLIENT_SECRET is required with SLACK_CLIENT_ID (both are on the app's Basic "
+        "Information page)"
+    ]
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            **SOCKET_MODE,
+            slack_client_secret="s3cret-value",
+            slack_install_path="/slack/same",
+            slack_redirect_path="/slack/same",
+        )
+    assert caught.value.problems == [
+        "SLACK_CLIENT_ID is required with SLACK_CLIENT_SECRET (both are on the app's Basic "
+        "Information page)",
+        "SLACK_INSTALL_PATH and SLACK_REDIRECT_PATH must differ (both are /slack/same)",
+    ]
+    # An http redirect is fine to this machine's browser, and empty settings are unset.
+    settings = load_settings(
+        **SOCKET_MODE,
+        slack_client_id="",
+        slack_client_secret=" ",
+        slack_redirect_uri="http://localhost:3000/slack/oauth_redirect",
+    )
+    assert not settings.oauth_configured
+    assert str(settings.slack_redirect_uri) == "http://localhost:3000/slack/oauth_redirect"

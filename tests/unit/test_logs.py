@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot.config import ConfigError, load_settings
-from bot.logs import MASK, RedactSecrets, build_handler, configure_logging
+from bot.logs import MASK, RedactSecrets, SecretRegistry, build_handler, configure_logging
 
 BOT_TOKEN = "xoxb-1234-5678-abcdefghijklmnop"
 SONIOX_KEY = "soniox-secret-key-0123456789"
@@ -163,3 +163,52 @@ def test_the_password_of_any_url_is_masked_however_short() -> None:
     assert ":pw@" not in text and "hunter2" not in text
     assert f"postgresql://other:{MASK}@db:5432/x?sslmode=require" in text
     assert "http://host:8080/path" in RedactSecrets([]).redact("http://host:8080/path")
+
+
+def test_secrets_learnt_while_running_are_masked_from_then_on() -> None:
+    out = io.StringIO()
+    registry = SecretRegistry()
+    logger = logging.getLogger("bot.test_logs.learnt")
+    logger.propagate = False
+    handler = build_handler([], "text", stream=out, registry=registry)
+    logger.addHandler(handler)
+    try:
+        # Not shaped like a Slack token: only learning it masks it.
+        secret = "refresh-secret-0123456789"
+        registry.add(secret, None, "short")
+        logger.warning("kept %s", secret)
+        registry.add("another-secret-abcdef")
+        logger.warning("and %s after %s", "another-secret-abcdef", secret)
+    finally:
+        logger.removeHandler(handler)
+    written = out.getvalue()
+    assert "secret-0123" not in written and "another-secret" not in written
+    assert written.count(MASK) == 3
+
+
+def test_anything_shaped_like_a_slack_token_is_masked_unknown() -> None:
+    redact = RedactSecrets([], SecretRegistry()).redact
+    for token in (
+        "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
+        "xoxe.xoxb-1-MS0yLTIyMTk4OTQ1",
+        "xoxe-1-My0xLTIyMTk4OTQ1NjctMjU",
+        "xoxp-1234-5678-abcdef",
+        "xapp-1-A0APP-1234-abcdef",
+    ):
+        assert (
+            redact(f"answer {{'access_token': '{token}'}}")
+            == f"answer {{'access_token': '{MASK}'}}"
+        )
+    # The words that name a kind of token are not tokens.
+    said = "must be a bot token starting with xoxb- (or xoxe.xoxb-…)"
+    assert redact(said) == said
+
+
+def test_the_registry_keeps_the_latest_secrets_only() -> None:
+    registry = SecretRegistry(limit=2)
+    registry.add("secret-number-1", "secret-number-2")
+    before = registry.version
+    registry.add("secret-number-2")
+    assert registry.version == before
+    registry.add("secret-number-3")
+    assert registry.secrets()[1] == ["secret-number-2", "secret-number-3"]
