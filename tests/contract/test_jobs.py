@@ -451,3 +451,30 @@ async def test_in_flight_counts_jobs_running_at_each_provider(store: Store) -> N
     await job_at(store, JobState.UPLOADED)
     await job_at(store, JobState.COMPLETED)
     assert await store.count_in_flight() == {"soniox": 2}
+
+
+async def test_an_id_given_twice_counts_once(store: Store) -> None:
+    uploading = await job_at(store, JobState.UPLOADING)
+    uploaded = await job_at(store, JobState.UPLOADED)
+    done = await job_at(store, JobState.COMPLETED)
+    twice = [uploading.id, uploading.id]
+    assert await store.mark_upload_sent(twice, NOW) == 1
+    assert await store.mark_submission_sent([uploaded.id, uploaded.id], NOW) == 1
+    assert await store.postpone_jobs(twice, until=LATER, stalled_since=None, now=NOW) == 1
+    assert (
+        await store.schedule_retry(
+            twice, attempts=1, retry_at=LATER, detail="x", stalled_since=NOW, now=NOW
+        )
+        == 1
+    )
+    assert (
+        await store.hold_for_account(
+            twice, provider="soniox", until=LATER, stalled_since=NOW, detail="x", now=NOW
+        )
+        == 1
+    )
+    assert await store.release_jobs(twice, NOW) == 1
+    assert await store.mark_attachments_uploaded([done.id, done.id], NOW) == 1
+    assert await store.postpone_clean_up([done.id, done.id], LATER, NOW) == 1
+    assert await store.mark_cleaned_up([done.id, done.id], NOW) == 1
+    assert await store.mark_progress_pending([done.batch_id, done.batch_id], NOW) == 1
