@@ -15,6 +15,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from storage.postgres.migrations import MIGRATIONS, SCHEMA_VERSION
+from storage.postgres.rows import refuse_naive_times
 from storage.postgres.urls import shown_url
 from storage.store import (
     InvalidRecord,
@@ -169,6 +170,7 @@ async def _configure(connection: Connection) -> None:
     # No JIT: a poll cycle's queries over thousands of jobs pass its cost threshold, and
     # compiling them took longer (15-30 ms each) than running them.
     await connection.execute("SET TIME ZONE 'UTC'; SET jit = off")
+    refuse_naive_times(connection)
 
 
 #: The advisory lock under which one process at a time migrates, per schema: the tests keep a
