@@ -22,14 +22,14 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.errors import TranscribeError
 from bot.health import account_problem_text
 from bot.limits import FileLimits
-from bot.logs import configure_logging
+from bot.logs import configure_logging, redacted_output
 from bot.media import link_filename
 from bot.providers import build_providers, registry
 from bot.providers.base import Progress, Provider, ProviderJob, Submitted, Uploaded
 from bot.slack_api import SlackGateway, build_web_client, slack_error_code
 from bot.transcript import to_plain_text
 from storage.moving import CopyUnverified
-from storage.postgres.urls import EXAMPLE, shown_url, url_password, url_problem
+from storage.postgres.urls import EXAMPLE, shown_url, url_problem, url_secrets
 from storage.store import SchemaTooOld, StorageError
 
 
@@ -86,8 +86,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     secrets = settings.secret_values()
     if args.command == "copy-db":
-        secrets += [args.to, *filter(None, [url_password(args.to)])]
+        secrets += [args.to, *url_secrets(args.to)]
     configure_logging(settings.log_level, secrets, settings.log_format)
+    # What the commands print is masked as the logs are: it may quote a driver's message.
+    with redacted_output(secrets):
+        return _run_command(args, settings)
+
+
+def _run_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "run":
         return run(settings)
     if args.command == "transcribe":

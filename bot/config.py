@@ -26,7 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.providers.registry import ProviderName, spec_named, specs
 from bot.providers.spec import ProviderSettings, ProviderSpec, WebhookTarget
-from storage.postgres.urls import url_password, url_problem
+from storage.postgres.urls import url_problem, url_secrets
 
 __all__ = ["ConfigError", "ProviderName", "Settings", "WebhookTarget", "load_settings"]
 
@@ -211,10 +211,11 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every secret that is set, the app's and each provider's: logs never show them. The
-        database URL's password counts on its own too, as a driver may show it apart."""
+        database URL's password counts on its own too (as written and decoded, in the user part
+        or the query), as a driver may show it apart."""
         own = [value.get_secret_value() for _, value in self if isinstance(value, SecretStr)]
         if self.database_url is not None:
-            own += filter(None, [url_password(self.database_url.get_secret_value())])
+            own += url_secrets(self.database_url.get_secret_value())
         return own + [
             secret for provider in self._providers.values() for secret in provider.secret_values()
         ]

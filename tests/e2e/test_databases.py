@@ -238,3 +238,50 @@ async def _finish_on_postgresql(
     finally:
         await bot.terminate()
     return [checked, err, health, bot.log()]
+
+
+async def test_the_password_shows_nowhere_however_the_url_holds_it(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    schema = TestSchema()
+    url = await schema.create()  # in the test schema: ?options=-csearch_path%3D…
+    parts = urlsplit(url)
+    host = f"{parts.hostname}:{parts.port or 5432}"
+    secret = "pg?pass#7e1d"
+    base = bot_environment(tmp_path, fake_slack, fake_soniox)
+    code, _, err = await run_cli("migrate", env=base, cwd=tmp_path)  # the SQLite to copy
+    assert code == 0, err
+    try:
+        # libpq reads both: the password unescaped in the user part, or in the query.
+        in_user = f"postgresql://postgres:{secret}@{host}{parts.path}?{parts.query}"
+        in_query = f"{url}&password={secret.replace('#', '%23')}"
+        shown = []
+        for command, written in (("migrate", in_user), ("check", in_user), ("migrate", in_query)):
+            code, out, err = await run_cli(
+                command, env={**base, "DATABASE_URL": written}, cwd=tmp_path
+            )
+            assert code == 0, err
+            shown.append(out + err)
+        code, out, err = await run_cli("copy-db", "--to", in_query, env=base, cwd=tmp_path)
+        assert code == 0, err
+        shown.append(out + err)
+        for text in shown:
+            assert "[redacted]" in text and "7e1d" not in text
+
+        # libpq would misread these, and say so quoting them: refused before it sees them.
+        upper = f"POSTGRESQL://postgres:pg-pass-7e1d@{host}/test"
+        spaced = f"postgresql://postgres:pg pass-7e1d@{host}/test"
+        for command, written, reason in (
+            ("migrate", upper, "lowercase"),
+            ("run", upper, "lowercase"),
+            ("check", spaced, "percent-encode"),
+        ):
+            code, out, err = await run_cli(
+                command, env={**base, "DATABASE_URL": written}, cwd=tmp_path
+            )
+            assert code == 2 and reason in err, err
+            assert "7e1d" not in out + err
+        code, out, err = await run_cli("copy-db", "--to", upper, env=base, cwd=tmp_path)
+        assert code == 2 and "lowercase" in err and "7e1d" not in out + err
+    finally:
+        await schema.drop()
