@@ -285,3 +285,42 @@ async def test_the_password_shows_nowhere_however_the_url_holds_it(
         assert code == 2 and "lowercase" in err and "7e1d" not in out + err
     finally:
         await schema.drop()
+
+
+async def test_copy_db_refuses_a_sqlite_database_that_is_not_there(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    missing = tmp_path / "data" / "threadscribe.db"  # DATABASE_PATH mistyped, say
+    env = bot_environment(tmp_path, fake_slack, fake_soniox, DATABASE_PATH=str(missing))
+    schema = TestSchema()
+    target = await schema.create()
+    try:
+        code, out, err = await run_cli("copy-db", "--to", target, env=env, cwd=tmp_path)
+    finally:
+        await schema.drop()
+    assert code == 1, out + err
+    assert f"Nothing copied: there is no SQLite database at {missing}" in err
+    assert "DATABASE_PATH" in err
+    assert not missing.parent.exists(), "nothing created in its place"
+
+
+async def test_copy_db_refuses_a_source_column_the_target_lacks(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    env = bot_environment(tmp_path, fake_slack, fake_soniox)
+    code, _, err = await run_cli("migrate", env=env, cwd=tmp_path)
+    assert code == 0, err
+    with sqlite3.connect(tmp_path / "threadscribe.db") as db:
+        db.execute("ALTER TABLE jobs ADD COLUMN archived_note TEXT")
+    db.close()
+    schema = TestSchema()
+    target = await schema.create()
+    try:
+        code, out, err = await run_cli("copy-db", "--to", target, env=env, cwd=tmp_path)
+        assert code == 1, out + err
+        assert (
+            "Nothing copied: the SQLite database has columns the PostgreSQL database lacks" in err
+        )
+        assert "(jobs.archived_note)" in err
+    finally:
+        await schema.drop()
