@@ -86,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     secrets = settings.secret_values()
     if args.command == "copy-db":
-        secrets += [args.to, *url_secrets(args.to)]
+        passwords = url_secrets(args.to)
+        secrets += [args.to, *passwords] if passwords else []
     configure_logging(settings.log_level, secrets, settings.log_format)
     # What the commands print is masked as the logs are: it may quote a driver's message.
     with redacted_output(secrets):
