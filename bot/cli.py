@@ -358,9 +358,9 @@ async def _check_app_token(settings: Settings, slack: SlackGateway) -> list[str]
 
 
 async def _check_database(settings: Settings) -> list[str]:
-    """Open (and if need be create and migrate) the database, as ``run`` will, and read the
-    provider account problems the bot recorded there. Beside a running bot on SQLite, the
-    database is only read."""
+    """Open the database (creating an empty SQLite file, as ``run`` would), and read the
+    provider account problems the bot recorded there. The schema is never changed: a pending
+    migration is reported, and left to ``run`` or ``migrate``."""
     where = database.describe(settings)
     try:
         opened = await database.open_beside_the_bot(settings)
@@ -371,6 +371,9 @@ async def _check_database(settings: Settings) -> list[str]:
             accounts = await opened.store.account_problems()
         finally:
             await opened.store.close()
+    except database.MigrationPending as exc:
+        print(f"Database: OK ({where}); {exc} (or `python -m bot migrate`)")
+        return []
     except SchemaTooOld as exc:
         return [f"{exc}; the running bot is older than this threadscribe"]
     except Exception as exc:

@@ -324,3 +324,22 @@ async def test_copy_db_refuses_a_source_column_the_target_lacks(
         assert "(jobs.archived_note)" in err
     finally:
         await schema.drop()
+
+
+@on_both_backends
+async def test_check_changes_no_schema_and_reports_a_pending_migration(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, database: dict[str, str]
+) -> None:
+    # On PostgreSQL, replicas of the older version may be running on the database meanwhile.
+    env = {**bot_environment(tmp_path, fake_slack, fake_soniox), **environment_of(database)}
+    code, out, err = await run_cli("check", env=env, cwd=tmp_path)
+    assert code == 0, err
+    assert "Database: OK (" in out
+    assert "is at schema version 0 and this threadscribe expects" in out
+    assert "the bot migrates it when it starts" in out
+
+    code, out, err = await run_cli("migrate", env=env, cwd=tmp_path)
+    assert code == 0, err
+    assert ": migrated from schema version 0 to" in out, "check left it as it was"
+    code, out, err = await run_cli("check", env=env, cwd=tmp_path)
+    assert code == 0 and "schema version" not in out, err
