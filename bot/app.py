@@ -78,9 +78,31 @@ async def build_runtime(
     if bot_token is None:
         raise ConfigError(["SLACK_BOT_TOKEN is required (the bot token, xoxb-…)"])
     store = await open_store(settings)
+    own_http = http is None
     http = http or build_http_client()
+    session = aiohttp.ClientSession()
+    try:
+        return _build_parts(settings, store, http, session, bot_token, clock)
+    except BaseException:
+        # Whatever raised, the store (with SQLite's process lock) and the clients go: a start
+        # that failed must not hold the database from the next one.
+        await session.close()
+        if own_http:
+            await http.aclose()
+        await store.close()
+        raise
+
+
+def _build_parts(
+    settings: Settings,
+    store: Store,
+    http: httpx.AsyncClient,
+    session: aiohttp.ClientSession,
+    bot_token: SecretStr,
+    clock: Callable[[], datetime],
+) -> Runtime:
     web_client = build_web_client(
-        bot_token.get_secret_value(), str(settings.slack_api_url), session=aiohttp.ClientSession()
+        bot_token.get_secret_value(), str(settings.slack_api_url), session=session
     )
     slack = SlackGateway(web_client)
     providers = build_providers(settings, http)
@@ -185,12 +207,13 @@ async def running_bot(
     """Start everything ``python -m bot run`` starts; stop it all on exit."""
     runtime = await build_runtime(settings, clock=clock)
     socket_handler: AsyncSocketModeHandler | None = None
-    runner = web.AppRunner(
-        build_http_app(runtime, slack_events=not settings.socket_mode),
-        handle_signals=False,
-        access_log=None,
-    )
+    runner: web.AppRunner | None = None
     try:
+        runner = web.AppRunner(
+            build_http_app(runtime, slack_events=not settings.socket_mode),
+            handle_signals=False,
+            access_log=None,
+        )
         await runner.setup()
         site = web.TCPSite(runner, host, settings.port)
         await site.start()
@@ -213,7 +236,8 @@ async def running_bot(
         if socket_handler is not None:
             with suppress(Exception):
                 await socket_handler.close_async()  # type: ignore[no-untyped-call]
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
         await runtime.aclose()
 
 

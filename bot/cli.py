@@ -22,14 +22,14 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.errors import TranscribeError
 from bot.health import account_problem_text
 from bot.limits import FileLimits
-from bot.logs import configure_logging
+from bot.logs import configure_logging, redacted_output
 from bot.media import link_filename
 from bot.providers import build_providers, registry
 from bot.providers.base import Progress, Provider, ProviderJob, Submitted, Uploaded
 from bot.slack_api import SlackGateway, build_web_client, slack_error_code
 from bot.transcript import to_plain_text
 from storage.moving import CopyUnverified
-from storage.postgres.urls import EXAMPLE, shown_url, url_password, url_problem
+from storage.postgres.urls import EXAMPLE, shown_url, url_problem, url_secrets
 from storage.store import SchemaTooOld, StorageError
 
 
@@ -86,8 +86,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     secrets = settings.secret_values()
     if args.command == "copy-db":
-        secrets += [args.to, *filter(None, [url_password(args.to)])]
+        passwords = url_secrets(args.to)
+        secrets += [args.to, *passwords] if passwords else []
     configure_logging(settings.log_level, secrets, settings.log_format)
+    # What the commands print is masked as the logs are: it may quote a driver's message.
+    with redacted_output(secrets):
+        return _run_command(args, settings)
+
+
+def _run_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "run":
         return run(settings)
     if args.command == "transcribe":
@@ -351,9 +358,9 @@ async def _check_app_token(settings: Settings, slack: SlackGateway) -> list[str]
 
 
 async def _check_database(settings: Settings) -> list[str]:
-    """Open (and if need be create and migrate) the database, as ``run`` will, and read the
-    provider account problems the bot recorded there. Beside a running bot on SQLite, the
-    database is only read."""
+    """Open the database (creating an empty SQLite file, as ``run`` would), and read the
+    provider account problems the bot recorded there. The schema is never changed: a pending
+    migration is reported, and left to ``run`` or ``migrate``."""
     where = database.describe(settings)
     try:
         opened = await database.open_beside_the_bot(settings)
@@ -364,6 +371,9 @@ async def _check_database(settings: Settings) -> list[str]:
             accounts = await opened.store.account_problems()
         finally:
             await opened.store.close()
+    except database.MigrationPending as exc:
+        print(f"Database: OK ({where}); {exc} (or `python -m bot migrate`)")
+        return []
     except SchemaTooOld as exc:
         return [f"{exc}; the running bot is older than this threadscribe"]
     except Exception as exc:

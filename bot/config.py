@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.providers.registry import ProviderName, spec_named, specs
 from bot.providers.spec import ProviderSettings, ProviderSpec, WebhookTarget
-from storage.postgres.urls import url_password, url_problem
+from storage.postgres.urls import url_problem, url_secrets
 
 __all__ = ["ConfigError", "ProviderName", "Settings", "WebhookTarget", "load_settings"]
 
@@ -289,11 +289,20 @@ class Settings(BaseSettings):
         )
 
     def secret_values(self) -> list[str]:
-        """Every secret that is set, the app's and each provider's: logs never show them. The
-        database URL's password counts on its own too, as a driver may show it apart."""
-        own = [value.get_secret_value() for _, value in self if isinstance(value, SecretStr)]
+        """Every secret that is set, the app's and each provider's: logs and the commands'
+        output never show them. The database URL's password counts on its own too (as written
+        and decoded, in the user part or the query), as a driver may show it apart; the whole
+        URL counts only when it holds one: without, it names a server, which ``check`` and the
+        errors must be able to show."""
+        own = [
+            value.get_secret_value()
+            for name, value in self
+            if isinstance(value, SecretStr) and name != "database_url"
+        ]
         if self.database_url is not None:
-            own += filter(None, [url_password(self.database_url.get_secret_value())])
+            url = self.database_url.get_secret_value()
+            passwords = url_secrets(url)
+            own += [url, *passwords] if passwords else []
         return own + [
             secret for provider in self._providers.values() for secret in provider.secret_values()
         ]

@@ -46,15 +46,32 @@ class Opened:
     note: str
 
 
+class MigrationPending(SchemaTooOld):
+    """The schema is older than this code's, and no older bot runs on it (that ``check`` can
+    tell): the bot migrates it when it starts. Nothing is wrong."""
+
+
 async def open_beside_the_bot(settings: Settings) -> Opened:
-    """The store for ``check``, which must work while the bot runs: on SQLite, a running bot
-    holds the database, which is then read as it is, neither locked nor migrated (raises
-    :class:`storage.store.SchemaTooOld` when it would need to be); otherwise opened as
-    :func:`open_store` does, migrating it as the bot would at start."""
+    """The store for ``check``, which must work while the bot runs and changes nothing: the
+    database is opened as it is, never migrated (on PostgreSQL, replicas of an older version
+    may be running on it). On SQLite, a running bot holds the database, which is then read
+    without taking its lock.
+
+    Raises :class:`MigrationPending` for a schema older than this code's, and
+    :class:`storage.store.SchemaTooOld` when the bot running on SQLite is older than this
+    code."""
     if settings.database_url is None and ProcessLock.is_held(settings.database_path):
         beside = await SQLiteStore.open(settings.database_path, migrate=False, exclusive=False)
         return Opened(beside, "in use by the running bot")
-    return Opened(await open_store(settings), "")
+    try:
+        if settings.database_url is not None:
+            url = settings.database_url.get_secret_value()
+            store: Store = await PostgresStore.open(url, migrate=False, min_size=1, max_size=1)
+        else:
+            store = await SQLiteStore.open(settings.database_path, migrate=False)
+    except SchemaTooOld as exc:
+        raise MigrationPending(str(exc)) from None
+    return Opened(store, "")
 
 
 async def migrate(settings: Settings) -> str:

@@ -13,14 +13,16 @@ Two formats, one line per event either way:
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TextIO, cast
 
 MASK = "[redacted]"
 
@@ -31,6 +33,9 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 #: The password of a URL (``postgresql://user:password@host``), whatever its length.
 _URL_PASSWORD = re.compile(r"(?<=://)([^/\s:@]*):[^@\s/]+@")
+#: A password given as a setting: ``?password=…`` in a URL's query, ``password=…`` in libpq's
+#: ``key=value`` form.
+_PASSWORD_SETTING = re.compile(r"(?i)(?<![\w%])(password\s*=\s*)(?:'[^']*'|[^\s&'\"]+)")
 
 
 #: Slack's tokens by their shape: bot, user and app-level tokens, rotating ones (``xoxe.xoxb-``)
@@ -87,7 +92,7 @@ learned_secrets = SecretRegistry()
 class RedactSecrets(logging.Filter):
     """Masks the configured secrets (six characters or more: shorter ones would mask ordinary
     words), those in ``registry`` at the time of each record, anything shaped like a Slack
-    token, and the password of any URL written with one."""
+    token, the password of any URL written with one, and any ``password=`` setting."""
 
     def __init__(self, secrets: Iterable[str], registry: SecretRegistry | None = None) -> None:
         super().__init__()
@@ -116,6 +121,8 @@ class RedactSecrets(logging.Filter):
             text = _SLACK_TOKEN.sub(MASK, text)
         if "://" in text:
             text = _URL_PASSWORD.sub(rf"\1:{MASK}@", text)
+        if "=" in text:
+            text = _PASSWORD_SETTING.sub(rf"\1{MASK}", text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -132,6 +139,41 @@ class RedactSecrets(logging.Filter):
             record.msg = redacted
             record.args = None
         return True
+
+
+class RedactedStream(io.TextIOBase):
+    """A text stream that masks secrets before ``inner`` sees them: what the commands print
+    (``check``, ``migrate``, ``copy-db``, ``run``'s refusals) never passes the logs' filter, and
+    may quote a driver's message holding a password."""
+
+    def __init__(self, inner: TextIO, redact: Callable[[str], str]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._redact = redact
+
+    def write(self, text: str, /) -> int:
+        self._inner.write(self._redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+    def isatty(self) -> bool:
+        return self._inner.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+
+@contextmanager
+def redacted_output(secrets: Iterable[str]) -> Iterator[None]:
+    """Inside, what is printed to stdout and stderr is masked as the logs are."""
+    redact = RedactSecrets(secrets, learned_secrets).redact
+    # print() looks the streams up at each call, so every message goes through the mask.
+    out = cast(TextIO, RedactedStream(sys.stdout, redact))
+    err = cast(TextIO, RedactedStream(sys.stderr, redact))
+    with redirect_stdout(out), redirect_stderr(err):
+        yield
 
 
 class DropExpectedSchedulerNotices(logging.Filter):

@@ -29,6 +29,14 @@ class CopyUnverified(StorageError):
     """The copy was committed, but its rows could not be counted afterwards."""
 
 
+class SourceMissing(StorageError):
+    """There is no SQLite database where the copy was to be made from."""
+
+
+class ColumnsMissing(StorageError):
+    """The source has columns the target lacks: a copy would leave what they hold behind."""
+
+
 @dataclass
 class CopyReport:
     #: Rows per table, in the source and in the target once copied.
@@ -45,19 +53,27 @@ async def copy_sqlite_to_postgres(source: Path, target_url: str, *, replace: boo
     PostgreSQL database at ``target_url`` (migrated too), then count the rows of both.
 
     Raises :class:`storage.store.DatabaseInUse` while a bot runs on ``source``, and
-    :class:`TargetNotEmpty` for a target holding rows, unless told to ``replace`` them."""
+    :class:`TargetNotEmpty` for a target holding rows, unless told to ``replace`` them;
+    :class:`SourceMissing` when there is no file at ``source`` (opening would create an empty
+    one, and copy nothing), :class:`ColumnsMissing` when the target lacks a column of the
+    source."""
+    if not source.is_file():
+        raise SourceMissing(
+            f"there is no SQLite database at {source}: set DATABASE_PATH to the file the bot ran on"
+        )
     sqlite = await SQLiteDatabase.open(source)
     try:
         postgres = await PostgresDatabase.open(target_url, min_size=1, max_size=1)
         try:
             async with postgres.transaction() as target:
+                columns = await _common_columns(sqlite, target)
                 found = await _counts_in_postgres(target)
                 if any(found.values()) and not replace:
                     raise TargetNotEmpty(_not_empty_message(target_url, found))
                 if replace:
                     await target.execute(f"TRUNCATE {', '.join(TABLES)}")
                 for table in TABLES:
-                    await _copy_table(sqlite, target, table)
+                    await _copy_table(sqlite, target, table, columns[table])
             try:
                 async with postgres.autocommit() as target:
                     copied = await _counts_in_postgres(target)
@@ -71,8 +87,32 @@ async def copy_sqlite_to_postgres(source: Path, target_url: str, *, replace: boo
         await sqlite.close()
 
 
-async def _copy_table(sqlite: SQLiteDatabase, target: Connection, table: str) -> None:
-    types = await _column_types(target, table)
+async def _common_columns(sqlite: SQLiteDatabase, target: Connection) -> dict[str, dict[str, str]]:
+    """Per table, the columns to copy and their types in the target: every column of the
+    source. Raises :class:`ColumnsMissing` when the target lacks one (a column added by hand,
+    or by another version), before anything is written."""
+    columns: dict[str, dict[str, str]] = {}
+    missing: list[str] = []
+    for table in TABLES:
+        types = await _column_types(target, table)
+        async with sqlite.read() as source:
+            rows = await source.execute_fetchall(f"SELECT name FROM pragma_table_info('{table}')")
+        names = [str(row[0]) for row in rows]
+        missing += [f"{table}.{name}" for name in names if name not in types]
+        # A column only the target has keeps its default.
+        columns[table] = {name: kind for name, kind in types.items() if name in names}
+    if missing:
+        raise ColumnsMissing(
+            f"the SQLite database has columns the PostgreSQL database lacks ({', '.join(missing)}):"
+            " a copy would leave what they hold behind. Run the same threadscribe version for "
+            "both, or add those columns to the PostgreSQL database first"
+        )
+    return columns
+
+
+async def _copy_table(
+    sqlite: SQLiteDatabase, target: Connection, table: str, types: dict[str, str]
+) -> None:
     names = ", ".join(types)
     json_columns = [index for index, kind in enumerate(types.values()) if kind == "jsonb"]
     async with (

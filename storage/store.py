@@ -9,7 +9,8 @@ The contract, for every method:
 * **Durable on return.** A write is committed before the method returns, so whatever the caller
   does next (a download, an upload, a post) happens after the state it depends on is recorded.
 * **The caller's clock.** Methods that stamp a time take ``now`` (and every other time) from the
-  caller; a store never reads the clock. Times are timezone-aware and come back as UTC.
+  caller; a store never reads the clock. Times are timezone-aware and come back as UTC: a time
+  without a time zone is refused with :class:`InvalidRecord`, before anything is written.
 * **Guarded moves.** A verb that changes a job's or a batch's state moves it only along a move of
   :mod:`storage.states`, and only from that move's source states, atomically. It says in its
   return value whether (or for which rows) the move happened: a row found in any other state is
@@ -69,6 +70,15 @@ class StoreUnavailable(StorageError):
 class InvalidRecord(StorageError):
     """The database refused what it was given (a required value missing): the same call will
     fail again."""
+
+
+def naive_time_message(value: datetime) -> str:
+    """What :class:`InvalidRecord` says of a time without a time zone, the same for every
+    backend."""
+    return (
+        f"a time without a time zone ({value.isoformat()}): the store takes timezone-aware "
+        "times only, such as datetime.now(UTC)"
+    )
 
 
 class WriteInterrupted(StorageError):

@@ -3,7 +3,7 @@
 Every step of the work (a job's transfer, submission or poll, a batch's reply, the clean-up at a
 provider) hands what went wrong to :class:`RetryPolicy` and carries out the :data:`Decision` it
 gets back: :class:`Retry` at a time, counting an attempt; :class:`Wait` until a time, counting
-none (the other side is not ready, or has no room, or its account refuses new work); or
+none (the other side is not ready, or its account refuses new work); or
 :class:`Fail` with the reason to give. Nothing else decides how long to wait or when to give up.
 
 The age limit (``JOB_MAX_AGE_HOURS``) counts from when a step started stalling (waiting or
@@ -123,11 +123,6 @@ class RetryPolicy:
             else backoff_seconds(attempts, self._rng)
         )
         return Retry(now + timedelta(seconds=delay), attempts, started, error.detail)
-
-    def wait_for_room(self, *, since: datetime | None, now: datetime) -> Wait:
-        """A provider holds as much of ours as it may: ask again after a poll interval, when
-        clean-up may have freed room. Waiting for room costs no time of the age allowance."""
-        return Wait(now + timedelta(seconds=self._poll_interval), since)
 
     def still_running(self, status: str, *, since: datetime, now: datetime) -> Fail | None:
         """A provider still at work on a job after the age limit: give up on it."""

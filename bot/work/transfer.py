@@ -176,13 +176,10 @@ class Transfers:
         self._accounts.raise_if_refuses(provider, UPLOAD_STEP)
         resent = [job for job in present if job.sent_at is not None]
         # Room first: a file that waits for room costs no call at the provider. Without room,
-        # the files stay here (with their spool) until there is.
+        # the files stay here (with their spool) until there is, and nothing is written: still
+        # due, they keep their place at the head of the queue (StorageRoom.plan), where a later,
+        # smaller file cannot take the room freed for them.
         if not await self._room.take(provider, present):
-            stalled = [job.stalled_since for job in present if job.stalled_since is not None]
-            wait = self._ctx.retry.wait_for_room(
-                since=min(stalled, default=None), now=self._ctx.clock()
-            )
-            await self._verdicts.apply(present, wait)
             return
         outcomes: dict[str, Uploaded | PermanentError] = {}
         if resent:

@@ -15,6 +15,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from storage.postgres.migrations import MIGRATIONS, SCHEMA_VERSION
+from storage.postgres.rows import refuse_naive_times
 from storage.postgres.urls import shown_url
 from storage.store import (
     InvalidRecord,
@@ -169,6 +170,7 @@ async def _configure(connection: Connection) -> None:
     # No JIT: a poll cycle's queries over thousands of jobs pass its cost threshold, and
     # compiling them took longer (15-30 ms each) than running them.
     await connection.execute("SET TIME ZONE 'UTC'; SET jit = off")
+    refuse_naive_times(connection)
 
 
 #: The advisory lock under which one process at a time migrates, per schema: the tests keep a
@@ -182,18 +184,21 @@ async def migrate_schema(connection: Connection, url: str, *, migrate: bool = Tr
     that processes starting together migrate once; returns the version found.
 
     Raises :class:`SchemaTooNew` for a schema newer than this code's; without ``migrate``,
-    :class:`SchemaTooOld` for an older one."""
+    :class:`SchemaTooOld` for an older one, having written nothing."""
     async with connection.transaction():
-        await connection.execute(_MIGRATION_LOCK)
-        await connection.execute(
-            """CREATE TABLE IF NOT EXISTS schema_migrations (
-                   version    integer PRIMARY KEY,
-                   applied_at timestamptz NOT NULL DEFAULT now()
-               )"""
-        )
-        cursor = await connection.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-        row = await cursor.fetchone()
-        version = int(row[0]) if row else 0
+        if migrate:
+            await connection.execute(_MIGRATION_LOCK)
+            await connection.execute(
+                """CREATE TABLE IF NOT EXISTS schema_migrations (
+                       version    integer PRIMARY KEY,
+                       applied_at timestamptz NOT NULL DEFAULT now()
+                   )"""
+            )
+            version = await _schema_version(connection)
+        else:
+            cursor = await connection.execute("SELECT to_regclass('schema_migrations')")
+            found = await cursor.fetchone()
+            version = await _schema_version(connection) if found and found[0] else 0
         where = f"the PostgreSQL database {shown_url(url)}"
         if version > SCHEMA_VERSION:
             raise SchemaTooNew(too_new_message(where, version, SCHEMA_VERSION))
@@ -208,3 +213,9 @@ async def migrate_schema(connection: Connection, url: str, *, migrate: bool = Tr
                 "INSERT INTO schema_migrations (version) VALUES (%s)", (number,)
             )
     return version
+
+
+async def _schema_version(connection: Connection) -> int:
+    cursor = await connection.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0

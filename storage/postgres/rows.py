@@ -1,7 +1,8 @@
 """How rows and values look in PostgreSQL, and back: states, JSON, text from outside, whole rows.
 
-Times need nothing: the driver reads ``timestamptz`` as an aware ``datetime`` (in UTC: the pool
-sets the session's time zone) and writes one as it is.
+Times: the driver reads ``timestamptz`` as an aware ``datetime`` (in UTC: the pool sets the
+session's time zone) and writes an aware one as it is. One without a time zone is refused
+(:class:`AwareTimeDumper`), as the store's contract says.
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ import dataclasses
 import json
 import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import psycopg
+from psycopg.adapt import Buffer, Dumper, PyFormat
+from psycopg.pq import Format
 from psycopg.types.json import Jsonb
 
 from storage.models import Batch, Job, LanguageHints, TranscriptionOptions
 from storage.states import FINISHED_JOB_STATES, BatchState, JobKind, JobState
+from storage.store import naive_time_message
 
 
 def states_sql(states: Iterable[StrEnum]) -> str:
@@ -28,6 +34,40 @@ def states_sql(states: Iterable[StrEnum]) -> str:
 
 #: Jobs with a step left: exactly the condition of the index ``jobs_unfinished``.
 UNFINISHED = f"state NOT IN {states_sql(FINISHED_JOB_STATES)}"
+
+
+class AwareTimeDumper(Dumper):
+    """Writes a ``datetime`` as the driver does, but refuses one without a time zone: the driver
+    would send it as a ``timestamp`` that the server reads in the session's time zone (UTC),
+    where SQLite would take it as local time. Refused with ``DataError``, which the store
+    raises as :class:`storage.store.InvalidRecord`."""
+
+    format = Format.BINARY
+
+    def __init__(self, cls: type, context: Any = None) -> None:
+        super().__init__(cls, context)
+        # The driver's own dumper (in C), for the times that are aware: nearly every one.
+        found = psycopg.adapters.get_dumper(datetime, PyFormat.from_pq(self.format))
+        inner = found(cls, context)
+        self.oid = inner.oid
+        self._dump = inner.dump
+
+    def dump(self, obj: datetime) -> Buffer | None:
+        if obj.utcoffset() is None:
+            raise psycopg.DataError(naive_time_message(obj))
+        return self._dump(obj)
+
+
+class AwareTimeTextDumper(AwareTimeDumper):
+    format = Format.TEXT
+
+
+def refuse_naive_times(connection: psycopg.AsyncConnection[Any]) -> None:
+    """Make ``connection`` refuse times without a time zone, in parameters and in arrays."""
+    # Binary last: the last one registered serves ``%s``, binary as with the driver's own.
+    for dumper in (AwareTimeTextDumper, AwareTimeDumper):
+        connection.adapters.register_dumper(datetime, dumper)
+
 
 #: PostgreSQL's text cannot hold a NUL character, which outside text (a file name, a provider's
 #: message, a transcript) may: it is kept as U+FFFD instead of refusing the whole write.

@@ -79,9 +79,12 @@ class StoreBase:
         sources: Collection[JobState] | None = None,
     ) -> int:
         """Run ``SET {assignments}`` (the same values) on every job of ``job_ids`` whose state
-        is one of ``sources`` (any, without), in one transaction; how many there were."""
+        is one of ``sources`` (any, without), in one transaction; how many there were, each
+        counted once however often it is given."""
         if not job_ids:
             return 0
+        # Each row updated counts in the rowcount: an id given twice would count twice.
+        job_ids = dict.fromkeys(job_ids)
         guard = f" AND state IN {states_sql(sources)}" if sources is not None else ""
         stamp = to_text(now)
         async with self._database.transaction() as db:

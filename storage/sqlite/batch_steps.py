@@ -69,7 +69,7 @@ class BatchSteps(StoreBase):
     # -- the progress message ----------------------------------------------------------------
 
     async def mark_progress_pending(self, batch_ids: Sequence[str], now: datetime) -> int:
-        rows = [(PENDING_STATUS, batch_id) for batch_id in batch_ids]
+        rows = [(PENDING_STATUS, batch_id) for batch_id in dict.fromkeys(batch_ids)]
         return await self._update_batches([("status_ts = ?", rows)], now)
 
     async def record_progress_found(self, batch_id: str, message_ts: str, now: datetime) -> bool:

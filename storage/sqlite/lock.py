@@ -2,9 +2,10 @@
 
 SQLite itself lets several processes open one file, and they would all work the same jobs: each
 would upload, transcribe and reply for every file. The lock makes a second process refuse to
-start instead. It is an ``flock`` on ``<database>.lock``: the kernel releases it when the holder
-exits, however it exits (even ``kill -9``), so a crash never leaves a stale lock behind. The file
-holds the holder's process id, for the message the next one shows.
+start instead. It is an ``flock`` on ``<database>.lock`` (beside the file a link leads to): the
+kernel releases it when the holder exits, however it exits (even ``kill -9``), so a crash never
+leaves a stale lock behind. The file holds the holder's process id, for the message the next one
+shows.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from storage.store import DatabaseInUse
 
 
 def lock_path(database: Path) -> Path:
-    return database.with_name(database.name + ".lock")
+    """``<database>.lock`` beside the file itself, links followed: every path that leads to one
+    database (a symbolic link to it, say) takes the same lock."""
+    real = database.resolve()
+    return real.with_name(real.name + ".lock")
 
 
 class ProcessLock:

@@ -137,13 +137,15 @@ async def _insert_rows(
             raise
     if job_rows:
         # A job whose dedupe key was taken before is left out: that file of that message is
-        # already someone's work.
+        # already someone's work. Only that conflict: OR IGNORE would drop a job breaking any
+        # other rule (a NOT NULL) without a word.
         await db.executemany(
-            """INSERT OR IGNORE INTO jobs (id, batch_id, position, kind, provider,
+            """INSERT INTO jobs (id, batch_id, position, kind, provider,
                    filename, slack_file_id, url, download_url, mimetype, size_bytes,
                    duration_ms, needs_file_info, dedupe_key, state, error, created_at,
                    updated_at, finished_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (dedupe_key) DO NOTHING""",
             job_rows,
         )
 

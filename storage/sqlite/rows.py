@@ -11,6 +11,7 @@ from typing import Any
 
 from storage.models import Batch, Job, LanguageHints, TranscriptionOptions
 from storage.states import FINISHED_JOB_STATES, BatchState, JobKind, JobState
+from storage.store import InvalidRecord, naive_time_message
 
 #: Ids bound in one ``IN (…)``: far below SQLite's limit on variables, whatever the build.
 IDS_PER_QUERY = 500
@@ -33,6 +34,9 @@ def to_text(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is not UTC:
+        if value.utcoffset() is None:
+            # astimezone would take it as local time, where PostgreSQL takes it as UTC.
+            raise InvalidRecord(naive_time_message(value))
         value = value.astimezone(UTC)
     # isoformat is several times cheaper than strftime, which showed in cycles of many jobs.
     return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

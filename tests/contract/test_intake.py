@@ -128,6 +128,19 @@ async def test_a_faulty_request_fails_alone_when_made_with_others(store: Store) 
         await store.create_batch(faulty, [new_job("F3", "9.0")], NOW)
 
 
+async def test_a_job_the_database_refuses_fails_its_request_and_is_not_dropped(
+    store: Store,
+) -> None:
+    nameless = new_job("F2")
+    nameless.filename = None  # type: ignore[assignment]
+    with pytest.raises(InvalidRecord):
+        await store.create_batch(new_batch(), [new_job("F1"), nameless], NOW)
+    assert await store.count_batches_by_state() == {}, "all or nothing"
+    assert await store.unfinished_jobs() == []
+    again = await store.create_batch(new_batch(), [new_job("F1"), new_job("F2")], NOW)
+    assert again is not None and len(await store.jobs_of(again.id)) == 2, "no key was taken"
+
+
 async def test_a_closed_store_refuses_work_but_finishes_what_was_asked(backend: Backend) -> None:
     store = await backend.open()
     written = asyncio.ensure_future(store.create_batch(new_batch(), [new_job("F1")], NOW))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+import pytest
 
 from storage.models import (
     Failure,
@@ -16,7 +18,7 @@ from storage.models import (
     Submission,
     Upload,
 )
-from storage.store import Store
+from storage.store import InvalidRecord, Store
 from tests.contract.builders import (
     FAILURE,
     LATER,
@@ -24,6 +26,7 @@ from tests.contract.builders import (
     batch_with,
     job_at,
     move_job,
+    new_batch,
     new_job,
     new_link,
     next_ts,
@@ -451,3 +454,51 @@ async def test_in_flight_counts_jobs_running_at_each_provider(store: Store) -> N
     await job_at(store, JobState.UPLOADED)
     await job_at(store, JobState.COMPLETED)
     assert await store.count_in_flight() == {"soniox": 2}
+
+
+async def test_an_id_given_twice_counts_once(store: Store) -> None:
+    uploading = await job_at(store, JobState.UPLOADING)
+    uploaded = await job_at(store, JobState.UPLOADED)
+    done = await job_at(store, JobState.COMPLETED)
+    twice = [uploading.id, uploading.id]
+    assert await store.mark_upload_sent(twice, NOW) == 1
+    assert await store.mark_submission_sent([uploaded.id, uploaded.id], NOW) == 1
+    assert await store.postpone_jobs(twice, until=LATER, stalled_since=None, now=NOW) == 1
+    assert (
+        await store.schedule_retry(
+            twice, attempts=1, retry_at=LATER, detail="x", stalled_since=NOW, now=NOW
+        )
+        == 1
+    )
+    assert (
+        await store.hold_for_account(
+            twice, provider="soniox", until=LATER, stalled_since=NOW, detail="x", now=NOW
+        )
+        == 1
+    )
+    assert await store.release_jobs(twice, NOW) == 1
+    assert await store.mark_attachments_uploaded([done.id, done.id], NOW) == 1
+    assert await store.postpone_clean_up([done.id, done.id], LATER, NOW) == 1
+    assert await store.mark_cleaned_up([done.id, done.id], NOW) == 1
+    assert await store.mark_progress_pending([done.batch_id, done.batch_id], NOW) == 1
+
+
+async def test_a_time_without_a_time_zone_is_refused(store: Store) -> None:
+    # Which zone it meant is unknown: read as local time in one backend and as UTC in another,
+    # it would move the work by hours.
+    naive = datetime(2026, 11, 21, 12, 0)
+    job = await job_at(store, JobState.UPLOADING)
+    with pytest.raises(InvalidRecord, match="time zone"):
+        await store.postpone_jobs([job.id], until=naive, stalled_since=None, now=NOW)
+    with pytest.raises(InvalidRecord, match="time zone"):
+        await store.postpone_jobs([job.id], until=LATER, stalled_since=None, now=naive)
+    assert await _reread(store, job) == job, "nothing written"
+    with pytest.raises(InvalidRecord, match="time zone"):
+        await store.create_batch(new_batch("9.0"), [new_job("F9", "9.0")], naive)
+    assert await store.active_batch_for_message("C1", "9.0") is None
+    with pytest.raises(InvalidRecord, match="time zone"):
+        await store.due_jobs(naive)
+    with pytest.raises(InvalidRecord, match="time zone"):
+        await store.record_still_running(
+            [StillRunning(job.id, job.state, job.updated_at, poll_at=naive)], NOW
+        )

@@ -238,3 +238,108 @@ async def _finish_on_postgresql(
     finally:
         await bot.terminate()
     return [checked, err, health, bot.log()]
+
+
+async def test_the_password_shows_nowhere_however_the_url_holds_it(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    schema = TestSchema()
+    url = await schema.create()  # in the test schema: ?options=-csearch_path%3D…
+    parts = urlsplit(url)
+    host = f"{parts.hostname}:{parts.port or 5432}"
+    secret = "pg?pass#7e1d"
+    base = bot_environment(tmp_path, fake_slack, fake_soniox)
+    code, _, err = await run_cli("migrate", env=base, cwd=tmp_path)  # the SQLite to copy
+    assert code == 0, err
+    try:
+        # libpq reads both: the password unescaped in the user part, or in the query.
+        in_user = f"postgresql://postgres:{secret}@{host}{parts.path}?{parts.query}"
+        in_query = f"{url}&password={secret.replace('#', '%23')}"
+        shown = []
+        for command, written in (("migrate", in_user), ("check", in_user), ("migrate", in_query)):
+            code, out, err = await run_cli(
+                command, env={**base, "DATABASE_URL": written}, cwd=tmp_path
+            )
+            assert code == 0, err
+            shown.append(out + err)
+        code, out, err = await run_cli("copy-db", "--to", in_query, env=base, cwd=tmp_path)
+        assert code == 0, err
+        shown.append(out + err)
+        for text in shown:
+            assert "[redacted]" in text and "7e1d" not in text
+
+        # libpq would misread these, and say so quoting them: refused before it sees them.
+        upper = f"POSTGRESQL://postgres:pg-pass-7e1d@{host}/test"
+        spaced = f"postgresql://postgres:pg pass-7e1d@{host}/test"
+        for command, written, reason in (
+            ("migrate", upper, "lowercase"),
+            ("run", upper, "lowercase"),
+            ("check", spaced, "percent-encode"),
+        ):
+            code, out, err = await run_cli(
+                command, env={**base, "DATABASE_URL": written}, cwd=tmp_path
+            )
+            assert code == 2 and reason in err, err
+            assert "7e1d" not in out + err
+        code, out, err = await run_cli("copy-db", "--to", upper, env=base, cwd=tmp_path)
+        assert code == 2 and "lowercase" in err and "7e1d" not in out + err
+    finally:
+        await schema.drop()
+
+
+async def test_copy_db_refuses_a_sqlite_database_that_is_not_there(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    missing = tmp_path / "data" / "threadscribe.db"  # DATABASE_PATH mistyped, say
+    env = bot_environment(tmp_path, fake_slack, fake_soniox, DATABASE_PATH=str(missing))
+    schema = TestSchema()
+    target = await schema.create()
+    try:
+        code, out, err = await run_cli("copy-db", "--to", target, env=env, cwd=tmp_path)
+    finally:
+        await schema.drop()
+    assert code == 1, out + err
+    assert f"Nothing copied: there is no SQLite database at {missing}" in err
+    assert "DATABASE_PATH" in err
+    assert not missing.parent.exists(), "nothing created in its place"
+
+
+async def test_copy_db_refuses_a_source_column_the_target_lacks(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    env = bot_environment(tmp_path, fake_slack, fake_soniox)
+    code, _, err = await run_cli("migrate", env=env, cwd=tmp_path)
+    assert code == 0, err
+    with sqlite3.connect(tmp_path / "threadscribe.db") as db:
+        db.execute("ALTER TABLE jobs ADD COLUMN archived_note TEXT")
+    db.close()
+    schema = TestSchema()
+    target = await schema.create()
+    try:
+        code, out, err = await run_cli("copy-db", "--to", target, env=env, cwd=tmp_path)
+        assert code == 1, out + err
+        assert (
+            "Nothing copied: the SQLite database has columns the PostgreSQL database lacks" in err
+        )
+        assert "(jobs.archived_note)" in err
+    finally:
+        await schema.drop()
+
+
+@on_both_backends
+async def test_check_changes_no_schema_and_reports_a_pending_migration(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, database: dict[str, str]
+) -> None:
+    # On PostgreSQL, replicas of the older version may be running on the database meanwhile.
+    env = {**bot_environment(tmp_path, fake_slack, fake_soniox), **environment_of(database)}
+    code, out, err = await run_cli("check", env=env, cwd=tmp_path)
+    assert code == 0, err
+    assert "Database: OK (" in out
+    assert "is at schema version 0 and this threadscribe expects" in out
+    assert "the bot migrates it when it starts" in out
+
+    code, out, err = await run_cli("migrate", env=env, cwd=tmp_path)
+    assert code == 0, err
+    assert ": migrated from schema version 0 to" in out, "check left it as it was"
+    code, out, err = await run_cli("check", env=env, cwd=tmp_path)
+    assert code == 0 and "schema version" not in out, err

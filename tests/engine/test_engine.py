@@ -10,7 +10,7 @@ import pytest
 from bot.errors import AccountProblem
 from bot.messages import REACTION_DONE
 from storage.models import BatchState, JobState
-from tests.engine.conftest import POLL_INTERVAL, World
+from tests.engine.conftest import World
 from tests.engine.doubles import Message, slack_error
 
 
@@ -155,7 +155,7 @@ async def test_an_upload_without_room_at_the_provider_waits_without_asking_it(
 
     (job,) = await world.jobs(waiting)
     assert job.state is JobState.UPLOADING and job.sent_at is None
-    assert job.next_attempt_at == world.clock() + timedelta(seconds=POLL_INTERVAL)
+    assert job.next_attempt_at is None, "nothing written: it keeps its place in the queue"
     assert job.stalled_since is None, "waiting for room uses none of the age allowance"
     assert world.provider.calls_to("upload") == [[uploaded.id]]
     assert world.provider.calls_to("find_uploaded") == []
@@ -181,3 +181,32 @@ async def test_work_held_for_the_account_goes_on_after_one_probe_per_minute(
     await world.until(lambda: replies(world, first.thread_ts) and replies(world, second.thread_ts))
     assert len(world.provider.calls_to("submit")) == 5, "a probe that goes through, then the other"
     assert world.provider.calls_to("find_submitted") == [], "a refusal is an answer"
+
+
+async def test_a_large_file_refused_for_room_is_not_overtaken_by_a_smaller_one_shared_later(
+    world: World,
+) -> None:
+    # Slack gave no sizes: the cycle lets the large file go, and the byte cap refuses it once its
+    # size is known. It keeps its place at the head of the queue all the same.
+    world.provider.max_stored_bytes = 2_000
+    world.provider.polls_until_done = 10**6
+    held = await world.share("held.wav")  # 804 bytes
+    await world.cycle(1)
+    (holding,) = await world.jobs(held)
+    large = await world.share("large-meeting.wav")  # 1,704 bytes: not beside the first
+    await world.cycle(1)
+    (waiting,) = await world.jobs(large)
+    assert waiting.state is JobState.UPLOADING and waiting.sent_at is None
+    assert world.provider.calls_to("upload") == [[holding.id]], "refused here, not by the provider"
+
+    # The first file is given up on and deleted at the provider, which frees the room; then a
+    # smaller file is shared, which would fit too.
+    assert await world.store.cancel_batch(held.id, world.clock())
+    await world.until(lambda: not world.provider.files, seconds=1)
+    small = await world.share("small.wav")  # 904 bytes
+    await world.cycle(1)
+
+    (waiting,) = await world.jobs(large)
+    (later,) = await world.jobs(small)
+    assert waiting.provider_file_id is not None, "the large file went first"
+    assert later.state is JobState.UPLOADING and later.sent_at is None, "the smaller one waits"

@@ -109,13 +109,6 @@ def test_past_the_age_limit_a_stalled_step_fails_saying_why(
     assert not isinstance(in_time, Fail), "the limit itself is still in time"
 
 
-def test_waiting_for_room_counts_against_no_age_limit() -> None:
-    assert policy().wait_for_room(since=None, now=NOW) == Wait(
-        NOW + timedelta(seconds=POLL_INTERVAL), None
-    )
-    assert policy().wait_for_room(since=ago(hours=1), now=NOW).since == ago(hours=1)
-
-
 def test_a_transcription_still_running_past_the_age_limit_fails() -> None:
     assert policy().still_running("processing", since=ago(hours=6), now=NOW) is None
     overdue = policy().still_running("processing", since=ago(hours=7), now=NOW)

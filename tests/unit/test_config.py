@@ -148,6 +148,11 @@ def test_database_url_selects_postgresql_and_is_a_secret() -> None:
     assert settings.database_url.get_secret_value() == url
     assert "pw-7" not in repr(settings)
     assert url in settings.secret_values() and "pw-7@x" in settings.secret_values()
+    in_query = "postgresql://bot@db.internal/threadscribe?password=pw-7%40x"
+    assert "pw-7@x" in load_settings(**base, database_url=in_query).secret_values()
+    # Without a password, it names a server, which check and the errors must show.
+    bare = "postgresql://bot@db.internal:5432/threadscribe"
+    assert bare not in load_settings(**base, database_url=bare).secret_values()
 
 
 def test_a_database_url_that_is_not_postgresql_is_one_clear_problem() -> None:

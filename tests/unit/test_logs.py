@@ -5,12 +5,20 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
 
 from bot.config import ConfigError, load_settings
-from bot.logs import MASK, RedactSecrets, SecretRegistry, build_handler, configure_logging
+from bot.logs import (
+    MASK,
+    RedactSecrets,
+    SecretRegistry,
+    build_handler,
+    configure_logging,
+    redacted_output,
+)
 
 BOT_TOKEN = "xoxb-1234-5678-abcdefghijklmnop"
 SONIOX_KEY = "soniox-secret-key-0123456789"
@@ -212,3 +220,26 @@ def test_the_registry_keeps_the_latest_secrets_only() -> None:
     assert registry.version == before
     registry.add("secret-number-3")
     assert registry.secrets()[1] == ["secret-number-2", "secret-number-3"]
+
+
+def test_a_password_given_as_a_setting_is_masked() -> None:
+    redact = RedactSecrets([]).redact
+    assert redact("postgresql://bot@db/x?sslmode=require&password=hunter2") == (
+        f"postgresql://bot@db/x?sslmode=require&password={MASK}"
+    )
+    assert redact("host=db password='hun ter2' user=bot") == f"host=db password={MASK} user=bot"
+
+
+def test_what_a_command_prints_is_masked_as_the_logs_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with redacted_output([SONIOX_KEY, "hun ter2"]):
+        print('Cannot migrate: missing "=" after "POSTGRESQL://bot:hun ter2@db/x"')
+        print(f"key {SONIOX_KEY} refused", file=sys.stderr)
+    print("after: not masked hun ter2")
+    out, err = capsys.readouterr()
+    assert out == (
+        f'Cannot migrate: missing "=" after "POSTGRESQL://bot:{MASK}@db/x"\n'
+        "after: not masked hun ter2\n"
+    )
+    assert err == f"key {MASK} refused\n"

@@ -214,6 +214,23 @@ async def test_one_process_at_a_time_holds_the_database(tmp_path: Path) -> None:
     await (await SQLiteStore.open(path)).close()  # free again once closed
 
 
+async def test_the_database_is_held_by_its_file_whatever_path_leads_to_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "data" / "t.db"
+    (tmp_path / "t-link.db").symlink_to(path)  # a link to the file
+    (tmp_path / "data-link").symlink_to(tmp_path / "data")  # a link to its directory
+    first = await SQLiteStore.open(path)
+    try:
+        for other in (tmp_path / "t-link.db", tmp_path / "data-link" / "t.db"):
+            with pytest.raises(DatabaseInUse):
+                await (await SQLiteStore.open(other)).close()
+    finally:
+        await first.close()
+    await (await SQLiteStore.open(tmp_path / "t-link.db")).close()
+
+
 async def test_a_schema_newer_than_the_code_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     await (await SQLiteStore.open(path)).close()
