@@ -237,6 +237,12 @@ def unit_key(job: Job, provider: Provider | None) -> str:
     return job.batch_id if provider is not None and provider.batch_native else job.id
 
 
+def is_due(jobs: Sequence[Job], now: datetime) -> bool:
+    """Whether a unit's next step may be taken by ``now``, as :meth:`Store.due_jobs` reads it:
+    some job has no ``next_attempt_at``, or one not after ``now``."""
+    return any(job.next_attempt_at is None or job.next_attempt_at <= now for job in jobs)
+
+
 def needs_transfer(job: Job) -> bool:
     """A Slack file not at the provider yet: it is downloaded, then uploaded."""
     return job.kind is JobKind.SLACK_FILE and job.state in (

@@ -47,6 +47,7 @@ from bot.work.context import (
     SlackThreads,
     Unit,
     WorkContext,
+    is_due,
     is_running,
     needs_transfer,
     unit_key,
@@ -178,7 +179,7 @@ class Engine:
         quick: list[Unit] = []
         transfers: list[Unit] = []
         for key, jobs in units.items():
-            if key in self._ctx.busy or not _due(jobs, now):
+            if key in self._ctx.busy or not is_due(jobs, now):
                 continue
             if any(needs_transfer(job) for job in jobs):
                 transfers.append((key, jobs))
@@ -237,7 +238,3 @@ class Engine:
             self._ctx.wake()
 
         task.add_done_callback(finished)
-
-
-def _due(jobs: Sequence[Job], now: datetime) -> bool:
-    return any(job.next_attempt_at is None or job.next_attempt_at <= now for job in jobs)

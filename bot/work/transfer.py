@@ -22,6 +22,7 @@ from bot.work.context import (
     Downloader,
     WorkContext,
     failure_of,
+    is_due,
     mirror_failure,
     needs_transfer,
 )
@@ -51,13 +52,14 @@ class Transfers:
     async def transfer(self, jobs: list[Job]) -> None:
         """Download the unit's Slack files and upload them to the provider."""
         # Read again now that this task holds the unit: the cycle's snapshot may predate a
-        # transfer that finished since, and acting on it would fetch and upload a second time.
+        # transfer that ended since. One that succeeded must not fetch and upload a second
+        # time; one that failed was given its retry time, which going on now would skip.
         fresh = [
             job
             for job in await self._ctx.store.get_jobs([job.id for job in jobs])
             if not job.state.is_terminal
         ]
-        if any(needs_transfer(job) for job in fresh):
+        if any(needs_transfer(job) for job in fresh) and is_due(fresh, self._ctx.clock()):
             async with self._slots:
                 await self._verdicts.run_step(fresh, self._download_and_upload)
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.errors import AccountProblem
+from bot.errors import AccountProblem, TemporaryError
 from bot.messages import REACTION_DONE
 from storage.models import BatchState, JobState
 from tests.engine.conftest import World
@@ -159,6 +159,28 @@ async def test_an_upload_without_room_at_the_provider_waits_without_asking_it(
     assert job.stalled_since is None, "waiting for room uses none of the age allowance"
     assert world.provider.calls_to("upload") == [[uploaded.id]]
     assert world.provider.calls_to("find_uploaded") == []
+
+
+async def test_an_upload_that_failed_is_not_sent_again_before_its_retry_time(
+    world: World,
+) -> None:
+    world.provider.failures.add("upload", TemporaryError("upload: server error 504"))
+    batch = await world.share("memo.wav")
+    (seen,) = await world.jobs(batch)  # a cycle's reading, made before the upload failed
+    await world.cycle(0)
+    (failed,) = await world.jobs(batch)
+    assert failed.state is JobState.UPLOADING and failed.sent_at is not None
+    assert failed.next_attempt_at is not None and failed.next_attempt_at > world.clock()
+
+    # That cycle lets a transfer go on its reading once the first transfer has ended.
+    await world.engine.transfers.transfer([seen])
+
+    assert world.provider.calls_to("upload") == [[failed.id]], "not before its retry time"
+    assert world.provider.calls_to("find_uploaded") == []
+    assert await world.jobs(batch) == [failed]
+    await world.until(lambda: replies(world, batch.thread_ts))
+    assert world.provider.calls_to("find_uploaded") == [[failed.id]]
+    assert len(world.provider.calls_to("upload")) == 2
 
 
 async def test_work_held_for_the_account_goes_on_after_one_probe_per_minute(
