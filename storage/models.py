@@ -30,6 +30,7 @@ __all__ = [
     "JobKind",
     "JobState",
     "LanguageHints",
+    "Leases",
     "NewBatch",
     "NewJob",
     "ProgressShown",
@@ -271,3 +272,18 @@ class ProgressShown:
     text: str
     #: The message's ts when it was just posted; None when an existing one was edited.
     message_ts: str | None = None
+
+
+# -- leases ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Leases:
+    """The rows one owner holds under a lease, by id: the jobs whose steps it runs, and the
+    batches whose reply or progress message it posts."""
+
+    jobs: frozenset[str] = frozenset()
+    batches: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.jobs or self.batches)

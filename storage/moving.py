@@ -72,7 +72,14 @@ async def copy_sqlite_to_postgres(source: Path, target_url: str, *, replace: boo
 
 
 async def _copy_table(sqlite: SQLiteDatabase, target: Connection, table: str) -> None:
-    types = await _column_types(target, table)
+    async with sqlite.read() as source:
+        present = {
+            str(row[1]) for row in await source.execute_fetchall(f"PRAGMA table_info({table})")
+        }
+    # Columns only PostgreSQL has (the leases several processes take) start empty.
+    types = {
+        name: kind for name, kind in (await _column_types(target, table)).items() if name in present
+    }
     names = ", ".join(types)
     json_columns = [index for index, kind in enumerate(types.values()) if kind == "jsonb"]
     async with (

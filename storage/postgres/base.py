@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,9 @@ class StoreBase:
         rows = await self._rows(f"SELECT {BATCH_SELECT} FROM batches AS b {where}", parameters)
         return [batch_of(row) for row in rows]
 
-    async def _rows(self, query: str, parameters: Sequence[Any] = ()) -> list[Any]:
+    async def _rows(
+        self, query: str, parameters: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[Any]:
         async with self._database.autocommit() as db:
             cursor = await db.execute(query, parameters)
             return await cursor.fetchall()
@@ -106,3 +108,12 @@ async def moved(db: Connection, statement: str, parameters: Sequence[Any]) -> se
     """Run a guarded ``UPDATE … RETURNING jobs.id``; the ids of the jobs it moved."""
     cursor = await db.execute(statement, parameters)
     return {str(row[0]) for row in await cursor.fetchall()}
+
+
+async def lock_for_transaction(db: Connection, what: str) -> None:
+    """Wait for, then hold until the transaction ends, the lock named ``what`` in this schema:
+    the transactions of every process that take it run one after the other."""
+    await db.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s || current_schema(), 0))",
+        (f"threadscribe {what} in ",),
+    )

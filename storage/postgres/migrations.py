@@ -118,10 +118,32 @@ MIGRATIONS: list[str] = [
         updated_at timestamptz NOT NULL
     );
     """,
+    # 2: leases, so that several processes share the work without two taking the same unit: who
+    # holds a job's next step or a batch's reply and progress message, and until when. Not
+    # indexed: a claim finds its rows through the indexes it already uses, and renewing or
+    # releasing names them by id. And the notices that a transcription ended which came before
+    # the answer that started it, kept for that answer, whichever process receives either.
+    """
+    ALTER TABLE jobs ADD COLUMN lease_owner text, ADD COLUMN lease_expires_at timestamptz;
+    ALTER TABLE batches ADD COLUMN lease_owner text, ADD COLUMN lease_expires_at timestamptz;
+    CREATE TABLE early_notices (
+        provider  text NOT NULL,
+        remote_id text NOT NULL,
+        seen_at   timestamptz NOT NULL,
+        PRIMARY KEY (provider, remote_id)
+    );
+    """,
 ]
 
 #: The schema this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Every table a copy fills, parents before children (``storage.moving``).
-TABLES = ("batches", "jobs", "processed_events", "channel_settings", "provider_account_problems")
+TABLES = (
+    "batches",
+    "jobs",
+    "processed_events",
+    "channel_settings",
+    "provider_account_problems",
+    "early_notices",
+)

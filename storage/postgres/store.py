@@ -11,13 +11,14 @@ from storage.postgres.base import StoreBase
 from storage.postgres.batch_steps import BatchSteps
 from storage.postgres.connection import Database
 from storage.postgres.job_steps import JobSteps
+from storage.postgres.leases import LeaseSteps
 from storage.postgres.new_batches import batch_writer
 from storage.postgres.reads import Reads
 from storage.postgres.rows import safe_text, states_sql, to_jsonb
 from storage.states import FINISHED_BATCH_STATES
 
 
-class PostgresStore(JobSteps, BatchSteps, Reads, StoreBase):
+class PostgresStore(LeaseSteps, JobSteps, BatchSteps, Reads, StoreBase):
     """Every method's contract is the protocol's (:class:`storage.store.Store`). Nothing is kept
     in memory between calls: another process may change any row at any time."""
 

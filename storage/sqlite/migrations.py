@@ -159,4 +159,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE channel_settings ADD COLUMN language_hints_strict INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE batches ADD COLUMN language_hints_strict INTEGER NOT NULL DEFAULT 0;
     """,
+    # 13: a provider's notice that a transcription ended, kept when it comes before the answer
+    # that started it, for that answer to find.
+    """
+    CREATE TABLE early_notices (
+        provider  TEXT NOT NULL,
+        remote_id TEXT NOT NULL,
+        seen_at   TEXT NOT NULL,
+        PRIMARY KEY (provider, remote_id)
+    );
+    """,
 ]

@@ -12,13 +12,14 @@ from storage.models import Batch, ChannelSettings, NewBatch, NewJob
 from storage.sqlite.batch_steps import BatchSteps
 from storage.sqlite.connection import Database
 from storage.sqlite.job_steps import JobSteps
+from storage.sqlite.leases import LeaseSteps
 from storage.sqlite.new_batches import batch_writer
 from storage.sqlite.reads import Reads
 from storage.sqlite.rows import states_sql, to_text
 from storage.states import FINISHED_BATCH_STATES
 
 
-class SQLiteStore(JobSteps, BatchSteps, Reads):
+class SQLiteStore(LeaseSteps, JobSteps, BatchSteps, Reads):
     """Every method's contract is the protocol's (:class:`storage.store.Store`)."""
 
     def __init__(self, database: Database) -> None:
