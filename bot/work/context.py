@@ -13,6 +13,7 @@ from bot.errors import AccountProblem, TranscribeError
 from bot.providers.base import Provider, ProviderJob
 from bot.slack_api import ThreadState
 from bot.slack_text import Block, Mrkdwn, PlainText
+from bot.work.leases import WorkLeases
 from bot.work.retry import RetryPolicy
 from storage.models import Failure, Job, JobKind, JobState, LanguageHints
 from storage.store import Store
@@ -90,6 +91,9 @@ class EngineConfig:
     retention: timedelta = timedelta(days=30)
     progress_after: timedelta = timedelta(seconds=5)
     progress_every: timedelta = timedelta(seconds=3)
+    #: How long a claimed unit stays this process's without a renewal: after a crash, how long
+    #: its work waits before another process takes it over.
+    lease_for: timedelta = timedelta(seconds=30)
 
 
 class WorkContext:
@@ -106,6 +110,7 @@ class WorkContext:
         clock: Callable[[], datetime],
         retry: RetryPolicy,
         wake: Callable[[], None],
+        leases: WorkLeases,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -115,7 +120,10 @@ class WorkContext:
         self.retry = retry
         #: Asks for a cycle now, when work finished that the next one can take further.
         self.wake = wake
-        #: Units and batches with a task running now; never two tasks for one unit.
+        #: The units this process holds, against every other process on the database.
+        self.leases = leases
+        #: Units and batches with a task running now in this process; never two tasks for one
+        #: unit (the leases keep other processes off them).
         self.busy: set[str] = set()
         #: Language hints of the due batches, read once per cycle: all a provider needs of a
         #: batch, and fixed when the batch was created.
@@ -169,16 +177,6 @@ class WorkContext:
         if missing:
             self.hints.update(await self.store.language_hints_of(missing))
         return [provider_job(job, self.hints.get(job.batch_id, NO_HINTS)) for job in jobs]
-
-    async def mark_sent(
-        self, jobs: Sequence[Job], verb: Callable[[Sequence[str], datetime], Awaitable[int]]
-    ) -> None:
-        """Record with the store's ``verb`` that a call which may create something at the
-        provider is about to go out."""
-        now = self.clock()
-        await verb([job.id for job in jobs], now)
-        for job in jobs:
-            job.sent_at = now
 
     async def send(
         self,
