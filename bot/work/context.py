@@ -94,6 +94,9 @@ class EngineConfig:
     #: How long a claimed unit stays this process's without a renewal: after a crash, how long
     #: its work waits before another process takes it over.
     lease_for: timedelta = timedelta(seconds=30)
+    #: Jobs one cycle claims at most: with more due, another cycle follows at once (here, or in
+    #: another process), so a cycle stays short and several processes share a large backlog.
+    claim_limit: int = 10_000
 
 
 class WorkContext:

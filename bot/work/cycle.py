@@ -174,7 +174,10 @@ class Engine:
         self._submissions.start_cycle()
         await self._accounts.load()
         whole = [name for name, provider in ctx.providers.items() if provider.batch_native]
-        due_jobs = await ctx.leases.claim_due(now, whole_batches=whole)
+        limit = ctx.config.claim_limit
+        due_jobs = await ctx.leases.claim_due(now, whole_batches=whole, limit=limit)
+        if len(due_jobs) >= limit:
+            ctx.wake()  # more may be due than one cycle takes: the next one follows at once
         quick: list[Unit] = []
         quick_jobs: list[Job] = []
         try:

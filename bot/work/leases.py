@@ -49,10 +49,12 @@ class WorkLeases:
     def held(self) -> Leases:
         return Leases(frozenset(self._jobs), frozenset(self._batches))
 
-    async def claim_due(self, now: datetime, *, whole_batches: Collection[str]) -> list[Job]:
-        """The due jobs no other process works on, leased to this one."""
+    async def claim_due(
+        self, now: datetime, *, whole_batches: Collection[str], limit: int | None = None
+    ) -> list[Job]:
+        """The due jobs no other process works on (at most ``limit``), leased to this one."""
         jobs = await self._store.claim_due_jobs(
-            self.owner, now, self.lease_for, whole_batches=whole_batches
+            self.owner, now, self.lease_for, whole_batches=whole_batches, limit=limit
         )
         self._jobs.update(job.id for job in jobs)
         return jobs
