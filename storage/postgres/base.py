@@ -108,12 +108,3 @@ async def moved(db: Connection, statement: str, parameters: Sequence[Any]) -> se
     """Run a guarded ``UPDATE … RETURNING jobs.id``; the ids of the jobs it moved."""
     cursor = await db.execute(statement, parameters)
     return {str(row[0]) for row in await cursor.fetchall()}
-
-
-async def lock_for_transaction(db: Connection, what: str) -> None:
-    """Wait for, then hold until the transaction ends, the lock named ``what`` in this schema:
-    the transactions of every process that take it run one after the other."""
-    await db.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(%s || current_schema(), 0))",
-        (f"threadscribe {what} in ",),
-    )

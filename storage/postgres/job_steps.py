@@ -17,7 +17,7 @@ from storage.models import (
     Submission,
     Upload,
 )
-from storage.postgres.base import StoreBase, columns, lock_for_transaction, moved
+from storage.postgres.base import StoreBase, columns, moved
 from storage.postgres.connection import Connection
 from storage.postgres.rows import UNFINISHED, safe_text, states_sql, to_jsonb
 from storage.states import UNFINISHED_JOB_STATES, BatchState, JobMoves, JobState
@@ -51,10 +51,9 @@ _IN_FLIGHT_AND_NEW = f"""
               AND state IN {states_sql(JobMoves.SUBMIT.sources)})"""
 
 
-def _notices_lock(provider: str) -> str:
-    """The lock under which a provider's notices and the submissions they may name are written:
-    either the notice finds the job, or the submission finds the notice."""
-    return f"notices of {provider}"
+#: The lock under which notices and the submissions they may name are written: either the notice
+#: finds the job, or the submission finds the notice.
+_NOTICES_LOCK = "early notices"
 
 
 class JobSteps(StoreBase):
@@ -155,9 +154,11 @@ class JobSteps(StoreBase):
     ) -> bool:
         if not job_ids:
             return True
-        async with self._database.transaction() as db:
-            if max_files is not None or max_bytes is not None:
-                await lock_for_transaction(db, f"room at {provider}")
+        capped = max_files is not None or max_bytes is not None
+        async with self._database.locked_transaction(
+            f"room at {provider}" if capped else None
+        ) as db:
+            if capped:
                 cursor = await db.execute(
                     _STORED_AND_NEW, {"provider": provider, "ids": list(job_ids)}
                 )
@@ -185,9 +186,10 @@ class JobSteps(StoreBase):
     ) -> bool:
         if not job_ids:
             return True
-        async with self._database.transaction() as db:
+        async with self._database.locked_transaction(
+            f"submissions to {provider}" if limit is not None else None
+        ) as db:
             if limit is not None:
-                await lock_for_transaction(db, f"submissions to {provider}")
                 cursor = await db.execute(
                     _IN_FLIGHT_AND_NEW, {"provider": provider, "ids": list(job_ids)}
                 )
@@ -217,16 +219,9 @@ class JobSteps(StoreBase):
             )
             for each in submissions
         ]
-        async with self._database.transaction() as db:
+        async with self._database.locked_transaction(_NOTICES_LOCK if rows else None) as db:
             done = set()
             if rows:
-                ids = [row[0] for row in rows]
-                cursor = await db.execute(
-                    "SELECT DISTINCT provider FROM jobs WHERE id = ANY(%b::text[]) ORDER BY 1",
-                    (ids,),
-                )
-                for (provider,) in await cursor.fetchall():
-                    await lock_for_transaction(db, _notices_lock(str(provider)))
                 # A notice that the transcription ended already came: poll it at once.
                 done = await moved(
                     db,
@@ -275,8 +270,7 @@ class JobSteps(StoreBase):
 
     async def record_remote_finished(self, provider: str, remote_id: str, now: datetime) -> int:
         remote_id = safe_text(remote_id) or ""
-        async with self._database.transaction() as db:
-            await lock_for_transaction(db, _notices_lock(provider))
+        async with self._database.locked_transaction(_NOTICES_LOCK) as db:
             cursor = await db.execute(
                 f"""UPDATE jobs SET next_attempt_at = NULL, updated_at = %s
                     WHERE provider = %s AND provider_job_id = %s

