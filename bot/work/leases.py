@@ -1,10 +1,10 @@
 """The leases this process holds: no unit of work is taken by two processes at once.
 
-A cycle claims the units it takes (the due jobs, a batch whose reply or progress message it posts,
-the jobs it cleans up) under a lease in the database, in this process's name. Each unit's lease is
-released as soon as its step is done, so any process may take its next step, and renewed while
-the step runs (a transfer can take minutes). A process that is killed leaves its leases to run
-out: ``lease_for`` later, another process takes its work over.
+A cycle claims the units it takes (the due jobs, a batch whose reply or progress message it posts
+or whose speakers' names it shows, the jobs it cleans up) under a lease in the database, in this
+process's name. Each unit's lease is released as soon as its step is done, so any process may take
+its next step, and renewed while the step runs (a transfer can take minutes). A process that is
+killed leaves its leases to run out: ``lease_for`` later, another process takes its work over.
 """
 
 from __future__ import annotations
