@@ -173,6 +173,7 @@ def build_engine(
         retention=timedelta(days=settings.retention_days),
         progress_after=timedelta(seconds=settings.progress_after_seconds),
         confidence_threshold=settings.confidence_threshold,
+        lease_for=timedelta(seconds=settings.lease_seconds),
     )
     return Engine(
         store=store,
@@ -220,7 +221,11 @@ async def running_bot(
         sockets = getattr(site._server, "sockets", None)
         if sockets:
             runtime.port = int(sockets[0].getsockname()[1])
-        runtime.scheduler.start(runtime.run_cycle)
+        runtime.scheduler.start(
+            runtime.run_cycle,
+            renew=runtime.engine.renew_leases,
+            renew_every=settings.lease_seconds / 3,
+        )
         if settings.socket_mode:
             assert settings.slack_app_token is not None
             socket_handler = AsyncSocketModeHandler(

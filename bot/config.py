@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     #: processes may share; unset, the bot keeps its work in the SQLite file at ``database_path``.
     database_url: SecretStr | None = None
     database_path: Path = Path("./threadscribe.db")
+    #: How long a process holds the work it claimed without renewing its lease (it renews every
+    #: third of it): after a crash, how long that work waits before another process takes it.
+    lease_seconds: Annotated[float, Field(gt=0)] = 30
     poll_interval_seconds: Annotated[float, Field(gt=0)] = 5
     port: Annotated[int, Field(ge=0, le=65535)] = 3000
     max_file_mb: Annotated[int, Field(gt=0)] = 500

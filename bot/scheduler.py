@@ -1,4 +1,5 @@
-"""APScheduler as a clock: one interval job that runs one poll cycle. No job state lives here.
+"""APScheduler as a clock: one interval job that runs one poll cycle, and one that renews the
+leases of the work this process holds. No job state lives here.
 
 The first cycle runs at start, which resumes everything a previous process left in flight. New work
 (a shared file, a finished transfer) asks for a cycle now with :meth:`PollScheduler.kick` instead
@@ -21,6 +22,7 @@ from bot import metrics
 log = logging.getLogger(__name__)
 
 JOB_ID = "poll-cycle"
+RENEW_JOB_ID = "renew-leases"
 
 
 class PollScheduler:
@@ -37,9 +39,26 @@ class PollScheduler:
     def running(self) -> bool:
         return bool(self._scheduler.state == STATE_RUNNING)
 
-    def start(self, cycle: Callable[[], Awaitable[None]]) -> None:
-        """Run ``cycle`` now, then every interval and whenever kicked."""
+    def start(
+        self,
+        cycle: Callable[[], Awaitable[None]],
+        *,
+        renew: Callable[[], Awaitable[None]] | None = None,
+        renew_every: float = 10.0,
+    ) -> None:
+        """Run ``cycle`` now, then every interval and whenever kicked; and ``renew`` every
+        ``renew_every`` seconds, beside the cycle (a long cycle must not let leases run out)."""
         self._cycle = cycle
+        if renew is not None:
+            self._scheduler.add_job(
+                _logged(renew, "renewing the leases failed"),
+                "interval",
+                seconds=renew_every,
+                id=RENEW_JOB_ID,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
         self._scheduler.add_job(
             self._tick,
             "interval",
@@ -89,3 +108,14 @@ class PollScheduler:
         finally:
             self._running_cycle = False
             self._idle.set()
+
+
+def _logged(work: Callable[[], Awaitable[None]], failed: str) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            await work()
+        except Exception:
+            # The next tick tries again; a lease lasts three ticks.
+            log.warning(failed, exc_info=True)
+
+    return run

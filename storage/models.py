@@ -30,6 +30,7 @@ __all__ = [
     "JobKind",
     "JobState",
     "LanguageHints",
+    "Leases",
     "NewBatch",
     "NewJob",
     "ProgressShown",
@@ -415,3 +416,18 @@ class SlackInstallation:
     team_name: str | None = None
     enterprise_name: str | None = None
     enterprise_url: str | None = None
+
+
+# -- leases ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Leases:
+    """The rows one owner holds under a lease, by id: the jobs whose steps it runs, and the
+    batches whose reply or progress message it posts."""
+
+    jobs: frozenset[str] = frozenset()
+    batches: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.jobs or self.batches)

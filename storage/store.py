@@ -21,6 +21,17 @@ The contract, for every method:
   own exception reaches the caller. Other raises are named in each method's docstring.
 * **Shared.** A backend that several processes may share (PostgreSQL) keeps nothing in memory that
   another process could change: every read is the database's answer at that moment.
+* **Leases.** A process takes a unit of work (a job's next step, a batch's reply or progress
+  message) only under a lease: its ``owner`` id (one per process) and an expiry time. A claim
+  takes only rows that no other owner holds unexpired, atomically, so two owners never both hold
+  one; the owner renews its leases while it works and releases them when done, and a lease left
+  to expire (its process died) may be claimed by anyone. Leases are advisory: the verbs that move
+  rows do not look at them, and the guarded moves still decide every race. A backend that one
+  process alone may use (SQLite) keeps them in memory: they end with the store, and a restarted
+  process finds nothing leased.
+* **Counted under a lock.** Verbs that count what a provider holds and reserve more of it
+  (:meth:`Store.take_submission_slots`, :meth:`Store.take_upload_room`) count and mark in one
+  transaction that no other process's count can interleave: the caps hold across processes.
 * Ids a method is given that match no row are ignored, unless its docstring says otherwise.
 """
 
@@ -37,6 +48,7 @@ from storage.models import (
     FileInfo,
     Job,
     LanguageHints,
+    Leases,
     NewBatch,
     NewJob,
     ProgressShown,
@@ -108,6 +120,11 @@ def too_new_message(database: str, found: int, known: int) -> str:
 class SchemaTooOld(StorageError):
     """The database was opened without migrating it, and its schema is older than this code's:
     it is migrated when the bot starts (or with ``python -m bot migrate``)."""
+
+
+#: How long a provider's notice that a transcription ended is kept for a submission not recorded
+#: yet (:meth:`Store.record_remote_finished`).
+EARLY_NOTICE_KEPT = timedelta(minutes=10)
 
 
 class Store(Protocol):
@@ -253,6 +270,51 @@ class Store(Protocol):
         """Returns every recorded provider account problem, by provider. Raises the common
         errors."""
 
+    # -- leases ------------------------------------------------------------------------------
+
+    async def claim_due_jobs(
+        self,
+        owner: str,
+        now: datetime,
+        lease_for: timedelta,
+        *,
+        whole_batches: Collection[str] = (),
+        limit: int | None = None,
+    ) -> list[Job]:
+        """Lease to ``owner``, until ``now + lease_for``, the unfinished jobs of open batches that
+        are due by ``now`` and under no unexpired lease (``owner``'s own included: that work is
+        under way); returns them as they are now, in the order of :meth:`due_jobs`.
+
+        For a provider in ``whole_batches`` (one whose unit of work is the batch) a batch is
+        claimed whole: every unfinished job of it once one is due, or none while any is under an
+        unexpired lease. At most ``limit`` jobs, never part of such a batch. Raises the common
+        errors."""
+
+    async def claim_jobs(
+        self, owner: str, job_ids: Collection[str], now: datetime, lease_for: timedelta
+    ) -> list[Job]:
+        """Lease to ``owner``, until ``now + lease_for``, those of these jobs that no other owner
+        holds unexpired; returns them as they are now, by batch and position. Raises the common
+        errors."""
+
+    async def claim_batches(
+        self, owner: str, batch_ids: Collection[str], now: datetime, lease_for: timedelta
+    ) -> list[Batch]:
+        """Lease to ``owner``, until ``now + lease_for``, those of these batches that no other
+        owner holds unexpired; returns them as they are now (what a reading before the claim
+        said of them may be out of date), oldest first. Raises the common errors."""
+
+    async def renew_leases(
+        self, owner: str, leases: Leases, now: datetime, lease_for: timedelta
+    ) -> Leases:
+        """Extend to ``now + lease_for`` the leases ``owner`` still holds among ``leases``
+        (expired ones too, unless another owner claimed them since); returns those. Raises the
+        common errors."""
+
+    async def release_leases(self, owner: str, leases: Leases) -> None:
+        """Free the leases ``owner`` holds among ``leases``: anyone may claim those rows at once.
+        Leases another owner holds are left alone. Raises the common errors."""
+
     # -- a job's steps -----------------------------------------------------------------------
 
     async def start_download(self, job_id: str, now: datetime) -> bool:
@@ -300,13 +362,40 @@ class Store(Protocol):
         from ``SUBMIT``'s sources). Returns how many jobs were marked. Raises the common
         errors."""
 
+    async def take_upload_room(
+        self,
+        provider: str,
+        job_ids: Sequence[str],
+        *,
+        max_files: int | None,
+        max_bytes: int | None,
+        now: datetime,
+    ) -> bool:
+        """:meth:`mark_upload_sent` for these jobs if their files fit in what ``provider`` may
+        hold: the files and bytes :meth:`stored_at_provider` counts, plus those of the jobs not
+        marked sent yet, within ``max_files`` and ``max_bytes`` (None: no cap; nothing held:
+        anything fits). Counted and marked under a lock. Returns whether they were marked
+        (False: nothing changed). Raises the common errors."""
+
+    async def take_submission_slots(
+        self, provider: str, job_ids: Sequence[str], *, limit: int | None, now: datetime
+    ) -> bool:
+        """:meth:`mark_submission_sent` for these jobs if ``provider`` has room for them: its
+        jobs in flight (those :meth:`count_in_flight` counts, and those of open batches whose
+        submission is marked sent, unanswered), plus those of these jobs not marked yet, within
+        ``limit`` (None: no limit; nothing in flight: any number). Counted and marked under a
+        lock. Returns whether they were marked (False: nothing changed). Raises the common
+        errors."""
+
     async def record_submissions(
         self, submissions: Sequence[Submission], refused: Mapping[str, Failure], now: datetime
     ) -> set[str]:
         """The answers of one submission, in one transaction: ``JobMoves.SUBMIT`` for each of
         ``submissions`` (waiting from ``now``, attempts reset), ``JobMoves.FAIL`` for each job id
-        in ``refused``; every call answered. Returns the ids of the jobs that moved. Raises the
-        common errors."""
+        in ``refused``; every call answered. A submission whose transcription an early notice
+        named (see :meth:`record_remote_finished`) is due at once, whatever its ``poll_at``, and
+        the notice is used up. Returns the ids of the jobs that moved. Raises the common
+        errors."""
 
     async def record_still_running(self, polled: Sequence[StillRunning], now: datetime) -> int:
         """``JobMoves.KEEP_RUNNING`` for each polled job still as it was read (see
@@ -315,7 +404,10 @@ class Store(Protocol):
 
     async def record_remote_finished(self, provider: str, remote_id: str, now: datetime) -> int:
         """``provider`` said the work it holds as ``remote_id`` ended: its jobs that are running
-        there become due at once. Returns how many. Raises the common errors."""
+        there become due at once. With none (a short recording can end before the answer that
+        started it is recorded), the notice is kept, for ``EARLY_NOTICE_KEPT``, for the
+        submission that records ``remote_id``: whichever of the two is written first, the job is
+        due at once. Returns how many jobs became due. Raises the common errors."""
 
     async def complete_job(
         self, job_id: str, *, transcript: dict[str, Any], raw: Any, now: datetime

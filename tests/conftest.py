@@ -113,9 +113,10 @@ async def bot(make_settings: SettingsFactory) -> AsyncIterator[Runtime]:
 class SlackSender:
     """Sends signed Events API requests to a bot in HTTP mode, as Slack does."""
 
-    def __init__(self, fake: FakeSlack, runtime: Runtime) -> None:
+    def __init__(self, fake: FakeSlack, runtime: Runtime | None = None, *, port: int = 0) -> None:
+        """To the bot of ``runtime`` in this process, or to one listening on ``port``."""
         self.fake = fake
-        self.url = f"http://127.0.0.1:{runtime.port}/slack/events"
+        self.url = f"http://127.0.0.1:{runtime.port if runtime else port}/slack/events"
 
     async def post(self, body: str, headers: dict[str, str]) -> httpx.Response:
         async with httpx.AsyncClient() as client:

@@ -31,23 +31,33 @@ class CleanUp:
         for job in await store.jobs_with_unneeded_spool():
             await self._ctx.drop_spool(job)
         await self._recover_lost_answers()
-        groups: dict[tuple[str, str], list[Job]] = {}
         providers = self._ctx.providers
         # A per-file provider's copies go as soon as their job has ended: its storage is capped,
         # and a batch of more files than the caps allow must free room while it runs.
         per_file = [name for name, provider in providers.items() if not provider.batch_native]
-        for job in await store.jobs_to_clean_up(self._ctx.clock(), finished_early=per_file):
+        due = await store.jobs_to_clean_up(self._ctx.clock(), finished_early=per_file)
+        # Those no other process is cleaning up, as they are now.
+        claimed = await self._ctx.leases.claim_jobs([job.id for job in due])
+        try:
+            await self._clean_up_all([job for job in claimed if not job.cleaned_up])
+        finally:
+            await self._ctx.leases.release(jobs=[job.id for job in claimed])
+
+    async def _clean_up_all(self, jobs: Sequence[Job]) -> None:
+        store, providers = self._ctx.store, self._ctx.providers
+        groups: dict[tuple[str, str], list[Job]] = {}
+        for job in jobs:
             groups.setdefault((job.provider, job.batch_id), []).append(job)
-        for (provider_name, _), jobs in groups.items():
+        for (provider_name, _), group in groups.items():
             provider = providers.get(provider_name)
             if provider is None:
-                await store.mark_cleaned_up([job.id for job in jobs], self._ctx.clock())
+                await store.mark_cleaned_up([job.id for job in group], self._ctx.clock())
             elif provider.batch_native:
-                await self._clean_up(provider, jobs)
+                await self._clean_up(provider, group)
             else:
                 # Each copy on its own: one the provider will not delete yet (a transcription
                 # still processing) must not keep its siblings' room taken.
-                for job in jobs:
+                for job in group:
                     await self._clean_up(provider, [job])
 
     async def purge(self) -> None:
@@ -79,20 +89,29 @@ class CleanUp:
     async def _recover_lost_answers(self) -> None:
         """A batch that ended while a call's answer was lost may still own a copy at the
         provider: find it, so the clean-up deletes it."""
-        for job in await self._ctx.store.lost_answers_to_recover():
-            provider = self._ctx.providers.get(job.provider)
-            try:
-                file_id = remote_id = None
-                if provider is not None:
-                    (asked,) = await self._ctx.provider_jobs([job])
-                    if job.state is JobState.UPLOADING:
-                        uploaded = (await provider.find_uploaded([asked])).get(job.id)
-                        file_id = uploaded.file_id if uploaded is not None else None
-                    else:
-                        submitted = (await provider.find_submitted([asked])).get(job.id)
-                        remote_id = submitted.remote_id if submitted is not None else None
-                await self._ctx.store.record_lost_answer(
-                    job.id, file_id=file_id, remote_id=remote_id, now=self._ctx.clock()
-                )
-            except Exception as exc:
-                log.warning("job %s: could not look for a lost answer yet: %r", job.id, exc)
+        lost = await self._ctx.store.lost_answers_to_recover()
+        claimed = await self._ctx.leases.claim_jobs([job.id for job in lost])
+        try:
+            for job in claimed:
+                if job.sent_at is not None:  # not found by another process since
+                    await self._recover(job)
+        finally:
+            await self._ctx.leases.release(jobs=[job.id for job in claimed])
+
+    async def _recover(self, job: Job) -> None:
+        provider = self._ctx.providers.get(job.provider)
+        try:
+            file_id = remote_id = None
+            if provider is not None:
+                (asked,) = await self._ctx.provider_jobs([job])
+                if job.state is JobState.UPLOADING:
+                    uploaded = (await provider.find_uploaded([asked])).get(job.id)
+                    file_id = uploaded.file_id if uploaded is not None else None
+                else:
+                    submitted = (await provider.find_submitted([asked])).get(job.id)
+                    remote_id = submitted.remote_id if submitted is not None else None
+            await self._ctx.store.record_lost_answer(
+                job.id, file_id=file_id, remote_id=remote_id, now=self._ctx.clock()
+            )
+        except Exception as exc:
+            log.warning("job %s: could not look for a lost answer yet: %r", job.id, exc)

@@ -13,6 +13,7 @@ from bot.errors import AccountProblem, TranscribeError
 from bot.providers.base import Provider, ProviderJob
 from bot.slack_api import ThreadFile, ThreadState
 from bot.slack_text import Block, Mrkdwn, PlainText
+from bot.work.leases import WorkLeases
 from bot.work.retry import RetryPolicy
 from storage.models import Failure, Job, JobKind, JobState, LanguageHints, TranscriptionOptions
 from storage.store import Store
@@ -102,6 +103,12 @@ class EngineConfig:
     progress_every: timedelta = timedelta(seconds=3)
     #: Words less sure than this are marked in replies that asked for it.
     confidence_threshold: float = 0.5
+    #: How long a claimed unit stays this process's without a renewal: after a crash, how long
+    #: its work waits before another process takes it over.
+    lease_for: timedelta = timedelta(seconds=30)
+    #: Jobs one cycle claims at most: with more due, another cycle follows at once (here, or in
+    #: another process), so a cycle stays short and several processes share a large backlog.
+    claim_limit: int = 10_000
 
 
 class WorkContext:
@@ -118,6 +125,7 @@ class WorkContext:
         clock: Callable[[], datetime],
         retry: RetryPolicy,
         wake: Callable[[], None],
+        leases: WorkLeases,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -127,7 +135,10 @@ class WorkContext:
         self.retry = retry
         #: Asks for a cycle now, when work finished that the next one can take further.
         self.wake = wake
-        #: Units and batches with a task running now; never two tasks for one unit.
+        #: The units this process holds, against every other process on the database.
+        self.leases = leases
+        #: Units and batches with a task running now in this process; never two tasks for one
+        #: unit (the leases keep other processes off them).
         self.busy: set[str] = set()
         #: Language hints of the due batches, read once per cycle: all a provider needs of a
         #: batch, and fixed when the batch was created.
@@ -193,16 +204,6 @@ class WorkContext:
             )
             for job in jobs
         ]
-
-    async def mark_sent(
-        self, jobs: Sequence[Job], verb: Callable[[Sequence[str], datetime], Awaitable[int]]
-    ) -> None:
-        """Record with the store's ``verb`` that a call which may create something at the
-        provider is about to go out."""
-        now = self.clock()
-        await verb([job.id for job in jobs], now)
-        for job in jobs:
-            job.sent_at = now
 
     async def send(
         self,

@@ -23,8 +23,10 @@ A provider that lost work it had accepted sends the job back to ``uploaded`` (it
 the next cycle submits it again, and after ``MAX_RESUBMISSIONS`` the job fails instead.
 
 Work is grouped into **units**: one job for per-file providers, one batch for batch-native ones.
-A unit is advanced by one task at a time. Transfers (download and upload) can take minutes, so they
-run in the background and the cycle does not wait for them; everything else is quick and awaited.
+A unit is advanced by one task at a time, in one process at a time: the cycle claims the due units
+under a lease (:mod:`bot.work.leases`) and gives each back once its step is done. Transfers
+(download and upload) can take minutes, so they run in the background and the cycle does not wait
+for them; everything else is quick and awaited.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from bot.work.context import (
     waits_for_submission,
 )
 from bot.work.deliver import Delivery
+from bot.work.leases import WorkLeases, new_owner
 from bot.work.names import SpeakerNamesShown
 from bot.work.poll import Polls
 from bot.work.progress import ProgressMessages
@@ -63,7 +66,7 @@ from bot.work.submit import Submissions
 from bot.work.transfer import Transfers
 from bot.work.verdicts import Verdicts
 from storage.models import Job
-from storage.store import Store
+from storage.store import Store, StoreClosed
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +85,12 @@ class Engine:
         clock: Callable[[], datetime],
         wake: Callable[[], None] = lambda: None,
         rng: random.Random | None = None,
+        owner: str | None = None,
     ) -> None:
         retry = RetryPolicy(max_age=config.max_job_age, poll_interval=config.poll_interval, rng=rng)
+        self.leases = WorkLeases(
+            store, owner=owner or new_owner(), lease_for=config.lease_for, clock=clock
+        )
         self._ctx = ctx = WorkContext(
             store=store,
             providers=providers,
@@ -92,6 +99,7 @@ class Engine:
             clock=clock,
             retry=retry,
             wake=wake,
+            leases=self.leases,
         )
         self._accounts = Accounts(ctx)
         self._verdicts = Verdicts(ctx, self._accounts)
@@ -104,7 +112,8 @@ class Engine:
         self._names = SpeakerNamesShown(ctx)
         self._clean_up = CleanUp(ctx)
         self._one_cycle = asyncio.Lock()
-        self._background: set[asyncio.Task[None]] = set()
+        #: Transfers running in the background, with the jobs each holds.
+        self._background: dict[asyncio.Task[None], frozenset[str]] = {}
         self.last_cycle_at: datetime | None = None
 
     @property
@@ -122,14 +131,33 @@ class Engine:
     async def provider_finished(self, provider: str, remote_id: str) -> bool:
         """A provider said (by webhook) that ``remote_id`` ended: poll its jobs at once.
 
-        Only makes the jobs due; the poll itself fetches the outcome, so a forged or repeated
-        notice can at most cause one early poll. False when no job runs as ``remote_id`` yet.
+        Only makes the jobs due, for whichever process claims them first; the poll itself
+        fetches the outcome, so a forged or repeated notice can at most cause one early poll.
+        False when no job runs as ``remote_id`` yet: the notice is kept for its submission.
         """
-        now = self._ctx.clock()
-        if await self._ctx.store.record_remote_finished(provider, remote_id, now):
-            return True
-        self._submissions.keep_notice(provider, remote_id, now)
-        return False
+        return bool(
+            await self._ctx.store.record_remote_finished(provider, remote_id, self._ctx.clock())
+        )
+
+    async def renew_leases(self) -> None:
+        """Renew the leases of the units this process works on. A unit whose lease another
+        process took over meanwhile (this one could not renew it in time) is that one's now: its
+        transfer here is stopped."""
+        try:
+            lost = await self.leases.renew()
+        except StoreClosed:
+            return  # shutting down: the leases were given back
+        if not lost:
+            return
+        log.warning(
+            "lost the lease of %d job(s) and %d batch(es) to another process: this one could not "
+            "renew them in time",
+            len(lost.jobs),
+            len(lost.batches),
+        )
+        for task, job_ids in list(self._background.items()):
+            if job_ids & lost.jobs:
+                task.cancel()
 
     async def drain(self) -> None:
         """Wait for background transfers to end."""
@@ -137,31 +165,46 @@ class Engine:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
     async def stop(self) -> None:
-        """Abandon running transfers; their jobs stay in a state that restarts them."""
+        """Abandon running transfers; their jobs stay in a state that restarts them, and every
+        lease is given back, so another process can take the work up at once."""
         for task in list(self._background):
             task.cancel()
         await self.drain()
+        await self.leases.release_all()
 
     async def _run_cycle(self) -> None:
         ctx = self._ctx
         now = ctx.clock()
         self._polls.start_cycle()
+        self._submissions.start_cycle()
         await self._accounts.load()
-        due_jobs = await ctx.store.due_jobs(now)
-        in_use = await ctx.store.language_hints_in_use()
-        ctx.hints = {job.batch_id: in_use.get(job.batch_id, NO_HINTS) for job in due_jobs}
-        asked = await ctx.store.transcription_options_in_use()
-        ctx.options = {job.batch_id: asked.get(job.batch_id, NO_OPTIONS) for job in due_jobs}
-        quick, transfers = self._units(due_jobs, now)
-        for key, jobs in await self._room.plan(transfers):
-            self._spawn(key, self.transfers.transfer(jobs))
-        quick_jobs = [job for _, jobs in quick for job in jobs]
-        if any(waits_for_submission(job) for job in quick_jobs):
-            await self._submissions.count_in_flight()
-        # Finished work is posted first: a slow provider must not hold up finished replies.
-        await self._delivery.deliver_due(now)
-        await self._advance_all(quick)
-        await self._polls.save_still_running()
+        whole = [name for name, provider in ctx.providers.items() if provider.batch_native]
+        limit = ctx.config.claim_limit
+        due_jobs = await ctx.leases.claim_due(now, whole_batches=whole, limit=limit)
+        if len(due_jobs) >= limit:
+            ctx.wake()  # more may be due than one cycle takes: the next one follows at once
+        quick: list[Unit] = []
+        quick_jobs: list[Job] = []
+        try:
+            in_use = await ctx.store.language_hints_in_use() if due_jobs else {}
+            ctx.hints = {job.batch_id: in_use.get(job.batch_id, NO_HINTS) for job in due_jobs}
+            asked = await ctx.store.transcription_options_in_use() if due_jobs else {}
+            ctx.options = {job.batch_id: asked.get(job.batch_id, NO_OPTIONS) for job in due_jobs}
+            quick, transfers, idle = self._units(due_jobs, now)
+            going = await self._room.plan(transfers)
+            going_keys = {key for key, _ in going}
+            waiting = [unit for unit in transfers if unit[0] not in going_keys]
+            await ctx.leases.release(jobs=_ids(idle + waiting))
+            for key, jobs in going:
+                self._spawn(key, jobs, self.transfers.transfer(jobs))
+            quick_jobs = [job for _, jobs in quick for job in jobs]
+            # Finished work is posted first: a slow provider must not hold up finished replies.
+            await self._delivery.deliver_due(now)
+            await self._advance_all(quick)
+            await self._polls.save_still_running()
+        finally:
+            # Once their answers are saved: a unit given back earlier could be polled again.
+            await ctx.leases.release(jobs=_ids(quick))
         if any(job.state.is_terminal for job in quick_jobs):
             await self._delivery.deliver_due(ctx.clock())
         await self._progress.report()
@@ -170,22 +213,28 @@ class Engine:
         await self._clean_up.purge()
         self.last_cycle_at = ctx.clock()
 
-    def _units(self, due_jobs: Sequence[Job], now: datetime) -> tuple[list[Unit], list[Unit]]:
-        """The due units that no task holds: those only quick steps move, and those with a
-        transfer to make."""
+    def _units(
+        self, due_jobs: Sequence[Job], now: datetime
+    ) -> tuple[list[Unit], list[Unit], list[Unit]]:
+        """The claimed units: those only quick steps move, those with a transfer to make, and
+        those with nothing to do now (to be given back). A unit a task of this process still
+        works on (its lease had run out, and was claimed again) is left to that task."""
         units: dict[str, list[Job]] = {}
         for job in due_jobs:
             units.setdefault(unit_key(job, self._ctx.providers.get(job.provider)), []).append(job)
         quick: list[Unit] = []
         transfers: list[Unit] = []
+        idle: list[Unit] = []
         for key, jobs in units.items():
-            if key in self._ctx.busy or not is_due(jobs, now):
+            if key in self._ctx.busy:
                 continue
-            if any(needs_transfer(job) for job in jobs):
+            if not is_due(jobs, now):
+                idle.append((key, jobs))
+            elif any(needs_transfer(job) for job in jobs):
                 transfers.append((key, jobs))
             else:
                 quick.append((key, jobs))
-        return quick, transfers
+        return quick, transfers, idle
 
     async def _advance_all(self, units: Sequence[Unit]) -> None:
         """Take the next step of each unit whose files are all at the provider (or are links):
@@ -227,14 +276,27 @@ class Engine:
         if running:
             await self._polls.poll(provider, running)
 
-    def _spawn(self, key: str, work: Awaitable[None]) -> None:
+    def _spawn(self, key: str, jobs: Sequence[Job], work: Awaitable[None]) -> None:
         # Marked now, not when the task first runs, so nothing can start the unit twice.
         self._ctx.busy.add(key)
-        task = asyncio.ensure_future(self._ctx.guarded(key, work))
-        self._background.add(task)
+        job_ids = frozenset(job.id for job in jobs)
+        task = asyncio.ensure_future(self._in_background(key, job_ids, work))
+        self._background[task] = job_ids
 
         def finished(done: asyncio.Task[None]) -> None:
-            self._background.discard(done)
+            self._background.pop(done, None)
             self._ctx.wake()
 
         task.add_done_callback(finished)
+
+    async def _in_background(
+        self, key: str, job_ids: frozenset[str], work: Awaitable[None]
+    ) -> None:
+        try:
+            await self._ctx.guarded(key, work)
+        finally:
+            await self._ctx.leases.release(jobs=job_ids)
+
+
+def _ids(units: Sequence[Unit]) -> list[str]:
+    return [job.id for _, jobs in units for job in jobs]

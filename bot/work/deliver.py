@@ -2,7 +2,9 @@
 
 The reply takes over the batch's progress message, so no stale progress text stays behind. A batch
 is marked delivering before anything is posted: after a crash, its thread (not the database) says
-whether the reply, or some of its attachments, went out already.
+whether the reply, or some of its attachments, went out already. A batch is posted under its lease,
+by one process at a time: the same lease keeps another process from editing its progress message
+meanwhile.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from bot.work.context import WorkContext
 from bot.work.progress import ProgressMessages
 from bot.work.retry import Fail, Retry
 from storage.models import PENDING_STATUS, Batch, BatchState, Job, ReplyFile
-from storage.states import BatchMoves, Move
+from storage.states import RUNNING_BATCH_STATES, BatchMoves, Move
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +37,30 @@ class Delivery:
         self._progress = progress
 
     async def deliver_due(self, now: datetime) -> None:
-        """Post the reply of every batch ready for it by ``now``, one after the other."""
-        for batch in await self._ctx.store.batches_to_deliver(now):
-            if batch.id in self._ctx.busy:
+        """Post the reply of every batch ready for it by ``now``, one after the other, each one
+        no other process is posting."""
+        for ready in await self._ctx.store.batches_to_deliver(now):
+            if ready.id in self._ctx.busy:
                 continue
+            leases = self._ctx.leases
+            claimed = await leases.claim_batches([ready.id])
             try:
-                await self._ctx.guarded(batch.id, self._deliver(batch))
-            except Exception:
-                # One batch's trouble must not keep the others' replies back.
-                log.exception("batch %s: unexpected error while posting the reply", batch.id)
-                await self._failed(batch, TemporaryError("unexpected error"))
+                # As it is now: another process may have posted it since it was read.
+                for batch in claimed:
+                    if batch.state in RUNNING_BATCH_STATES and (
+                        batch.next_attempt_at is None or batch.next_attempt_at <= now
+                    ):
+                        await self._deliver_one(batch)
+            finally:
+                await leases.release(batches=[ready.id])
+
+    async def _deliver_one(self, batch: Batch) -> None:
+        try:
+            await self._ctx.guarded(batch.id, self._deliver(batch))
+        except Exception:
+            # One batch's trouble must not keep the others' replies back.
+            log.exception("batch %s: unexpected error while posting the reply", batch.id)
+            await self._failed(batch, TemporaryError("unexpected error"))
 
     async def _deliver(self, batch: Batch) -> None:
         jobs = await self._ctx.store.jobs_of(batch.id)

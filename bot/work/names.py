@@ -40,18 +40,32 @@ class SpeakerNamesShown:
         self._ctx = ctx
 
     async def show_due(self) -> None:
-        """Bring each reply whose speaker names changed in line with them, one after the other."""
-        for naming in await self._ctx.store.namings_to_show(self._ctx.clock()):
-            key = f"names:{naming.batch_id}"
-            if key in self._ctx.busy:
+        """Bring each reply whose speaker names changed in line with them, one after the other,
+        each one no other process is editing: it holds the batch's lease meanwhile."""
+        store, leases = self._ctx.store, self._ctx.leases
+        for due in await store.namings_to_show(self._ctx.clock()):
+            key = f"names:{due.batch_id}"
+            if key in self._ctx.busy or not await leases.claim_batches([due.batch_id]):
                 continue
             try:
-                await self._ctx.guarded(key, self._show(naming))
-            except Exception:
-                log.exception(
-                    "batch %s: unexpected error while naming its speakers", naming.batch_id
-                )
-                await self._failed(naming, TemporaryError("unexpected error"))
+                # As it is now: another process may have shown it since it was read.
+                naming = await store.speaker_naming(due.batch_id)
+                if naming is not None and self._behind(naming):
+                    await self._show_one(key, naming)
+            finally:
+                await leases.release(batches=[due.batch_id])
+
+    def _behind(self, naming: SpeakerNaming) -> bool:
+        return naming.shown < naming.version and (
+            naming.next_attempt_at is None or naming.next_attempt_at <= self._ctx.clock()
+        )
+
+    async def _show_one(self, key: str, naming: SpeakerNaming) -> None:
+        try:
+            await self._ctx.guarded(key, self._show(naming))
+        except Exception:
+            log.exception("batch %s: unexpected error while naming its speakers", naming.batch_id)
+            await self._failed(naming, TemporaryError("unexpected error"))
 
     async def _show(self, naming: SpeakerNaming) -> None:
         store = self._ctx.store

@@ -126,8 +126,14 @@ class Polls:
         # Deferring these is safe: if the process dies first, the jobs are simply polled again.
         # A job changed meanwhile (a webhook made it due, a cancel) keeps its newer state.
         polled, self._still_running = self._still_running, {}
-        if polled:
-            await self._ctx.store.record_still_running(list(polled.values()), self._ctx.clock())
+        if not polled:
+            return
+        saved = await self._ctx.store.record_still_running(list(polled.values()), self._ctx.clock())
+        if saved < len(polled):
+            # Some changed while polled: a webhook made them due (perhaps on another process,
+            # which could not take them while this one held them). They are given back after
+            # this cycle: the next one takes them at once.
+            self._ctx.wake()
 
     async def _record_progress(
         self, provider: Provider, job: Job, progress: Progress, now: datetime

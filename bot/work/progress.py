@@ -1,7 +1,9 @@
 """One progress message in the thread of each batch still running, kept up to date.
 
 Progress is a courtesy: the work and the final reply do not depend on it. A post is marked pending
-before it goes out, so after a crash the thread (not the database) says whether it went out.
+before it goes out, so after a crash the thread (not the database) says whether it went out. A
+batch's message is posted or edited under the batch's lease, by one process at a time, and never
+while another process posts the reply that takes it over.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from bot.providers.registry import label_of
 from bot.slack_api import ThreadState, slack_error_code
 from bot.slack_text import Mrkdwn, context
 from bot.work.context import WorkContext
-from storage.models import PENDING_STATUS, Batch, JobState, ProgressShown
+from storage.models import PENDING_STATUS, Batch, BatchState, JobState, ProgressShown
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,26 @@ class ProgressMessages:
         """Keep one progress message up to date in the thread of each batch still running."""
         now = self._ctx.clock()
         await self._settle_cancelled()
-        shown = await self._due(now)
+        config = self._ctx.config
+        due = await self._ctx.store.batches_needing_progress(
+            now,
+            after=config.progress_after,
+            every=config.progress_every,
+            held_note=texts.HELD_MARK,
+        )
+        leases = self._ctx.leases
+        claimed = await leases.claim_batches(
+            [batch.id for batch in due if batch.id not in self._ctx.busy]
+        )
+        try:
+            await self._show(claimed, now)
+        finally:
+            await leases.release(batches=[batch.id for batch in claimed])
+
+    async def _show(self, claimed: Sequence[Batch], now: datetime) -> None:
+        """Post or edit the progress message of each of these batches, as they were claimed (a
+        process that held one before may have changed its message since it was read)."""
+        shown = await self._due([batch for batch in claimed if batch.state is BatchState.OPEN])
         lost = await self._find_pending([batch for batch, _ in shown], now)
         to_post: list[Shown] = []
         to_update: list[Shown] = []
@@ -80,23 +101,23 @@ class ProgressMessages:
         )
 
     async def _settle_cancelled(self) -> None:
-        store = self._ctx.store
-        for cancelled in await store.cancelled_batches_to_settle(texts.CANCELLED_TEXT):
-            # The progress message of a cancelled batch must not promise a transcript.
-            try:
-                await self.settle(cancelled, texts.CANCELLED_TEXT)
-            except Exception as exc:
-                log.warning("batch %s: could not mark cancelled: %r", cancelled.id, exc)
+        store, leases = self._ctx.store, self._ctx.leases
+        to_settle = await store.cancelled_batches_to_settle(texts.CANCELLED_TEXT)
+        claimed = await leases.claim_batches([batch.id for batch in to_settle])
+        try:
+            for cancelled in claimed:
+                if cancelled.status_ts is None or cancelled.status_text == texts.CANCELLED_TEXT:
+                    continue  # settled by another process since it was read
+                # The progress message of a cancelled batch must not promise a transcript.
+                try:
+                    await self.settle(cancelled, texts.CANCELLED_TEXT)
+                except Exception as exc:
+                    log.warning("batch %s: could not mark cancelled: %r", cancelled.id, exc)
+        finally:
+            await leases.release(batches=[batch.id for batch in claimed])
 
-    async def _due(self, now: datetime) -> list[Shown]:
-        """The batches whose progress message may need to change, with what it is to say."""
-        config = self._ctx.config
-        due = await self._ctx.store.batches_needing_progress(
-            now,
-            after=config.progress_after,
-            every=config.progress_every,
-            held_note=texts.HELD_MARK,
-        )
+    async def _due(self, due: Sequence[Batch]) -> list[Shown]:
+        """Those of ``due`` whose progress message is to show something, with what."""
         jobs_by_batch = await self._ctx.store.jobs_of_batches([batch.id for batch in due])
         shown: list[Shown] = []
         for batch in due:

@@ -1,10 +1,13 @@
 """Room at a provider with storage caps (``max_stored_files`` and ``max_stored_bytes``: how many
 files, and how many bytes, one account may keep there): uploads beyond them wait here, with their
-spool files, until deleting finished ones frees room."""
+spool files, until deleting finished ones frees room.
+
+The room is counted in the database, and taken as the uploads are marked sent, under a lock
+(:meth:`storage.store.Store.take_upload_room`): the caps hold across every process sharing the
+account. A cycle's plan (which downloads to start) is only an estimate from the same counts."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -18,12 +21,6 @@ log = logging.getLogger(__name__)
 class StorageRoom:
     def __init__(self, ctx: WorkContext) -> None:
         self._ctx = ctx
-        #: Per provider with storage caps: files and bytes it holds for us (uploads under way
-        #: included), counted from the database at the start of each cycle with transfers to
-        #: start, and raised as uploads go out. Uploads are counted and marked sent under the
-        #: lock, so no two of them take the same room.
-        self._stored: dict[str, list[int]] = {}
-        self._lock = asyncio.Lock()
 
     async def plan(self, units: Sequence[Unit]) -> list[Unit]:
         """The transfer units (oldest first) whose uploads fit in their provider's storage caps
@@ -41,10 +38,7 @@ class StorageRoom:
         }
         if not capped:
             return list(units)
-        async with self._lock:
-            for name in capped:
-                self._stored[name] = list(await self._ctx.store.stored_at_provider(name))
-            planned = {name: list(self._stored[name]) for name in capped}
+        planned = {name: list(await self._ctx.store.stored_at_provider(name)) for name in capped}
         full: set[str] = set()
         going: list[Unit] = []
         for key, jobs in units:
@@ -73,32 +67,21 @@ class StorageRoom:
         A job already marked sent (its answer lost) is in the count of what the provider holds
         already: it takes no more room when it goes out again."""
         new = [job for job in jobs if job.sent_at is None]
-        mark_sent = self._ctx.store.mark_upload_sent
-        if not has_storage_caps(provider):
-            await self._ctx.mark_sent(new, mark_sent)
+        if not new:
             return True
-        size = sum(job.size_bytes or 0 for job in new)
-        async with self._lock:
-            held = self._stored.get(provider.name)
-            if held is None or not fits(provider, held, len(new), size):
-                # Clean-up may have freed room since the count.
-                held = self._stored[provider.name] = list(
-                    await self._ctx.store.stored_at_provider(provider.name)
-                )
-            if not fits(provider, held, len(new), size):
-                log.info(
-                    "jobs %s wait for room at %s (%d files, %d bytes held)",
-                    [job.id for job in jobs],
-                    provider.name,
-                    held[0],
-                    held[1],
-                )
-                return False
-            # Marked under the lock: a count made after it sees this upload.
-            await self._ctx.mark_sent(new, mark_sent)
-            held[0] += len(new)
-            held[1] += size
-            return True
+        now = self._ctx.clock()
+        if not await self._ctx.store.take_upload_room(
+            provider.name,
+            [job.id for job in new],
+            max_files=provider.max_stored_files,
+            max_bytes=provider.max_stored_bytes,
+            now=now,
+        ):
+            log.info("jobs %s wait for room at %s", [job.id for job in jobs], provider.name)
+            return False
+        for job in new:
+            job.sent_at = now
+        return True
 
 
 def has_storage_caps(provider: Provider | None) -> bool:

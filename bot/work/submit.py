@@ -1,16 +1,19 @@
 """Starting the transcription of files at the provider (and of links, which it fetches itself).
 
-A provider takes only so many transcriptions at once (``max_in_flight``): the rest wait here, in
-submission slots counted per cycle, oldest first. A webhook that a transcription ended can come
-before the answer that started it: it is kept for that submission.
+A provider takes only so many transcriptions at once (``max_in_flight``): the rest wait here,
+oldest first. The slots are counted in the database and taken as the submissions are marked sent,
+under a lock (:meth:`storage.store.Store.take_submission_slots`), so the limit holds across every
+process sharing it. A webhook that a transcription ended can come before the answer that started
+it, to any process: the store keeps it for that answer.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from bot.errors import AccountProblem, NotReadyYet, PermanentError
+from bot.errors import NotReadyYet, PermanentError
 from bot.providers.base import Provider, Submitted
 from bot.work.accounts import SUBMIT_STEP, Accounts
 from bot.work.context import WorkContext, eta_at, failure_of, mirror_failure
@@ -18,8 +21,7 @@ from bot.work.poll import next_poll_delay
 from bot.work.verdicts import Verdicts
 from storage.models import Failure, Job, JobState, Submission
 
-#: How long a webhook naming a transcription not recorded yet is kept for its submission.
-EARLY_NOTICE_SECONDS = 600.0
+log = logging.getLogger(__name__)
 
 
 class Submissions:
@@ -27,34 +29,18 @@ class Submissions:
         self._ctx = ctx
         self._verdicts = verdicts
         self._accounts = accounts
-        #: Per provider: jobs submitted and not finished, counted at the start of each cycle
-        #: that has something to submit, and raised as the cycle submits more.
-        self._in_flight: dict[str, int] = {}
-        #: Webhooks that named a transcription not recorded yet, with when they came.
-        self._early_notices: dict[tuple[str, str], datetime] = {}
+        #: Providers found without a free slot this cycle: their other submissions wait for the
+        #: next one without asking again (oldest first, and one count per provider per cycle).
+        self._full: set[str] = set()
 
-    async def count_in_flight(self) -> None:
-        """Count the jobs each provider runs now, before a cycle submits more."""
-        self._in_flight = await self._ctx.store.count_in_flight()
-
-    def keep_notice(self, provider: str, remote_id: str, now: datetime) -> None:
-        """``provider`` said ``remote_id`` ended before its submission was recorded: a short
-        recording can finish that fast. Its submission, once recorded, is polled at once."""
-        kept_since = now - timedelta(seconds=EARLY_NOTICE_SECONDS)
-        self._early_notices = {
-            key: at for key, at in self._early_notices.items() if at > kept_since
-        }
-        self._early_notices[(provider, remote_id)] = now
+    def start_cycle(self) -> None:
+        self._full = set()
 
     async def submit(self, provider: Provider, jobs: list[Job]) -> None:
         jobs = await self._ready(provider, jobs)
-        if not jobs or not self._take_slots(provider, len(jobs)):
+        if not jobs or provider.name in self._full:
             return
-        try:
-            self._accounts.raise_if_refuses(provider, SUBMIT_STEP)
-        except AccountProblem:
-            self._in_flight[provider.name] -= len(jobs)  # the slots taken above go unused
-            raise
+        self._accounts.raise_if_refuses(provider, SUBMIT_STEP)
         outcomes: dict[str, Submitted | PermanentError] = {}
         resent = [job for job in jobs if job.sent_at is not None]
         if resent:
@@ -62,13 +48,17 @@ class Submissions:
             found = await provider.find_submitted(await self._ctx.provider_jobs(resent))
             outcomes.update(found)
         to_send = [job for job in jobs if job.id not in outcomes]
+        if to_send and not await self._take_slots(provider, to_send):
+            # They wait; what an earlier submission started is recorded all the same.
+            jobs = [job for job in jobs if job.id in outcomes]
+            to_send = []
         if to_send:
-            await self._ctx.mark_sent(to_send, self._ctx.store.mark_submission_sent)
             sent = await self._ctx.send(to_send, provider.submit)
             outcomes.update(sent)
             if any(isinstance(outcome, Submitted) for outcome in sent.values()):
                 await self._accounts.works(provider, SUBMIT_STEP)
-        await self._record(provider, jobs, outcomes)
+        if jobs:
+            await self._record(provider, jobs, outcomes)
 
     async def _ready(self, provider: Provider, jobs: list[Job]) -> list[Job]:
         """The jobs whose files the provider can use now (links always); those it refused fail.
@@ -86,17 +76,24 @@ class Submissions:
             raise NotReadyYet("provider is still receiving the uploads")
         return [job for job in jobs if not job.state.is_terminal]
 
-    def _take_slots(self, provider: Provider, count: int) -> bool:
-        """Whether ``count`` more jobs may go to ``provider`` now; reserves them if so.
+    async def _take_slots(self, provider: Provider, jobs: Sequence[Job]) -> bool:
+        """Whether ``jobs`` may go to ``provider`` now; if so, they are marked sent (after a
+        crash, what they started is looked for before sending again), which takes their slots.
 
         Jobs held back stay where they are and are offered again next cycle, oldest first, so a
         burst of uploads queues here instead of hitting the provider's own limit.
         """
-        limit = provider.max_in_flight
-        in_flight = self._in_flight.get(provider.name, 0)
-        if limit is not None and in_flight + count > limit and in_flight > 0:
+        now = self._ctx.clock()
+        ids = [job.id for job in jobs]
+        store = self._ctx.store
+        if not await store.take_submission_slots(
+            provider.name, ids, limit=provider.max_in_flight, now=now
+        ):
+            log.info("%s has no free slot for %s; they wait", provider.name, ids)
+            self._full.add(provider.name)
             return False
-        self._in_flight[provider.name] = in_flight + count
+        for job in jobs:
+            job.sent_at = now
         return True
 
     async def _record(
@@ -120,6 +117,10 @@ class Submissions:
                     reason or PermanentError("provider did not take this file")
                 )
         moved = await self._ctx.store.record_submissions(submissions, refused, now)
+        if submissions and provider.notifies_completion:
+            # A notice that one ended may have come before this answer, perhaps to another
+            # process: the store made that job due, and the next cycle polls it.
+            self._ctx.wake()
         by_id = {job.id: job for job in jobs}
         for submission in submissions:
             job = by_id[submission.job_id]
@@ -142,12 +143,12 @@ class Submissions:
             self._ctx.config.poll_interval,
             notified=provider.notifies_completion,
         )
-        # A notice that it ended may have come before this answer: poll it at once.
-        notified = self._early_notices.pop((provider.name, outcome.remote_id), None)
+        # A notice that it ended may have come before this answer: the store then makes the job
+        # due at once instead.
         return Submission(
             job_id=job.id,
             remote_id=outcome.remote_id,
             file_id=outcome.file_id,
             eta_at=eta_at(now, outcome.eta_seconds),
-            poll_at=None if notified else self._ctx.poll_at(now, delay),
+            poll_at=self._ctx.poll_at(now, delay),
         )

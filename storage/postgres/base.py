@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,9 @@ class StoreBase:
         rows = await self._rows(f"SELECT {BATCH_SELECT} FROM batches AS b {where}", parameters)
         return [batch_of(row) for row in rows]
 
-    async def _rows(self, query: str, parameters: Sequence[Any] = ()) -> list[Any]:
+    async def _rows(
+        self, query: str, parameters: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[Any]:
         async with self._database.autocommit() as db:
             cursor = await db.execute(query, parameters)
             return await cursor.fetchall()

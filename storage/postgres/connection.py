@@ -89,6 +89,8 @@ class Database:
         #: Callers holding a connection: closing waits for them to finish.
         self._active = 0
         self._idle = asyncio.Event()
+        #: The locks of :meth:`locked_transaction`, as this process waits for them.
+        self._local_locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
     async def open(
@@ -140,6 +142,27 @@ class Database:
         """A connection inside a transaction: committed when the block ends, rolled back if it
         raises."""
         async with self._connection() as connection, connection.transaction():
+            yield connection
+
+    @asynccontextmanager
+    async def locked_transaction(self, name: str | None) -> AsyncIterator[Connection]:
+        """A transaction holding, until it ends, the lock called ``name`` in this schema (none
+        for None): the transactions of every process that take it run one after the other.
+
+        Callers of this process wait for it here first, without holding a connection: many
+        waiting at once must not take the pool's connections from everyone else."""
+        if name is None:
+            async with self.transaction() as connection:
+                yield connection
+            return
+        async with (
+            self._local_locks.setdefault(name, asyncio.Lock()),
+            self.transaction() as connection,
+        ):
+            await connection.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s || current_schema(), 0))",
+                (f"threadscribe {name} in ",),
+            )
             yield connection
 
     @asynccontextmanager

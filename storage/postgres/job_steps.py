@@ -20,9 +20,40 @@ from storage.models import (
 from storage.postgres.base import StoreBase, columns, moved
 from storage.postgres.connection import Connection
 from storage.postgres.rows import UNFINISHED, safe_text, states_sql, to_jsonb
-from storage.states import UNFINISHED_JOB_STATES, JobMoves
+from storage.states import UNFINISHED_JOB_STATES, BatchState, JobMoves, JobState
+from storage.store import EARLY_NOTICE_KEPT
 
 _RUNNING_AT_PROVIDER = states_sql(JobMoves.KEEP_RUNNING.sources)
+_OF_OPEN_BATCHES = f"batch_id IN (SELECT id FROM batches WHERE state = '{BatchState.OPEN.value}')"
+
+# What a provider holds for us (see ``Reads.stored_at_provider``), and what the given jobs would
+# add, in one statement.
+_STORED_AND_NEW = f"""
+    SELECT held.files + sent.files, held.size + sent.size, new.files, new.size
+    FROM (SELECT COUNT(*) AS files, COALESCE(SUM(size_bytes), 0) AS size FROM jobs
+          WHERE provider = %(provider)s AND NOT cleaned_up
+            AND provider_file_id IS NOT NULL) AS held,
+         (SELECT COUNT(*) AS files, COALESCE(SUM(size_bytes), 0) AS size FROM jobs
+          WHERE sent_at IS NOT NULL AND provider = %(provider)s
+            AND state = '{JobState.UPLOADING.value}' AND provider_file_id IS NULL) AS sent,
+         (SELECT COUNT(*) AS files, COALESCE(SUM(size_bytes), 0) AS size FROM jobs
+          WHERE id = ANY(%(ids)s::text[]) AND sent_at IS NULL
+            AND state IN {states_sql(JobMoves.FINISH_UPLOAD.sources)}) AS new"""
+
+# A provider's jobs in flight: running there, or with a submission sent and not answered; and
+# how many of the given jobs would be added.
+_IN_FLIGHT_AND_NEW = f"""
+    SELECT (SELECT COUNT(*) FROM jobs WHERE provider = %(provider)s
+              AND state IN {_RUNNING_AT_PROVIDER} AND {_OF_OPEN_BATCHES})
+         + (SELECT COUNT(*) FROM jobs WHERE sent_at IS NOT NULL AND provider = %(provider)s
+              AND state IN {states_sql(JobMoves.SUBMIT.sources)} AND {_OF_OPEN_BATCHES}),
+           (SELECT COUNT(*) FROM jobs WHERE id = ANY(%(ids)s::text[]) AND sent_at IS NULL
+              AND state IN {states_sql(JobMoves.SUBMIT.sources)})"""
+
+
+#: The lock under which notices and the submissions they may name are written: either the notice
+#: finds the job, or the submission finds the notice.
+_NOTICES_LOCK = "early notices"
 
 
 class JobSteps(StoreBase):
@@ -112,6 +143,68 @@ class JobSteps(StoreBase):
         sources = JobMoves.SUBMIT.sources
         return await self._update_jobs(job_ids, "sent_at = %s", (now,), now, sources)
 
+    async def take_upload_room(
+        self,
+        provider: str,
+        job_ids: Sequence[str],
+        *,
+        max_files: int | None,
+        max_bytes: int | None,
+        now: datetime,
+    ) -> bool:
+        if not job_ids:
+            return True
+        capped = max_files is not None or max_bytes is not None
+        async with self._database.locked_transaction(
+            f"room at {provider}" if capped else None
+        ) as db:
+            if capped:
+                cursor = await db.execute(
+                    _STORED_AND_NEW, {"provider": provider, "ids": list(job_ids)}
+                )
+                row = await cursor.fetchone()
+                assert row is not None
+                held_files, held_bytes, files, size = (int(value) for value in row)
+                if (
+                    files
+                    and held_files
+                    and (
+                        (max_files is not None and held_files + files > max_files)
+                        or (max_bytes is not None and held_bytes + size > max_bytes)
+                    )
+                ):
+                    return False
+            await db.execute(
+                f"""UPDATE jobs SET sent_at = %s, updated_at = %s WHERE id = ANY(%b::text[])
+                    AND state IN {states_sql(JobMoves.FINISH_UPLOAD.sources)}""",
+                (now, now, list(job_ids)),
+            )
+        return True
+
+    async def take_submission_slots(
+        self, provider: str, job_ids: Sequence[str], *, limit: int | None, now: datetime
+    ) -> bool:
+        if not job_ids:
+            return True
+        async with self._database.locked_transaction(
+            f"submissions to {provider}" if limit is not None else None
+        ) as db:
+            if limit is not None:
+                cursor = await db.execute(
+                    _IN_FLIGHT_AND_NEW, {"provider": provider, "ids": list(job_ids)}
+                )
+                row = await cursor.fetchone()
+                assert row is not None
+                in_flight, count = int(row[0]), int(row[1])
+                if count and in_flight and in_flight + count > limit:
+                    return False
+            await db.execute(
+                f"""UPDATE jobs SET sent_at = %s, updated_at = %s WHERE id = ANY(%b::text[])
+                    AND state IN {states_sql(JobMoves.SUBMIT.sources)}""",
+                (now, now, list(job_ids)),
+            )
+        return True
+
     async def record_submissions(
         self, submissions: Sequence[Submission], refused: Mapping[str, Failure], now: datetime
     ) -> set[str]:
@@ -126,22 +219,34 @@ class JobSteps(StoreBase):
             )
             for each in submissions
         ]
-        async with self._database.transaction() as db:
+        async with self._database.locked_transaction(_NOTICES_LOCK if rows else None) as db:
             done = set()
             if rows:
+                # A notice that the transcription ended already came: poll it at once.
                 done = await moved(
                     db,
                     f"""UPDATE jobs SET state = '{move.target.value}',
                             provider_job_id = v.remote_id,
                             provider_file_id = COALESCE(v.file_id, jobs.provider_file_id),
-                            provider_eta_at = v.eta_at, next_attempt_at = v.poll_at,
+                            provider_eta_at = v.eta_at,
+                            next_attempt_at = CASE WHEN EXISTS (
+                                SELECT 1 FROM early_notices AS n
+                                WHERE n.provider = jobs.provider AND n.remote_id = v.remote_id
+                                  AND n.seen_at > %s) THEN NULL ELSE v.poll_at END,
                             attempts = 0, stalled_since = %s, sent_at = NULL, updated_at = %s
                         FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[],
                                     %b::timestamptz[]) AS v(id, remote_id, file_id, eta_at, poll_at)
                         WHERE jobs.id = v.id AND jobs.state IN {states_sql(move.sources)}
                         RETURNING jobs.id""",
-                    (now, now, *columns(rows, 5)),
+                    (now - EARLY_NOTICE_KEPT, now, now, *columns(rows, 5)),
                 )
+                if done:
+                    await db.execute(
+                        """DELETE FROM early_notices AS n USING jobs
+                           WHERE jobs.id = ANY(%b::text[]) AND n.provider = jobs.provider
+                             AND n.remote_id = jobs.provider_job_id""",
+                        (list(done),),
+                    )
             return done | await _fail(db, refused, now, answered=True)
 
     # -- at the provider ---------------------------------------------------------------------
@@ -164,12 +269,26 @@ class JobSteps(StoreBase):
         )
 
     async def record_remote_finished(self, provider: str, remote_id: str, now: datetime) -> int:
-        return await self._execute(
-            f"""UPDATE jobs SET next_attempt_at = NULL, updated_at = %s
-                WHERE provider = %s AND provider_job_id = %s
-                  AND state IN {_RUNNING_AT_PROVIDER}""",
-            (now, provider, safe_text(remote_id)),
-        )
+        remote_id = safe_text(remote_id) or ""
+        async with self._database.locked_transaction(_NOTICES_LOCK) as db:
+            cursor = await db.execute(
+                f"""UPDATE jobs SET next_attempt_at = NULL, updated_at = %s
+                    WHERE provider = %s AND provider_job_id = %s
+                      AND state IN {_RUNNING_AT_PROVIDER}""",
+                (now, provider, remote_id),
+            )
+            if cursor.rowcount:
+                return cursor.rowcount
+            # Before the answer that started it: kept for that answer (see record_submissions).
+            await db.execute(
+                "DELETE FROM early_notices WHERE seen_at <= %s", (now - EARLY_NOTICE_KEPT,)
+            )
+            await db.execute(
+                """INSERT INTO early_notices (provider, remote_id, seen_at) VALUES (%s, %s, %s)
+                   ON CONFLICT (provider, remote_id) DO UPDATE SET seen_at = excluded.seen_at""",
+                (provider, remote_id, now),
+            )
+        return 0
 
     async def complete_job(
         self, job_id: str, *, transcript: dict[str, Any], raw: Any, now: datetime

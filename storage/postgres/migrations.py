@@ -186,6 +186,25 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX oauth_states_by_expiry ON oauth_states (expires_at);
     """,
+    # 5: leases, so that several processes share the work without two taking the same unit: who
+    # holds a job's next step or a batch's reply and progress message, and until when. The lease
+    # columns are not indexed (renewing and releasing name rows by id); the unfinished jobs are,
+    # oldest first, so that a cycle claiming its share of a large backlog reads that share
+    # rather than sorting the whole backlog (100,000 jobs in flight: 390 ms to claim 10,000
+    # without it, 190 ms with it). And the notices that a transcription ended which came before
+    # the answer that started it, kept for that answer, whichever process receives either.
+    """
+    ALTER TABLE jobs ADD COLUMN lease_owner text, ADD COLUMN lease_expires_at timestamptz;
+    ALTER TABLE batches ADD COLUMN lease_owner text, ADD COLUMN lease_expires_at timestamptz;
+    CREATE INDEX jobs_unfinished_by_age ON jobs (created_at, batch_id, position)
+        WHERE state NOT IN ('completed', 'failed', 'skipped');
+    CREATE TABLE early_notices (
+        provider  text NOT NULL,
+        remote_id text NOT NULL,
+        seen_at   timestamptz NOT NULL,
+        PRIMARY KEY (provider, remote_id)
+    );
+    """,
 ]
 
 #: The schema this code reads and writes.
@@ -202,4 +221,5 @@ TABLES = (
     "reply_files",
     "slack_installations",
     "oauth_states",
+    "early_notices",
 )

@@ -12,6 +12,7 @@ from storage.postgres.batch_steps import BatchSteps
 from storage.postgres.connection import Database
 from storage.postgres.installations import InstallationSteps
 from storage.postgres.job_steps import JobSteps
+from storage.postgres.leases import LeaseSteps
 from storage.postgres.new_batches import batch_writer
 from storage.postgres.reads import Reads
 from storage.postgres.rows import (
@@ -25,7 +26,9 @@ from storage.postgres.speakers import SpeakerSteps
 from storage.states import FINISHED_BATCH_STATES
 
 
-class PostgresStore(JobSteps, BatchSteps, SpeakerSteps, InstallationSteps, Reads, StoreBase):
+class PostgresStore(
+    LeaseSteps, JobSteps, BatchSteps, SpeakerSteps, InstallationSteps, Reads, StoreBase
+):
     """Every method's contract is the protocol's (:class:`storage.store.Store`). Nothing is kept
     in memory between calls: another process may change any row at any time."""
 

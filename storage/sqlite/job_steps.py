@@ -19,10 +19,12 @@ from storage.models import (
     Upload,
 )
 from storage.sqlite.base import StoreBase, jobs_in
-from storage.sqlite.rows import UNFINISHED, states_sql, to_json, to_text
-from storage.states import UNFINISHED_JOB_STATES, JobMoves, JobState
+from storage.sqlite.rows import UNFINISHED, chunks, placeholders, states_sql, to_json, to_text
+from storage.states import UNFINISHED_JOB_STATES, BatchState, JobMoves, JobState
+from storage.store import EARLY_NOTICE_KEPT
 
 _RUNNING_AT_PROVIDER = states_sql(JobMoves.KEEP_RUNNING.sources)
+_OF_OPEN_BATCHES = f"batch_id IN (SELECT id FROM batches WHERE state = '{BatchState.OPEN.value}')"
 
 
 class JobSteps(StoreBase):
@@ -106,23 +108,103 @@ class JobSteps(StoreBase):
         sources = JobMoves.SUBMIT.sources
         return await self._update_jobs(job_ids, "sent_at = ?", (to_text(now),), now, sources)
 
+    async def take_upload_room(
+        self,
+        provider: str,
+        job_ids: Sequence[str],
+        *,
+        max_files: int | None,
+        max_bytes: int | None,
+        now: datetime,
+    ) -> bool:
+        sources = JobMoves.FINISH_UPLOAD.sources
+        # One transaction, which holds SQLite's write lock from its start: nothing is marked
+        # between the count and the marks.
+        async with self._database.transaction() as db:
+            if max_files is not None or max_bytes is not None:
+                ((held_files, held_bytes, sent_files, sent_bytes),) = await db.execute_fetchall(
+                    """SELECT held.files, held.size, sent.files, sent.size
+                       FROM (SELECT COUNT(*) AS files, COALESCE(SUM(size_bytes), 0) AS size
+                             FROM jobs WHERE provider = ? AND cleaned_up = 0
+                               AND provider_file_id IS NOT NULL) AS held,
+                            (SELECT COUNT(*) AS files, COALESCE(SUM(size_bytes), 0) AS size
+                             FROM jobs WHERE sent_at IS NOT NULL AND provider = ? AND state = ?
+                               AND provider_file_id IS NULL) AS sent""",
+                    (provider, provider, JobState.UPLOADING.value),
+                )
+                files = size = 0
+                for chunk in chunks(list(job_ids)):
+                    ((count, total),) = await db.execute_fetchall(
+                        f"""SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM jobs
+                            WHERE id IN ({placeholders(len(chunk))}) AND sent_at IS NULL
+                              AND state IN {states_sql(sources)}""",
+                        chunk,
+                    )
+                    files, size = files + int(count), size + int(total)
+                held = int(held_files) + int(sent_files)
+                held_size = int(held_bytes) + int(sent_bytes)
+                if (
+                    files
+                    and held
+                    and (
+                        (max_files is not None and held + files > max_files)
+                        or (max_bytes is not None and held_size + size > max_bytes)
+                    )
+                ):
+                    return False
+            await _mark_sent(db, job_ids, sources, now)
+        return True
+
+    async def take_submission_slots(
+        self, provider: str, job_ids: Sequence[str], *, limit: int | None, now: datetime
+    ) -> bool:
+        sources = JobMoves.SUBMIT.sources
+        async with self._database.transaction() as db:
+            if limit is not None:
+                ((in_flight,),) = await db.execute_fetchall(
+                    f"""SELECT (SELECT COUNT(*) FROM jobs WHERE provider = ?
+                                  AND state IN {_RUNNING_AT_PROVIDER} AND {_OF_OPEN_BATCHES})
+                             + (SELECT COUNT(*) FROM jobs WHERE sent_at IS NOT NULL
+                                  AND provider = ? AND state IN {states_sql(sources)}
+                                  AND {_OF_OPEN_BATCHES})""",
+                    (provider, provider),
+                )
+                count = 0
+                for chunk in chunks(list(job_ids)):
+                    ((found,),) = await db.execute_fetchall(
+                        f"""SELECT COUNT(*) FROM jobs WHERE id IN ({placeholders(len(chunk))})
+                            AND sent_at IS NULL AND state IN {states_sql(sources)}""",
+                        chunk,
+                    )
+                    count += int(found)
+                if count and in_flight and int(in_flight) + count > limit:
+                    return False
+            await _mark_sent(db, job_ids, sources, now)
+        return True
+
     async def record_submissions(
         self, submissions: Sequence[Submission], refused: Mapping[str, Failure], now: datetime
     ) -> set[str]:
         move, stamp = JobMoves.SUBMIT, to_text(now)
         async with self._database.transaction() as db:
             moved = await jobs_in(db, [each.job_id for each in submissions], move.sources)
+            # A notice that the transcription ended already came: poll it at once.
             await db.executemany(
                 f"""UPDATE jobs SET state = '{move.target.value}', provider_job_id = ?,
                         provider_file_id = COALESCE(?, provider_file_id), provider_eta_at = ?,
-                        next_attempt_at = ?, attempts = 0, stalled_since = ?, sent_at = NULL,
-                        updated_at = ?
+                        next_attempt_at = CASE WHEN EXISTS (
+                            SELECT 1 FROM early_notices AS n
+                            WHERE n.provider = jobs.provider AND n.remote_id = ?
+                              AND n.seen_at > ?) THEN NULL ELSE ? END,
+                        attempts = 0, stalled_since = ?, sent_at = NULL, updated_at = ?
                     WHERE id = ?""",
                 [
                     (
                         each.remote_id,
                         each.file_id,
                         to_text(each.eta_at),
+                        each.remote_id,
+                        to_text(now - EARLY_NOTICE_KEPT),
                         to_text(each.poll_at),
                         stamp,
                         stamp,
@@ -131,6 +213,11 @@ class JobSteps(StoreBase):
                     for each in submissions
                     if each.job_id in moved
                 ],
+            )
+            await db.executemany(
+                """DELETE FROM early_notices WHERE remote_id = ?
+                   AND provider = (SELECT provider FROM jobs WHERE id = ?)""",
+                [(each.remote_id, each.job_id) for each in submissions if each.job_id in moved],
             )
             return moved | await _fail(db, refused, now, answered=True)
 
@@ -170,7 +257,18 @@ class JobSteps(StoreBase):
                       AND state IN {_RUNNING_AT_PROVIDER}""",
                 (to_text(now), provider, remote_id),
             )
-        return cursor.rowcount
+            if cursor.rowcount:
+                return cursor.rowcount
+            # Before the answer that started it: kept for that answer (see record_submissions).
+            await db.execute(
+                "DELETE FROM early_notices WHERE seen_at <= ?", (to_text(now - EARLY_NOTICE_KEPT),)
+            )
+            await db.execute(
+                """INSERT INTO early_notices (provider, remote_id, seen_at) VALUES (?, ?, ?)
+                   ON CONFLICT (provider, remote_id) DO UPDATE SET seen_at = excluded.seen_at""",
+                (provider, remote_id, to_text(now)),
+            )
+        return 0
 
     async def complete_job(
         self, job_id: str, *, transcript: dict[str, Any], raw: Any, now: datetime
@@ -359,3 +457,16 @@ async def _fail(
         ],
     )
     return moved
+
+
+async def _mark_sent(
+    db: aiosqlite.Connection, job_ids: Sequence[str], sources: Collection[JobState], now: datetime
+) -> None:
+    """Mark the calls of these jobs (those in ``sources``) sent, inside the caller's
+    transaction."""
+    stamp = to_text(now)
+    await db.executemany(
+        f"""UPDATE jobs SET sent_at = ?, updated_at = ?
+            WHERE id = ? AND state IN {states_sql(sources)}""",
+        [(stamp, stamp, job_id) for job_id in job_ids],
+    )

@@ -231,4 +231,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX oauth_states_by_expiry ON oauth_states (expires_at);
     """,
+    # 16: a provider's notice that a transcription ended, kept when it comes before the answer
+    # that started it, for that answer to find.
+    """
+    CREATE TABLE early_notices (
+        provider  TEXT NOT NULL,
+        remote_id TEXT NOT NULL,
+        seen_at   TEXT NOT NULL,
+        PRIMARY KEY (provider, remote_id)
+    );
+    """,
 ]

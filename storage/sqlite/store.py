@@ -13,6 +13,7 @@ from storage.sqlite.batch_steps import BatchSteps
 from storage.sqlite.connection import Database
 from storage.sqlite.installations import InstallationSteps
 from storage.sqlite.job_steps import JobSteps
+from storage.sqlite.leases import LeaseSteps
 from storage.sqlite.new_batches import batch_writer
 from storage.sqlite.reads import Reads
 from storage.sqlite.rows import (
@@ -25,7 +26,7 @@ from storage.sqlite.speakers import SpeakerSteps
 from storage.states import FINISHED_BATCH_STATES
 
 
-class SQLiteStore(JobSteps, BatchSteps, SpeakerSteps, InstallationSteps, Reads):
+class SQLiteStore(LeaseSteps, JobSteps, BatchSteps, SpeakerSteps, InstallationSteps, Reads):
     """Every method's contract is the protocol's (:class:`storage.store.Store`)."""
 
     def __init__(self, database: Database) -> None:

@@ -32,8 +32,14 @@ async def test_sigkill_mid_batch_then_restart_finishes_once(
     tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, database: dict[str, str]
 ) -> None:
     fake_soniox.polls_until_complete = 10**6  # still processing when the process dies
+    # On PostgreSQL, a unit the killed process held waits for its lease to run out.
     env = bot_environment(
-        tmp_path, fake_slack, fake_soniox, LOG_LEVEL="DEBUG", **environment_of(database)
+        tmp_path,
+        fake_slack,
+        fake_soniox,
+        LOG_LEVEL="DEBUG",
+        LEASE_SECONDS="1",
+        **environment_of(database),
     )
     first = BotProcess(env, tmp_path, tmp_path / "first.log")
     await first.start()

@@ -39,7 +39,9 @@ class World:
     spool: Path
     engine: Engine
 
-    def new_engine(self, **config: Any) -> Engine:
+    def new_engine(
+        self, *, wake: Callable[[], None] = lambda: None, owner: str | None = None, **config: Any
+    ) -> Engine:
         """An engine as a process starting over builds it: nothing kept but the database."""
         values: dict[str, Any] = {
             "spool_dir": self.spool,
@@ -57,6 +59,8 @@ class World:
             config=EngineConfig(**values),
             clock=self.clock,
             rng=random.Random(7),
+            wake=wake,
+            owner=owner,
         )
         return self.engine
 

@@ -3,6 +3,8 @@ replaced, once, whatever line the process dies at."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.transcript import Segment, Transcript
@@ -122,3 +124,19 @@ async def test_a_file_posted_without_its_id_recorded_is_found_in_the_thread(worl
 
     the_reply_shows_the_names(world, batch)
     assert [a["id"] for a in world.slack.attachments if a["deleted"]] == [first]
+
+
+async def test_two_engines_on_one_store_show_the_names_once(world: World) -> None:
+    batch, first = await delivered_with_a_file(world)
+    await name(world, batch)
+    await world.engine.stop()
+    one, other = world.new_engine(owner="one"), world.new_engine(owner="other")
+    edits = world.slack.count("update_message")
+
+    await asyncio.gather(one.run_cycle(), other.run_cycle())
+
+    the_reply_shows_the_names(world, batch)
+    assert world.slack.count("upload_text") == 2, "the file replaced once"
+    assert world.slack.count("update_message") == edits + 1, "the reply edited once"
+    assert [a["id"] for a in world.slack.attachments if a["deleted"]] == [first]
+    await asyncio.gather(one.stop(), other.stop())

@@ -1208,6 +1208,12 @@ class FakeSlack(LoopbackServer):
     def connected(self) -> bool:
         return any(not ws.closed for ws in self._sockets)
 
+    @property
+    def connections(self) -> int:
+        """Socket Mode connections open now (an app may open up to 10, and Slack spreads the
+        envelopes over them)."""
+        return sum(not ws.closed for ws in self._sockets)
+
     async def send_envelope(
         self,
         payload: dict[str, Any],
@@ -1217,10 +1223,17 @@ class FakeSlack(LoopbackServer):
         retry_reason: str = "",
         envelope_id: str | None = None,
         timeout: float = 10,
+        connection: int | None = None,
     ) -> str:
-        """Deliver ``payload`` over the newest Socket Mode connection, waiting for one to open."""
+        """Deliver ``payload`` over the newest Socket Mode connection, waiting for one to open;
+        or over open connection number ``connection`` (in the order they opened, modulo how many
+        are open), as Slack spreads envelopes over an app's connections."""
         await self.wait_for(lambda: self.connected, timeout)
-        socket = next(ws for ws in reversed(self._sockets) if not ws.closed)
+        open_sockets = [ws for ws in self._sockets if not ws.closed]
+        if connection is None:
+            socket = open_sockets[-1]
+        else:
+            socket = open_sockets[connection % len(open_sockets)]
         envelope = {
             "envelope_id": envelope_id or str(uuid.uuid4()),
             "type": type,
