@@ -1,0 +1,189 @@
+"""Intake and channel settings, what a poll cycle reads, channel views, figures, retention.
+
+Part of :class:`storage.store.Store`, whose docstring states the contract every method
+keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from storage.models import (
+    Batch,
+    ChannelSettings,
+    Job,
+    LanguageHints,
+    NewBatch,
+    NewJob,
+    ProviderAccountProblem,
+    TranscriptionOptions,
+)
+
+
+class IntakeAndReads(Protocol):
+    """Intake and channel settings, what a poll cycle reads, channel views, figures, retention."""
+
+    # -- intake ------------------------------------------------------------------------------
+
+    async def remember_event(self, event_id: str, now: datetime) -> bool:
+        """Record a Slack ``event_id``. Returns False when it was recorded before (idempotent:
+        the second delivery of an event is recognised). Raises the common errors."""
+
+    async def create_batch(
+        self,
+        batch: NewBatch,
+        jobs: Sequence[NewJob],
+        now: datetime,
+        *,
+        unless_running: bool = False,
+    ) -> Batch | None:
+        """Create an open batch with those ``jobs`` whose ``dedupe_key`` was never taken (jobs
+        without a key are always taken), in order; a job with ``refused_reason`` starts failed.
+        The batch keeps its language hints and its :class:`TranscriptionOptions` as given.
+
+        Returns the batch, or None when no job was left to take (nothing empty is kept) or, with
+        ``unless_running``, when a batch for the same channel and message is running: checked
+        in the same transaction, so two requests at once cannot both start one. Requests made
+        at the same time may share one transaction, applied in the order they came; one faulty
+        request fails alone. Raises :class:`InvalidRecord` for a request the database refuses,
+        :class:`WriteInterrupted` when the store stopped before writing it."""
+
+    async def channel_settings(self, channel_id: str) -> ChannelSettings:
+        """Returns the channel's choices, defaults if it never made any: a copy the caller may
+        change. Raises the common errors."""
+
+    async def save_channel_settings(self, settings: ChannelSettings, now: datetime) -> None:
+        """Record the channel's choices, all of them at once (its vocabulary, context and
+        translation included); the next :meth:`channel_settings` returns them. Raises the common
+        errors."""
+
+    # -- what a poll cycle reads -------------------------------------------------------------
+
+    async def due_jobs(self, now: datetime) -> list[Job]:
+        """Returns the unfinished jobs of every open batch where some unfinished job is due by
+        ``now`` (no ``next_attempt_at``, or one not after it): oldest job first, then by batch
+        and position. Raises the common errors."""
+
+    async def unfinished_jobs(self) -> list[Job]:
+        """Returns every unfinished job of the open batches, in the order of :meth:`due_jobs`.
+        Raises the common errors."""
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """Returns the jobs with these ids as they are now, by batch and position. Raises the
+        common errors."""
+
+    async def get_job(self, job_id: str) -> Job | None:
+        """Returns the job, or None. Raises the common errors."""
+
+    async def get_batch(self, batch_id: str) -> Batch | None:
+        """Returns the batch, or None. Raises the common errors."""
+
+    async def jobs_of(self, batch_id: str) -> list[Job]:
+        """Returns the batch's jobs by position (none for an unknown batch). Raises the common
+        errors."""
+
+    async def jobs_of_batches(self, batch_ids: Sequence[str]) -> dict[str, list[Job]]:
+        """Returns each batch's jobs by position, keyed by every id given. Raises the common
+        errors."""
+
+    async def language_hints_in_use(self) -> dict[str, LanguageHints]:
+        """Returns the language hints of the open batches that have any, by batch id; every other
+        open batch has none. Raises the common errors."""
+
+    async def language_hints_of(self, batch_ids: Collection[str]) -> dict[str, LanguageHints]:
+        """Returns each known batch's language hints, by id (unknown ids are left out). Raises
+        the common errors."""
+
+    async def transcription_options_in_use(self) -> dict[str, TranscriptionOptions]:
+        """Returns the :class:`TranscriptionOptions` of the open batches that ask for anything
+        (a vocabulary, a context, a translation, doubtful words marked), by batch id; every other
+        open batch asks for nothing. Raises the common errors."""
+
+    async def transcription_options_of(
+        self, batch_ids: Collection[str]
+    ) -> dict[str, TranscriptionOptions]:
+        """Returns each known batch's :class:`TranscriptionOptions`, by id (unknown ids are left
+        out). Raises the common errors."""
+
+    async def count_in_flight(self) -> dict[str, int]:
+        """Returns, per provider, the jobs of open batches submitted and not finished (providers
+        without any are left out). Raises the common errors."""
+
+    async def stored_at_provider(self, provider: str) -> tuple[int, int]:
+        """Returns the files, and their bytes, that ``provider`` holds for us: uploaded and not
+        cleaned up, or being uploaded (sent, no answer recorded). Raises the common errors."""
+
+    async def batches_to_deliver(self, now: datetime) -> list[Batch]:
+        """Returns the running batches whose jobs have all finished and whose retry (if any) is
+        due by ``now``, oldest first. Raises the common errors."""
+
+    async def batches_needing_progress(
+        self, now: datetime, *, after: timedelta, every: timedelta, held_note: str
+    ) -> list[Batch]:
+        """Returns the open batches whose progress message may need to change, oldest first:
+        without one and older than ``after``; with one being posted (``PENDING_STATUS``); or, at
+        most once per ``every``, with a job finished since it was last shown, or with unfinished
+        jobs held for their provider's account while the message does not start with
+        ``held_note`` (or the other way round). Raises the common errors."""
+
+    async def cancelled_batches_to_settle(self, note: str) -> list[Batch]:
+        """Returns the cancelled batches with a progress message that does not say ``note`` yet.
+        Raises the common errors."""
+
+    async def jobs_to_clean_up(
+        self, now: datetime, *, finished_early: Collection[str] = ()
+    ) -> list[Job]:
+        """Returns the jobs not cleaned up that may still own something at their provider (a file
+        or a transcription), whose clean-up is due by ``now``, by batch and position: those of
+        finished batches and, for the providers in ``finished_early``, each completed or failed
+        job whose last call was answered. Raises the common errors."""
+
+    async def jobs_with_unneeded_spool(self) -> list[Job]:
+        """Returns the jobs still holding a spool file although their batch has finished. Raises
+        the common errors."""
+
+    async def lost_answers_to_recover(self) -> list[Job]:
+        """Returns the jobs of finished batches whose last upload or submission was sent without
+        its answer being recorded. Raises the common errors."""
+
+    async def account_problems(self) -> list[ProviderAccountProblem]:
+        """Returns every recorded provider account problem, by provider. Raises the common
+        errors."""
+
+    # -- channel views (slash commands) ------------------------------------------------------
+
+    async def running_batches(self, channel_id: str) -> list[Batch]:
+        """Returns the channel's running batches, oldest first. Raises the common errors."""
+
+    async def finished_batches(self, channel_id: str, limit: int) -> list[Batch]:
+        """Returns the channel's last ``limit`` finished batches, last changed first. Raises the
+        common errors."""
+
+    async def active_batch_for_message(self, channel_id: str, message_ts: str) -> Batch | None:
+        """Returns the newest running batch for this message, or None. Raises the common
+        errors."""
+
+    async def last_failed_batch(self, channel_id: str) -> Batch | None:
+        """Returns the channel's newest delivered or undeliverable batch with a failed job that
+        no later batch for the same message superseded, or None. Raises the common errors."""
+
+    # -- figures for /metrics and /healthz ---------------------------------------------------
+
+    async def count_jobs_by_state_and_provider(self) -> dict[tuple[str, str], int]:
+        """Returns ``{(state, provider): count}`` over every job kept. Raises the common
+        errors."""
+
+    async def count_batches_by_state(self) -> dict[str, int]:
+        """Returns ``{state: count}`` over every batch kept. Raises the common errors."""
+
+    async def count_unfinished_jobs(self) -> int:
+        """Returns how many unfinished jobs the open batches have. Raises the common errors."""
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def purge_transcripts_before(self, cutoff: datetime, now: datetime) -> int:
+        """Erase the transcripts (and the providers' answers) and the speaker names of batches
+        finished before ``cutoff``, and the event ids recorded before it; the bookkeeping stays.
+        Returns how many jobs lost their transcript. Raises the common errors."""
