@@ -8,7 +8,8 @@ from typing import Any
 
 from storage.models import Batch, Job
 from storage.postgres.connection import Connection, Database
-from storage.postgres.rows import BATCH_SELECT, JOB_SELECT, batch_of, job_of, states_sql
+from storage.postgres.rows import batch_of, job_of
+from storage.rows import BATCH_SELECT, JOB_SELECT, states_sql
 from storage.states import BatchState, JobState
 
 

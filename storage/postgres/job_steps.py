@@ -19,7 +19,8 @@ from storage.models import (
 )
 from storage.postgres.base import StoreBase, columns, moved
 from storage.postgres.connection import Connection
-from storage.postgres.rows import UNFINISHED, safe_text, states_sql, to_jsonb
+from storage.postgres.rows import UNFINISHED, safe_text, to_jsonb
+from storage.rows import states_sql
 from storage.states import UNFINISHED_JOB_STATES, BatchState, JobMoves, JobState
 from storage.store import EARLY_NOTICE_KEPT
 

@@ -20,7 +20,8 @@ from storage.batch_writer import BatchIdTaken, BatchRequest, BatchWriter, new_ba
 from storage.models import Batch, BatchState, JobState, NewBatch
 from storage.postgres.base import columns
 from storage.postgres.connection import Connection, Database
-from storage.postgres.rows import safe_text, states_sql, to_jsonb, translation_text
+from storage.postgres.rows import safe_text, to_jsonb, translation_text
+from storage.rows import states_sql
 from storage.states import RUNNING_BATCH_STATES
 
 _BATCH_COLUMNS = """id, team_id, channel_id, message_ts, thread_ts, user_id, provider, source,

@@ -18,9 +18,9 @@ from storage.postgres.rows import (
     OPTIONS_COLUMNS,
     UNFINISHED,
     language_hints_of,
-    states_sql,
     transcription_options_of,
 )
+from storage.rows import states_sql
 from storage.states import (
     FINISHED_BATCH_STATES,
     RUNNING_BATCH_STATES,

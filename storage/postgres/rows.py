@@ -7,12 +7,10 @@ session's time zone) and writes an aware one as it is. One without a time zone i
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import psycopg
@@ -21,16 +19,9 @@ from psycopg.pq import Format
 from psycopg.types.json import Jsonb
 
 from storage.models import Batch, Job, LanguageHints, TranscriptionOptions
-from storage.states import FINISHED_JOB_STATES, BatchState, JobKind, JobState
+from storage.rows import BATCH_STATES, JOB_KINDS, JOB_STATES, states_sql
+from storage.states import FINISHED_JOB_STATES
 from storage.store import naive_time_message
-
-
-def states_sql(states: Iterable[StrEnum]) -> str:
-    """``('a', 'b')``: a state list written into a statement rather than bound. The values are
-    the enums' own, never outside text; PostgreSQL uses a partial index only for a condition it
-    can prove implies the index's, which bound values hide."""
-    return "(" + ", ".join(f"'{state.value}'" for state in sorted(states)) + ")"
-
 
 #: Jobs with a step left: exactly the condition of the index ``jobs_unfinished``.
 UNFINISHED = f"state NOT IN {states_sql(FINISHED_JOB_STATES)}"
@@ -93,14 +84,6 @@ def to_jsonb(value: Any) -> Jsonb | None:
     return None if value is None else Jsonb(value, dumps=_dumps)
 
 
-#: Column lists in the order of each dataclass's fields, which ``batch_of`` and ``job_of`` unpack.
-BATCH_SELECT = ", ".join(field.name for field in dataclasses.fields(Batch))
-JOB_SELECT = ", ".join(field.name for field in dataclasses.fields(Job))
-_BATCH_STATES = {state.value: state for state in BatchState}
-_JOB_STATES = {state.value: state for state in JobState}
-_JOB_KINDS = {kind.value: kind for kind in JobKind}
-
-
 # Rows are unpacked by position, and enums found in a dict, as in the SQLite store: a poll cycle
 # converts thousands of rows. The lists are kept dense (formatting off) to stay readable.
 
@@ -116,7 +99,7 @@ def batch_of(row: Sequence[Any]) -> Batch:
     return Batch(
         id=id_, team_id=team_id, channel_id=channel_id, message_ts=message_ts,
         thread_ts=thread_ts, user_id=user_id, provider=provider, source=source,
-        state=_BATCH_STATES[state], language_hints=language_hints, reply_ts=reply_ts,
+        state=BATCH_STATES[state], language_hints=language_hints, reply_ts=reply_ts,
         attempts=attempts, next_attempt_at=next_attempt_at, created_at=created_at,
         updated_at=updated_at, delivered_at=delivered_at, status_ts=status_ts,
         status_text=status_text, status_updated_at=status_updated_at,
@@ -133,10 +116,10 @@ def job_of(row: Sequence[Any]) -> Job:
         updated_at, finished_at, stalled_since, sent_at, resubmissions, duration_ms, held_by,
     ) = row
     return Job(
-        id=id_, batch_id=batch_id, position=position, kind=_JOB_KINDS[kind], provider=provider,
+        id=id_, batch_id=batch_id, position=position, kind=JOB_KINDS[kind], provider=provider,
         filename=filename, slack_file_id=slack_file_id, url=url, download_url=download_url,
         mimetype=mimetype, size_bytes=size_bytes, needs_file_info=needs_file_info,
-        state=_JOB_STATES[state], attempts=attempts, next_attempt_at=next_attempt_at,
+        state=JOB_STATES[state], attempts=attempts, next_attempt_at=next_attempt_at,
         error=error, error_detail=error_detail, spool_path=spool_path,
         provider_file_id=provider_file_id, provider_upload_id=provider_upload_id,
         provider_job_id=provider_job_id, provider_eta_at=provider_eta_at,

@@ -15,14 +15,9 @@ from storage.postgres.job_steps import JobSteps
 from storage.postgres.leases import LeaseSteps
 from storage.postgres.new_batches import batch_writer
 from storage.postgres.reads import Reads
-from storage.postgres.rows import (
-    safe_text,
-    states_sql,
-    to_jsonb,
-    translation_of,
-    translation_text,
-)
+from storage.postgres.rows import safe_text, to_jsonb, translation_of, translation_text
 from storage.postgres.speakers import SpeakerSteps
+from storage.rows import states_sql
 from storage.states import FINISHED_BATCH_STATES
 
 

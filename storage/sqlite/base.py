@@ -9,17 +9,9 @@ from typing import Any
 import aiosqlite
 
 from storage.models import Batch, Job
+from storage.rows import BATCH_SELECT, JOB_SELECT, states_sql
 from storage.sqlite.connection import Database
-from storage.sqlite.rows import (
-    BATCH_SELECT,
-    JOB_SELECT,
-    batch_of,
-    chunks,
-    job_of,
-    placeholders,
-    states_sql,
-    to_text,
-)
+from storage.sqlite.rows import batch_of, chunks, job_of, placeholders, to_text
 from storage.states import BatchState, JobState
 
 

@@ -18,8 +18,9 @@ from storage.models import (
     Submission,
     Upload,
 )
+from storage.rows import states_sql
 from storage.sqlite.base import StoreBase, jobs_in
-from storage.sqlite.rows import UNFINISHED, chunks, placeholders, states_sql, to_json, to_text
+from storage.sqlite.rows import UNFINISHED, chunks, placeholders, to_json, to_text
 from storage.states import UNFINISHED_JOB_STATES, BatchState, JobMoves, JobState
 from storage.store import EARLY_NOTICE_KEPT
 

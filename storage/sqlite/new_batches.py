@@ -13,8 +13,9 @@ import aiosqlite
 
 from storage.batch_writer import BatchIdTaken, BatchRequest, BatchWriter, new_batch
 from storage.models import Batch, BatchState, JobState, NewBatch
+from storage.rows import states_sql
 from storage.sqlite.connection import Database
-from storage.sqlite.rows import chunks, placeholders, states_sql, to_text, translation_text
+from storage.sqlite.rows import chunks, placeholders, to_text, translation_text
 from storage.states import RUNNING_BATCH_STATES
 
 

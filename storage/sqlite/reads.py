@@ -14,6 +14,7 @@ from storage.models import (
     ProviderAccountProblem,
     TranscriptionOptions,
 )
+from storage.rows import states_sql
 from storage.sqlite.base import StoreBase
 from storage.sqlite.rows import (
     OPTIONS_COLUMNS,
@@ -22,7 +23,6 @@ from storage.sqlite.rows import (
     language_hints_of,
     placeholders,
     required_time,
-    states_sql,
     to_text,
     transcription_options_of,
 )

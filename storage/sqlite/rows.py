@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from storage.models import Batch, Job, LanguageHints, TranscriptionOptions
-from storage.states import FINISHED_JOB_STATES, BatchState, JobKind, JobState
+from storage.rows import BATCH_STATES, JOB_KINDS, JOB_STATES, states_sql
+from storage.states import FINISHED_JOB_STATES
 from storage.store import InvalidRecord, naive_time_message
 
 #: Ids bound in one ``IN (…)``: far below SQLite's limit on variables, whatever the build.
 IDS_PER_QUERY = 500
-
-
-def states_sql(states: Iterable[StrEnum]) -> str:
-    """``('a', 'b')``: a state list written into a statement rather than bound. The values are
-    the enums' own, never outside text; SQLite uses a partial index only for a condition it can
-    see implies the index's, which bound values hide."""
-    return "(" + ", ".join(f"'{state.value}'" for state in sorted(states)) + ")"
 
 
 #: Jobs with a step left: exactly the condition of the index ``jobs_unfinished`` (migration 7).
@@ -73,14 +65,6 @@ def chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
         yield ids[start : start + IDS_PER_QUERY]
 
 
-#: Column lists in the order of each dataclass's fields, which ``batch_of`` and ``job_of`` unpack.
-BATCH_SELECT = ", ".join(field.name for field in dataclasses.fields(Batch))
-JOB_SELECT = ", ".join(field.name for field in dataclasses.fields(Job))
-_BATCH_STATES = {state.value: state for state in BatchState}
-_JOB_STATES = {state.value: state for state in JobState}
-_JOB_KINDS = {kind.value: kind for kind in JobKind}
-
-
 # Rows are unpacked by position, and enums found in a dict: a poll cycle converts thousands of
 # rows, and this costs a third of reading each column by name and calling the Enum. The lists are
 # kept dense (formatting off) so that each stays readable in one screen.
@@ -97,7 +81,7 @@ def batch_of(row: Sequence[Any]) -> Batch:
     return Batch(
         id=id_, team_id=team_id, channel_id=channel_id, message_ts=message_ts,
         thread_ts=thread_ts, user_id=user_id, provider=provider, source=source,
-        state=_BATCH_STATES[state],
+        state=BATCH_STATES[state],
         language_hints=json.loads(language_hints) if language_hints != "[]" else [],
         reply_ts=reply_ts, attempts=attempts, next_attempt_at=to_time(next_attempt_at),
         created_at=required_time(created_at), updated_at=required_time(updated_at),
@@ -116,10 +100,10 @@ def job_of(row: Sequence[Any]) -> Job:
         updated_at, finished_at, stalled_since, sent_at, resubmissions, duration_ms, held_by,
     ) = row
     return Job(
-        id=id_, batch_id=batch_id, position=position, kind=_JOB_KINDS[kind], provider=provider,
+        id=id_, batch_id=batch_id, position=position, kind=JOB_KINDS[kind], provider=provider,
         filename=filename, slack_file_id=slack_file_id, url=url, download_url=download_url,
         mimetype=mimetype, size_bytes=size_bytes, needs_file_info=bool(needs_file_info),
-        state=_JOB_STATES[state], attempts=attempts, next_attempt_at=to_time(next_attempt_at),
+        state=JOB_STATES[state], attempts=attempts, next_attempt_at=to_time(next_attempt_at),
         error=error, error_detail=error_detail, spool_path=spool_path,
         provider_file_id=provider_file_id, provider_upload_id=provider_upload_id,
         provider_job_id=provider_job_id, provider_eta_at=to_time(provider_eta_at),

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from storage.models import Batch, ChannelSettings, NewBatch, NewJob
+from storage.rows import states_sql
 from storage.sqlite.batch_steps import BatchSteps
 from storage.sqlite.connection import Database
 from storage.sqlite.installations import InstallationSteps
@@ -16,12 +17,7 @@ from storage.sqlite.job_steps import JobSteps
 from storage.sqlite.leases import LeaseSteps
 from storage.sqlite.new_batches import batch_writer
 from storage.sqlite.reads import Reads
-from storage.sqlite.rows import (
-    states_sql,
-    to_text,
-    translation_of,
-    translation_text,
-)
+from storage.sqlite.rows import to_text, translation_of, translation_text
 from storage.sqlite.speakers import SpeakerSteps
 from storage.states import FINISHED_BATCH_STATES
 
