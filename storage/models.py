@@ -132,6 +132,13 @@ class Batch:
     failing_since: datetime | None = None
     #: The provider is to keep to ``language_hints`` rather than only lean towards them.
     language_hints_strict: bool = False
+    #: The Enterprise Grid organisation of ``team_id``, when the workspace is in one.
+    enterprise_id: str | None = None
+
+    @property
+    def workspace(self) -> Workspace:
+        """The workspace the batch's message is in, whose token every Slack call for it uses."""
+        return Workspace(self.team_id or "", self.enterprise_id)
 
 
 #: ``Batch.status_ts`` while the progress message is being posted: after a crash the thread is
@@ -361,6 +368,15 @@ class ProgressShown:
 
 
 # -- installations (Slack workspaces and organisations the app is installed in) ------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """The Slack workspace a piece of work belongs to: its team id, and its Enterprise Grid
+    organisation's id when it is in one. Work, settings and status are kept apart by it."""
+
+    team_id: str
+    enterprise_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
