@@ -205,6 +205,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (provider, remote_id)
     );
     """,
+    # 6: the organisation of a batch's workspace, as SQLite's version 17.
+    """
+    ALTER TABLE batches ADD COLUMN enterprise_id text;
+    """,
 ]
 
 #: The schema this code reads and writes.

@@ -241,4 +241,9 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (provider, remote_id)
     );
     """,
+    # 17: the Enterprise Grid organisation of a batch's workspace, to find the installation whose
+    # token its Slack calls use.
+    """
+    ALTER TABLE batches ADD COLUMN enterprise_id TEXT;
+    """,
 ]

@@ -77,6 +77,7 @@ def batch_of(row: Sequence[Any]) -> Batch:
         id_, team_id, channel_id, message_ts, thread_ts, user_id, provider, source, state,
         language_hints, reply_ts, attempts, next_attempt_at, created_at, updated_at, delivered_at,
         status_ts, status_text, status_updated_at, failing_since, language_hints_strict,
+        enterprise_id,
     ) = row
     return Batch(
         id=id_, team_id=team_id, channel_id=channel_id, message_ts=message_ts,
@@ -87,7 +88,7 @@ def batch_of(row: Sequence[Any]) -> Batch:
         created_at=required_time(created_at), updated_at=required_time(updated_at),
         delivered_at=to_time(delivered_at), status_ts=status_ts, status_text=status_text,
         status_updated_at=to_time(status_updated_at), failing_since=to_time(failing_since),
-        language_hints_strict=bool(language_hints_strict),
+        language_hints_strict=bool(language_hints_strict), enterprise_id=enterprise_id,
     )
 
 
