@@ -260,36 +260,19 @@ def render_reply(
     blocks: list[Block] = []
     attachments: list[Attachment] = []
     fallback: list[Mrkdwn] = []
-    failed = 0
     for job in reported:
-        if job.state is JobState.FAILED:
-            failed += 1
-            reason = job.error or words.NOT_TRANSCRIBED
-            blocks.append(_section(words.file_failed(job.filename, reason)))
-            fallback.append(mrkdwn("{}: {}", job.filename, reason))
-            continue
-        text = texts.get(job.id, "")
-        transcript = transcripts.get(job.id)
-        if not text:
-            blocks.append(_section(words.file_without_speech(job.filename)))
-            fallback.append(mrkdwn("{}: {}", job.filename, NO_SPEECH))
-        elif job.id in in_file:
-            assert transcript is not None
-            attached = _attachments(job, transcript, text, speakers.in_text(job.id))
-            attachments += attached
-            preview = _preview(text)
-            shown = words.file_in_attachment(job.filename, len(text), attached[0].filename, preview)
-            blocks.append(_section(shown))
-            fallback.append(mrkdwn("{}: {}", job.filename, preview))
-        else:
-            assert transcript is not None
-            blocks.append(_section(words.file_heading(job.filename)))
-            shown = to_mrkdwn(transcript, speakers.in_message(job.id), doubtful_below)
-            blocks.extend(_section(chunk) for chunk in _chunks(shown))
-            fallback.append(mrkdwn("{}:\n{}", job.filename, text))
-        languages = language_line(transcript) if transcript is not None and text else None
-        if languages is not None:
-            blocks.append(languages)
+        part = _render_job(
+            job,
+            transcripts.get(job.id),
+            texts.get(job.id, ""),
+            in_file=job.id in in_file,
+            speakers=speakers,
+            doubtful_below=doubtful_below,
+        )
+        blocks += part.blocks
+        attachments += part.attachments
+        fallback.append(part.fallback)
+    failed = sum(job.state is JobState.FAILED for job in reported)
 
     if batch_id is not None and speaker_count(transcripts.values()) > 1:
         blocks = [*_within_block_limit(blocks, MAX_BLOCKS - 1), name_speakers_button(batch_id)]
@@ -302,6 +285,54 @@ def render_reply(
         attachments=attachments,
         any_failed=failed > 0,
     )
+
+
+@dataclass
+class _JobPart:
+    """What one file adds to the reply."""
+
+    blocks: list[Block]
+    fallback: Mrkdwn
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+def _render_job(
+    job: Job,
+    transcript: Transcript | None,
+    text: str,
+    *,
+    in_file: bool,
+    speakers: Speakers,
+    doubtful_below: float | None,
+) -> _JobPart:
+    """One file's part of the reply: why it failed, that it had no speech, its transcript in a
+    file with a preview, or its transcript in the message; then its languages."""
+    if job.state is JobState.FAILED:
+        reason = job.error or words.NOT_TRANSCRIBED
+        return _JobPart(
+            [_section(words.file_failed(job.filename, reason))],
+            mrkdwn("{}: {}", job.filename, reason),
+        )
+    if not text or transcript is None:
+        return _JobPart(
+            [_section(words.file_without_speech(job.filename))],
+            mrkdwn("{}: {}", job.filename, NO_SPEECH),
+        )
+    if in_file:
+        attached = _attachments(job, transcript, text, speakers.in_text(job.id))
+        preview = _preview(text)
+        shown = words.file_in_attachment(job.filename, len(text), attached[0].filename, preview)
+        part = _JobPart([_section(shown)], mrkdwn("{}: {}", job.filename, preview), attached)
+    else:
+        shown = to_mrkdwn(transcript, speakers.in_message(job.id), doubtful_below)
+        part = _JobPart(
+            [_section(words.file_heading(job.filename)), *map(_section, _chunks(shown))],
+            mrkdwn("{}:\n{}", job.filename, text),
+        )
+    languages = language_line(transcript)
+    if languages is not None:
+        part.blocks.append(languages)
+    return part
 
 
 def speaker_count(transcripts: Iterable[Transcript]) -> int:

@@ -9,7 +9,6 @@ the transcription and the file: Soniox keeps both until told.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -34,6 +33,7 @@ from bot.providers.base import (
     each_alone,
     send,
 )
+from bot.providers.soniox_tokens import transcript_from_tokens
 from bot.providers.spec import (
     ProviderContext,
     ProviderSettings,
@@ -41,7 +41,6 @@ from bot.providers.spec import (
     WebhookRoute,
     WebhookTarget,
 )
-from bot.transcript import Segment, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -402,122 +401,6 @@ def _translation(languages: tuple[str, ...]) -> dict[str, str]:
         return {"type": "one_way", "target_language": languages[0]}
     language_a, language_b = languages
     return {"type": "two_way", "language_a": language_a, "language_b": language_b}
-
-
-#: ``translation_status`` of a token Soniox translated: it follows the spoken (``original``)
-#: tokens it translates, and carries the translation's ``language``.
-TRANSLATED = "translation"
-_SPACE = re.compile(r"(\s+)")
-
-
-class _Turn:
-    """A segment being read from tokens, with what reading it further needs."""
-
-    def __init__(self, segment: Segment, language: str | None) -> None:
-        self.segment = segment
-        #: The language of its spoken words, which a translated segment keeps to.
-        self.language = language
-        #: The last word of ``segment.text`` may go on in the next token.
-        self.word_open = False
-
-    def changes_language(self, language: str | None) -> bool:
-        """Whether a token in ``language`` is spoken in another language than this segment.
-        With translation on, that starts a new segment: in two-way translation, the language
-        of the translation changes with it."""
-        return None not in (language, self.language) and language != self.language
-
-    def add_confidence(self, text: str, confidence: float) -> None:
-        """A word's confidence is its least sure token's."""
-        scores = self.segment.word_confidence
-        for piece in _SPACE.split(text):
-            if not piece:
-                continue
-            if piece.isspace():
-                self.word_open = False
-            elif self.word_open:
-                scores[-1] = min(scores[-1], confidence)
-            else:
-                scores.append(confidence)
-                self.word_open = True
-
-
-def transcript_from_tokens(
-    body: dict[str, Any], duration_ms: int | None = None, *, word_confidence: bool = False
-) -> Transcript:
-    """Soniox tokens are sub-word pieces: join them, and cut a segment where the speaker changes.
-
-    With language identification each token carries its ``language``: the transcript's languages
-    are ordered by how much of the text each one labels. With translation, each token carries a
-    ``translation_status``: translated tokens follow the spoken ones they translate and become
-    their segment's translation (a segment is also cut where the spoken language changes, so
-    that each has one translation); only spoken tokens make the text and its languages. With
-    ``word_confidence``, each word keeps its least sure token's ``confidence``.
-    """
-    tokens = body.get("tokens") or []
-    turns: list[_Turn] = []
-    languages: dict[str, int] = {}
-    spoken: list[str] = []
-    translated = False
-    for token in tokens:
-        text = str(token.get("text", ""))
-        language = token.get("language")
-        language = language.strip() if isinstance(language, str) and language.strip() else None
-        status = token.get("translation_status")
-        if status == TRANSLATED:
-            translated = True
-            if turns:
-                segment = turns[-1].segment
-                segment.translation = (segment.translation or "") + text
-                segment.translation_language = segment.translation_language or language
-            continue
-        spoken.append(text)
-        if language is not None and text.strip():
-            languages[language] = languages.get(language, 0) + len(text.strip())
-        speaker = token.get("speaker")
-        speaker = str(speaker) if speaker is not None else None
-        turn = turns[-1] if turns else None
-        if (
-            turn is not None
-            and turn.segment.speaker == speaker
-            and not (status is not None and turn.changes_language(language))
-        ):
-            turn.segment.text += text
-            turn.segment.end_ms = token.get("end_ms", turn.segment.end_ms)
-            turn.language = turn.language or language
-        else:
-            turn = _Turn(
-                Segment(
-                    text=text,
-                    speaker=speaker,
-                    start_ms=token.get("start_ms"),
-                    end_ms=token.get("end_ms"),
-                ),
-                language,
-            )
-            turns.append(turn)
-        confidence = token.get("confidence")
-        if word_confidence and isinstance(confidence, (int, float)):
-            turn.add_confidence(text, float(confidence))
-    segments = [turn.segment for turn in turns]
-    for segment in segments:
-        segment.text = segment.text.strip()
-        if segment.translation is not None:
-            segment.translation = segment.translation.strip() or None
-        if len(segment.word_confidence) != len(segment.text.split()):
-            segment.word_confidence = []  # some token had no confidence: none is kept
-        segment.word_confidence = [round(score, 2) for score in segment.word_confidence]
-    given = body.get("text")
-    # With translation, Soniox's ``text`` may join the translated tokens too: the spoken alone.
-    text = given if isinstance(given, str) and not translated else "".join(spoken)
-    # Most text first; a tie keeps the order of first appearance (sorted is stable).
-    by_use = sorted(languages, key=languages.__getitem__, reverse=True)
-    return Transcript(
-        text=text.strip(),
-        segments=segments,
-        language=by_use[0] if by_use else None,
-        languages=by_use,
-        duration_ms=duration_ms,
-    )
 
 
 # -- registration ---------------------------------------------------------------------------------

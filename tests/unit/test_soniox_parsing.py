@@ -4,7 +4,8 @@ import httpx
 import pytest
 
 from bot.errors import AccountProblem, PermanentError, TemporaryError
-from bot.providers.soniox import _error, transcript_from_tokens
+from bot.providers.soniox import _error
+from bot.providers.soniox_tokens import transcript_from_tokens
 
 
 def test_sub_word_tokens_join_and_speaker_changes_cut_segments() -> None:
