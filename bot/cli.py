@@ -307,21 +307,17 @@ class UploadProgress(httpx.AsyncByteStream):
 async def check(settings: Settings, *, manifest: Path | None = None) -> int:
     """Try every credential and the database once; print what works and what to fix."""
     problems: list[str] = []
-    assert settings.slack_bot_token is not None
-    slack = SlackGateway(
-        build_web_client(settings.slack_bot_token.get_secret_value(), str(settings.slack_api_url))
-    )
-    try:
-        identity = await slack.identity()
-        print(f"Slack: OK, signed in as {identity.user} in {identity.team}")
-        problems += _check_scopes(identity.scopes, manifest)
-    except SlackApiError as exc:
-        problems.append(
-            f"Slack rejected SLACK_BOT_TOKEN ({slack_error_code(exc)}): reinstall the app and "
-            "copy the Bot User OAuth Token"
+    if settings.multi_workspace:
+        slack = SlackGateway(build_web_client(None, str(settings.slack_api_url)))
+        problems += _check_oauth(settings, manifest)
+    else:
+        assert settings.slack_bot_token is not None
+        slack = SlackGateway(
+            build_web_client(
+                settings.slack_bot_token.get_secret_value(), str(settings.slack_api_url)
+            )
         )
-    except Exception as exc:
-        problems.append(f"Slack could not be reached at {settings.slack_api_url}: {exc}")
+        problems += await _check_bot_token(settings, slack, manifest)
     if settings.slack_app_token is not None:
         problems += await _check_app_token(settings, slack)
     async with build_http_client() as http:
@@ -332,12 +328,65 @@ async def check(settings: Settings, *, manifest: Path | None = None) -> int:
             except TranscribeError as exc:
                 problems.append(f"{name}: {exc.user_message} ({exc.detail})")
     problems += await _check_database(settings)
-    print(f"Mode: {'Socket Mode' if settings.socket_mode else f'HTTP on port {settings.port}'}")
+    transport = "Socket Mode" if settings.socket_mode else f"HTTP on port {settings.port}"
+    workspaces = "many workspaces (OAuth)" if settings.multi_workspace else "one workspace"
+    print(f"Mode: {transport}, {workspaces}")
     if problems:
         print("Problems:", *[f"  - {problem}" for problem in problems], sep="\n", file=sys.stderr)
         return 1
     print("All checks passed.")
     return 0
+
+
+async def _check_bot_token(
+    settings: Settings, slack: SlackGateway, manifest: Path | None
+) -> list[str]:
+    """One workspace: sign in with the bot token, and compare its scopes with the manifest's."""
+    try:
+        identity = await slack.identity()
+        print(f"Slack: OK, signed in as {identity.user} in {identity.team}")
+        return _check_scopes(identity.scopes, manifest)
+    except SlackApiError as exc:
+        return [
+            f"Slack rejected SLACK_BOT_TOKEN ({slack_error_code(exc)}): reinstall the app and "
+            "copy the Bot User OAuth Token"
+        ]
+    except Exception as exc:
+        return [f"Slack could not be reached at {settings.slack_api_url}: {exc}"]
+
+
+def _check_oauth(settings: Settings, manifest: Path | None) -> list[str]:
+    """Many workspaces: no bot token to sign in with. The settings' shapes were checked on
+    loading (the Client ID's, the signing secret or app token); what an install needs besides is
+    the manifest's scopes, and a redirect URL Slack lists."""
+    print(f"Slack: installs through OAuth with Client ID {settings.slack_client_id}")
+    path = manifest or next((p for p in DEFAULT_MANIFESTS if p.is_file()), None)
+    scopes = manifest_bot_scopes(path.read_text(encoding="utf-8")) if path else None
+    problems = []
+    if not scopes:
+        problems.append(
+            "manifest.yml with oauth_config.scopes.bot is needed: its bot scopes are what an "
+            "install asks for"
+        )
+    else:
+        print(f"Slack scopes: an install asks for the {len(scopes)} bot scopes of {path}")
+    install, redirect = settings.slack_install_path, settings.slack_redirect_path
+    if settings.slack_redirect_uri is None:
+        print(
+            f"OAuth: install page on port {settings.port} at {install}; Slack sends people back "
+            f"to the app's only redirect URL, which must end in {redirect}"
+        )
+    else:
+        print(
+            f"OAuth: install page on port {settings.port} at {install}; redirect URL "
+            f"{settings.slack_redirect_uri} (list it under OAuth & Permissions -> Redirect URLs)"
+        )
+        if not str(settings.slack_redirect_uri).rstrip("/").endswith(redirect.rstrip("/")):
+            problems.append(
+                f"SLACK_REDIRECT_URI does not end in SLACK_REDIRECT_PATH ({redirect}): Slack "
+                "would send people back to a route the app does not serve"
+            )
+    return problems
 
 
 async def _check_app_token(settings: Settings, slack: SlackGateway) -> list[str]:
