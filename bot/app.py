@@ -12,20 +12,24 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urljoin
 
 import aiohttp
 import httpx
 from aiohttp import web
-from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 
 from bot.acks import AckFirst
 from bot.commands import Commands
 from bot.config import ConfigError, Settings
 from bot.database import open_store
+from bot.installations import StoreInstallations, StoreOAuthStates
 from bot.intake import Intake
 from bot.listeners import register_listeners
+from bot.manifest import bot_scopes
 from bot.providers import build_providers
 from bot.providers.base import Provider
 from bot.runtime import Runtime
@@ -34,6 +38,7 @@ from bot.slack_api import SlackGateway, build_web_client
 from bot.slack_files import SlackFileDownloader, slack_file_hosts
 from bot.web import build_http_app
 from bot.work import Engine, EngineConfig
+from bot.workspaces import DirectoryAuthorize, InstalledWorkspaces, OneWorkspace, SlackDirectory
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -74,15 +79,16 @@ async def build_runtime(
     client, the Slack gateway, the providers, the scheduler, the engine (which asks the
     scheduler for a cycle when work moved on), intake, the commands, and the Bolt app with its
     listeners."""
-    bot_token = settings.slack_bot_token
-    if bot_token is None:
-        raise ConfigError(["SLACK_BOT_TOKEN is required (the bot token, xoxb-…)"])
+    problems = settings.cross_field_problems(need_provider=False)
+    if problems:
+        raise ConfigError(problems)
+    scopes = install_scopes() if settings.multi_workspace else []
     store = await open_store(settings)
     own_http = http is None
     http = http or build_http_client()
     session = aiohttp.ClientSession()
     try:
-        return _build_parts(settings, store, http, session, bot_token, clock)
+        return _build_parts(settings, store, http, session, clock, scopes)
     except BaseException:
         # Whatever raised, the store (with SQLite's process lock) and the clients go: a start
         # that failed must not hold the database from the next one.
@@ -98,18 +104,13 @@ def _build_parts(
     store: Store,
     http: httpx.AsyncClient,
     session: aiohttp.ClientSession,
-    bot_token: SecretStr,
     clock: Callable[[], datetime],
+    scopes: list[str],
 ) -> Runtime:
-    web_client = build_web_client(
-        bot_token.get_secret_value(), str(settings.slack_api_url), session=session
-    )
-    slack = SlackGateway(web_client)
+    slack = build_directory(settings, store, session, clock)
     providers = build_providers(settings, http)
     scheduler = PollScheduler(interval_seconds=settings.poll_interval_seconds)
-    engine = build_engine(
-        settings, store, providers, slack, http, bot_token, clock=clock, wake=scheduler.kick
-    )
+    engine = build_engine(settings, store, providers, slack, http, clock=clock, wake=scheduler.kick)
     intake = Intake(store, settings, clock, providers)
     commands = Commands(
         store=store,
@@ -122,7 +123,7 @@ def _build_parts(
         confidence_threshold=settings.confidence_threshold,
     )
     acks = AckFirst()
-    bolt = build_bolt(settings, slack)
+    bolt = build_bolt(settings, slack, store, clock, scopes)
     register_listeners(
         bolt,
         store=store,
@@ -149,20 +150,55 @@ def _build_parts(
     )
 
 
+def build_directory(
+    settings: Settings,
+    store: Store,
+    session: aiohttp.ClientSession,
+    clock: Callable[[], datetime],
+) -> SlackDirectory:
+    """Each workspace's gateway and token: the one bot token's, or each installation's."""
+    api_url = str(settings.slack_api_url)
+    if settings.slack_bot_token is not None:
+        token = settings.slack_bot_token
+        client = build_web_client(token.get_secret_value(), api_url, session=session)
+        return OneWorkspace(SlackGateway(client), token)
+    assert settings.slack_client_id is not None and settings.slack_client_secret is not None
+    return InstalledWorkspaces(
+        store,
+        api_url=api_url,
+        session=session,
+        client_id=settings.slack_client_id,
+        client_secret=settings.slack_client_secret,
+        now=clock,
+    )
+
+
+def install_scopes() -> list[str]:
+    """The bot scopes an install asks for: ``manifest.yml``'s, the app's one list of them."""
+    scopes = bot_scopes()
+    if scopes:
+        return scopes
+    raise ConfigError(
+        [
+            "manifest.yml (with oauth_config.scopes.bot) is needed in the working directory to "
+            "install the app in workspaces: its bot scopes are what an install asks for"
+        ]
+    )
+
+
 def build_engine(
     settings: Settings,
     store: Store,
     providers: dict[str, Provider],
-    slack: SlackGateway,
+    slack: SlackDirectory,
     http: httpx.AsyncClient,
-    bot_token: SecretStr,
     *,
     clock: Callable[[], datetime],
     wake: Callable[[], None],
 ) -> Engine:
     """The engine, and the downloader it fetches Slack files with."""
     downloader = SlackFileDownloader(
-        http, bot_token=bot_token, allowed_hosts=slack_file_hosts(str(settings.slack_api_url))
+        http, allowed_hosts=slack_file_hosts(str(settings.slack_api_url))
     )
     config = EngineConfig(
         spool_dir=settings.spool_path,
@@ -186,16 +222,55 @@ def build_engine(
     )
 
 
-def build_bolt(settings: Settings, slack: SlackGateway) -> AsyncApp:
-    """Bolt, on the gateway's client: its own calls (auth.test) share the gateway's session."""
+def build_bolt(
+    settings: Settings,
+    slack: SlackDirectory,
+    store: Store,
+    clock: Callable[[], datetime],
+    scopes: list[str],
+) -> AsyncApp:
+    """Bolt. Single workspace: on the gateway's client, whose session its own calls
+    (auth.test) share. Many workspaces: with the OAuth flow (the install page and the redirect,
+    installations and states in our store), each request authorized with its workspace's
+    current token, as the work gets it."""
     secret = settings.slack_signing_secret
-    return AsyncApp(
-        client=slack.client,
-        signing_secret=secret.get_secret_value() if secret else None,
-        request_verification_enabled=not settings.socket_mode,
-        process_before_response=False,
-        logger=BOLT_LOGGER,
+    common: dict[str, Any] = {
+        "signing_secret": secret.get_secret_value() if secret else None,
+        "request_verification_enabled": not settings.socket_mode,
+        "process_before_response": False,
+        "logger": BOLT_LOGGER,
+    }
+    if isinstance(slack, OneWorkspace):
+        return AsyncApp(client=slack.only.client, **common)
+    assert isinstance(slack, InstalledWorkspaces)
+    assert settings.slack_client_id is not None and settings.slack_client_secret is not None
+    api_url = str(settings.slack_api_url)
+    oauth = AsyncOAuthSettings(
+        client_id=settings.slack_client_id,
+        client_secret=settings.slack_client_secret.get_secret_value(),
+        scopes=scopes,
+        redirect_uri=str(settings.slack_redirect_uri) if settings.slack_redirect_uri else None,
+        install_path=settings.slack_install_path,
+        redirect_uri_path=settings.slack_redirect_path,
+        authorization_url=authorization_url(api_url),
+        installation_store=StoreInstallations(store, now=clock),
+        installation_store_bot_only=True,
+        state_store=StoreOAuthStates(store, now=clock),
     )
+    return AsyncApp(
+        # The app's own client, without a token: code exchanges go to SLACK_API_URL.
+        client=slack.app.client,
+        oauth_settings=oauth,
+        installation_store_bot_only=True,
+        # An AsyncAuthorize is taken as it is (Bolt's own check is on its type, not this hint).
+        authorize=DirectoryAuthorize(slack),  # type: ignore[arg-type]
+        **common,
+    )
+
+
+def authorization_url(api_url: str) -> str:
+    """Slack's authorize page, beside its Web API (``https://slack.com/oauth/v2/authorize``)."""
+    return urljoin(api_url, "../oauth/v2/authorize")
 
 
 @asynccontextmanager

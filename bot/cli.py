@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import re
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -23,6 +22,7 @@ from bot.errors import TranscribeError
 from bot.health import account_problem_text
 from bot.limits import FileLimits
 from bot.logs import configure_logging, redacted_output
+from bot.manifest import DEFAULT_MANIFESTS, manifest_bot_scopes
 from bot.media import link_filename
 from bot.providers import build_providers, registry
 from bot.providers.base import Progress, Provider, ProviderJob, Submitted, Uploaded
@@ -307,21 +307,17 @@ class UploadProgress(httpx.AsyncByteStream):
 async def check(settings: Settings, *, manifest: Path | None = None) -> int:
     """Try every credential and the database once; print what works and what to fix."""
     problems: list[str] = []
-    assert settings.slack_bot_token is not None
-    slack = SlackGateway(
-        build_web_client(settings.slack_bot_token.get_secret_value(), str(settings.slack_api_url))
-    )
-    try:
-        identity = await slack.identity()
-        print(f"Slack: OK, signed in as {identity.user} in {identity.team}")
-        problems += _check_scopes(identity.scopes, manifest)
-    except SlackApiError as exc:
-        problems.append(
-            f"Slack rejected SLACK_BOT_TOKEN ({slack_error_code(exc)}): reinstall the app and "
-            "copy the Bot User OAuth Token"
+    if settings.multi_workspace:
+        slack = SlackGateway(build_web_client(None, str(settings.slack_api_url)))
+        problems += _check_oauth(settings, manifest)
+    else:
+        assert settings.slack_bot_token is not None
+        slack = SlackGateway(
+            build_web_client(
+                settings.slack_bot_token.get_secret_value(), str(settings.slack_api_url)
+            )
         )
-    except Exception as exc:
-        problems.append(f"Slack could not be reached at {settings.slack_api_url}: {exc}")
+        problems += await _check_bot_token(settings, slack, manifest)
     if settings.slack_app_token is not None:
         problems += await _check_app_token(settings, slack)
     async with build_http_client() as http:
@@ -332,12 +328,65 @@ async def check(settings: Settings, *, manifest: Path | None = None) -> int:
             except TranscribeError as exc:
                 problems.append(f"{name}: {exc.user_message} ({exc.detail})")
     problems += await _check_database(settings)
-    print(f"Mode: {'Socket Mode' if settings.socket_mode else f'HTTP on port {settings.port}'}")
+    transport = "Socket Mode" if settings.socket_mode else f"HTTP on port {settings.port}"
+    workspaces = "many workspaces (OAuth)" if settings.multi_workspace else "one workspace"
+    print(f"Mode: {transport}, {workspaces}")
     if problems:
         print("Problems:", *[f"  - {problem}" for problem in problems], sep="\n", file=sys.stderr)
         return 1
     print("All checks passed.")
     return 0
+
+
+async def _check_bot_token(
+    settings: Settings, slack: SlackGateway, manifest: Path | None
+) -> list[str]:
+    """One workspace: sign in with the bot token, and compare its scopes with the manifest's."""
+    try:
+        identity = await slack.identity()
+        print(f"Slack: OK, signed in as {identity.user} in {identity.team}")
+        return _check_scopes(identity.scopes, manifest)
+    except SlackApiError as exc:
+        return [
+            f"Slack rejected SLACK_BOT_TOKEN ({slack_error_code(exc)}): reinstall the app and "
+            "copy the Bot User OAuth Token"
+        ]
+    except Exception as exc:
+        return [f"Slack could not be reached at {settings.slack_api_url}: {exc}"]
+
+
+def _check_oauth(settings: Settings, manifest: Path | None) -> list[str]:
+    """Many workspaces: no bot token to sign in with. The settings' shapes were checked on
+    loading (the Client ID's, the signing secret or app token); what an install needs besides is
+    the manifest's scopes, and a redirect URL Slack lists."""
+    print(f"Slack: installs through OAuth with Client ID {settings.slack_client_id}")
+    path = manifest or next((p for p in DEFAULT_MANIFESTS if p.is_file()), None)
+    scopes = manifest_bot_scopes(path.read_text(encoding="utf-8")) if path else None
+    problems = []
+    if not scopes:
+        problems.append(
+            "manifest.yml with oauth_config.scopes.bot is needed: its bot scopes are what an "
+            "install asks for"
+        )
+    else:
+        print(f"Slack scopes: an install asks for the {len(scopes)} bot scopes of {path}")
+    install, redirect = settings.slack_install_path, settings.slack_redirect_path
+    if settings.slack_redirect_uri is None:
+        print(
+            f"OAuth: install page on port {settings.port} at {install}; Slack sends people back "
+            f"to the app's only redirect URL, which must end in {redirect}"
+        )
+    else:
+        print(
+            f"OAuth: install page on port {settings.port} at {install}; redirect URL "
+            f"{settings.slack_redirect_uri} (list it under OAuth & Permissions -> Redirect URLs)"
+        )
+        if not str(settings.slack_redirect_uri).rstrip("/").endswith(redirect.rstrip("/")):
+            problems.append(
+                f"SLACK_REDIRECT_URI does not end in SLACK_REDIRECT_PATH ({redirect}): Slack "
+                "would send people back to a route the app does not serve"
+            )
+    return problems
 
 
 async def _check_app_token(settings: Settings, slack: SlackGateway) -> list[str]:
@@ -390,10 +439,6 @@ async def _check_database(settings: Settings) -> list[str]:
 
 # -- scopes -------------------------------------------------------------------------------------
 
-#: Where ``check`` looks for the manifest when none is given: the working directory (a checkout or
-#: the Docker image's /app), then the source tree this package was installed from.
-DEFAULT_MANIFESTS = (Path("manifest.yml"), Path(__file__).resolve().parent.parent / "manifest.yml")
-
 
 def _check_scopes(granted: set[str] | None, manifest: Path | None) -> list[str]:
     """Compare the granted scopes with the manifest's bot scopes; a missing one is a problem."""
@@ -419,68 +464,3 @@ def _check_scopes(granted: set[str] | None, manifest: Path | None) -> list[str]:
         "(or update the app from manifest.yml) and reinstall the app to the workspace"
         for scope in missing
     ]
-
-
-_MANIFEST_KEY = re.compile(
-    r"(?P<key>[^\s#'\"-][^:#]*?|'[^']*'|\"[^\"]*\")\s*:(?:\s+(?P<value>.*))?"
-)
-_SCOPES_PATH = ["oauth_config", "scopes", "bot"]
-
-
-def manifest_bot_scopes(text: str) -> list[str] | None:
-    """The ``oauth_config.scopes.bot`` list of a YAML app manifest, or None when there is none.
-
-    A reader for this one list rather than a YAML dependency: block mappings, block lists
-    (indented or not), a flow list ``[a, b]``, quotes and comments, which is what manifests use.
-    """
-    keys: list[tuple[int, str]] = []
-    scopes: list[str] | None = None
-    list_indent: int | None = None
-    for raw in text.splitlines():
-        line = _without_comment(raw).rstrip()
-        if not line.strip() or line.startswith(("---", "...")):
-            continue
-        indent = len(line) - len(line.lstrip(" "))
-        body = line.strip()
-        if list_indent is not None:
-            if body.startswith("-") and indent >= list_indent:
-                assert scopes is not None
-                scopes.append(_scalar(body[1:]))
-                continue
-            list_indent = None
-        if body.startswith("-"):
-            continue
-        match = _MANIFEST_KEY.fullmatch(body)
-        if match is None:
-            continue
-        while keys and keys[-1][0] >= indent:
-            keys.pop()
-        keys.append((indent, _scalar(match["key"])))
-        if [key for _, key in keys] == _SCOPES_PATH:
-            value = (match["value"] or "").strip()
-            if value.startswith("["):
-                scopes = [_scalar(item) for item in value.strip("[]").split(",") if item.strip()]
-            else:
-                scopes, list_indent = [], indent
-    return scopes
-
-
-def _without_comment(line: str) -> str:
-    """The line up to a ``#`` that starts a comment (at the start or after a space, unquoted)."""
-    quote: str | None = None
-    for index, char in enumerate(line):
-        if quote is not None:
-            if char == quote:
-                quote = None
-        elif char in "'\"":
-            quote = char
-        elif char == "#" and (index == 0 or line[index - 1] in " \t"):
-            return line[:index]
-    return line
-
-
-def _scalar(text: str) -> str:
-    value = text.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value

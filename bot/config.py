@@ -332,8 +332,13 @@ class Settings(BaseSettings):
         self, *, need_slack: bool = True, need_provider: bool = True
     ) -> list[str]:
         problems = []
-        if need_slack and self.slack_bot_token is None:
-            problems.append("SLACK_BOT_TOKEN is required (the bot token, xoxb-…)")
+        # Half of the OAuth pair is named below: then the bot token is not what is missing.
+        no_oauth = self.slack_client_id is None and self.slack_client_secret is None
+        if need_slack and self.slack_bot_token is None and no_oauth:
+            problems.append(
+                "SLACK_BOT_TOKEN is required (the bot token, xoxb-…) for one workspace; for "
+                "many, set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET instead"
+            )
         if need_slack and not self.socket_mode and self.slack_signing_secret is None:
             problems.append(
                 "SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for "
@@ -368,6 +373,12 @@ class Settings(BaseSettings):
                 f"{self.slack_install_path})"
             )
         return problems
+
+    @property
+    def multi_workspace(self) -> bool:
+        """Installed in many workspaces through OAuth, each with its own bot token: the app's
+        Client ID and Secret are set and no ``SLACK_BOT_TOKEN`` (which means one workspace)."""
+        return self.slack_bot_token is None and self.oauth_configured
 
     @property
     def oauth_configured(self) -> bool:

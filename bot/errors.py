@@ -6,6 +6,8 @@
     ├── TemporaryError              retry the same step later, with backoff
     │   ├── RateLimited             the other side asked us to slow down (honours Retry-After)
     │   └── NotReadyYet             the provider is still working; ask again later, no backoff
+    │       └── WorkspaceGone       the workspace has no installation or usable token any more:
+    │                               its work waits quietly, no Slack call is made for it
     ├── AccountProblem              the provider account takes no new work until an admin acts
     │                               (balance or budget used up): the work waits, one call a minute
     │                               checks whether it works again, the operator is told loudly
@@ -51,6 +53,19 @@ class RateLimited(TemporaryError):
 
 class NotReadyYet(TemporaryError):
     """Not a failure: the step cannot happen yet (for example an upload still in progress)."""
+
+
+class WorkspaceGone(NotReadyYet):
+    """The workspace's work cannot reach Slack: the app is not installed there (any more), or
+    its bot token was revoked, or expired with nothing to refresh it. No call is made for it
+    and nothing is posted; its work waits, without counting attempts, until the workspace is
+    installed again, its work is removed, or the age limit ends it."""
+
+    #: How long the work of such a workspace waits before it is looked at again.
+    WAIT_SECONDS = 600.0
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, retry_after=self.WAIT_SECONDS)
 
 
 class AccountProblem(TranscribeError):

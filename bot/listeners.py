@@ -23,7 +23,7 @@ from bot.commands.speakers import NAME_SPEAKERS_VIEW
 from bot.intake import Intake
 from bot.messages import REACTION_WORKING, answers
 from bot.rendering import NAME_SPEAKERS_ACTION
-from bot.slack_api import SlackGateway
+from bot.workspaces import SlackDirectory
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def register_listeners(
     bolt: AsyncApp,
     *,
     store: Store,
-    slack: SlackGateway,
+    slack: SlackDirectory,
     intake: Intake,
     commands: Commands,
     acks: AckFirst,
@@ -66,7 +66,7 @@ def register_listeners(
 def listen_for_shared_files(
     bolt: AsyncApp,
     *,
-    slack: SlackGateway,
+    slack: SlackDirectory,
     intake: Intake,
     acks: AckFirst,
     kick: Callable[[], None],
@@ -88,7 +88,8 @@ def listen_for_shared_files(
             return
         kick()
         await acks.after_acks()
-        await slack.add_reaction(batch.channel_id, batch.message_ts, REACTION_WORKING)
+        gateway = await slack.gateway(batch.workspace)
+        await gateway.add_reaction(batch.channel_id, batch.message_ts, REACTION_WORKING)
 
     bolt.event(MESSAGE_EVENT, middleware=[record_shared_files])(on_message)
 
@@ -114,7 +115,7 @@ def listen_for_mentions(
         if context.get("duplicate"):
             log.info("mention event %s was handled before; ignoring", body.get("event_id"))
             return
-        await commands.mention(event, body.get("team_id"))
+        await commands.mention(event, body)
 
     bolt.event(MENTION_EVENT, middleware=[remember_mention])(on_mention)
 

@@ -16,8 +16,8 @@ from bot.config import Settings
 from bot.intake import Intake
 from bot.providers.base import Provider
 from bot.scheduler import PollScheduler
-from bot.slack_api import SlackGateway
 from bot.work import Engine
+from bot.workspaces import SlackDirectory
 from storage.store import Store
 
 
@@ -26,7 +26,8 @@ class Runtime:
     settings: Settings
     store: Store
     http: httpx.AsyncClient
-    slack: SlackGateway
+    #: Each workspace's Slack gateway and bot token.
+    slack: SlackDirectory
     providers: dict[str, Provider]
     scheduler: PollScheduler
     engine: Engine

@@ -6,8 +6,12 @@ failures in the metrics. Its text fields take only :class:`~bot.slack_text.Mrkdw
 Slack without passing :mod:`bot.slack_text`. (Bolt and its Socket Mode client make their own
 calls, ``auth.test`` and ``apps.connections.open``, with the client they are given.)
 
-Rate limits, 5xx answers and dropped connections are retried by slack-sdk's retry handlers,
-installed in :func:`build_web_client`; what still fails reaches the caller as ``SlackApiError``.
+5xx answers and dropped connections are retried by slack-sdk's retry handlers, installed in
+:func:`build_web_client`; so are rate limits for the one workspace of a single-workspace bot. With
+many workspaces a 429 is not waited out inside the call, which would hold one of the work's shared
+slots while other workspaces wait: it reaches the caller, which reschedules that workspace's step
+after ``Retry-After`` (:func:`retry_after`). What still fails reaches the caller as
+``SlackApiError``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -61,20 +65,36 @@ PERMALINK_WAIT_SECONDS = 3.0
 
 
 def build_web_client(
-    token: str, base_url: str, session: aiohttp.ClientSession | None = None
+    token: str | None,
+    base_url: str,
+    session: aiohttp.ClientSession | None = None,
+    *,
+    wait_out_rate_limits: bool = True,
 ) -> AsyncWebClient:
     """The Web API client; pass ``session`` to reuse connections (the running bot does: a new
-    connection per call costs a TLS handshake each time)."""
-    return AsyncWebClient(
-        token=token,
-        base_url=base_url,
-        session=session,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
-    )
+    connection per call costs a TLS handshake each time). ``wait_out_rate_limits=False`` hands
+    a 429 to the caller at once instead of sleeping through ``Retry-After``."""
+    handlers = [
+        AsyncConnectionErrorRetryHandler(max_retry_count=2),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+    ]
+    if wait_out_rate_limits:
+        handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+    return AsyncWebClient(token=token, base_url=base_url, session=session, retry_handlers=handlers)
+
+
+def retry_after(exc: SlackApiError) -> float | None:
+    """Seconds Slack asks us to wait when ``exc`` is its 429; None for any other error."""
+    response = exc.response
+    if getattr(response, "status_code", None) != 429:
+        return None
+    for key, value in (getattr(response, "headers", None) or {}).items():
+        if key.lower() == "retry-after":
+            try:
+                return max(1.0, float(value))
+            except (TypeError, ValueError):
+                break
+    return 1.0
 
 
 def slack_error_code(exc: SlackApiError) -> str:
@@ -100,6 +120,17 @@ class ThreadFile:
     name: str
     #: The ts of the message that shared it.
     ts: str
+
+
+@dataclass(frozen=True)
+class RefreshedToken:
+    """A rotating bot token's successor, from ``oauth.v2.access``; secrets, kept out of
+    ``repr``."""
+
+    bot_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    #: Seconds it lasts from when Slack answered; None: it does not expire.
+    expires_in: int | None
 
 
 @dataclass(frozen=True)
@@ -142,6 +173,27 @@ class SlackGateway:
         client = AsyncWebClient(base_url=self.client.base_url)
         with _observed("apps.connections.open"):
             await client.apps_connections_open(app_token=app_token)
+
+    async def refresh_bot_token(
+        self, *, client_id: str, client_secret: str, refresh_token: str
+    ) -> RefreshedToken:
+        """Exchange a rotating bot token's refresh token for the next bot token (and the next
+        refresh token: each is good once). Made on a client without a token, the app's own.
+        Raises ``SlackApiError`` when Slack refuses (the refresh token was used or revoked)."""
+        with _observed("oauth.v2.access"):
+            response = await self.client.oauth_v2_access(
+                client_id=client_id,
+                client_secret=client_secret,
+                grant_type="refresh_token",
+                refresh_token=refresh_token,
+            )
+        expires_in = response.get("expires_in")
+        refresh = response.get("refresh_token")
+        return RefreshedToken(
+            bot_token=str(response["access_token"]),
+            refresh_token=None if refresh is None else str(refresh),
+            expires_in=int(expires_in) if isinstance(expires_in, int) else None,
+        )
 
     async def permalink(self, channel: str, ts: str) -> str | None:
         """Slack's link to a message (``chat.getPermalink``), or None when Slack gives none in

@@ -50,17 +50,24 @@ def token_allowed(url: str, hosts: frozenset[str]) -> bool:
 
 
 class SlackFileDownloader:
-    def __init__(
-        self, client: httpx.AsyncClient, *, bot_token: SecretStr, allowed_hosts: frozenset[str]
-    ) -> None:
+    """Downloads with the bot token of the file's workspace, given with each download: with
+    many workspaces each has its own, and a rotating one changes while the bot runs."""
+
+    def __init__(self, client: httpx.AsyncClient, *, allowed_hosts: frozenset[str]) -> None:
         self._client = client
-        self._token = bot_token
         self._hosts = allowed_hosts
 
     async def download(
-        self, url: str, destination: Path, *, max_bytes: int, too_large_message: str | None = None
+        self,
+        url: str,
+        destination: Path,
+        *,
+        token: SecretStr,
+        max_bytes: int,
+        too_large_message: str | None = None,
     ) -> int:
-        """Stream ``url`` into ``destination``; return the number of bytes written.
+        """Stream ``url`` into ``destination`` with the bot ``token``; return the number of
+        bytes written.
 
         More than ``max_bytes`` ends the download with ``too_large_message`` for the thread.
 
@@ -74,7 +81,7 @@ class SlackFileDownloader:
             )
         destination.parent.mkdir(parents=True, exist_ok=True)
         partial = destination.with_name(destination.name + ".part")
-        response = await self._open(url)
+        response = await self._open(url, token)
         written = 0
         try:
             _check_response(response)
@@ -106,12 +113,12 @@ class SlackFileDownloader:
         os.replace(partial, destination)
         return written
 
-    async def _open(self, url: str) -> httpx.Response:
+    async def _open(self, url: str, token: SecretStr) -> httpx.Response:
         """The streamed answer for ``url`` once redirects are followed: each hop is checked
         before the token goes there, so it never leaves Slack's hosts nor drops to plain HTTP."""
         for _ in range(MAX_REDIRECTS + 1):
             request = self._client.build_request(
-                "GET", url, headers={"Authorization": f"Bearer {self._token.get_secret_value()}"}
+                "GET", url, headers={"Authorization": f"Bearer {token.get_secret_value()}"}
             )
             response = await send(
                 self._client,

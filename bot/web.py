@@ -34,6 +34,12 @@ def build_http_app(runtime: Runtime, *, slack_events: bool) -> web.Application:
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_timed])
     if slack_events:
         app.router.add_post("/slack/events", slack_events_handler(runtime))
+    oauth_flow = runtime.bolt.oauth_flow
+    if oauth_flow is not None:
+        # In Socket Mode too: the install is a browser's visit, which no socket carries.
+        handler = oauth_handler(runtime)
+        app.router.add_get(oauth_flow.install_path, handler)
+        app.router.add_get(oauth_flow.redirect_uri_path, handler)
     app.router.add_get("/healthz", healthz_handler(runtime))
     app.router.add_get("/metrics", metrics_handler(runtime))
     if slack_events:
@@ -75,6 +81,26 @@ def slack_events_handler(runtime: Runtime) -> Handler:
             return web.json_response({"error": "malformed request body"}, status=400)
         with runtime.acks.answering():
             bolt_response = await runtime.bolt.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    return handle
+
+
+def oauth_handler(runtime: Runtime) -> Handler:
+    """The "Add to Slack" page and Slack's redirect after it, answered by Bolt's OAuth flow
+    (as Bolt's own aiohttp server routes them): the redirect's state must be one the install
+    page issued, unused, in the same browser."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        oauth_flow = runtime.bolt.oauth_flow
+        assert oauth_flow is not None
+        bolt_request = AsyncBoltRequest(
+            body="", query=request.query_string, headers=dict(request.headers)
+        )
+        if request.path == oauth_flow.install_path:
+            bolt_response = await oauth_flow.handle_installation(bolt_request)
+        else:
+            bolt_response = await oauth_flow.handle_callback(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
     return handle

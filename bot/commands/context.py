@@ -38,7 +38,8 @@ class Outcome:
 
 @dataclass(frozen=True)
 class CommandContext:
-    """What the subcommands read, write and call: one per app, made by :class:`Commands`."""
+    """What the subcommands read, write and call: made by :class:`Commands` for each request,
+    with the gateway of the request's workspace."""
 
     store: Store
     intake: Intake

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from bot.commands.context import CommandContext, Outcome
@@ -11,8 +12,8 @@ from bot.commands.message_requests import mention, shortcut
 from bot.commands.slash import slash
 from bot.commands.speakers import FormAnswer, button_pressed, form_submitted
 from bot.intake import Intake
-from bot.slack_api import SlackGateway
 from bot.slack_text import Mrkdwn
+from bot.workspaces import SlackDirectory, workspace_of
 from storage.store import Store
 
 
@@ -22,17 +23,18 @@ class Commands:
         *,
         store: Store,
         intake: Intake,
-        slack: SlackGateway,
+        slack: SlackDirectory,
         providers: Collection[str],
         default_provider: str,
         clock: Callable[[], datetime],
         kick: Callable[[], None],
         confidence_threshold: float = 0.5,
     ) -> None:
-        self._context = CommandContext(
+        self._workspaces = slack
+        self._context = partial(
+            CommandContext,
             store=store,
             intake=intake,
-            slack=slack,
             providers=providers,
             default_provider=default_provider,
             clock=clock,
@@ -40,23 +42,30 @@ class Commands:
             confidence_threshold=confidence_threshold,
         )
 
+    async def _for(self, body: Mapping[str, Any]) -> CommandContext:
+        """The context of one request: Slack calls go to the request's workspace."""
+        gateway = await self._workspaces.gateway(workspace_of(body))
+        return self._context(slack=gateway)
+
     async def slash(self, body: Mapping[str, Any]) -> Outcome:
         """Carry out one ``/transcribe``; everything before the returned follow-up is durable."""
-        return await slash(self._context, body)
+        return await slash(await self._for(body), body)
 
     async def shortcut(self, payload: Mapping[str, Any]) -> Outcome:
         """Record the media of the message the *Transcribe* shortcut was run on."""
-        return await shortcut(self._context, payload)
+        return await shortcut(await self._for(payload), payload)
 
-    async def mention(self, event: Mapping[str, Any], team_id: str | None) -> None:
-        """Answer ``@threadscribe …``; runs after the ack, as it reads the thread from Slack."""
-        await mention(self._context, event, team_id)
+    async def mention(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        """Answer ``@threadscribe …`` (``event`` of the Events API ``body``); runs after the
+        ack, as it reads the thread from Slack."""
+        team_id = body.get("team_id")
+        await mention(await self._for(body), event, str(team_id) if team_id else None)
 
     async def name_speakers_pressed(self, payload: Mapping[str, Any]) -> Mrkdwn | None:
         """Open the form that names a reply's speakers; or what to tell whoever pressed the
         button, only them. Runs after the ack."""
-        return await button_pressed(self._context, payload)
+        return await button_pressed(await self._for(payload), payload)
 
     async def speakers_form_submitted(self, payload: Mapping[str, Any]) -> FormAnswer:
         """Check and save the form's names, before the ack that the answer carries."""
-        return await form_submitted(self._context, payload)
+        return await form_submitted(await self._for(payload), payload)

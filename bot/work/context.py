@@ -9,13 +9,23 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from pydantic import SecretStr
+
 from bot.errors import AccountProblem, TranscribeError
 from bot.providers.base import Provider, ProviderJob
 from bot.slack_api import ThreadFile, ThreadState
 from bot.slack_text import Block, Mrkdwn, PlainText
 from bot.work.leases import WorkLeases
 from bot.work.retry import RetryPolicy
-from storage.models import Failure, Job, JobKind, JobState, LanguageHints, TranscriptionOptions
+from storage.models import (
+    Failure,
+    Job,
+    JobKind,
+    JobState,
+    LanguageHints,
+    TranscriptionOptions,
+    Workspace,
+)
 from storage.store import Store
 
 _Item = TypeVar("_Item")
@@ -79,11 +89,26 @@ class SlackThreads(Protocol):
     async def user_name(self, user: str) -> str | None: ...
 
 
+class SlackWorkspaces(Protocol):
+    """Each workspace's Slack: :mod:`bot.workspaces` in the bot. Both raise
+    :class:`~bot.errors.WorkspaceGone` for a workspace the app cannot act in any more."""
+
+    async def gateway(self, workspace: Workspace) -> SlackThreads: ...
+
+    async def file_token(self, workspace: Workspace) -> SecretStr: ...
+
+
 class Downloader(Protocol):
     """Fetches a Slack file into the spool: :class:`bot.slack_files.SlackFileDownloader`."""
 
     async def download(
-        self, url: str, destination: Path, *, max_bytes: int, too_large_message: str | None = None
+        self,
+        url: str,
+        destination: Path,
+        *,
+        token: SecretStr,
+        max_bytes: int,
+        too_large_message: str | None = None,
     ) -> int: ...
 
 
@@ -120,7 +145,7 @@ class WorkContext:
         *,
         store: Store,
         providers: Mapping[str, Provider],
-        slack: SlackThreads,
+        slack: SlackWorkspaces,
         config: EngineConfig,
         clock: Callable[[], datetime],
         retry: RetryPolicy,
@@ -129,7 +154,8 @@ class WorkContext:
     ) -> None:
         self.store = store
         self.providers = providers
-        self.slack = slack
+        #: Each workspace's Slack: every call for a batch goes to its workspace's.
+        self.workspaces = slack
         self.config = config
         self.clock = clock
         self.retry = retry
@@ -145,6 +171,10 @@ class WorkContext:
         self.hints: dict[str, LanguageHints] = {}
         #: Their transcription options, likewise.
         self.options: dict[str, TranscriptionOptions] = {}
+
+    async def slack_for(self, workspace: Workspace) -> SlackThreads:
+        """The Slack of ``workspace``, with its current token."""
+        return await self.workspaces.gateway(workspace)
 
     async def guarded(self, key: str, work: Awaitable[None]) -> None:
         """Run ``work`` with ``key`` marked busy."""

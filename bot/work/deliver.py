@@ -16,15 +16,15 @@ from datetime import datetime
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
-from bot.errors import PermanentError, TemporaryError, TranscribeError
+from bot.errors import PermanentError, RateLimited, TemporaryError, TranscribeError, WorkspaceGone
 from bot.messages import REACTION_DONE, REACTION_FAILED, REACTION_WORKING
 from bot.messages import work as texts
 from bot.rendering import Reply, render_reply
-from bot.slack_api import UNDELIVERABLE_ERRORS, slack_error_code
+from bot.slack_api import UNDELIVERABLE_ERRORS, retry_after, slack_error_code
 from bot.slack_text import context
 from bot.work.context import WorkContext
 from bot.work.progress import ProgressMessages
-from bot.work.retry import Fail, Retry
+from bot.work.retry import Fail, Wait
 from storage.models import PENDING_STATUS, Batch, BatchState, Job, ReplyFile
 from storage.states import RUNNING_BATCH_STATES, BatchMoves, Move
 
@@ -57,6 +57,10 @@ class Delivery:
     async def _deliver_one(self, batch: Batch) -> None:
         try:
             await self._ctx.guarded(batch.id, self._deliver(batch))
+        except WorkspaceGone as exc:
+            # Nothing can be posted there: the reply waits, quietly, with no call to Slack.
+            log.info("batch %s: the reply waits: %s", batch.id, exc.detail)
+            await self._failed(batch, exc)
         except Exception:
             # One batch's trouble must not keep the others' replies back.
             log.exception("batch %s: unexpected error while posting the reply", batch.id)
@@ -92,6 +96,12 @@ class Delivery:
             await self._finish(batch, reply_ts, reply.any_failed)
         except SlackApiError as exc:
             code = slack_error_code(exc)
+            wait = retry_after(exc)
+            if wait is not None:
+                # Slack asked this workspace to slow down: its reply goes out after Retry-After,
+                # and the other workspaces' replies meanwhile.
+                await self._failed(batch, RateLimited(code or "ratelimited", retry_after=wait))
+                return
             undeliverable = code in UNDELIVERABLE_ERRORS
             await self._failed(
                 batch, PermanentError(code) if undeliverable else TemporaryError(code)
@@ -103,7 +113,9 @@ class Delivery:
         if not await self._move(batch, self._ctx.store.record_no_reply, BatchMoves.DELIVER):
             return
         await self._progress.settle(batch, texts.NOTHING_TEXT)
-        await self._ctx.slack.remove_reaction(batch.channel_id, batch.message_ts, REACTION_WORKING)
+        await (await self._ctx.slack_for(batch.workspace)).remove_reaction(
+            batch.channel_id, batch.message_ts, REACTION_WORKING
+        )
 
     async def _attach(
         self, batch: Batch, jobs: Sequence[Job], reply: Reply, already_in_thread: set[str]
@@ -116,7 +128,7 @@ class Delivery:
             if attachment.job_id in uploaded or attachment.filename in already_in_thread:
                 continue
             try:
-                file_ids = await self._ctx.slack.upload_text(
+                file_ids = await (await self._ctx.slack_for(batch.workspace)).upload_text(
                     channel=batch.channel_id,
                     thread_ts=batch.thread_ts,
                     filename=attachment.filename,
@@ -152,7 +164,7 @@ class Delivery:
             # The progress message becomes the reply: no stale progress text stays behind,
             # and an update repeated after a crash changes nothing.
             try:
-                await self._ctx.slack.update_message(
+                await (await self._ctx.slack_for(batch.workspace)).update_message(
                     channel=batch.channel_id,
                     ts=status_ts,
                     text=reply.text,
@@ -166,7 +178,7 @@ class Delivery:
                     raise
                 # Someone deleted the progress message: the reply is posted afresh.
                 log.info("batch %s: progress message gone; posting the reply", batch.id)
-        return await self._ctx.slack.post_reply(
+        return await (await self._ctx.slack_for(batch.workspace)).post_reply(
             channel=batch.channel_id,
             thread_ts=batch.thread_ts,
             text=reply.text,
@@ -183,7 +195,7 @@ class Delivery:
         batch.state = BatchState.DELIVERED
         metrics.observe_delivery(batch.created_at, delivered_at, provider=batch.provider)
         log.info("batch %s: reply posted in %s (%s)", batch.id, batch.channel_id, reply_ts)
-        slack = self._ctx.slack
+        slack = await self._ctx.slack_for(batch.workspace)
         await slack.remove_reaction(batch.channel_id, batch.message_ts, REACTION_WORKING)
         await slack.add_reaction(
             batch.channel_id,
@@ -200,15 +212,17 @@ class Delivery:
         if isinstance(decision, Fail):
             await self._give_up(batch, decision.error.detail)
             return
-        assert isinstance(decision, Retry)
-        delay = (decision.at - now).total_seconds()
-        log.warning("batch %s: posting failed (%s); retry in %.1fs", batch.id, error.detail, delay)
+        if isinstance(decision, Wait):
+            # Its workspace cannot be reached: no attempt is counted.
+            attempts, retry_at, since = batch.attempts, decision.until, decision.since or now
+        else:
+            attempts, retry_at, since = decision.attempts, decision.at, decision.since
+            delay = (retry_at - now).total_seconds()
+            log.warning(
+                "batch %s: posting failed (%s); retry in %.1fs", batch.id, error.detail, delay
+            )
         await self._ctx.store.schedule_delivery_retry(
-            batch.id,
-            attempts=decision.attempts,
-            retry_at=decision.at,
-            failing_since=decision.since,
-            now=now,
+            batch.id, attempts=attempts, retry_at=retry_at, failing_since=since, now=now
         )
 
     async def _give_up(self, batch: Batch, reason: str) -> None:

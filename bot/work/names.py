@@ -20,13 +20,13 @@ from collections.abc import Sequence
 
 from slack_sdk.errors import SlackApiError
 
-from bot.errors import TemporaryError, TranscribeError
+from bot.errors import TemporaryError, TranscribeError, WorkspaceGone
 from bot.messages import work as texts
 from bot.rendering import Reply, Speakers, render_reply
 from bot.slack_api import UNDELIVERABLE_ERRORS, slack_error_code
 from bot.slack_text import context
 from bot.work.context import WorkContext
-from bot.work.retry import Fail, Retry
+from bot.work.retry import Fail, Wait
 from storage.models import Batch, BatchState, JobState, ReplyFile, SpeakerNames, SpeakerNaming
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,9 @@ class SpeakerNamesShown:
     async def _show_one(self, key: str, naming: SpeakerNaming) -> None:
         try:
             await self._ctx.guarded(key, self._show(naming))
+        except WorkspaceGone as exc:
+            log.info("batch %s: speakers' names wait: %s", naming.batch_id, exc.detail)
+            await self._failed(naming, exc)
         except Exception:
             log.exception("batch %s: unexpected error while naming its speakers", naming.batch_id)
             await self._failed(naming, TemporaryError("unexpected error"))
@@ -79,7 +82,7 @@ class SpeakerNamesShown:
             log.info("batch %s: its transcripts are erased; the reply stays as it is", batch.id)
             await self._done(naming)
             return
-        speakers = Speakers(naming.names, await self._display_names(naming.names))
+        speakers = Speakers(naming.names, await self._display_names(batch, naming.names))
         reply = render_reply(
             jobs,
             batch_id=batch.id,
@@ -89,7 +92,7 @@ class SpeakerNamesShown:
         try:
             if reply.attachments and await self._replace_files(batch, naming, reply):
                 reply.add_note(context(texts.NOT_ATTACHED_TEXT))
-            await self._ctx.slack.update_message(
+            await (await self._ctx.slack_for(batch.workspace)).update_message(
                 channel=batch.channel_id,
                 ts=batch.reply_ts,
                 text=reply.text,
@@ -106,12 +109,13 @@ class SpeakerNamesShown:
         await self._done(naming)
         log.info("batch %s: speakers named in its reply (version %s)", batch.id, naming.version)
 
-    async def _display_names(self, names: SpeakerNames) -> dict[str, str]:
+    async def _display_names(self, batch: Batch, names: SpeakerNames) -> dict[str, str]:
         """The name each person named goes by, for the files; those Slack does not say are
         left out (their speakers keep their numbers there)."""
         found: dict[str, str] = {}
+        slack = await self._ctx.slack_for(batch.workspace)
         for user in sorted({user for speakers in names.values() for user in speakers.values()}):
-            name = await self._ctx.slack.user_name(user)
+            name = await slack.user_name(user)
             if name is not None:
                 found[user] = name
         return found
@@ -119,7 +123,7 @@ class SpeakerNamesShown:
     async def _replace_files(self, batch: Batch, naming: SpeakerNaming, reply: Reply) -> bool:
         """Bring the reply's attached files in line with the names; whether an upload was
         refused for want of the ``files:write`` scope (the old files then stay)."""
-        store, slack = self._ctx.store, self._ctx.slack
+        store, slack = self._ctx.store, await self._ctx.slack_for(batch.workspace)
         files = await store.reply_files(batch.id)
         if naming.replacing_since is None:
             # What a replacement that ended before a restart left to delete goes first.
@@ -174,7 +178,7 @@ class SpeakerNamesShown:
         if all(attachment.filename in recorded for attachment in reply.attachments):
             return
         names = {attachment.filename for attachment in reply.attachments} - recorded
-        found = await self._ctx.slack.thread_files(
+        found = await (await self._ctx.slack_for(batch.workspace)).thread_files(
             channel=batch.channel_id,
             thread_ts=batch.thread_ts,
             since=batch.created_at,
@@ -189,7 +193,7 @@ class SpeakerNamesShown:
             if not each.retiring:
                 continue
             try:
-                await self._ctx.slack.delete_file(each.file_id)
+                await (await self._ctx.slack_for(batch.workspace)).delete_file(each.file_id)
             except SlackApiError as exc:
                 code = slack_error_code(exc)
                 if code not in ("cant_delete_file", "missing_scope"):
@@ -214,12 +218,14 @@ class SpeakerNamesShown:
             )
             await self._done(naming)
             return
-        assert isinstance(decision, Retry)
-        log.warning("batch %s: naming the speakers failed (%s); retrying", naming.batch_id, error)
+        if isinstance(decision, Wait):
+            # Not a failure of its own (its workspace cannot be reached): no attempt counted.
+            attempts, retry_at, since = naming.attempts, decision.until, decision.since or now
+        else:
+            attempts, retry_at, since = decision.attempts, decision.at, decision.since
+            log.warning(
+                "batch %s: naming the speakers failed (%s); retrying", naming.batch_id, error
+            )
         await self._ctx.store.schedule_naming_retry(
-            naming.batch_id,
-            attempts=decision.attempts,
-            retry_at=decision.at,
-            failing_since=decision.since,
-            now=now,
+            naming.batch_id, attempts=attempts, retry_at=retry_at, failing_since=since, now=now
         )

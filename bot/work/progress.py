@@ -14,6 +14,7 @@ from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
 
+from bot.errors import WorkspaceGone
 from bot.messages import work as texts
 from bot.providers.registry import label_of
 from bot.slack_api import ThreadState, slack_error_code
@@ -79,7 +80,7 @@ class ProgressMessages:
             thread = await self.thread_of(batch)
             status_ts = thread.status_ts
         if status_ts is not None:
-            await self._ctx.slack.update_message(
+            await (await self._ctx.slack_for(batch.workspace)).update_message(
                 channel=batch.channel_id,
                 ts=status_ts,
                 text=text,
@@ -93,7 +94,7 @@ class ProgressMessages:
     async def thread_of(self, batch: Batch) -> ThreadState:
         """What the batch's thread already holds from this batch: after a crash, the thread
         (not the database) knows whether a post went out."""
-        return await self._ctx.slack.thread_state(
+        return await (await self._ctx.slack_for(batch.workspace)).thread_state(
             channel=batch.channel_id,
             thread_ts=batch.thread_ts,
             batch_id=batch.id,
@@ -159,7 +160,7 @@ class ProgressMessages:
         await self._ctx.store.mark_progress_pending([batch.id for batch, _ in shown], now)
 
         async def post(batch: Batch, text: Mrkdwn) -> ProgressShown:
-            ts = await self._ctx.slack.post_reply(
+            ts = await (await self._ctx.slack_for(batch.workspace)).post_reply(
                 channel=batch.channel_id,
                 thread_ts=batch.thread_ts,
                 text=text,
@@ -176,7 +177,7 @@ class ProgressMessages:
 
         async def update(batch: Batch, text: Mrkdwn) -> ProgressShown:
             assert batch.status_ts is not None
-            await self._ctx.slack.update_message(
+            await (await self._ctx.slack_for(batch.workspace)).update_message(
                 channel=batch.channel_id,
                 ts=batch.status_ts,
                 text=text,
@@ -208,7 +209,9 @@ class ProgressMessages:
 
 def _progress_failed(batch: Batch, exc: Exception) -> None:
     # Progress is a courtesy: the work and the final reply do not depend on it.
-    if isinstance(exc, SlackApiError):
+    if isinstance(exc, WorkspaceGone):
+        log.debug("batch %s: no progress shown: %s", batch.id, exc.detail)
+    elif isinstance(exc, SlackApiError):
         log.warning("batch %s: progress update failed: %s", batch.id, slack_error_code(exc))
     else:
         log.error("batch %s: progress update failed", batch.id, exc_info=exc)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from slack_sdk.errors import SlackApiError
 
-from bot.errors import PermanentError, TemporaryError
+from bot.errors import PermanentError, RateLimited, TemporaryError
 from bot.intake import slack_duration_ms
 from bot.limits import FileLimits
 from bot.media import is_media_file
 from bot.messages import work as texts
 from bot.providers.base import Provider, Uploaded
-from bot.slack_api import slack_error_code
+from bot.slack_api import retry_after, slack_error_code
 from bot.work.accounts import UPLOAD_STEP, Accounts
 from bot.work.context import (
     Downloader,
@@ -28,7 +28,7 @@ from bot.work.context import (
 )
 from bot.work.room import StorageRoom
 from bot.work.verdicts import Verdicts
-from storage.models import FileInfo, Job, JobKind, JobState, Upload
+from storage.models import FileInfo, Job, JobKind, JobState, Upload, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -64,23 +64,33 @@ class Transfers:
                 await self._verdicts.run_step(fresh, self._download_and_upload)
 
     async def _download_and_upload(self, provider: Provider, jobs: list[Job]) -> None:
+        workspace: Workspace | None = None
         for job in jobs:
             # Only Slack files: a link beside them in a provider batch is fetched by the provider.
             if job.kind is JobKind.SLACK_FILE and job.state in (
                 JobState.QUEUED,
                 JobState.DOWNLOADING,
             ):
-                await self._download(job)
+                # A unit's jobs are of one batch, so of one workspace: read once.
+                workspace = workspace or await self._workspace_of(job)
+                await self._download(job, workspace)
         uploading = [job for job in jobs if job.state is JobState.UPLOADING]
         if uploading:
             await self._upload(provider, uploading)
 
     # -- from Slack to the spool -------------------------------------------------------------
 
-    async def _download(self, job: Job) -> None:
-        """Resolve, then stream the Slack file to the spool; ``job`` is updated in place."""
+    async def _workspace_of(self, job: Job) -> Workspace:
+        batch = await self._ctx.store.get_batch(job.batch_id)
+        if batch is None:
+            raise TemporaryError(f"job {job.id}: its batch {job.batch_id} is not found")
+        return batch.workspace
+
+    async def _download(self, job: Job, workspace: Workspace) -> None:
+        """Resolve, then stream the Slack file to the spool with the bot token of its
+        ``workspace``; ``job`` is updated in place."""
         try:
-            if job.needs_file_info and not await self._resolve_stub(job):
+            if job.needs_file_info and not await self._resolve_stub(job, workspace):
                 return
             limits = FileLimits.of(
                 self._ctx.config.max_file_bytes, self._ctx.providers.get(job.provider)
@@ -97,6 +107,8 @@ class Transfers:
                     f"slack file {job.slack_file_id} has no download URL",
                     user_message=texts.NO_DOWNLOAD_URL,
                 )
+            # Asked first: a workspace that cannot be reached leaves the job as it was.
+            token = await self._ctx.workspaces.file_token(workspace)
             now = self._ctx.clock()
             if not await self._ctx.store.start_download(job.id, now):
                 return  # moved on meanwhile (failed, say): nothing to fetch
@@ -105,6 +117,7 @@ class Transfers:
             size = await self._downloader.download(
                 job.download_url,
                 spool,
+                token=token,
                 max_bytes=limits.max_bytes,
                 too_large_message=limits.too_large(None),
             )
@@ -123,17 +136,20 @@ class Transfers:
         job.state, job.spool_path, job.size_bytes = JobState.UPLOADING, str(spool), size
         job.stalled_since, job.updated_at = None, now
 
-    async def _resolve_stub(self, job: Job) -> bool:
+    async def _resolve_stub(self, job: Job, workspace: Workspace) -> bool:
         """Ask Slack what a Slack Connect stub's file is; False when there is nothing to fetch
         (not audio or video: skipped), or the job moved on meanwhile."""
         assert job.slack_file_id is not None
         try:
-            file = await self._ctx.slack.file_info(job.slack_file_id)
+            file = await (await self._ctx.slack_for(workspace)).file_info(job.slack_file_id)
         except SlackApiError as exc:
             code = slack_error_code(exc)
             reason = texts.FILE_INFO_ERRORS.get(code)
             if reason is not None:
                 raise PermanentError(f"files.info: {code}", user_message=reason) from exc
+            wait = retry_after(exc)
+            if wait is not None:
+                raise RateLimited(f"files.info: {code}", retry_after=wait) from exc
             raise TemporaryError(f"files.info failed: {code}") from exc
         now = self._ctx.clock()
         if not is_media_file(file):

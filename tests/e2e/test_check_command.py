@@ -166,3 +166,30 @@ async def test_check_and_run_refuse_a_public_url_that_makes_too_long_a_webhook_u
         assert "threadscribe cannot start; fix these settings:" in err
         assert "PUBLIC_URL is too long" in err and "at most 256 characters" in err
     assert fake_soniox.requests == [], "nothing reached Soniox"
+
+
+async def test_check_in_the_multi_workspace_mode_explains_the_install(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, fake_soket: FakeSoket
+) -> None:
+    (tmp_path / "manifest.yml").write_text(MANIFEST)
+    env = environment(
+        fake_slack,
+        fake_soniox,
+        fake_soket,
+        tmp_path,
+        SLACK_CLIENT_ID=fake_slack.client_id,
+        SLACK_CLIENT_SECRET=fake_slack.client_secret,
+        SLACK_REDIRECT_URI="https://bot.example.com/slack/elsewhere",
+    )
+    del env["SLACK_BOT_TOKEN"]
+
+    code, out, err = await run_cli("check", env=env, cwd=tmp_path)
+
+    assert code == 1
+    assert fake_slack.api_calls("auth.test") == [], "no bot token to sign in with"
+    assert f"installs through OAuth with Client ID {fake_slack.client_id}" in out
+    assert "an install asks for the 4 bot scopes" in out
+    assert "many workspaces (OAuth)" in out
+    assert "SLACK_REDIRECT_URI does not end in SLACK_REDIRECT_PATH (/slack/oauth_redirect)" in err
+    assert "Database: OK" in out
+    assert fake_slack.client_secret not in out + err

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import PermanentError
@@ -26,6 +27,7 @@ from bot.providers.base import (
 from bot.slack_api import ThreadFile, ThreadState
 from bot.slack_text import Block, Mrkdwn, PlainText
 from bot.transcript import Segment, Transcript
+from storage.models import Workspace
 
 
 class Crash(BaseException):
@@ -169,7 +171,15 @@ def slack_error(code: str) -> SlackApiError:
 
 class RecordingSlack:
     """Slack's threads as the engine sees them through :class:`bot.slack_api.SlackGateway`:
-    messages posted and edited, files attached, reactions."""
+    messages posted and edited, files attached, reactions. It is every workspace's Slack, as a
+    single-workspace bot's one gateway is."""
+
+    async def gateway(self, workspace: Workspace) -> RecordingSlack:
+        self.workspaces_asked.append(workspace)
+        return self
+
+    async def file_token(self, workspace: Workspace) -> SecretStr:
+        return SecretStr("xoxb-engine-test")
 
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self.failures = Failures()
@@ -180,6 +190,8 @@ class RecordingSlack:
         #: Files attached in threads, deleted ones included (``deleted``).
         self.attachments: list[dict[str, Any]] = []
         self.files: dict[str, dict[str, Any]] = {}
+        #: The workspaces the engine asked for, in order.
+        self.workspaces_asked: list[Workspace] = []
         #: The names people go by, by user id.
         self.people: dict[str, str] = {}
         self._clock = clock
@@ -310,7 +322,13 @@ class LocalDownloader:
         self.failures = Failures()
 
     async def download(
-        self, url: str, destination: Path, *, max_bytes: int, too_large_message: str | None = None
+        self,
+        url: str,
+        destination: Path,
+        *,
+        token: SecretStr,
+        max_bytes: int,
+        too_large_message: str | None = None,
     ) -> int:
         self.downloads.append(url)
         self.failures.raise_next("download")

@@ -226,10 +226,44 @@ def test_oauth_settings_default_to_bolts_routes_and_the_client_secret_is_a_secre
     )
     assert "0123456789abcdef" not in repr(settings)
     assert "0123456789abcdef0123456789abcdef" in settings.secret_values()
-    # Still one workspace, with its bot token, until the multi-workspace mode is chosen.
+    # With a bot token, still one workspace: the bot token chooses it.
+    assert not settings.multi_workspace
+
+
+def test_the_settings_choose_one_workspace_or_many() -> None:
+    one = load_settings(**SOCKET_MODE)
+    assert not one.multi_workspace
+    many = load_settings(
+        **{**SOCKET_MODE, "slack_bot_token": None},
+        slack_client_id="1.2",
+        slack_client_secret="s3cret-value",
+    )
+    assert many.multi_workspace
+    # Neither: what each mode needs is named.
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**{**SOCKET_MODE, "slack_bot_token": None})
+    assert caught.value.problems == [
+        "SLACK_BOT_TOKEN is required (the bot token, xoxb-…) for one workspace; for many, set "
+        "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET instead"
+    ]
+    # Half of the OAuth pair: the other half is what is missing, not the bot token.
     with pytest.raises(ConfigError) as caught:
         load_settings(**{**SOCKET_MODE, "slack_bot_token": None}, slack_client_id="1.2")
-    assert "SLACK_BOT_TOKEN is required (the bot token, xoxb-…)" in caught.value.problems
+    assert caught.value.problems == [
+        "SLACK_CLIENT_SECRET is required with SLACK_CLIENT_ID (both are on the app's Basic "
+        "Information page)"
+    ]
+    # Many workspaces over HTTP: Slack's requests are signed, so the signing secret is needed.
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            _env_file=None,
+            soniox_api_key="k",
+            slack_client_id="1.2",
+            slack_client_secret="s3cret-value",
+        )
+    assert caught.value.problems == [
+        "SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
+    ]
 
 
 def test_each_bad_oauth_setting_is_named_with_the_other_problems() -> None:
