@@ -24,6 +24,7 @@ from bot.intake import Intake
 from bot.messages import REACTION_WORKING, answers
 from bot.rendering import NAME_SPEAKERS_ACTION
 from bot.slack_api import SlackGateway
+from bot.slack_ids import workspace_of
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def listen_for_shared_files(
         # Runs before the ack: once Slack has its ack it will not redeliver, so the work must
         # be in the database first. No network I/O here, only one SQLite transaction.
         event = body.get("event") or {}
-        context["batch"] = await intake.take_message(event, body.get("team_id"))
+        context["batch"] = await intake.take_message(event, workspace_of(body))
         await next()
 
     async def on_message(context: AsyncBoltContext) -> None:
@@ -114,7 +115,7 @@ def listen_for_mentions(
         if context.get("duplicate"):
             log.info("mention event %s was handled before; ignoring", body.get("event_id"))
             return
-        await commands.mention(event, body.get("team_id"))
+        await commands.mention(event, workspace_of(body))
 
     bolt.event(MENTION_EVENT, middleware=[remember_mention])(on_mention)
 

@@ -44,6 +44,7 @@ __all__ = [
     "Submission",
     "TranscriptionOptions",
     "Upload",
+    "Workspace",
     "WorkspaceKey",
 ]
 
@@ -95,6 +96,13 @@ class NewBatch:
     language_hints: list[str] = field(default_factory=list)
     language_hints_strict: bool = False
     options: TranscriptionOptions = TranscriptionOptions()
+    #: The Enterprise Grid organisation of ``team_id``, when the workspace is in one.
+    enterprise_id: str | None = None
+
+    @property
+    def workspace(self) -> Workspace:
+        """The workspace the batch is asked for in."""
+        return Workspace(self.team_id or "", self.enterprise_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +385,18 @@ class Workspace:
 
     team_id: str
     enterprise_id: str | None = None
+
+    @property
+    def is_organisation(self) -> bool:
+        """Names a whole Enterprise Grid organisation (its enterprise id, no team id): every
+        workspace of it."""
+        return not self.team_id and bool(self.enterprise_id)
+
+    def covers(self, other: Workspace) -> bool:
+        """Whether ``other`` is this workspace, or a workspace of this organisation."""
+        if self.is_organisation:
+            return other.enterprise_id == self.enterprise_id
+        return bool(self.team_id) and other.team_id == self.team_id
 
 
 @dataclass(frozen=True, slots=True)

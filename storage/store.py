@@ -46,6 +46,7 @@ from storage.protocol.jobs import JobSteps
 from storage.protocol.leases import LeaseSteps
 from storage.protocol.reads import IntakeAndReads
 from storage.protocol.speakers import SpeakerSteps
+from storage.protocol.workspaces import WorkspaceSteps
 
 
 class StorageError(Exception):
@@ -116,6 +117,7 @@ class Store(
     BatchSteps,
     SpeakerSteps,
     InstallationSteps,
+    WorkspaceSteps,
     Protocol,
 ):
     """Batches, jobs, channel settings, provider account problems and speaker names, and every

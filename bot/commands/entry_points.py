@@ -13,6 +13,7 @@ from bot.commands.speakers import FormAnswer, button_pressed, form_submitted
 from bot.intake import Intake
 from bot.slack_api import SlackGateway
 from bot.slack_text import Mrkdwn
+from storage.models import Workspace
 from storage.store import Store
 
 
@@ -48,9 +49,10 @@ class Commands:
         """Record the media of the message the *Transcribe* shortcut was run on."""
         return await shortcut(self._context, payload)
 
-    async def mention(self, event: Mapping[str, Any], team_id: str | None) -> None:
-        """Answer ``@threadscribe …``; runs after the ack, as it reads the thread from Slack."""
-        await mention(self._context, event, team_id)
+    async def mention(self, event: Mapping[str, Any], workspace: Workspace) -> None:
+        """Answer ``@threadscribe …`` in ``workspace``; runs after the ack, as it reads the thread
+        from Slack."""
+        await mention(self._context, event, workspace)
 
     async def name_speakers_pressed(self, payload: Mapping[str, Any]) -> Mrkdwn | None:
         """Open the form that names a reply's speakers; or what to tell whoever pressed the

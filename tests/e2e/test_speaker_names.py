@@ -15,6 +15,7 @@ from tests.conftest import SlackSender, final_replies
 from tests.e2e.test_commands import share_file
 from tests.fakes.slack import FORM_CONTENT_TYPE, FakeSlack
 from tests.fakes.soniox import FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 SENTENCE = "We went through the quarterly numbers line by line. "
 
@@ -37,7 +38,9 @@ async def transcribed(
     """A shared file's reply, once posted, and its batch."""
     event = await share_file(sender, name=name, channel=channel, **file)
     (reply,) = await sender.fake.wait_for(lambda: final_replies(sender.fake, event))
-    (batch,) = [b for b in await bot.store.finished_batches(channel, 10) if b.reply_ts]
+    (batch,) = [
+        b for b in await bot.store.finished_batches(FAKE_WORKSPACE, channel, 10) if b.reply_ts
+    ]
     assert batch.reply_ts == reply["ts"]
     return reply, batch
 

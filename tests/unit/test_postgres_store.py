@@ -22,6 +22,7 @@ from storage.postgres.rows import UNFINISHED
 from storage.sqlite import SQLiteStore
 from storage.store import SchemaTooNew, StoreUnavailable
 from tests.postgres import TestSchema
+from tests.workspaces import FAKE_WORKSPACE
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -89,9 +90,13 @@ async def test_a_channel_setting_changed_by_one_process_is_read_by_another(
 ) -> None:
     first, second = await open_store(schema), await open_store(schema)
     try:
-        assert (await first.channel_settings("C1")).provider is None
-        await second.save_channel_settings(ChannelSettings("C1", provider="soket"), NOW)
-        assert (await first.channel_settings("C1")).provider == "soket", "no stale copy"
+        assert (await first.channel_settings(FAKE_WORKSPACE, "C1")).provider is None
+        await second.save_channel_settings(
+            FAKE_WORKSPACE, ChannelSettings("C1", provider="soket"), NOW
+        )
+        assert (await first.channel_settings(FAKE_WORKSPACE, "C1")).provider == "soket", (
+            "no stale copy"
+        )
     finally:
         await first.close()
         await second.close()
@@ -172,7 +177,7 @@ async def test_copy_db_keeps_what_channels_and_batches_ask_of_their_transcripts(
     )  # fmt: skip
     source = await SQLiteStore.open(tmp_path / "threadscribe.db")
     try:
-        await source.save_channel_settings(settings, NOW)
+        await source.save_channel_settings(FAKE_WORKSPACE, settings, NOW)
         asked = dataclasses.replace(new_batch(), options=options)
         batch = await source.create_batch(asked, [new_job("F1")], NOW)
         plain = await source.create_batch(new_batch("2.0"), [new_job("F2", "2.0")], NOW)
@@ -184,7 +189,7 @@ async def test_copy_db_keeps_what_channels_and_batches_ask_of_their_transcripts(
     assert report.complete
     store = await open_store(schema)
     try:
-        assert await store.channel_settings("C1") == settings
+        assert await store.channel_settings(FAKE_WORKSPACE, "C1") == settings
         copied = await store.transcription_options_of([batch.id, plain.id])
         assert copied == {batch.id: options, plain.id: TranscriptionOptions()}
     finally:
