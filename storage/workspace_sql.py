@@ -92,19 +92,20 @@ def removal(workspace: Workspace, now: Any, p: str) -> Removal | None:
         rest=[
             (
                 f"""UPDATE jobs SET state = '{JobState.FAILED.value}', finished_at = {p},
-                        next_attempt_at = NULL, stalled_since = NULL, held_by = NULL
+                        updated_at = {p}, next_attempt_at = NULL, stalled_since = NULL,
+                        held_by = NULL
                     WHERE {unfinished} AND {batches}""",
-                (now, value),
+                (now, now, value),
             ),
             # What the files were and what was said in them; the providers' ids of the copies
-            # and the spool paths stay for the clean-up.
+            # and the spool paths stay for the clean-up. Erasing moves nothing, and is not a
+            # change of the row's times: a second removal changes nothing at all.
             (
                 f"""UPDATE jobs SET filename = '', slack_file_id = NULL, url = NULL,
                         download_url = NULL, mimetype = NULL, dedupe_key = NULL, error = NULL,
-                        error_detail = NULL, transcript = NULL, raw_result = NULL,
-                        updated_at = {p}
+                        error_detail = NULL, transcript = NULL, raw_result = NULL
                     WHERE {batches}""",
-                (now, value),
+                (value,),
             ),
             (f"DELETE FROM speaker_names WHERE {batches}", (value,)),
             (f"DELETE FROM reply_files WHERE {batches}", (value,)),
@@ -115,10 +116,9 @@ def removal(workspace: Workspace, now: Any, p: str) -> Removal | None:
                         thread_ts = '', reply_ts = NULL, status_ts = NULL, status_text = NULL,
                         language_hints = '[]', language_hints_strict = FALSE,
                         vocabulary = '[]', context_text = NULL, translation = NULL,
-                        mark_doubtful = FALSE, next_attempt_at = NULL, failing_since = NULL,
-                        updated_at = {p}
+                        mark_doubtful = FALSE, next_attempt_at = NULL, failing_since = NULL
                     WHERE {match}""",
-                (now, value),
+                (value,),
             ),
             (f"DELETE FROM channel_settings WHERE {settings}", (value,)),
         ],
