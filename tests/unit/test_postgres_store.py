@@ -14,7 +14,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from storage.models import ChannelSettings, JobKind, NewBatch, NewJob, TranscriptionOptions
+from storage.models import (
+    ChannelSettings,
+    JobKind,
+    NewBatch,
+    NewJob,
+    TranscriptionOptions,
+    Workspace,
+)
 from storage.moving import copy_sqlite_to_postgres
 from storage.postgres import PostgresStore
 from storage.postgres.migrations import SCHEMA_VERSION
@@ -192,5 +199,35 @@ async def test_copy_db_keeps_what_channels_and_batches_ask_of_their_transcripts(
         assert await store.channel_settings(FAKE_WORKSPACE, "C1") == settings
         copied = await store.transcription_options_of([batch.id, plain.id])
         assert copied == {batch.id: options, plain.id: TranscriptionOptions()}
+    finally:
+        await store.close()
+
+
+async def test_copy_db_keeps_each_workspaces_rows_and_the_removed_workspaces(
+    schema: TestSchema, tmp_path: Path
+) -> None:
+    other, gone = Workspace("T2", "E1"), Workspace("T3")
+    source = await SQLiteStore.open(tmp_path / "threadscribe.db")
+    try:
+        await source.save_channel_settings(FAKE_WORKSPACE, ChannelSettings("C1", auto=False), NOW)
+        await source.save_channel_settings(other, ChannelSettings("C1", provider="soket"), NOW)
+        ours = dataclasses.replace(new_batch(), team_id="T2", enterprise_id="E1")
+        batch = await source.create_batch(ours, [new_job("F1")], NOW)
+        await source.remove_workspace(gone, NOW)
+    finally:
+        await source.close()
+    assert batch is not None
+
+    report = await copy_sqlite_to_postgres(tmp_path / "threadscribe.db", schema.url, replace=False)
+    assert report.complete
+    store = await open_store(schema)
+    try:
+        assert not (await store.channel_settings(FAKE_WORKSPACE, "C1")).auto
+        assert (await store.channel_settings(other, "C1")).provider == "soket"
+        assert [b.id for b in await store.running_batches(other, "C1")] == [batch.id]
+        copied = await store.get_batch(batch.id)
+        assert copied is not None and copied.workspace == other
+        assert await store.workspace_removed(gone)
+        assert not await store.workspace_removed(other)
     finally:
         await store.close()
