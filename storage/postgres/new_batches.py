@@ -13,15 +13,15 @@ processes writing at the same moment.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from typing import Any
 
 from storage.batch_writer import BatchIdTaken, BatchRequest, BatchWriter, new_batch
-from storage.models import Batch, BatchState, JobState, NewBatch
+from storage.models import Batch, BatchState, JobState, NewBatch, Workspace
 from storage.postgres.base import columns
 from storage.postgres.connection import Connection, Database
 from storage.postgres.rows import safe_text, to_jsonb, translation_text
-from storage.postgres.workspaces import lock_workspace
+from storage.postgres.workspaces import workspace_lock_keys
 from storage.rows import states_sql
 from storage.states import RUNNING_BATCH_STATES
 from storage.workspace_sql import removed_sql, team_condition
@@ -67,12 +67,13 @@ async def _insert_group(
     """Insert every request's batch and jobs; drop the batches that got no job."""
     for key in sorted({_message_key(r.batch) for r in group if r.unless_running}):
         await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+    removed = await _removed_workspaces(db, {r.batch.workspace for r in group})
     batch_rows: list[tuple[Any, ...]] = []
     job_rows: list[tuple[Any, ...]] = []
     wanted: list[str | None] = []
     taken: set[str] = set()
     for batch_id, request in zip(ids, group, strict=True):
-        if await _removed(db, request.batch):
+        if request.batch.workspace in removed:
             wanted.append(None)
             continue
         if request.unless_running:
@@ -183,14 +184,23 @@ async def _running(db: Connection, batch: NewBatch) -> bool:
     return await cursor.fetchone() is not None
 
 
-async def _removed(db: Connection, batch: NewBatch) -> bool:
-    """Whether the batch's workspace removed the app: nothing is recorded for it. The removal
-    takes the workspace's lock exclusively, this its shared lock first (a statement of its own,
-    so that the check's snapshot is taken after it): a batch is created before a removal, or
-    not at all."""
-    if not batch.team_id and not batch.enterprise_id:
-        return False
-    await lock_workspace(db, batch.workspace, shared=True)
-    statement, values = removed_sql(batch.workspace, "%s")
-    cursor = await db.execute(statement, tuple(safe_text(value) for value in values))
-    return await cursor.fetchone() is not None
+async def _removed_workspaces(db: Connection, workspaces: Set[Workspace]) -> set[Workspace]:
+    """Those of ``workspaces`` that removed the app: nothing is recorded for them. A removal
+    takes its workspace's advisory lock exclusively; this takes the group's shared first (a
+    statement of its own, so that the checks' snapshots come after it): a batch is created
+    before a removal, which then stops and erases it, or not at all."""
+    named = [workspace for workspace in workspaces if workspace.team_id or workspace.enterprise_id]
+    keys = sorted({key for workspace in named for key in workspace_lock_keys(workspace)})
+    if not keys:
+        return set()
+    await db.execute(
+        "SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest(%s::text[]) k",
+        ([safe_text(key) for key in keys],),
+    )
+    removed: set[Workspace] = set()
+    for workspace in named:
+        statement, values = removed_sql(workspace, "%s")
+        cursor = await db.execute(statement, tuple(safe_text(value) for value in values))
+        if await cursor.fetchone() is not None:
+            removed.add(workspace)
+    return removed
