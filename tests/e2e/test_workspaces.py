@@ -5,6 +5,7 @@ recorded before workspaces were kept stays its own."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 from bot.app import Runtime, running_bot
 from bot.database import open_store
@@ -12,7 +13,8 @@ from storage.models import Batch, ChannelSettings, JobKind, NewBatch, NewJob, Wo
 from storage.store import Store
 from tests.conftest import SettingsFactory, SlackSender, on_both_backends
 from tests.e2e.test_commands import command_answer
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FORM_CONTENT_TYPE, FakeSlack
+from tests.fakes.soniox import FakeSoniox
 from tests.workspaces import FAKE_WORKSPACE
 
 #: A workspace that shares the fake's channel C0GENERAL through Slack Connect.
@@ -80,3 +82,35 @@ async def test_work_recorded_before_workspaces_were_kept_stays_the_bots_own(
         assert "off" in (await command_answer(sender, "auto")).lower()
         adopted = await runtime.store.get_batch(before.id)
         assert adopted is not None and adopted.workspace == FAKE_WORKSPACE
+
+
+async def batches_of(store: Store, workspace: Workspace, channel: str) -> list[Batch]:
+    return [
+        *await store.running_batches(workspace, channel),
+        *await store.finished_batches(workspace, channel, 100),
+    ]
+
+
+@on_both_backends
+async def test_work_in_an_enterprise_grid_workspace_keeps_its_organisation(
+    make_settings: SettingsFactory, fake_slack: FakeSlack, fake_soniox: FakeSoniox
+) -> None:
+    fake_slack.workspace.enterprise_id = "E0GRID"
+    grid = Workspace(fake_slack.team_id, "E0GRID")
+    async with running_bot(make_settings(), host="127.0.0.1") as runtime:
+        sender = SlackSender(fake_slack, runtime)
+        shared = fake_slack.message_event(text="<https://media.example.com/standup.mp3>")
+        assert (await sender.event(shared)).status_code == 200
+        (batch,) = await batches_of(runtime.store, grid, "C0GENERAL")
+        assert batch.workspace == grid
+
+        # Slack sends a slash command's organisation in its form.
+        form = fake_slack.slash_command("https://media.example.com/retro.mp3")
+        form["enterprise_id"] = "E0GRID"
+        body = urlencode(form)
+        headers = fake_slack.signed_headers(body, content_type=FORM_CONTENT_TYPE)
+        assert (await sender.post(body, headers)).status_code == 200
+        by_source = {b.source: b for b in await batches_of(runtime.store, grid, "C0GENERAL")}
+        assert by_source["command"].workspace == grid
+        assert by_source["link"].workspace == grid
+        await fake_soniox.wait_for(lambda: len(fake_soniox.create_bodies) == 2)
