@@ -288,6 +288,11 @@ async def test_removing_a_workspace_stops_and_erases_its_work_at_every_stage(
     ts = next_ts()
     assert await store.create_batch(new_batch(ts), [new_job("F9", ts)], GONE) is not None
 
+    # A progress message posted while the removal ran is not edited afterwards either.
+    late = gone[f"job {JobState.PROCESSING.value}"]
+    await store.record_progress_shown([ProgressShown(late.id, "1 of 1", "6.6")], GONE)
+    assert late.id not in {b.id for b in await store.cancelled_batches_to_settle("stopped")}
+
 
 async def test_a_reinstall_starts_clean(store: Store) -> None:
     old = await batch_at(store, BatchState.DELIVERED, workspace=T2)
