@@ -122,9 +122,10 @@ class Store(
 ):
     """Batches, jobs, channel settings, provider account problems and speaker names, and every
     move they make; the Slack installations the app serves, and the OAuth states of installs
-    under way. Batches and channel settings belong to a workspace (:class:`storage.models.Workspace`): the
-    channel views and settings show each workspace its own, and a workspace that removed the app
-    has its work stopped and erased (:meth:`remove_workspace`)."""
+    under way. Batches and channel settings belong to a workspace
+    (:class:`storage.models.Workspace`): the channel views and settings show each workspace its
+    own, and a workspace that removed the app has its work stopped and erased
+    (:meth:`remove_workspace`)."""
 
     @property
     def backend(self) -> str:
