@@ -24,7 +24,7 @@ from storage.models import (
 )
 from storage.moving import copy_sqlite_to_postgres
 from storage.postgres import PostgresStore
-from storage.postgres.migrations import SCHEMA_VERSION
+from storage.postgres.migrations import MIGRATIONS, SCHEMA_VERSION
 from storage.postgres.rows import UNFINISHED
 from storage.sqlite import SQLiteStore
 from storage.store import SchemaTooNew, StoreUnavailable
@@ -229,5 +229,33 @@ async def test_copy_db_keeps_each_workspaces_rows_and_the_removed_workspaces(
         assert copied is not None and copied.workspace == other
         assert await store.workspace_removed(gone)
         assert not await store.workspace_removed(other)
+    finally:
+        await store.close()
+
+
+async def test_channel_settings_from_before_workspaces_are_kept_for_adoption(
+    schema: TestSchema,
+) -> None:
+    async with await psycopg.AsyncConnection.connect(schema.url, autocommit=True) as db:
+        await db.execute(
+            """CREATE TABLE schema_migrations (
+                   version    integer PRIMARY KEY,
+                   applied_at timestamptz NOT NULL DEFAULT now()
+               )"""
+        )
+        for number, script in enumerate(MIGRATIONS[:6], start=1):
+            await db.execute(script.encode())
+            await db.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (number,))
+        await db.execute(
+            """INSERT INTO channel_settings (channel_id, provider, auto, vocabulary, updated_at)
+               VALUES ('C1', 'soket', false, '["Priya"]', now())"""
+        )
+    store = await open_store(schema)
+    try:
+        unowned = await store.channel_settings(Workspace(""), "C1")
+        assert (unowned.provider, unowned.auto, unowned.vocabulary) == ("soket", False, ["Priya"])
+        assert await store.adopt_unowned(Workspace("T1")) == 1
+        assert await store.channel_settings(Workspace("T1"), "C1") == unowned
+        assert await store.channel_settings(Workspace("T2"), "C1") == ChannelSettings("C1")
     finally:
         await store.close()
