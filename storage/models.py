@@ -381,22 +381,12 @@ class ProgressShown:
 @dataclass(frozen=True, slots=True)
 class Workspace:
     """The Slack workspace a piece of work belongs to: its team id, and its Enterprise Grid
-    organisation's id when it is in one. Work, settings and status are kept apart by it."""
+    organisation's id when it is in one. Work, settings and status are kept apart by it (by the
+    team id: Slack's team ids are unique across organisations). A team id of ``''`` with an
+    enterprise id names a whole organisation (:meth:`storage.store.Store.remove_workspace`)."""
 
     team_id: str
     enterprise_id: str | None = None
-
-    @property
-    def is_organisation(self) -> bool:
-        """Names a whole Enterprise Grid organisation (its enterprise id, no team id): every
-        workspace of it."""
-        return not self.team_id and bool(self.enterprise_id)
-
-    def covers(self, other: Workspace) -> bool:
-        """Whether ``other`` is this workspace, or a workspace of this organisation."""
-        if self.is_organisation:
-            return other.enterprise_id == self.enterprise_id
-        return bool(self.team_id) and other.team_id == self.team_id
 
 
 @dataclass(frozen=True, slots=True)

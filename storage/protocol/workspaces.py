@@ -27,7 +27,8 @@ class WorkspaceSteps(Protocol):
 
     async def remove_workspace(self, workspace: Workspace, now: datetime) -> int:
         """The app was removed from ``workspace`` (``team_id`` ``''`` with an enterprise id: from
-        a whole organisation, every workspace of it). In one transaction:
+        a whole organisation, every workspace of it, whose rows are found by their enterprise
+        id). In one transaction:
 
         * the removal is recorded at ``now`` (:meth:`workspace_removed` is True from then on,
           and :meth:`create_batch` creates nothing for it);
