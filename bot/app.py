@@ -39,6 +39,7 @@ from bot.slack_files import SlackFileDownloader, slack_file_hosts
 from bot.web import build_http_app
 from bot.work import Engine, EngineConfig
 from bot.workspaces import DirectoryAuthorize, InstalledWorkspaces, OneWorkspace, SlackDirectory
+from storage.models import Workspace
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -285,6 +286,8 @@ async def running_bot(
     socket_handler: AsyncSocketModeHandler | None = None
     runner: web.AppRunner | None = None
     try:
+        if isinstance(runtime.slack, OneWorkspace):
+            await adopt_unowned_work(runtime.store, runtime.slack.only)
         runner = web.AppRunner(
             build_http_app(runtime, slack_events=not settings.socket_mode),
             handle_signals=False,
@@ -319,6 +322,26 @@ async def running_bot(
         if runner is not None:
             await runner.cleanup()
         await runtime.aclose()
+
+
+async def adopt_unowned_work(store: Store, slack: SlackGateway) -> int:
+    """With one static bot token, everything recorded without a workspace (before workspaces
+    were recorded, or while Slack named none) is the bot's own workspace's, as Slack's
+    ``auth.test`` names it: its status, settings and retries keep showing it. Returns how many
+    rows were adopted; Slack not answering leaves them for the next start."""
+    try:
+        identity = await slack.identity()
+    except Exception as exc:
+        log.warning("cannot ask Slack which workspace this is; adopting later: %r", exc)
+        return 0
+    if identity.team_id is None:
+        return 0
+    adopted = await store.adopt_unowned(Workspace(identity.team_id, identity.enterprise_id))
+    if adopted:
+        log.info(
+            "%d row(s) recorded before workspaces were kept are now %s's", adopted, identity.team_id
+        )
+    return adopted
 
 
 async def serve(settings: Settings) -> None:

@@ -23,7 +23,16 @@ from bot.config import Settings
 from bot.limits import FileLimits
 from bot.media import is_media_file, link_filename, looks_like_audio_link, parse_url
 from bot.providers.base import Provider
-from storage.models import Batch, ChannelSettings, Job, JobKind, JobState, NewBatch, NewJob
+from storage.models import (
+    Batch,
+    ChannelSettings,
+    Job,
+    JobKind,
+    JobState,
+    NewBatch,
+    NewJob,
+    Workspace,
+)
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -128,9 +137,9 @@ class Intake:
         #: Configured providers, for their limits on files.
         self._providers = providers or {}
 
-    async def take_message(self, event: dict[str, Any], team_id: str | None) -> Batch | None:
-        """Record the media files and audio links of a shared message when the channel has
-        automatic transcription on; None when there is nothing new to do."""
+    async def take_message(self, event: dict[str, Any], workspace: Workspace) -> Batch | None:
+        """Record the media files and audio links of a message shared in ``workspace`` when the
+        channel has automatic transcription on there; None when there is nothing new to do."""
         if event.get("subtype") not in FILE_SUBTYPES or event.get("bot_id"):
             return None
         channel = event.get("channel")
@@ -138,16 +147,18 @@ class Intake:
         if not channel or not ts or not (event.get("files") or event.get("text")):
             return None
         # Each file and link is taken once per message, however often Slack delivers the event.
-        jobs = self.jobs_for_message(event, dedupe_prefix=f"{team_id}:{channel}:{ts}")
+        # The key's first part is the team id ("None" when Slack named none), as it always was.
+        team = workspace.team_id or None
+        jobs = self.jobs_for_message(event, dedupe_prefix=f"{team}:{channel}:{ts}")
         if not jobs:
             return None  # most messages: decided without reading the database
-        settings = await self._store.channel_settings(channel)
+        settings = await self._store.channel_settings(workspace, channel)
         if not settings.auto:
             return None
         has_files = any(job.kind is JobKind.SLACK_FILE for job in jobs)
         batch = await self._record(
             settings,
-            team_id=team_id,
+            workspace=workspace,
             message_ts=ts,
             thread_ts=event.get("thread_ts") or ts,
             user_id=event.get("user"),
@@ -184,7 +195,7 @@ class Intake:
         message: dict[str, Any],
         *,
         channel: str,
-        team_id: str | None,
+        workspace: Workspace,
         user_id: str | None,
         source: str,
     ) -> Requested:
@@ -196,10 +207,10 @@ class Intake:
         jobs = self.jobs_for_message(message, dedupe_prefix=None)
         if not jobs:
             return Requested(batch=None)
-        settings = await self._store.channel_settings(channel)
+        settings = await self._store.channel_settings(workspace, channel)
         batch = await self._record(
             settings,
-            team_id=team_id,
+            workspace=workspace,
             message_ts=ts,
             thread_ts=str(message.get("thread_ts") or ts),
             user_id=user_id,
@@ -209,7 +220,7 @@ class Intake:
         )
         if batch is None:
             # Asked twice while the first answer is pending: the first one goes on.
-            running = await self._store.active_batch_for_message(channel, ts)
+            running = await self._store.active_batch_for_message(workspace, channel, ts)
             return Requested(batch=None, running=running)
         log.info("batch %s: %d item(s) of %s in %s (%s)", batch.id, len(jobs), ts, channel, source)
         return Requested(batch=batch)
@@ -219,16 +230,16 @@ class Intake:
         urls: Sequence[str],
         *,
         channel: str,
-        team_id: str | None,
+        workspace: Workspace,
         user_id: str | None,
         message_ts: str,
     ) -> Batch:
         """Record links given to ``/transcribe``, answered in the thread of ``message_ts`` (the
         message the command posted). Any http(s) link is taken: the person asked explicitly."""
-        settings = await self._store.channel_settings(channel)
+        settings = await self._store.channel_settings(workspace, channel)
         batch = await self._record(
             settings,
-            team_id=team_id,
+            workspace=workspace,
             message_ts=message_ts,
             thread_ts=message_ts,
             user_id=user_id,
@@ -257,10 +268,10 @@ class Intake:
             for job in jobs
             if job.state is JobState.FAILED
         ]
-        settings = await self._store.channel_settings(failed.channel_id)
+        settings = await self._store.channel_settings(failed.workspace, failed.channel_id)
         batch = await self._record(
             settings,
-            team_id=failed.team_id,
+            workspace=failed.workspace,
             message_ts=failed.message_ts,
             thread_ts=failed.thread_ts,
             user_id=failed.user_id,
@@ -275,7 +286,7 @@ class Intake:
         self,
         settings: ChannelSettings,
         *,
-        team_id: str | None,
+        workspace: Workspace,
         message_ts: str,
         thread_ts: str,
         user_id: str | None,
@@ -289,7 +300,8 @@ class Intake:
         limits = FileLimits.of(self._settings.max_file_bytes, self._providers.get(provider))
         return await self._store.create_batch(
             NewBatch(
-                team_id=team_id,
+                team_id=workspace.team_id or None,
+                enterprise_id=workspace.enterprise_id,
                 channel_id=settings.channel_id,
                 message_ts=message_ts,
                 thread_ts=thread_ts,

@@ -23,6 +23,7 @@ from bot.commands.speakers import NAME_SPEAKERS_VIEW
 from bot.intake import Intake
 from bot.messages import REACTION_WORKING, answers
 from bot.rendering import NAME_SPEAKERS_ACTION
+from bot.slack_ids import workspace_of
 from bot.workspaces import SlackDirectory
 from storage.store import Store
 
@@ -79,7 +80,7 @@ def listen_for_shared_files(
         # Runs before the ack: once Slack has its ack it will not redeliver, so the work must
         # be in the database first. No network I/O here, only one SQLite transaction.
         event = body.get("event") or {}
-        context["batch"] = await intake.take_message(event, body.get("team_id"))
+        context["batch"] = await intake.take_message(event, workspace_of(body))
         await next()
 
     async def on_message(context: AsyncBoltContext) -> None:

@@ -141,6 +141,9 @@ class BotIdentity:
     team: str | None
     #: From the ``x-oauth-scopes`` header Slack adds to every answer; None when it sent none.
     scopes: set[str] | None
+    #: The workspace's team id, and its organisation's id when it is in an Enterprise Grid.
+    team_id: str | None = None
+    enterprise_id: str | None = None
 
 
 class SlackGateway:
@@ -161,10 +164,13 @@ class SlackGateway:
         with _observed("auth.test"):
             response = await self.client.auth_test()
         user, team = response.get("user"), response.get("team")
+        team_id, enterprise_id = response.get("team_id"), response.get("enterprise_id")
         return BotIdentity(
             user=None if user is None else str(user),
             team=None if team is None else str(team),
             scopes=granted_scopes(response.headers),
+            team_id=str(team_id) if team_id else None,
+            enterprise_id=str(enterprise_id) if enterprise_id else None,
         )
 
     async def check_app_token(self, app_token: str) -> None:

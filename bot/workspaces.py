@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 from pydantic import SecretStr
@@ -38,24 +38,6 @@ log = logging.getLogger(__name__)
 REFRESH_BEFORE = timedelta(hours=2)
 #: Gateways kept for tokens no longer current, at most (each holds only a client object).
 GATEWAYS_KEPT = 1024
-
-
-def workspace_of(body: Mapping[str, Any]) -> Workspace:
-    """The workspace a Slack request comes from: ``team_id`` and ``enterprise_id`` of events
-    and slash commands, ``team.id`` and ``enterprise.id`` of interactivity payloads."""
-    team = body.get("team")
-    enterprise = body.get("enterprise")
-    team_id = body.get("team_id") or (team.get("id") if isinstance(team, dict) else None)
-    enterprise_id = body.get("enterprise_id") or (
-        enterprise.get("id") if isinstance(enterprise, dict) else None
-    )
-    if not team_id:
-        # An event of an organisation-wide install names the workspace in its authorizations.
-        for authorization in body.get("authorizations") or []:
-            if isinstance(authorization, dict) and authorization.get("team_id"):
-                team_id = authorization["team_id"]
-                break
-    return Workspace(str(team_id or ""), str(enterprise_id) if enterprise_id else None)
 
 
 class SlackDirectory(Protocol):

@@ -160,4 +160,5 @@ def new_batch(batch_id: str, request: BatchRequest) -> Batch:
         created_at=stamp,
         updated_at=stamp,
         delivered_at=None,
+        enterprise_id=batch.enterprise_id,
     )

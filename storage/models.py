@@ -44,6 +44,7 @@ __all__ = [
     "Submission",
     "TranscriptionOptions",
     "Upload",
+    "Workspace",
     "WorkspaceKey",
 ]
 
@@ -95,6 +96,13 @@ class NewBatch:
     language_hints: list[str] = field(default_factory=list)
     language_hints_strict: bool = False
     options: TranscriptionOptions = TranscriptionOptions()
+    #: The Enterprise Grid organisation of ``team_id``, when the workspace is in one.
+    enterprise_id: str | None = None
+
+    @property
+    def workspace(self) -> Workspace:
+        """The workspace the batch is asked for in."""
+        return Workspace(self.team_id or "", self.enterprise_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,7 +381,9 @@ class ProgressShown:
 @dataclass(frozen=True, slots=True)
 class Workspace:
     """The Slack workspace a piece of work belongs to: its team id, and its Enterprise Grid
-    organisation's id when it is in one. Work, settings and status are kept apart by it."""
+    organisation's id when it is in one. Work, settings and status are kept apart by it (by the
+    team id: Slack's team ids are unique across organisations). A team id of ``''`` with an
+    enterprise id names a whole organisation (:meth:`storage.store.Store.remove_workspace`)."""
 
     team_id: str
     enterprise_id: str | None = None

@@ -46,6 +46,7 @@ from storage.protocol.jobs import JobSteps
 from storage.protocol.leases import LeaseSteps
 from storage.protocol.reads import IntakeAndReads
 from storage.protocol.speakers import SpeakerSteps
+from storage.protocol.workspaces import WorkspaceSteps
 
 
 class StorageError(Exception):
@@ -116,11 +117,15 @@ class Store(
     BatchSteps,
     SpeakerSteps,
     InstallationSteps,
+    WorkspaceSteps,
     Protocol,
 ):
     """Batches, jobs, channel settings, provider account problems and speaker names, and every
     move they make; the Slack installations the app serves, and the OAuth states of installs
-    under way."""
+    under way. Batches and channel settings belong to a workspace
+    (:class:`storage.models.Workspace`): the channel views and settings show each workspace its
+    own, and a workspace that removed the app has its work stopped and erased
+    (:meth:`remove_workspace`)."""
 
     @property
     def backend(self) -> str:

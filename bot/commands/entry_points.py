@@ -12,8 +12,9 @@ from bot.commands.message_requests import mention, shortcut
 from bot.commands.slash import slash
 from bot.commands.speakers import FormAnswer, button_pressed, form_submitted
 from bot.intake import Intake
+from bot.slack_ids import workspace_of
 from bot.slack_text import Mrkdwn
-from bot.workspaces import SlackDirectory, workspace_of
+from bot.workspaces import SlackDirectory
 from storage.store import Store
 
 
@@ -58,8 +59,7 @@ class Commands:
     async def mention(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
         """Answer ``@threadscribe …`` (``event`` of the Events API ``body``); runs after the
         ack, as it reads the thread from Slack."""
-        team_id = body.get("team_id")
-        await mention(await self._for(body), event, str(team_id) if team_id else None)
+        await mention(await self._for(body), event, workspace_of(body))
 
     async def name_speakers_pressed(self, payload: Mapping[str, Any]) -> Mrkdwn | None:
         """Open the form that names a reply's speakers; or what to tell whoever pressed the

@@ -18,7 +18,9 @@ from bot.intake import audio_links_in_text
 from bot.messages import answers
 from bot.messages import speakers as speaker_words
 from bot.slack_api import slack_error_code
+from bot.slack_ids import workspace_of
 from bot.slack_text import Mrkdwn
+from storage.models import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ async def shortcut(ctx: CommandContext, payload: Mapping[str, Any]) -> Outcome:
     requested = await ctx.intake.take_request(
         message,
         channel=str((payload.get("channel") or {}).get("id") or ""),
-        team_id=text_or_none((payload.get("team") or {}).get("id")),
+        workspace=workspace_of(payload),
         user_id=text_or_none((payload.get("user") or {}).get("id")),
         source="shortcut",
     )
@@ -40,20 +42,22 @@ async def shortcut(ctx: CommandContext, payload: Mapping[str, Any]) -> Outcome:
     return Outcome(None, ctx.started(requested.batch))
 
 
-async def mention(ctx: CommandContext, event: Mapping[str, Any], team_id: str | None) -> None:
+async def mention(ctx: CommandContext, event: Mapping[str, Any], workspace: Workspace) -> None:
     """Answer ``@threadscribe …``; runs after the ack, as it reads the thread from Slack."""
     channel = str(event.get("channel") or "")
     ts = str(event.get("ts") or "")
     thread_ts = text_or_none(event.get("thread_ts"))
     text = str(event.get("text") or "")
     if event.get("files") or audio_links_in_text(text):
-        settings = await ctx.store.channel_settings(channel)
+        settings = await ctx.store.channel_settings(workspace, channel)
         if settings.auto:
             return  # the message itself is being transcribed automatically
     if asks_to_name_speakers(text):
         in_thread = thread_ts is not None and thread_ts != ts
         answer = (
-            await named_in_words(ctx, channel=channel, thread_ts=thread_ts or ts, event=event)
+            await named_in_words(
+                ctx, workspace, channel=channel, thread_ts=thread_ts or ts, event=event
+            )
             if in_thread
             else speaker_words.USAGE
         )
@@ -72,7 +76,7 @@ async def mention(ctx: CommandContext, event: Mapping[str, Any], team_id: str | 
     requested = await ctx.intake.take_request(
         parent,
         channel=channel,
-        team_id=team_id,
+        workspace=workspace,
         user_id=text_or_none(event.get("user")),
         source="mention",
     )

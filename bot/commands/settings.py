@@ -11,10 +11,13 @@ from bot.messages import answers
 from bot.messages.words import quoted
 from bot.providers import registry
 from bot.slack_text import Mrkdwn
+from storage.models import Workspace
 
 
-async def provider(ctx: CommandContext, channel: str, args: Sequence[str]) -> Mrkdwn:
-    settings = await ctx.store.channel_settings(channel)
+async def provider(
+    ctx: CommandContext, workspace: Workspace, channel: str, args: Sequence[str]
+) -> Mrkdwn:
+    settings = await ctx.store.channel_settings(workspace, channel)
     available = quoted(sorted(ctx.providers)) or answers.NO_PROVIDERS
     if not args:
         current = settings.provider or ctx.default_provider
@@ -37,25 +40,29 @@ async def provider(ctx: CommandContext, channel: str, args: Sequence[str]) -> Mr
             )
         )
     settings.provider = name
-    await ctx.store.save_channel_settings(settings, ctx.clock())
+    await ctx.store.save_channel_settings(workspace, settings, ctx.clock())
     return answers.provider_chosen(registry.label_of(name))
 
 
-async def auto(ctx: CommandContext, channel: str, args: Sequence[str]) -> Mrkdwn:
-    settings = await ctx.store.channel_settings(channel)
+async def auto(
+    ctx: CommandContext, workspace: Workspace, channel: str, args: Sequence[str]
+) -> Mrkdwn:
+    settings = await ctx.store.channel_settings(workspace, channel)
     if args:
         if len(args) > 1 or args[0].lower() not in ("on", "off"):
             raise CommandError(answers.AUTO_TAKES_ON_OR_OFF)
         settings.auto = args[0].lower() == "on"
-        await ctx.store.save_channel_settings(settings, ctx.clock())
+        await ctx.store.save_channel_settings(workspace, settings, ctx.clock())
     return answers.auto_shown(settings.auto, changed=bool(args))
 
 
-async def language(ctx: CommandContext, channel: str, args: Sequence[str]) -> Mrkdwn:
-    settings = await ctx.store.channel_settings(channel)
+async def language(
+    ctx: CommandContext, workspace: Workspace, channel: str, args: Sequence[str]
+) -> Mrkdwn:
+    settings = await ctx.store.channel_settings(workspace, channel)
     if args:
         settings.language_hints, settings.language_hints_strict = parse_language_setting(args)
-        await ctx.store.save_channel_settings(settings, ctx.clock())
+        await ctx.store.save_channel_settings(workspace, settings, ctx.clock())
     keep = [spec.label for spec in registry.specs() if spec.provider.keeps_to_language_hints]
     lean = [spec.label for spec in registry.specs() if not spec.provider.keeps_to_language_hints]
     return answers.languages_shown(

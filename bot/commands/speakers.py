@@ -26,9 +26,10 @@ from bot.messages import REACTION_DONE
 from bot.messages import speakers as words
 from bot.rendering import NAME_SPEAKERS_ACTION
 from bot.slack_api import slack_error_code
+from bot.slack_ids import workspace_of
 from bot.slack_text import Block, Mrkdwn, View, context, modal, section, user_picker
 from bot.transcript import Transcript, merge_turns
-from storage.models import Batch, BatchState, Job, JobState, SpeakerNames
+from storage.models import Batch, BatchState, Job, JobState, SpeakerNames, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ async def button_pressed(ctx: CommandContext, payload: Mapping[str, Any]) -> Mrk
     membership = await _membership(ctx, channel, user)
     if membership is not None:
         return membership
-    batch = await _named_batch(ctx, batch_id)
+    batch = await _named_batch(ctx, workspace_of(payload), batch_id)
     if batch is None or batch.channel_id != channel:
         return words.TRANSCRIPT_GONE
     jobs = await ctx.store.jobs_of(batch.id)
@@ -185,6 +186,7 @@ async def _names_from_form(
     batch = await ctx.store.get_batch(str(metadata.get("batch") or ""))
     if (
         batch is None
+        or not _of_workspace(batch, workspace_of(payload))
         or batch.channel_id != metadata.get("channel")
         or batch.thread_ts != metadata.get("thread")
     ):
@@ -244,10 +246,15 @@ def _chosen_people(
 
 
 async def named_in_words(
-    ctx: CommandContext, *, channel: str, thread_ts: str, event: Mapping[str, Any]
+    ctx: CommandContext,
+    workspace: Workspace,
+    *,
+    channel: str,
+    thread_ts: str,
+    event: Mapping[str, Any],
 ) -> Mrkdwn | None:
-    """Name the speakers of the thread's latest transcript as the mention says; the answer to
-    post in the thread when that cannot be done (None: done)."""
+    """Name the speakers of the thread's latest transcript in ``workspace`` as the mention says;
+    the answer to post in the thread when that cannot be done (None: done)."""
     try:
         given = parse_speaker_names(str(event.get("text") or ""))
     except CommandError as exc:
@@ -258,7 +265,7 @@ async def named_in_words(
     membership = await _membership(ctx, channel, user)
     if membership is not None:
         return membership
-    batch = await ctx.store.latest_reply_in_thread(channel, thread_ts)
+    batch = await ctx.store.latest_reply_in_thread(workspace, channel, thread_ts)
     if batch is None:
         return words.NO_TRANSCRIPT_HERE
     jobs = await ctx.store.jobs_of(batch.id)
@@ -316,12 +323,23 @@ async def _membership(ctx: CommandContext, channel: str, user: str) -> Mrkdwn | 
     return words.ONLY_MEMBERS
 
 
-async def _named_batch(ctx: CommandContext, batch_id: str) -> Batch | None:
-    """The batch a button names, if its reply is out."""
+async def _named_batch(ctx: CommandContext, workspace: Workspace, batch_id: str) -> Batch | None:
+    """The batch a button names, if it is ``workspace``'s and its reply is out."""
     batch = await ctx.store.get_batch(batch_id) if batch_id else None
-    if batch is None or batch.state is not BatchState.DELIVERED or batch.reply_ts is None:
+    if (
+        batch is None
+        or not _of_workspace(batch, workspace)
+        or batch.state is not BatchState.DELIVERED
+        or batch.reply_ts is None
+    ):
         return None
     return batch
+
+
+def _of_workspace(batch: Batch, workspace: Workspace) -> bool:
+    """Whether ``batch`` is ``workspace``'s: another workspace's is not even found, though its
+    channel id may be the same one (Slack Connect)."""
+    return (batch.team_id or "") == workspace.team_id
 
 
 def _erased(jobs: Sequence[Job]) -> bool:

@@ -11,7 +11,7 @@ from bot.commands.transcript_settings import status_lines
 from bot.messages import answers
 from bot.providers import registry
 from bot.slack_text import Mrkdwn, join, link, mrkdwn
-from storage.models import Batch, BatchState, Job, JobState
+from storage.models import Batch, BatchState, Job, JobState, Workspace
 
 #: Finished batches ``status`` lists.
 STATUS_FINISHED = 10
@@ -19,11 +19,11 @@ STATUS_FINISHED = 10
 STATUS_RUNNING = 20
 
 
-async def status(ctx: CommandContext, channel: str) -> Mrkdwn:
+async def status(ctx: CommandContext, workspace: Workspace, channel: str) -> Mrkdwn:
     """The answer; it takes one Slack call per finished batch whose link is not known yet."""
     now = ctx.clock()
-    running = await ctx.store.running_batches(channel)
-    finished = await ctx.store.finished_batches(channel, STATUS_FINISHED)
+    running = await ctx.store.running_batches(workspace, channel)
+    finished = await ctx.store.finished_batches(workspace, channel, STATUS_FINISHED)
     jobs = await ctx.store.jobs_of_batches([b.id for b in [*running, *finished]])
     links = await asyncio.gather(
         *(
@@ -44,7 +44,7 @@ async def status(ctx: CommandContext, channel: str) -> Mrkdwn:
         lines.append(answers.NOTHING_FINISHED)
     for batch, address in zip(finished, links, strict=True):
         lines.append(finished_line(batch, jobs[batch.id], now, address))
-    settings = await ctx.store.channel_settings(channel)
+    settings = await ctx.store.channel_settings(workspace, channel)
     if settings.language_hints:
         hints = answers.hints_shown(settings.language_hints, settings.language_hints_strict)
         lines.append(answers.hints_for_new_work(hints))

@@ -18,7 +18,7 @@ from bot.messages import answers
 from bot.providers import registry
 from bot.providers.base import Provider
 from bot.slack_text import Mrkdwn
-from storage.models import ChannelSettings
+from storage.models import ChannelSettings, Workspace
 
 #: The longest term of a vocabulary: a word or a name, not a paragraph.
 MAX_TERM_CHARS = 100
@@ -38,15 +38,17 @@ def _reports_confidence(provider: type[Provider]) -> bool:
     return provider.reports_confidence
 
 
-async def vocabulary(ctx: CommandContext, channel: str, args: Sequence[str]) -> Mrkdwn:
-    settings = await ctx.store.channel_settings(channel)
+async def vocabulary(
+    ctx: CommandContext, workspace: Workspace, channel: str, args: Sequence[str]
+) -> Mrkdwn:
+    settings = await ctx.store.channel_settings(workspace, channel)
     provider, label = _provider(ctx, settings, _takes_context, answers.VOCABULARY)
     verb = args[0].lower() if args else "list"
     if verb == "list" and len(args) <= 1:
         return answers.vocabulary_shown(settings.vocabulary, label)
     if verb == "clear" and len(args) == 1:
         settings.vocabulary = []
-        await ctx.store.save_channel_settings(settings, ctx.clock())
+        await ctx.store.save_channel_settings(workspace, settings, ctx.clock())
         return answers.VOCABULARY_CLEARED
     if verb not in ("add", "remove"):
         raise CommandError(answers.VOCABULARY_USAGE)
@@ -64,7 +66,7 @@ async def vocabulary(ctx: CommandContext, channel: str, args: Sequence[str]) -> 
         _check_size(provider, label, grown, settings.context)
         if added:
             settings.vocabulary = grown
-            await ctx.store.save_channel_settings(settings, ctx.clock())
+            await ctx.store.save_channel_settings(workspace, settings, ctx.clock())
         return answers.vocabulary_added(added, already, len(grown))
     asked = {term.casefold() for term in terms}
     removed = [term for term in settings.vocabulary if term.casefold() in asked]
@@ -72,12 +74,14 @@ async def vocabulary(ctx: CommandContext, channel: str, args: Sequence[str]) -> 
     kept = [term for term in settings.vocabulary if term.casefold() not in asked]
     if removed:
         settings.vocabulary = kept
-        await ctx.store.save_channel_settings(settings, ctx.clock())
+        await ctx.store.save_channel_settings(workspace, settings, ctx.clock())
     return answers.vocabulary_removed(removed, unknown, len(kept))
 
 
-async def context(ctx: CommandContext, channel: str, args: Sequence[str]) -> Mrkdwn:
-    settings = await ctx.store.channel_settings(channel)
+async def context(
+    ctx: CommandContext, workspace: Workspace, channel: str, args: Sequence[str]
+) -> Mrkdwn:
+    settings = await ctx.store.channel_settings(workspace, channel)
     provider, label = _provider(ctx, settings, _takes_context, answers.CONTEXT)
     if not args:
         return answers.context_shown(settings.context, label, changed=False)
@@ -86,28 +90,32 @@ async def context(ctx: CommandContext, channel: str, args: Sequence[str]) -> Mrk
     else:
         settings.context = " ".join(args)
         _check_size(provider, label, settings.vocabulary, settings.context)
-    await ctx.store.save_channel_settings(settings, ctx.clock())
+    await ctx.store.save_channel_settings(workspace, settings, ctx.clock())
     return answers.context_shown(settings.context, label, changed=True)
 
 
-async def translate(ctx: CommandContext, channel: str, args: Sequence[str]) -> Mrkdwn:
-    settings = await ctx.store.channel_settings(channel)
+async def translate(
+    ctx: CommandContext, workspace: Workspace, channel: str, args: Sequence[str]
+) -> Mrkdwn:
+    settings = await ctx.store.channel_settings(workspace, channel)
     provider, label = _provider(ctx, settings, _translates, answers.TRANSLATION)
     if args:
         settings.translation = parse_translation(args, provider.translation_languages, label)
-        await ctx.store.save_channel_settings(settings, ctx.clock())
+        await ctx.store.save_channel_settings(workspace, settings, ctx.clock())
     named = [(code, language_name(code) or code) for code in settings.translation]
     return answers.translation_shown(named, changed=bool(args))
 
 
-async def confidence(ctx: CommandContext, channel: str, args: Sequence[str]) -> Mrkdwn:
-    settings = await ctx.store.channel_settings(channel)
+async def confidence(
+    ctx: CommandContext, workspace: Workspace, channel: str, args: Sequence[str]
+) -> Mrkdwn:
+    settings = await ctx.store.channel_settings(workspace, channel)
     _, label = _provider(ctx, settings, _reports_confidence, answers.DOUBTFUL_WORDS)
     if args:
         if len(args) > 1 or args[0].lower() not in ("on", "off"):
             raise CommandError(answers.CONFIDENCE_TAKES_ON_OR_OFF)
         settings.mark_doubtful = args[0].lower() == "on"
-        await ctx.store.save_channel_settings(settings, ctx.clock())
+        await ctx.store.save_channel_settings(workspace, settings, ctx.clock())
     return answers.confidence_shown(
         settings.mark_doubtful, ctx.confidence_threshold, label, changed=bool(args)
     )

@@ -10,13 +10,14 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.commands.context import CommandContext, CommandError, Outcome, text_or_none
+from bot.commands.context import CommandContext, CommandError, Outcome
 from bot.commands.parsing import parse_batch_id
 from bot.media import link_filename
 from bot.messages import REACTION_FAILED, REACTION_WORKING, answers
 from bot.providers import registry
 from bot.slack_api import slack_error_code
-from storage.models import Batch, BatchState, JobState
+from bot.slack_ids import workspace_of
+from storage.models import Batch, BatchState, JobState, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ async def links(ctx: CommandContext, body: Mapping[str, Any], urls: Sequence[str
         batch = await ctx.intake.take_links(
             urls,
             channel=channel,
-            team_id=text_or_none(body.get("team_id")),
+            workspace=workspace_of(body),
             user_id=user or None,
             message_ts=message_ts,
         )
@@ -63,17 +64,19 @@ async def links(ctx: CommandContext, body: Mapping[str, Any], urls: Sequence[str
     return Outcome(answers.started_links(batch.id), ctx.started(batch))
 
 
-async def retry(ctx: CommandContext, channel: str, args: Sequence[str]) -> Outcome:
+async def retry(
+    ctx: CommandContext, workspace: Workspace, channel: str, args: Sequence[str]
+) -> Outcome:
     """Transcribe the failed files of a batch again, as a new batch in the same thread."""
     if len(args) > 1:
         raise CommandError(answers.one_batch_only("retry"))
-    failed = await _batch_to_retry(ctx, channel, args[0] if args else None)
+    failed = await _batch_to_retry(ctx, workspace, channel, args[0] if args else None)
     failed_jobs = [
         job for job in await ctx.store.jobs_of(failed.id) if job.state is JobState.FAILED
     ]
     if not failed_jobs:
         raise CommandError(answers.no_failed_files(failed.id))
-    running = await ctx.store.active_batch_for_message(channel, failed.message_ts)
+    running = await ctx.store.active_batch_for_message(workspace, channel, failed.message_ts)
     if running is not None:
         raise CommandError(answers.already_working_on_it(running.id))
     batch = await ctx.intake.resubmit(failed, failed_jobs)
@@ -94,14 +97,16 @@ async def retry(ctx: CommandContext, channel: str, args: Sequence[str]) -> Outco
     )
 
 
-async def _batch_to_retry(ctx: CommandContext, channel: str, typed: str | None) -> Batch:
+async def _batch_to_retry(
+    ctx: CommandContext, workspace: Workspace, channel: str, typed: str | None
+) -> Batch:
     """The batch named, if it can be retried, or else the channel's last failed batch."""
     if typed is None:
-        found = await ctx.store.last_failed_batch(channel)
+        found = await ctx.store.last_failed_batch(workspace, channel)
         if found is None:
             raise CommandError(answers.NOTHING_TO_RETRY)
         return found
-    failed = await batch_in_channel(ctx, channel, typed)
+    failed = await batch_in_channel(ctx, workspace, channel, typed)
     if failed.state in (BatchState.OPEN, BatchState.DELIVERING):
         raise CommandError(answers.still_running(failed.id))
     if failed.state is BatchState.CANCELLED:
@@ -109,16 +114,20 @@ async def _batch_to_retry(ctx: CommandContext, channel: str, typed: str | None) 
     return failed
 
 
-async def cancel(ctx: CommandContext, channel: str, args: Sequence[str]) -> Outcome:
+async def cancel(
+    ctx: CommandContext, workspace: Workspace, channel: str, args: Sequence[str]
+) -> Outcome:
     """Stop a running batch, unless its reply is already being posted."""
     if len(args) > 1:
         raise CommandError(answers.one_batch_only("cancel"))
     others = 0
     if args:
-        batch = await batch_in_channel(ctx, channel, args[0])
+        batch = await batch_in_channel(ctx, workspace, channel, args[0])
     else:
         running = [
-            b for b in await ctx.store.running_batches(channel) if b.state is BatchState.OPEN
+            b
+            for b in await ctx.store.running_batches(workspace, channel)
+            if b.state is BatchState.OPEN
         ]
         if not running:
             raise CommandError(answers.NOTHING_RUNNING_TO_CANCEL)
@@ -142,10 +151,13 @@ async def cancel(ctx: CommandContext, channel: str, args: Sequence[str]) -> Outc
     return Outcome(answers.cancelled(batch.id, names, others), follow_up)
 
 
-async def batch_in_channel(ctx: CommandContext, channel: str, typed: str) -> Batch:
+async def batch_in_channel(
+    ctx: CommandContext, workspace: Workspace, channel: str, typed: str
+) -> Batch:
     batch_id = parse_batch_id(typed)
     batch = await ctx.store.get_batch(batch_id)
-    # Another channel's batch is not this channel's business, not even its existence.
-    if batch is None or batch.channel_id != channel:
+    # Another channel's batch is not this channel's business, not even its existence; nor is
+    # another workspace's, even in the same channel (Slack Connect).
+    if batch is None or batch.channel_id != channel or (batch.team_id or "") != workspace.team_id:
         raise CommandError(answers.no_such_batch(batch_id))
     return batch

@@ -10,6 +10,7 @@ from storage.models import SlackInstallation, WorkspaceKey
 from storage.postgres.base import StoreBase
 from storage.postgres.rows import safe_text
 from storage.store import InvalidRecord
+from storage.workspace_sql import clear_removal_sql, installed_workspace
 
 _COLUMNS = """enterprise_id, team_id, is_enterprise_install, app_id, team_name, enterprise_name,
               enterprise_url, bot_token, bot_refresh_token, bot_token_expires_at, bot_user_id,
@@ -62,38 +63,42 @@ class InstallationSteps(StoreBase):
         key = installation.key
         if key.problem is not None:
             raise InvalidRecord(key.problem)
-        await self._execute(
-            f"""INSERT INTO slack_installations ({_COLUMNS}, updated_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                ON CONFLICT (enterprise_id, team_id) DO UPDATE SET
-                    is_enterprise_install = excluded.is_enterprise_install,
-                    app_id = excluded.app_id, team_name = excluded.team_name,
-                    enterprise_name = excluded.enterprise_name,
-                    enterprise_url = excluded.enterprise_url, bot_token = excluded.bot_token,
-                    bot_refresh_token = excluded.bot_refresh_token,
-                    bot_token_expires_at = excluded.bot_token_expires_at,
-                    bot_user_id = excluded.bot_user_id, bot_id = excluded.bot_id,
-                    bot_scopes = excluded.bot_scopes,
-                    installer_user_id = excluded.installer_user_id,
-                    installed_at = excluded.installed_at, updated_at = excluded.updated_at""",
-            (
-                *key_values(key),
-                key.is_enterprise_install,
-                safe_text(installation.app_id),
-                safe_text(installation.team_name),
-                safe_text(installation.enterprise_name),
-                safe_text(installation.enterprise_url),
-                safe_text(installation.bot_token),
-                safe_text(installation.bot_refresh_token),
-                installation.bot_token_expires_at,
-                safe_text(installation.bot_user_id),
-                safe_text(installation.bot_id),
-                safe_text(",".join(installation.bot_scopes)),
-                safe_text(installation.installer_user_id),
-                installation.installed_at,
-                now,
-            ),
-        )
+        async with self._database.transaction() as db:
+            await db.execute(
+                f"""INSERT INTO slack_installations ({_COLUMNS}, updated_at)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    ON CONFLICT (enterprise_id, team_id) DO UPDATE SET
+                        is_enterprise_install = excluded.is_enterprise_install,
+                        app_id = excluded.app_id, team_name = excluded.team_name,
+                        enterprise_name = excluded.enterprise_name,
+                        enterprise_url = excluded.enterprise_url, bot_token = excluded.bot_token,
+                        bot_refresh_token = excluded.bot_refresh_token,
+                        bot_token_expires_at = excluded.bot_token_expires_at,
+                        bot_user_id = excluded.bot_user_id, bot_id = excluded.bot_id,
+                        bot_scopes = excluded.bot_scopes,
+                        installer_user_id = excluded.installer_user_id,
+                        installed_at = excluded.installed_at, updated_at = excluded.updated_at""",
+                (
+                    *key_values(key),
+                    key.is_enterprise_install,
+                    safe_text(installation.app_id),
+                    safe_text(installation.team_name),
+                    safe_text(installation.enterprise_name),
+                    safe_text(installation.enterprise_url),
+                    safe_text(installation.bot_token),
+                    safe_text(installation.bot_refresh_token),
+                    installation.bot_token_expires_at,
+                    safe_text(installation.bot_user_id),
+                    safe_text(installation.bot_id),
+                    safe_text(",".join(installation.bot_scopes)),
+                    safe_text(installation.installer_user_id),
+                    installation.installed_at,
+                    now,
+                ),
+            )
+            # Installed again: the workspace is no longer removed, and starts clean.
+            statement, values = clear_removal_sql(installed_workspace(key), "%s")
+            await db.execute(statement, tuple(safe_text(value) for value in values))
 
     async def installation(self, key: WorkspaceKey) -> SlackInstallation | None:
         if key.problem is not None:

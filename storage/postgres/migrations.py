@@ -209,6 +209,27 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE batches ADD COLUMN enterprise_id text;
     """,
+    # 7: each workspace's work kept apart, as SQLite's version 18: channel settings by team id
+    # and channel id (rows from before get team id '' until adopted), the channel views' index,
+    # and the workspaces or organisations that removed the app.
+    """
+    ALTER TABLE channel_settings
+        ADD COLUMN team_id text NOT NULL DEFAULT '',
+        ADD COLUMN enterprise_id text;
+    ALTER TABLE channel_settings DROP CONSTRAINT channel_settings_pkey;
+    ALTER TABLE channel_settings ADD PRIMARY KEY (team_id, channel_id);
+    CREATE INDEX channel_settings_by_enterprise ON channel_settings (enterprise_id);
+
+    CREATE INDEX batches_by_team_channel ON batches (team_id, channel_id, created_at);
+    CREATE INDEX batches_by_enterprise ON batches (enterprise_id);
+
+    CREATE TABLE removed_workspaces (
+        team_id       text NOT NULL,
+        enterprise_id text NOT NULL,
+        removed_at    timestamptz NOT NULL,
+        PRIMARY KEY (team_id, enterprise_id)
+    );
+    """,
 ]
 
 #: The schema this code reads and writes.
@@ -226,4 +247,5 @@ TABLES = (
     "slack_installations",
     "oauth_states",
     "early_notices",
+    "removed_workspaces",
 )

@@ -13,21 +13,23 @@ processes writing at the same moment.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from typing import Any
 
 from storage.batch_writer import BatchIdTaken, BatchRequest, BatchWriter, new_batch
-from storage.models import Batch, BatchState, JobState, NewBatch
+from storage.models import Batch, BatchState, JobState, NewBatch, Workspace
 from storage.postgres.base import columns
 from storage.postgres.connection import Connection, Database
 from storage.postgres.rows import safe_text, to_jsonb, translation_text
+from storage.postgres.workspaces import workspace_lock_keys
 from storage.rows import states_sql
 from storage.states import RUNNING_BATCH_STATES
+from storage.workspace_sql import removed_sql, team_condition
 
-_BATCH_COLUMNS = """id, team_id, channel_id, message_ts, thread_ts, user_id, provider, source,
-    state, language_hints, language_hints_strict, vocabulary, context_text, translation,
-    mark_doubtful, created_at, updated_at"""
-_BATCH_TYPES = """text[], text[], text[], text[], text[], text[], text[], text[], text[],
+_BATCH_COLUMNS = """id, team_id, enterprise_id, channel_id, message_ts, thread_ts, user_id,
+    provider, source, state, language_hints, language_hints_strict, vocabulary, context_text,
+    translation, mark_doubtful, created_at, updated_at"""
+_BATCH_TYPES = """text[], text[], text[], text[], text[], text[], text[], text[], text[], text[],
     jsonb[], boolean[], jsonb[], text[], text[], boolean[], timestamptz[], timestamptz[]"""
 _JOB_COLUMNS = """id, batch_id, position, kind, provider, filename, slack_file_id, url,
     download_url, mimetype, size_bytes, duration_ms, needs_file_info, dedupe_key, state, error,
@@ -65,11 +67,15 @@ async def _insert_group(
     """Insert every request's batch and jobs; drop the batches that got no job."""
     for key in sorted({_message_key(r.batch) for r in group if r.unless_running}):
         await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+    removed = await _removed_workspaces(db, {r.batch.workspace for r in group})
     batch_rows: list[tuple[Any, ...]] = []
     job_rows: list[tuple[Any, ...]] = []
     wanted: list[str | None] = []
     taken: set[str] = set()
     for batch_id, request in zip(ids, group, strict=True):
+        if request.batch.workspace in removed:
+            wanted.append(None)
+            continue
         if request.unless_running:
             # Earlier requests of this group are written first, so that the check sees them.
             taken |= await _insert_rows(db, batch_rows, job_rows)
@@ -92,7 +98,7 @@ async def _insert_group(
 
 
 def _message_key(batch: NewBatch) -> str:
-    return f"threadscribe message {batch.channel_id} {batch.message_ts}"
+    return f"threadscribe message {batch.team_id or ''} {batch.channel_id} {batch.message_ts}"
 
 
 def _batch_row(batch_id: str, request: BatchRequest) -> tuple[Any, ...]:
@@ -100,6 +106,7 @@ def _batch_row(batch_id: str, request: BatchRequest) -> tuple[Any, ...]:
     return (
         batch_id,
         safe_text(batch.team_id),
+        safe_text(batch.enterprise_id),
         safe_text(batch.channel_id),
         safe_text(batch.message_ts),
         safe_text(batch.thread_ts),
@@ -151,7 +158,7 @@ async def _insert_rows(
 ) -> set[str]:
     """Insert the batches, then those of the jobs not taken before; the batches that got one."""
     if batch_rows:
-        cursor = await db.execute(_INSERT_BATCHES, columns(batch_rows, 13))
+        cursor = await db.execute(_INSERT_BATCHES, columns(batch_rows, 18))
         if len(await cursor.fetchall()) < len(batch_rows):
             raise BatchIdTaken
     if not job_rows:
@@ -163,10 +170,37 @@ async def _insert_rows(
 async def _running(db: Connection, batch: NewBatch) -> bool:
     """Whether a batch for the same message is running; a batch of this group counts once it
     has a job."""
+    team, values = team_condition(batch.workspace, "%s")
     cursor = await db.execute(
-        f"""SELECT 1 FROM batches WHERE channel_id = %s AND message_ts = %s
+        f"""SELECT 1 FROM batches WHERE {team} AND channel_id = %s AND message_ts = %s
             AND state IN {states_sql(RUNNING_BATCH_STATES)}
             AND EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id) LIMIT 1""",
-        (safe_text(batch.channel_id), safe_text(batch.message_ts)),
+        (
+            *(safe_text(value) for value in values),
+            safe_text(batch.channel_id),
+            safe_text(batch.message_ts),
+        ),
     )
     return await cursor.fetchone() is not None
+
+
+async def _removed_workspaces(db: Connection, workspaces: Set[Workspace]) -> set[Workspace]:
+    """Those of ``workspaces`` that removed the app: nothing is recorded for them. A removal
+    takes its workspace's advisory lock exclusively; this takes the group's shared first (a
+    statement of its own, so that the checks' snapshots come after it): a batch is created
+    before a removal, which then stops and erases it, or not at all."""
+    named = [workspace for workspace in workspaces if workspace.team_id or workspace.enterprise_id]
+    keys = sorted({key for workspace in named for key in workspace_lock_keys(workspace)})
+    if not keys:
+        return set()
+    await db.execute(
+        "SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest(%s::text[]) k",
+        ([safe_text(key) for key in keys],),
+    )
+    removed: set[Workspace] = set()
+    for workspace in named:
+        statement, values = removed_sql(workspace, "%s")
+        cursor = await db.execute(statement, tuple(safe_text(value) for value in values))
+        if await cursor.fetchone() is not None:
+            removed.add(workspace)
+    return removed

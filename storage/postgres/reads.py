@@ -12,6 +12,7 @@ from storage.models import (
     LanguageHints,
     ProviderAccountProblem,
     TranscriptionOptions,
+    Workspace,
 )
 from storage.postgres.base import StoreBase
 from storage.postgres.rows import (
@@ -28,6 +29,7 @@ from storage.states import (
     JobMoves,
     JobState,
 )
+from storage.workspace_sql import team_condition
 
 _OPEN = f"'{BatchState.OPEN.value}'"
 _FINISHED_BATCH = states_sql(FINISHED_BATCH_STATES)
@@ -210,7 +212,7 @@ class Reads(StoreBase):
 
     async def cancelled_batches_to_settle(self, note: str) -> list[Batch]:
         return await self._batches(
-            """WHERE state = %s AND status_ts IS NOT NULL
+            """WHERE state = %s AND status_ts IS NOT NULL AND channel_id != ''
                  AND (status_text IS NULL OR status_text != %s)""",
             (BatchState.CANCELLED.value, note),
         )
@@ -234,39 +236,51 @@ class Reads(StoreBase):
 
     # -- channel views -----------------------------------------------------------------------
 
-    async def running_batches(self, channel_id: str) -> list[Batch]:
+    async def running_batches(self, workspace: Workspace, channel_id: str) -> list[Batch]:
+        team, values = team_condition(workspace, "%s")
         return await self._batches(
-            f"WHERE channel_id = %s AND state IN {_RUNNING_BATCH} ORDER BY created_at, id",
-            (channel_id,),
+            f"""WHERE {team} AND channel_id = %s AND state IN {_RUNNING_BATCH}
+                ORDER BY created_at, id""",
+            (*values, channel_id),
         )
 
-    async def finished_batches(self, channel_id: str, limit: int) -> list[Batch]:
+    async def finished_batches(
+        self, workspace: Workspace, channel_id: str, limit: int
+    ) -> list[Batch]:
+        team, values = team_condition(workspace, "%s")
         return await self._batches(
-            f"""WHERE channel_id = %s AND state IN {_FINISHED_BATCH}
+            f"""WHERE {team} AND channel_id = %s AND state IN {_FINISHED_BATCH}
                 ORDER BY updated_at DESC, created_at DESC LIMIT %s""",
-            (channel_id, limit),
+            (*values, channel_id, limit),
         )
 
-    async def active_batch_for_message(self, channel_id: str, message_ts: str) -> Batch | None:
+    async def active_batch_for_message(
+        self, workspace: Workspace, channel_id: str, message_ts: str
+    ) -> Batch | None:
+        team, values = team_condition(workspace, "%s")
         batches = await self._batches(
-            f"""WHERE channel_id = %s AND message_ts = %s AND state IN {_RUNNING_BATCH}
+            f"""WHERE {team} AND channel_id = %s AND message_ts = %s
+                  AND state IN {_RUNNING_BATCH}
                 ORDER BY created_at DESC LIMIT 1""",
-            (channel_id, message_ts),
+            (*values, channel_id, message_ts),
         )
         return batches[0] if batches else None
 
-    async def last_failed_batch(self, channel_id: str) -> Batch | None:
+    async def last_failed_batch(self, workspace: Workspace, channel_id: str) -> Batch | None:
         # A batch already retried (by a later batch for the same message) is left out: retrying
         # it twice would post the same transcript twice.
+        team, values = team_condition(workspace, "%s", "b")
         batches = await self._batches(
-            """WHERE channel_id = %s AND state IN (%s, %s)
+            f"""WHERE {team} AND channel_id = %s AND state IN (%s, %s)
                  AND EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id AND j.state = %s)
                  AND NOT EXISTS (SELECT 1 FROM batches later
-                                 WHERE later.channel_id = b.channel_id
+                                 WHERE later.team_id IS NOT DISTINCT FROM b.team_id
+                                   AND later.channel_id = b.channel_id
                                    AND later.message_ts = b.message_ts
                                    AND later.created_at > b.created_at)
                ORDER BY created_at DESC LIMIT 1""",
             (
+                *values,
                 channel_id,
                 BatchState.DELIVERED.value,
                 BatchState.UNDELIVERABLE.value,

@@ -6,10 +6,11 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from storage.models import Batch, ReplyFile, SpeakerNames, SpeakerNaming
+from storage.models import Batch, ReplyFile, SpeakerNames, SpeakerNaming, Workspace
 from storage.postgres.base import StoreBase, columns
 from storage.postgres.rows import safe_text, to_jsonb
 from storage.states import BatchState
+from storage.workspace_sql import team_condition
 
 _DELIVERED = f"'{BatchState.DELIVERED.value}'"
 _NAMING_COLUMNS = """batch_id, names, version, shown, files_version, replacing_since, attempts,
@@ -45,12 +46,15 @@ def _naming_of(row: Sequence[Any]) -> SpeakerNaming:
 
 
 class SpeakerSteps(StoreBase):
-    async def latest_reply_in_thread(self, channel_id: str, thread_ts: str) -> Batch | None:
+    async def latest_reply_in_thread(
+        self, workspace: Workspace, channel_id: str, thread_ts: str
+    ) -> Batch | None:
+        team, values = team_condition(workspace, "%s")
         batches = await self._batches(
-            f"""WHERE channel_id = %s AND thread_ts = %s AND state = {_DELIVERED}
+            f"""WHERE {team} AND channel_id = %s AND thread_ts = %s AND state = {_DELIVERED}
                   AND reply_ts IS NOT NULL
                 ORDER BY delivered_at DESC, created_at DESC LIMIT 1""",
-            (safe_text(channel_id), safe_text(thread_ts)),
+            (*(safe_text(value) for value in values), safe_text(channel_id), safe_text(thread_ts)),
         )
         return batches[0] if batches else None
 

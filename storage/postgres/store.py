@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from storage.models import Batch, ChannelSettings, NewBatch, NewJob
+from storage.models import Batch, ChannelSettings, NewBatch, NewJob, Workspace
 from storage.postgres.base import StoreBase
 from storage.postgres.batch_steps import BatchSteps
 from storage.postgres.connection import Database
@@ -17,12 +17,20 @@ from storage.postgres.new_batches import batch_writer
 from storage.postgres.reads import Reads
 from storage.postgres.rows import safe_text, to_jsonb, translation_of, translation_text
 from storage.postgres.speakers import SpeakerSteps
+from storage.postgres.workspaces import WorkspaceSteps
 from storage.rows import states_sql
 from storage.states import FINISHED_BATCH_STATES
 
 
 class PostgresStore(
-    LeaseSteps, JobSteps, BatchSteps, SpeakerSteps, InstallationSteps, Reads, StoreBase
+    LeaseSteps,
+    JobSteps,
+    BatchSteps,
+    SpeakerSteps,
+    InstallationSteps,
+    WorkspaceSteps,
+    Reads,
+    StoreBase,
 ):
     """Every method's contract is the protocol's (:class:`storage.store.Store`). Nothing is kept
     in memory between calls: another process may change any row at any time."""
@@ -77,13 +85,13 @@ class PostgresStore(
     ) -> Batch | None:
         return await self._new_batches.create(batch, jobs, now, unless_running=unless_running)
 
-    async def channel_settings(self, channel_id: str) -> ChannelSettings:
+    async def channel_settings(self, workspace: Workspace, channel_id: str) -> ChannelSettings:
         # Read every time: another process may have changed them a moment ago.
         rows = await self._rows(
             """SELECT provider, auto, language_hints, language_hints_strict, vocabulary,
                       context_text, translation, mark_doubtful
-               FROM channel_settings WHERE channel_id = %s""",
-            (channel_id,),
+               FROM channel_settings WHERE team_id = %s AND channel_id = %s""",
+            (safe_text(workspace.team_id), safe_text(channel_id)),
         )
         if not rows:
             return ChannelSettings(channel_id=channel_id)
@@ -100,19 +108,25 @@ class PostgresStore(
             mark_doubtful=doubtful,
         )
 
-    async def save_channel_settings(self, settings: ChannelSettings, now: datetime) -> None:
+    async def save_channel_settings(
+        self, workspace: Workspace, settings: ChannelSettings, now: datetime
+    ) -> None:
         await self._execute(
             """INSERT INTO channel_settings
-                   (channel_id, provider, auto, language_hints, language_hints_strict,
-                    vocabulary, context_text, translation, mark_doubtful, updated_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (channel_id) DO UPDATE SET provider = excluded.provider,
+                   (team_id, enterprise_id, channel_id, provider, auto, language_hints,
+                    language_hints_strict, vocabulary, context_text, translation, mark_doubtful,
+                    updated_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (team_id, channel_id) DO UPDATE SET
+                   enterprise_id = excluded.enterprise_id, provider = excluded.provider,
                    auto = excluded.auto, language_hints = excluded.language_hints,
                    language_hints_strict = excluded.language_hints_strict,
                    vocabulary = excluded.vocabulary, context_text = excluded.context_text,
                    translation = excluded.translation, mark_doubtful = excluded.mark_doubtful,
                    updated_at = excluded.updated_at""",
             (
+                safe_text(workspace.team_id),
+                safe_text(workspace.enterprise_id),
                 safe_text(settings.channel_id),
                 settings.provider,
                 settings.auto,

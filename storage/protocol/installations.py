@@ -23,8 +23,11 @@ class InstallationSteps(Protocol):
 
     async def save_installation(self, installation: SlackInstallation, now: datetime) -> None:
         """Record ``installation`` in place of any earlier one with the same key: installing
-        again starts from what Slack has just given. Raises :class:`InvalidRecord` for a key no
-        installation can have (:attr:`WorkspaceKey.problem`), and the common errors."""
+        again starts from what Slack has just given. A workspace removed before
+        (:meth:`remove_workspace`) is not removed any more: for a workspace's installation, its
+        team's removal and its organisation's; for an organisation-wide one, the organisation's.
+        Nothing erased comes back: a re-install starts clean. Raises :class:`InvalidRecord` for a
+        key no installation can have (:attr:`WorkspaceKey.problem`), and the common errors."""
 
     async def installation(self, key: WorkspaceKey) -> SlackInstallation | None:
         """Returns the installation recorded with exactly ``key``, or None (an organisation-wide

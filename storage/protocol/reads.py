@@ -19,6 +19,7 @@ from storage.models import (
     NewJob,
     ProviderAccountProblem,
     TranscriptionOptions,
+    Workspace,
 )
 
 
@@ -47,17 +48,25 @@ class IntakeAndReads(Protocol):
         ``unless_running``, when a batch for the same channel and message is running: checked
         in the same transaction, so two requests at once cannot both start one. Requests made
         at the same time may share one transaction, applied in the order they came; one faulty
-        request fails alone. Raises :class:`InvalidRecord` for a request the database refuses,
-        :class:`WriteInterrupted` when the store stopped before writing it."""
+        request fails alone. The batch keeps its workspace (``team_id``, ``enterprise_id``):
+        ``unless_running`` looks at that workspace's batches alone, and for a workspace removed
+        (:meth:`workspace_removed`, checked in the same transaction) nothing is created and None
+        is returned, as for a request whose jobs were all taken. Raises :class:`InvalidRecord`
+        for a request the database refuses, :class:`WriteInterrupted` when the store stopped
+        before writing it."""
 
-    async def channel_settings(self, channel_id: str) -> ChannelSettings:
-        """Returns the channel's choices, defaults if it never made any: a copy the caller may
-        change. Raises the common errors."""
-
-    async def save_channel_settings(self, settings: ChannelSettings, now: datetime) -> None:
-        """Record the channel's choices, all of them at once (its vocabulary, context and
-        translation included); the next :meth:`channel_settings` returns them. Raises the common
+    async def channel_settings(self, workspace: Workspace, channel_id: str) -> ChannelSettings:
+        """Returns the channel's choices in ``workspace``, defaults if it never made any there:
+        a copy the caller may change. Settings are kept by team id and channel id: a channel
+        shared by two workspaces (Slack Connect) has each workspace's own. Raises the common
         errors."""
+
+    async def save_channel_settings(
+        self, workspace: Workspace, settings: ChannelSettings, now: datetime
+    ) -> None:
+        """Record the channel's choices in ``workspace``, all of them at once (its vocabulary,
+        context and translation included); the next :meth:`channel_settings` for that workspace
+        returns them, and no other workspace's. Raises the common errors."""
 
     # -- what a poll cycle reads -------------------------------------------------------------
 
@@ -154,20 +163,29 @@ class IntakeAndReads(Protocol):
 
     # -- channel views (slash commands) ------------------------------------------------------
 
-    async def running_batches(self, channel_id: str) -> list[Batch]:
-        """Returns the channel's running batches, oldest first. Raises the common errors."""
+    # Each takes the workspace asking: a channel id may be in two workspaces (Slack Connect),
+    # and each sees only its own batches there (those whose team id is ``workspace.team_id``).
 
-    async def finished_batches(self, channel_id: str, limit: int) -> list[Batch]:
-        """Returns the channel's last ``limit`` finished batches, last changed first. Raises the
+    async def running_batches(self, workspace: Workspace, channel_id: str) -> list[Batch]:
+        """Returns the workspace's running batches in the channel, oldest first. Raises the
         common errors."""
 
-    async def active_batch_for_message(self, channel_id: str, message_ts: str) -> Batch | None:
-        """Returns the newest running batch for this message, or None. Raises the common
-        errors."""
+    async def finished_batches(
+        self, workspace: Workspace, channel_id: str, limit: int
+    ) -> list[Batch]:
+        """Returns the workspace's last ``limit`` finished batches in the channel, last changed
+        first. Raises the common errors."""
 
-    async def last_failed_batch(self, channel_id: str) -> Batch | None:
-        """Returns the channel's newest delivered or undeliverable batch with a failed job that
-        no later batch for the same message superseded, or None. Raises the common errors."""
+    async def active_batch_for_message(
+        self, workspace: Workspace, channel_id: str, message_ts: str
+    ) -> Batch | None:
+        """Returns the workspace's newest running batch for this message, or None. Raises the
+        common errors."""
+
+    async def last_failed_batch(self, workspace: Workspace, channel_id: str) -> Batch | None:
+        """Returns the workspace's newest delivered or undeliverable batch in the channel with a
+        failed job that no later batch for the same message superseded, or None. Raises the
+        common errors."""
 
     # -- figures for /metrics and /healthz ---------------------------------------------------
 

@@ -15,6 +15,7 @@ from storage.models import (
     ReplyFile,
     SpeakerNames,
     SpeakerNaming,
+    Workspace,
 )
 
 
@@ -23,9 +24,11 @@ class SpeakerSteps(Protocol):
 
     # -- speaker names -----------------------------------------------------------------------
 
-    async def latest_reply_in_thread(self, channel_id: str, thread_ts: str) -> Batch | None:
-        """Returns the newest delivered batch of the channel with a reply in the thread at
-        ``thread_ts``, or None. Raises the common errors."""
+    async def latest_reply_in_thread(
+        self, workspace: Workspace, channel_id: str, thread_ts: str
+    ) -> Batch | None:
+        """Returns the workspace's newest delivered batch of the channel with a reply in the
+        thread at ``thread_ts``, or None. Raises the common errors."""
 
     async def speaker_naming(self, batch_id: str) -> SpeakerNaming | None:
         """Returns the batch's speaker names and how far its reply shows them, or None when its

@@ -10,6 +10,7 @@ from storage.models import SlackInstallation, WorkspaceKey
 from storage.sqlite.base import StoreBase
 from storage.sqlite.rows import required_text, required_time, to_text, to_time
 from storage.store import InvalidRecord
+from storage.workspace_sql import clear_removal_sql, installed_workspace
 
 _COLUMNS = """enterprise_id, team_id, is_enterprise_install, app_id, team_name, enterprise_name,
               enterprise_url, bot_token, bot_refresh_token, bot_token_expires_at, bot_user_id,
@@ -83,6 +84,8 @@ class InstallationSteps(StoreBase):
                     to_text(now),
                 ),
             )
+            # Installed again: the workspace is no longer removed, and starts clean.
+            await db.execute(*clear_removal_sql(installed_workspace(key), "?"))
 
     async def installation(self, key: WorkspaceKey) -> SlackInstallation | None:
         if key.problem is not None:

@@ -246,4 +246,45 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE batches ADD COLUMN enterprise_id TEXT;
     """,
+    # 18: each workspace's work kept apart. Channel settings are a workspace's: one channel id
+    # may be in two workspaces (Slack Connect), so they are kept by team id and channel id; rows
+    # from before have team id '' until the bot adopts them for its workspace. The channel views
+    # read a workspace's batches of a channel. And the workspaces (team id) or organisations
+    # (enterprise id, team id '') that removed the app, whose work is stopped and erased.
+    """
+    CREATE TABLE channel_settings_by_team (
+        team_id               TEXT NOT NULL DEFAULT '',
+        enterprise_id         TEXT,
+        channel_id            TEXT NOT NULL,
+        provider              TEXT,
+        auto                  INTEGER NOT NULL DEFAULT 1,
+        language_hints        TEXT NOT NULL DEFAULT '[]',
+        updated_at            TEXT NOT NULL,
+        language_hints_strict INTEGER NOT NULL DEFAULT 0,
+        vocabulary            TEXT NOT NULL DEFAULT '[]',
+        context_text          TEXT,
+        translation           TEXT,
+        mark_doubtful         INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (team_id, channel_id)
+    );
+    INSERT INTO channel_settings_by_team
+        (channel_id, provider, auto, language_hints, updated_at, language_hints_strict,
+         vocabulary, context_text, translation, mark_doubtful)
+        SELECT channel_id, provider, auto, language_hints, updated_at, language_hints_strict,
+               vocabulary, context_text, translation, mark_doubtful
+        FROM channel_settings;
+    DROP TABLE channel_settings;
+    ALTER TABLE channel_settings_by_team RENAME TO channel_settings;
+    CREATE INDEX channel_settings_by_enterprise ON channel_settings (enterprise_id);
+
+    CREATE INDEX batches_by_team_channel ON batches (team_id, channel_id, created_at);
+    CREATE INDEX batches_by_enterprise ON batches (enterprise_id);
+
+    CREATE TABLE removed_workspaces (
+        team_id       TEXT NOT NULL,
+        enterprise_id TEXT NOT NULL,
+        removed_at    TEXT NOT NULL,
+        PRIMARY KEY (team_id, enterprise_id)
+    );
+    """,
 ]

@@ -17,6 +17,7 @@ from storage.rows import states_sql
 from storage.sqlite.connection import Database
 from storage.sqlite.rows import chunks, placeholders, to_text, translation_text
 from storage.states import RUNNING_BATCH_STATES
+from storage.workspace_sql import removed_sql, team_condition
 
 
 def batch_writer(database: Database) -> BatchWriter:
@@ -37,6 +38,9 @@ async def _insert_group(
     job_rows: list[tuple[Any, ...]] = []
     wanted: list[str | None] = []
     for batch_id, request in zip(ids, group, strict=True):
+        if await _removed(db, request.batch):
+            wanted.append(None)
+            continue
         if request.unless_running:
             # Earlier requests of this group are written first, so that the check sees them.
             await _insert_rows(db, batch_rows, job_rows)
@@ -71,6 +75,7 @@ def _batch_row(batch_id: str, request: BatchRequest) -> tuple[Any, ...]:
     return (
         batch_id,
         batch.team_id,
+        batch.enterprise_id,
         batch.channel_id,
         batch.message_ts,
         batch.thread_ts,
@@ -125,11 +130,11 @@ async def _insert_rows(
     if batch_rows:
         try:
             await db.executemany(
-                """INSERT INTO batches (id, team_id, channel_id, message_ts, thread_ts, user_id,
-                       provider, source, state, language_hints, language_hints_strict,
-                       vocabulary, context_text, translation, mark_doubtful,
-                       created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                """INSERT INTO batches (id, team_id, enterprise_id, channel_id, message_ts,
+                       thread_ts, user_id, provider, source, state, language_hints,
+                       language_hints_strict, vocabulary, context_text, translation,
+                       mark_doubtful, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 batch_rows,
             )
         except sqlite3.IntegrityError as exc:
@@ -154,10 +159,18 @@ async def _insert_rows(
 async def _running(db: aiosqlite.Connection, batch: NewBatch) -> bool:
     """Whether a batch for the same message is running; a batch of this group counts once it
     has a job."""
+    team, values = team_condition(batch.workspace, "?")
     rows = await db.execute_fetchall(
-        f"""SELECT 1 FROM batches WHERE channel_id = ? AND message_ts = ?
+        f"""SELECT 1 FROM batches WHERE {team} AND channel_id = ? AND message_ts = ?
             AND state IN {states_sql(RUNNING_BATCH_STATES)}
             AND EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id) LIMIT 1""",
-        (batch.channel_id, batch.message_ts),
+        (*values, batch.channel_id, batch.message_ts),
     )
     return bool(rows)
+
+
+async def _removed(db: aiosqlite.Connection, batch: NewBatch) -> bool:
+    """Whether the batch's workspace removed the app: nothing is recorded for it."""
+    if not batch.team_id and not batch.enterprise_id:
+        return False
+    return bool(await db.execute_fetchall(*removed_sql(batch.workspace, "?")))

@@ -7,10 +7,11 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from storage.models import Batch, ReplyFile, SpeakerNames, SpeakerNaming
+from storage.models import Batch, ReplyFile, SpeakerNames, SpeakerNaming, Workspace
 from storage.sqlite.base import StoreBase
 from storage.sqlite.rows import placeholders, required_time, to_text, to_time
 from storage.states import BatchState
+from storage.workspace_sql import team_condition
 
 _DELIVERED = f"'{BatchState.DELIVERED.value}'"
 _NAMING_SELECT = """SELECT batch_id, names, version, shown, files_version, replacing_since,
@@ -46,12 +47,15 @@ def _naming_of(row: Sequence[Any]) -> SpeakerNaming:
 
 
 class SpeakerSteps(StoreBase):
-    async def latest_reply_in_thread(self, channel_id: str, thread_ts: str) -> Batch | None:
+    async def latest_reply_in_thread(
+        self, workspace: Workspace, channel_id: str, thread_ts: str
+    ) -> Batch | None:
+        team, values = team_condition(workspace, "?")
         batches = await self._batches(
-            f"""WHERE channel_id = ? AND thread_ts = ? AND state = {_DELIVERED}
+            f"""WHERE {team} AND channel_id = ? AND thread_ts = ? AND state = {_DELIVERED}
                   AND reply_ts IS NOT NULL
                 ORDER BY delivered_at DESC, created_at DESC LIMIT 1""",
-            (channel_id, thread_ts),
+            (*values, channel_id, thread_ts),
         )
         return batches[0] if batches else None
 

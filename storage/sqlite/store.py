@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from storage.models import Batch, ChannelSettings, NewBatch, NewJob
+from storage.models import Batch, ChannelSettings, NewBatch, NewJob, Workspace
 from storage.rows import states_sql
 from storage.sqlite.batch_steps import BatchSteps
 from storage.sqlite.connection import Database
@@ -19,10 +19,13 @@ from storage.sqlite.new_batches import batch_writer
 from storage.sqlite.reads import Reads
 from storage.sqlite.rows import to_text, translation_of, translation_text
 from storage.sqlite.speakers import SpeakerSteps
+from storage.sqlite.workspaces import WorkspaceSteps
 from storage.states import FINISHED_BATCH_STATES
 
 
-class SQLiteStore(LeaseSteps, JobSteps, BatchSteps, SpeakerSteps, InstallationSteps, Reads):
+class SQLiteStore(
+    LeaseSteps, JobSteps, BatchSteps, SpeakerSteps, InstallationSteps, WorkspaceSteps, Reads
+):
     """Every method's contract is the protocol's (:class:`storage.store.Store`)."""
 
     def __init__(self, database: Database) -> None:
@@ -30,7 +33,8 @@ class SQLiteStore(LeaseSteps, JobSteps, BatchSteps, SpeakerSteps, InstallationSt
         self._new_batches = batch_writer(database)
         #: Channel settings read or saved so far. One process is the only writer of its
         #: database (its process lock sees to that), so they are kept in memory once read.
-        self._channel_settings: dict[str, ChannelSettings] = {}
+        #: By team id and channel id.
+        self._channel_settings: dict[tuple[str, str], ChannelSettings] = {}
 
     backend = "sqlite"
 
@@ -80,14 +84,15 @@ class SQLiteStore(LeaseSteps, JobSteps, BatchSteps, SpeakerSteps, InstallationSt
     ) -> Batch | None:
         return await self._new_batches.create(batch, jobs, now, unless_running=unless_running)
 
-    async def channel_settings(self, channel_id: str) -> ChannelSettings:
-        known = self._channel_settings.get(channel_id)
+    async def channel_settings(self, workspace: Workspace, channel_id: str) -> ChannelSettings:
+        key = (workspace.team_id, channel_id)
+        known = self._channel_settings.get(key)
         if known is None:
             rows = await self._rows(
                 """SELECT provider, auto, language_hints, language_hints_strict, vocabulary,
                           context_text, translation, mark_doubtful
-                   FROM channel_settings WHERE channel_id = ?""",
-                (channel_id,),
+                   FROM channel_settings WHERE team_id = ? AND channel_id = ?""",
+                key,
             )
             known = ChannelSettings(channel_id=channel_id)
             for provider, auto, hints, strict, vocabulary, context, translation, doubtful in rows:
@@ -102,18 +107,22 @@ class SQLiteStore(LeaseSteps, JobSteps, BatchSteps, SpeakerSteps, InstallationSt
                     translation=translation_of(translation),
                     mark_doubtful=bool(doubtful),
                 )
-            self._channel_settings[channel_id] = known
+            self._channel_settings[key] = known
         # A copy: a caller changing it before saving must not change what others read.
         return _copy(known)
 
-    async def save_channel_settings(self, settings: ChannelSettings, now: datetime) -> None:
+    async def save_channel_settings(
+        self, workspace: Workspace, settings: ChannelSettings, now: datetime
+    ) -> None:
         async with self._database.transaction() as db:
             await db.execute(
                 """INSERT INTO channel_settings
-                       (channel_id, provider, auto, language_hints, language_hints_strict,
-                        vocabulary, context_text, translation, mark_doubtful, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (channel_id) DO UPDATE SET provider = excluded.provider,
+                       (team_id, enterprise_id, channel_id, provider, auto, language_hints,
+                        language_hints_strict, vocabulary, context_text, translation,
+                        mark_doubtful, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (team_id, channel_id) DO UPDATE SET
+                       enterprise_id = excluded.enterprise_id, provider = excluded.provider,
                        auto = excluded.auto, language_hints = excluded.language_hints,
                        language_hints_strict = excluded.language_hints_strict,
                        vocabulary = excluded.vocabulary, context_text = excluded.context_text,
@@ -121,6 +130,8 @@ class SQLiteStore(LeaseSteps, JobSteps, BatchSteps, SpeakerSteps, InstallationSt
                        mark_doubtful = excluded.mark_doubtful,
                        updated_at = excluded.updated_at""",
                 (
+                    workspace.team_id,
+                    workspace.enterprise_id,
                     settings.channel_id,
                     settings.provider,
                     int(settings.auto),
@@ -133,7 +144,10 @@ class SQLiteStore(LeaseSteps, JobSteps, BatchSteps, SpeakerSteps, InstallationSt
                     to_text(now),
                 ),
             )
-        self._channel_settings[settings.channel_id] = _copy(settings)
+        self._channel_settings[(workspace.team_id, settings.channel_id)] = _copy(settings)
+
+    def _forget_channel_settings(self) -> None:
+        self._channel_settings.clear()
 
     # -- retention ---------------------------------------------------------------------------
 

@@ -17,8 +17,10 @@ from storage.models import (
     StillRunning,
     Submission,
     Upload,
+    Workspace,
 )
 from storage.store import Store
+from tests.workspaces import T1
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
@@ -38,9 +40,11 @@ def new_batch(
     channel: str = "C1",
     provider: str = "soniox",
     hints: list[str] | None = None,
+    workspace: Workspace = T1,
 ) -> NewBatch:
     return NewBatch(
-        team_id="T1",
+        team_id=workspace.team_id or None,
+        enterprise_id=workspace.enterprise_id,
         channel_id=channel,
         message_ts=ts,
         thread_ts=ts,
@@ -67,12 +71,17 @@ def new_link(url: str) -> NewJob:
 
 
 async def batch_with(
-    store: Store, *jobs: NewJob, channel: str = "C1", provider: str = "soniox", now: datetime = NOW
+    store: Store,
+    *jobs: NewJob,
+    channel: str = "C1",
+    provider: str = "soniox",
+    now: datetime = NOW,
+    workspace: Workspace = T1,
 ) -> tuple[Batch, list[Job]]:
     """A new open batch of its own message holding ``jobs`` (one Slack file if none given)."""
     ts = next_ts()
     batch = await store.create_batch(
-        new_batch(ts, channel=channel, provider=provider),
+        new_batch(ts, channel=channel, provider=provider, workspace=workspace),
         list(jobs) or [new_job("F1", ts)],
         now,
     )
@@ -93,9 +102,11 @@ _PATH = {
 }
 
 
-async def job_at(store: Store, state: JobState, *, channel: str = "C1") -> Job:
+async def job_at(
+    store: Store, state: JobState, *, channel: str = "C1", workspace: Workspace = T1
+) -> Job:
     """A Slack file's job, alone in a new batch, moved to ``state`` by the store's verbs."""
-    _, (job,) = await batch_with(store, channel=channel)
+    _, (job,) = await batch_with(store, channel=channel, workspace=workspace)
     return await move_job(store, job, state)
 
 
@@ -137,10 +148,15 @@ async def _step(store: Store, job: Job, state: JobState) -> bool:
 
 
 async def batch_at(
-    store: Store, state: BatchState, *, channel: str = "C1", created: datetime = NOW
+    store: Store,
+    state: BatchState,
+    *,
+    channel: str = "C1",
+    created: datetime = NOW,
+    workspace: Workspace = T1,
 ) -> Batch:
     """A batch with one completed job, moved to ``state`` by the store's verbs."""
-    batch, (job,) = await batch_with(store, channel=channel, now=created)
+    batch, (job,) = await batch_with(store, channel=channel, now=created, workspace=workspace)
     await move_job(store, job, JobState.COMPLETED)
     if state is BatchState.DELIVERING:
         assert await store.begin_delivery(batch.id, NOW)

@@ -27,6 +27,7 @@ from tests.contract.builders import (
     new_link,
     next_ts,
 )
+from tests.workspaces import T1
 
 
 async def _reread(store: Store, batch: Batch) -> Batch:
@@ -186,33 +187,33 @@ async def test_the_channels_views_of_its_batches(store: Store) -> None:
     cancelled = await batch_at(store, BatchState.CANCELLED, channel="C7")
     await batch_at(store, BatchState.OPEN, channel="C8")
 
-    running = await store.running_batches("C7")
+    running = await store.running_batches(T1, "C7")
     assert [batch.id for batch in running] == [running_old.id, delivering.id]
-    finished = await store.finished_batches("C7", 10)
+    finished = await store.finished_batches(T1, "C7", 10)
     assert {batch.id for batch in finished} == {delivered.id, cancelled.id}
     await store.record_final_note(delivered.id, None, "touched", LATER)
-    assert [batch.id for batch in await store.finished_batches("C7", 1)] == [delivered.id], (
+    assert [batch.id for batch in await store.finished_batches(T1, "C7", 1)] == [delivered.id], (
         "the last changed first"
     )
-    assert await store.finished_batches("C9", 10) == []
-    active = await store.active_batch_for_message("C7", delivering.message_ts)
+    assert await store.finished_batches(T1, "C9", 10) == []
+    active = await store.active_batch_for_message(T1, "C7", delivering.message_ts)
     assert active is not None and active.id == delivering.id
-    assert await store.active_batch_for_message("C7", delivered.message_ts) is None
+    assert await store.active_batch_for_message(T1, "C7", delivered.message_ts) is None
 
 
 async def test_the_last_failed_batch_is_the_newest_not_retried_yet(store: Store) -> None:
-    assert await store.last_failed_batch("C1") is None
+    assert await store.last_failed_batch(T1, "C1") is None
     ts = next_ts()
     failed = await _failed_batch(store, new_batch(ts), "F1")
     newer = await _failed_batch(store, new_batch(next_ts()), "F2")
-    found = await store.last_failed_batch("C1")
+    found = await store.last_failed_batch(T1, "C1")
     assert found is not None and found.id == newer.id
 
     retry = await store.create_batch(new_batch(newer.message_ts), [new_link("https://x/a")], LATER)
     assert retry is not None
-    found = await store.last_failed_batch("C1")
+    found = await store.last_failed_batch(T1, "C1")
     assert found is not None and found.id == failed.id, "a batch retried is not offered again"
-    assert await store.last_failed_batch("C2") is None
+    assert await store.last_failed_batch(T1, "C2") is None
 
 
 async def _failed_batch(store: Store, asked: NewBatch, file_id: str) -> Batch:

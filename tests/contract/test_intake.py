@@ -12,6 +12,7 @@ from storage.models import Batch, BatchState, ChannelSettings, Failure, JobKind,
 from storage.store import InvalidRecord, Store, StoreClosed
 from tests.contract.backends import Backend
 from tests.contract.builders import NOW, new_batch, new_job, new_link
+from tests.workspaces import T1
 
 
 async def test_an_event_is_remembered_once(store: Store) -> None:
@@ -164,39 +165,39 @@ async def test_a_closed_store_refuses_work_but_finishes_what_was_asked(backend: 
 
 
 async def test_channel_settings_default_and_round_trip(store: Store) -> None:
-    assert await store.channel_settings("C1") == ChannelSettings(channel_id="C1")
+    assert await store.channel_settings(T1, "C1") == ChannelSettings(channel_id="C1")
     chosen = ChannelSettings(channel_id="C1", provider="soket", auto=False, language_hints=["en"])
-    await store.save_channel_settings(chosen, NOW)
-    assert await store.channel_settings("C1") == chosen
+    await store.save_channel_settings(T1, chosen, NOW)
+    assert await store.channel_settings(T1, "C1") == chosen
     strict = ChannelSettings(channel_id="C2", language_hints=["hi"], language_hints_strict=True)
-    await store.save_channel_settings(strict, NOW)
-    assert await store.channel_settings("C2") == strict
+    await store.save_channel_settings(T1, strict, NOW)
+    assert await store.channel_settings(T1, "C2") == strict
 
     # What a caller holds is its own until saved.
-    held = await store.channel_settings("C1")
+    held = await store.channel_settings(T1, "C1")
     held.language_hints.append("de")
     held.auto = True
     chosen.language_hints.append("fr")
-    assert await store.channel_settings("C1") == ChannelSettings(
+    assert await store.channel_settings(T1, "C1") == ChannelSettings(
         channel_id="C1", provider="soket", auto=False, language_hints=["en"]
     )
 
 
 async def test_what_was_recorded_survives_a_restart(backend: Backend) -> None:
     first = await backend.open()
-    await first.channel_settings("C1")  # read (and perhaps kept) before the change
+    await first.channel_settings(T1, "C1")  # read (and perhaps kept) before the change
     chosen = ChannelSettings(
         "C1", provider="soket", language_hints=["en"], language_hints_strict=True
     )
-    await first.save_channel_settings(chosen, NOW)
-    assert (await first.channel_settings("C1")).provider == "soket"
+    await first.save_channel_settings(T1, chosen, NOW)
+    assert (await first.channel_settings(T1, "C1")).provider == "soket"
     batch = await first.create_batch(new_batch(), [new_job("F1")], NOW)
     assert await first.remember_event("Ev1", NOW)
     await first.close()
 
     second = await backend.open()
     try:
-        assert await second.channel_settings("C1") == chosen
+        assert await second.channel_settings(T1, "C1") == chosen
         assert batch is not None and await second.get_batch(batch.id) == batch
         assert not await second.remember_event("Ev1", NOW)
     finally:

@@ -31,6 +31,7 @@ from tests.contract.builders import (
     new_link,
     next_ts,
 )
+from tests.workspaces import T1
 
 
 async def _reread(store: Store, job: Job) -> Job:
@@ -495,7 +496,7 @@ async def test_a_time_without_a_time_zone_is_refused(store: Store) -> None:
     assert await _reread(store, job) == job, "nothing written"
     with pytest.raises(InvalidRecord, match="time zone"):
         await store.create_batch(new_batch("9.0"), [new_job("F9", "9.0")], naive)
-    assert await store.active_batch_for_message("C1", "9.0") is None
+    assert await store.active_batch_for_message(T1, "C1", "9.0") is None
     with pytest.raises(InvalidRecord, match="time zone"):
         await store.due_jobs(naive)
     with pytest.raises(InvalidRecord, match="time zone"):

@@ -8,6 +8,7 @@ from datetime import timedelta
 from storage.models import BatchState, ReplyFile
 from storage.store import Store
 from tests.contract.builders import LATER, NOW, batch_at
+from tests.workspaces import T1
 
 ALICE_AND_BOB = {"job-1": {"1": "U0ALICE", "2": "U0BOB"}}
 
@@ -76,13 +77,13 @@ async def test_namings_to_show_come_least_recently_changed_first(store: Store) -
 
 
 async def test_the_latest_reply_in_a_thread_is_the_newest_delivered_one(store: Store) -> None:
-    assert await store.latest_reply_in_thread("C1", "1.0") is None
+    assert await store.latest_reply_in_thread(T1, "C1", "1.0") is None
     older = await batch_at(store, BatchState.DELIVERED)
     await batch_at(store, BatchState.OPEN)
-    assert await store.latest_reply_in_thread("C1", older.thread_ts) == await store.get_batch(
+    assert await store.latest_reply_in_thread(T1, "C1", older.thread_ts) == await store.get_batch(
         older.id
     )
-    assert await store.latest_reply_in_thread("C2", older.thread_ts) is None
+    assert await store.latest_reply_in_thread(T1, "C2", older.thread_ts) is None
 
 
 async def test_replacing_the_files_of_a_reply_survives_a_crash_at_any_step(store: Store) -> None:

@@ -11,6 +11,7 @@ from storage.store import Store
 from tests.contract.backends import Backend
 from tests.contract.builders import NOW, new_batch, new_link, next_ts
 from tests.contract.test_outside_text import HOSTILE, same
+from tests.workspaces import T1
 
 ASKED = TranscriptionOptions(
     terms=("Kubernetes", "Priya Raman"),
@@ -23,7 +24,7 @@ ASKED = TranscriptionOptions(
 async def test_a_channel_keeps_its_vocabulary_context_translation_and_marks(
     store: Store,
 ) -> None:
-    default = await store.channel_settings("C1")
+    default = await store.channel_settings(T1, "C1")
     assert (default.vocabulary, default.context, default.translation) == ([], None, ())
     assert default.mark_doubtful is False
     assert default.transcription_options() == TranscriptionOptions()
@@ -36,24 +37,24 @@ async def test_a_channel_keeps_its_vocabulary_context_translation_and_marks(
         translation=("de",),
         mark_doubtful=True,
     )
-    await store.save_channel_settings(chosen, NOW)
-    assert await store.channel_settings("C1") == chosen
+    await store.save_channel_settings(T1, chosen, NOW)
+    assert await store.channel_settings(T1, "C1") == chosen
 
     # Saving changes the whole of them at once, and what a caller holds is its own until saved.
-    held = await store.channel_settings("C1")
+    held = await store.channel_settings(T1, "C1")
     held.vocabulary.append("Anthropic")
-    assert (await store.channel_settings("C1")).vocabulary == ["Kubernetes", "Priya Raman"]
+    assert (await store.channel_settings(T1, "C1")).vocabulary == ["Kubernetes", "Priya Raman"]
     cleared = dataclasses.replace(
         chosen, vocabulary=[], context=None, translation=(), mark_doubtful=False
     )
-    await store.save_channel_settings(cleared, NOW)
-    assert await store.channel_settings("C1") == cleared
+    await store.save_channel_settings(T1, cleared, NOW)
+    assert await store.channel_settings(T1, "C1") == cleared
 
 
 async def test_hostile_words_are_kept_as_typed(store: Store) -> None:
     settings = ChannelSettings(channel_id="C1", vocabulary=[HOSTILE, "ok"], context=HOSTILE)
-    await store.save_channel_settings(settings, NOW)
-    read = await store.channel_settings("C1")
+    await store.save_channel_settings(T1, settings, NOW)
+    read = await store.channel_settings(T1, "C1")
     assert same(read.vocabulary, [HOSTILE, "ok"]) and same(read.context, HOSTILE)
 
     asked = dataclasses.replace(new_batch(next_ts()), options=settings.transcription_options())
@@ -99,7 +100,7 @@ async def test_a_batch_keeps_the_options_it_was_created_with(store: Store) -> No
 async def test_the_options_survive_a_restart(backend: Backend) -> None:
     first = await backend.open()
     settings = ChannelSettings(channel_id="C1", vocabulary=["Kubernetes"], translation=("de",))
-    await first.save_channel_settings(settings, NOW)
+    await first.save_channel_settings(T1, settings, NOW)
     batch = await first.create_batch(
         dataclasses.replace(new_batch(next_ts()), options=ASKED), [new_link("https://x/a")], NOW
     )
@@ -107,7 +108,7 @@ async def test_the_options_survive_a_restart(backend: Backend) -> None:
 
     second = await backend.open()
     try:
-        assert await second.channel_settings("C1") == settings
+        assert await second.channel_settings(T1, "C1") == settings
         assert batch is not None
         assert await second.transcription_options_of([batch.id]) == {batch.id: ASKED}
     finally:

@@ -16,6 +16,7 @@ from tests.conftest import SettingsFactory, SlackSender, on_both_backends
 from tests.fakes.slack import FORM_CONTENT_TYPE, FakeSlack, silent_wav
 from tests.fakes.soket import FakeSoket
 from tests.fakes.soniox import FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 SUBCOMMANDS = (
     "help",
@@ -110,7 +111,7 @@ async def test_unsigned_command_is_refused_and_changes_nothing(
     )
 
     assert forged.status_code == 401
-    assert (await bot.store.channel_settings("C0GENERAL")).auto is True
+    assert (await bot.store.channel_settings(FAKE_WORKSPACE, "C0GENERAL")).auto is True
     assert fake_slack.responses == []
 
 
@@ -130,7 +131,7 @@ async def test_status_shows_running_and_finished_work_of_this_channel_only(
     await command_answer(slack_sender, "provider soket")
     running = await share_file(slack_sender, name="all-hands.mp4", mimetype="video/mp4")
     await share_file(slack_sender, name="elsewhere.wav", channel="C0OTHER")
-    (batch,) = await bot.store.running_batches("C0GENERAL")
+    (batch,) = await bot.store.running_batches(FAKE_WORKSPACE, "C0GENERAL")
 
     async def eta_known() -> bool:
         (job,) = await bot.store.jobs_of(batch.id)
@@ -150,7 +151,7 @@ async def test_status_shows_running_and_finished_work_of_this_channel_only(
     assert re.search(r"started \d+ s ago", running_part)
     assert "Soket.ai expects it in about 4 min" in running_part
     assert "weekly.wav" in finished_part and "transcribed" in finished_part
-    (finished,) = await bot.store.finished_batches("C0GENERAL", 10)
+    (finished,) = await bot.store.finished_batches(FAKE_WORKSPACE, "C0GENERAL", 10)
     assert finished.reply_ts is not None
     # Slack's own link (chat.getPermalink), whose host is not always the team's subdomain.
     link = (
@@ -193,7 +194,7 @@ async def test_links_get_a_visible_message_and_the_transcripts_in_its_thread(
     await fake_slack.wait_for(
         lambda: fake_slack.reactions.get(("C0GENERAL", parent["ts"])) == ["white_check_mark"]
     )
-    (batch,) = await bot.store.finished_batches("C0GENERAL", 10)
+    (batch,) = await bot.store.finished_batches(FAKE_WORKSPACE, "C0GENERAL", 10)
     assert (batch.source, batch.thread_ts, batch.message_ts) == (
         "command",
         parent["ts"],
@@ -211,7 +212,7 @@ async def test_too_many_or_malformed_links_are_refused(
     assert "`ftp://x/b.mp3` is not an http or https link" in mixed
 
     assert fake_slack.messages == []
-    assert await bot.store.running_batches("C0GENERAL") == []
+    assert await bot.store.running_batches(FAKE_WORKSPACE, "C0GENERAL") == []
 
 
 async def test_links_in_a_channel_the_app_cannot_post_in_are_explained(
@@ -224,7 +225,7 @@ async def test_links_in_a_channel_the_app_cannot_post_in_are_explained(
     text = await command_answer(slack_sender, "https://media.example.com/a.mp3")
 
     assert "/invite @threadscribe" in text
-    assert await bot.store.running_batches("C0GENERAL") == []
+    assert await bot.store.running_batches(FAKE_WORKSPACE, "C0GENERAL") == []
 
 
 # -- provider ------------------------------------------------------------------------------------
@@ -255,10 +256,10 @@ async def test_a_provider_without_credentials_is_refused(
         sender = SlackSender(fake_slack, runtime)
         text = await command_answer(sender, "provider soket")
         shown = await command_answer(sender, "provider")
-        settings = await runtime.store.channel_settings("C0GENERAL")
+        settings = await runtime.store.channel_settings(FAKE_WORKSPACE, "C0GENERAL")
         # A channel that chose Soket while it was set up hears that it no longer is.
         await runtime.store.save_channel_settings(
-            ChannelSettings(channel_id="C0OTHER", provider="soket"), runtime.clock()
+            FAKE_WORKSPACE, ChannelSettings(channel_id="C0OTHER", provider="soket"), runtime.clock()
         )
         stale = await command_answer(sender, "provider", channel="C0OTHER")
 
@@ -285,7 +286,7 @@ async def test_auto_off_leaves_uploads_and_links_alone_until_switched_back_on(
     assert (await slack_sender.event(link)).status_code == 200
     await bot.engine.run_cycle()
 
-    assert await bot.store.running_batches("C0GENERAL") == []
+    assert await bot.store.running_batches(FAKE_WORKSPACE, "C0GENERAL") == []
     assert ("C0GENERAL", upload["ts"]) not in fake_slack.reactions
     assert fake_slack.downloads == [] and fake_soniox.create_bodies == []
     assert "is *off*" in await command_answer(slack_sender, "auto")
@@ -345,7 +346,7 @@ async def test_retry_resubmits_the_failed_file_and_the_new_batch_succeeds(
     await fake_slack.wait_for(
         lambda: fake_slack.reactions.get(("C0GENERAL", event["ts"])) == ["warning"]
     )
-    (failed,) = await bot.store.finished_batches("C0GENERAL", 10)
+    (failed,) = await bot.store.finished_batches(FAKE_WORKSPACE, "C0GENERAL", 10)
 
     text = await command_answer(slack_sender, "retry")
 
@@ -362,7 +363,7 @@ async def test_retry_resubmits_the_failed_file_and_the_new_batch_succeeds(
     await fake_slack.wait_for(
         lambda: fake_slack.reactions.get(("C0GENERAL", event["ts"])) == ["white_check_mark"]
     )
-    newest, oldest = await bot.store.finished_batches("C0GENERAL", 10)
+    newest, oldest = await bot.store.finished_batches(FAKE_WORKSPACE, "C0GENERAL", 10)
     assert oldest.id == failed.id
     assert (newest.source, newest.thread_ts, newest.state) == (
         "retry",
@@ -382,7 +383,7 @@ async def test_retry_and_cancel_refuse_a_batch_of_another_channel(
     await fake_slack.wait_for(
         lambda: fake_slack.reactions.get(("C0OTHER", event["ts"])) == ["white_check_mark"]
     )
-    (batch,) = await bot.store.finished_batches("C0OTHER", 10)
+    (batch,) = await bot.store.finished_batches(FAKE_WORKSPACE, "C0OTHER", 10)
 
     assert f"no batch `{batch.id}` in this channel" in await command_answer(
         slack_sender, f"retry {batch.id}"
@@ -407,7 +408,7 @@ async def test_cancel_stops_a_running_batch_and_nothing_is_posted(
     await fake_slack.wait_for(
         lambda: fake_slack.reactions.get(("C0GENERAL", event["ts"])) == ["hourglass_flowing_sand"]
     )
-    (batch,) = await bot.store.running_batches("C0GENERAL")
+    (batch,) = await bot.store.running_batches(FAKE_WORKSPACE, "C0GENERAL")
     posted_before = len(fake_slack.messages)
 
     text = await command_answer(slack_sender, "cancel")
@@ -443,7 +444,7 @@ async def test_command_over_socket_mode_is_acked_and_answered(
         envelope_id = await fake_slack.send_envelope(payload, type="slash_commands")
         ack = await fake_slack.wait_for_ack(envelope_id)
         (answer,) = await fake_slack.wait_for(lambda: fake_slack.responses)
-        stored = await runtime.store.channel_settings("C0GENERAL")
+        stored = await runtime.store.channel_settings(FAKE_WORKSPACE, "C0GENERAL")
 
     assert ack["envelope_id"] == envelope_id
     assert payload["response_url"].endswith(answer["response_id"])

@@ -11,6 +11,7 @@ from storage.sqlite import SQLiteStore
 from tests.conftest import SettingsFactory, SlackSender, final_replies, on_both_backends
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 bot_replies = final_replies
 
@@ -102,7 +103,7 @@ async def test_without_files_write_a_long_transcript_is_posted_at_once_with_the_
     assert fake_slack.uploads == []
     assert "We went through the quarterly numbers" in str(reply["blocks"]), "the preview"
     assert "`files:write` scope is missing" in str(reply["blocks"][-1])
-    (batch,) = await bot.store.finished_batches("C0GENERAL", limit=1)
+    (batch,) = await bot.store.finished_batches(FAKE_WORKSPACE, "C0GENERAL", limit=1)
     assert batch.state is BatchState.DELIVERED
 
 
@@ -218,8 +219,8 @@ async def test_provider_failure_is_reported_in_plain_words(
 
 async def _all_batches(runtime: Runtime) -> list[Any]:
     return [
-        *await runtime.store.running_batches("C0GENERAL"),
-        *await runtime.store.finished_batches("C0GENERAL", 100),
+        *await runtime.store.running_batches(FAKE_WORKSPACE, "C0GENERAL"),
+        *await runtime.store.finished_batches(FAKE_WORKSPACE, "C0GENERAL", 100),
     ]
 
 

@@ -14,6 +14,7 @@ from tests.conftest import ManualClock, SettingsFactory, SlackSender, cycles, fi
 from tests.e2e.test_faults import soniox_error
 from tests.fakes.slack import FORM_CONTENT_TYPE, FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 
 async def test_a_transcription_that_never_finishes_fails_at_the_age_limit(
@@ -84,7 +85,7 @@ async def test_a_deleted_progress_message_does_not_lose_the_reply(
         event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
         await SlackSender(fake_slack, runtime).event(event)
         await cycles(runtime, clock, 3, seconds=10)
-        (batch,) = await runtime.store.running_batches("C0GENERAL")
+        (batch,) = await runtime.store.running_batches(FAKE_WORKSPACE, "C0GENERAL")
         assert batch.status_ts not in (None, "pending")
         # Someone deleted the progress message.
         fake_slack.inject(
@@ -102,7 +103,9 @@ async def test_a_deleted_progress_message_does_not_lose_the_reply(
 async def test_two_shortcuts_at_once_start_one_batch(
     bot: Runtime, fake_slack: FakeSlack, slack_sender: SlackSender
 ) -> None:
-    await bot.store.save_channel_settings(ChannelSettings("C0GENERAL", auto=False), bot.clock())
+    await bot.store.save_channel_settings(
+        FAKE_WORKSPACE, ChannelSettings("C0GENERAL", auto=False), bot.clock()
+    )
     event = fake_slack.message_event(files=[fake_slack.add_file(content=silent_wav())])
     body = fake_slack.interactive_body(fake_slack.message_shortcut("C0GENERAL", event["ts"]))
     headers = fake_slack.signed_headers(body, content_type=FORM_CONTENT_TYPE)

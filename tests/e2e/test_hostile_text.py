@@ -20,6 +20,7 @@ from storage.models import ChannelSettings
 from tests.conftest import SettingsFactory, SlackSender, final_replies
 from tests.fakes.slack import FORM_CONTENT_TYPE, FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 ASKER = "U0ALICE"
 HOSTILE = (
@@ -240,7 +241,7 @@ async def test_shortcut_and_mention_notes_carry_no_control_sequence(
     bot: Runtime, slack_sender: SlackSender, fake_slack: FakeSlack
 ) -> None:
     await bot.store.save_channel_settings(
-        ChannelSettings(channel_id="C0GENERAL", auto=False), bot.clock()
+        FAKE_WORKSPACE, ChannelSettings(channel_id="C0GENERAL", auto=False), bot.clock()
     )
     parent = fake_slack.message_event(
         files=[fake_slack.add_file(name=HOSTILE_NAME, content=silent_wav())],

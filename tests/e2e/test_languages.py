@@ -10,6 +10,7 @@ from tests.conftest import SlackSender, final_replies
 from tests.e2e.test_commands import command_answer, share_file
 from tests.fakes.slack import FakeSlack
 from tests.fakes.soniox import FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 
 def context_texts(reply: dict[str, Any]) -> list[str]:
@@ -60,7 +61,7 @@ async def test_strict_hints_reach_soniox_and_every_answer_shows_them(
     assert body["language_hints_strict"] is True
     # Held to the hints, Soniox labels the Spanish words with a hinted language.
     assert context_texts(reply) == ["Language: English"]
-    (batch,) = await bot.store.finished_batches("C0GENERAL", 1)
+    (batch,) = await bot.store.finished_batches(FAKE_WORKSPACE, "C0GENERAL", 1)
     assert (batch.language_hints, batch.language_hints_strict) == (["en", "hi"], True)
 
     # `auto` clears the hints and their strictness: hints set later lean, they do not hold.

@@ -13,6 +13,7 @@ from tests.conftest import SettingsFactory, SlackSender, final_replies
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soket import FakeSoket
 from tests.fakes.soniox import FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 MIB = 1024 * 1024
 #: 5 h 12 min, as Slack gives a clip's length.
@@ -106,7 +107,7 @@ async def test_the_long_recording_goes_to_soket_which_sets_no_such_limit(
 ) -> None:
     fake_soket.estimated_completion_seconds = 0.1
     await bot.store.save_channel_settings(
-        ChannelSettings(channel_id="C0SOKET", provider="soket"), bot.clock()
+        FAKE_WORKSPACE, ChannelSettings(channel_id="C0SOKET", provider="soket"), bot.clock()
     )
     event = fake_slack.message_event(
         files=[long_clip(fake_slack)], subtype="slack_audio", channel="C0SOKET"

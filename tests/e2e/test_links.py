@@ -10,6 +10,7 @@ from tests.conftest import SlackSender
 from tests.fakes.slack import FakeSlack
 from tests.fakes.soket import FakeSoket
 from tests.fakes.soniox import FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 
 def transcripts_in(fake: FakeSlack, thread_ts: str) -> list[dict[str, Any]]:
@@ -37,7 +38,7 @@ async def test_pasted_audio_link_goes_to_soniox_as_audio_url(
     await fake_slack.wait_for(
         lambda: fake_slack.reactions.get(("C0GENERAL", message["ts"])) == ["white_check_mark"]
     )
-    (batch,) = await bot.store.finished_batches("C0GENERAL", 10)
+    (batch,) = await bot.store.finished_batches(FAKE_WORKSPACE, "C0GENERAL", 10)
     assert batch.source == "link"
 
 
@@ -78,7 +79,7 @@ async def test_links_that_are_not_audio_are_left_alone(
     await slack_sender.event(message)
     await bot.engine.run_cycle()
 
-    assert await bot.store.running_batches("C0GENERAL") == []
+    assert await bot.store.running_batches(FAKE_WORKSPACE, "C0GENERAL") == []
     assert fake_soniox.create_bodies == [] and fake_slack.messages == []
 
 
@@ -100,9 +101,9 @@ async def test_pasted_link_goes_to_soket_as_a_url_source(
     bot: Runtime, slack_sender: SlackSender, fake_slack: FakeSlack, fake_soket: FakeSoket
 ) -> None:
     fake_soket.estimated_completion_seconds = 0.1  # the first status check comes at once
-    settings = await bot.store.channel_settings("C0GENERAL")
+    settings = await bot.store.channel_settings(FAKE_WORKSPACE, "C0GENERAL")
     settings.provider = "soket"
-    await bot.store.save_channel_settings(settings, bot.clock())
+    await bot.store.save_channel_settings(FAKE_WORKSPACE, settings, bot.clock())
     message = fake_slack.message_event(text="<https://media.example.com/q3.flac>", subtype=None)
 
     await slack_sender.event(message)

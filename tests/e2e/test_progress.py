@@ -8,6 +8,7 @@ from bot.app import running_bot
 from tests.conftest import ManualClock, SettingsFactory, SlackSender, cycles, final_replies
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 
 async def test_progress_message_is_updated_then_becomes_the_reply(
@@ -134,7 +135,7 @@ async def test_a_progress_message_posted_just_before_a_crash_is_not_posted_again
         await SlackSender(fake_slack, runtime).event(event)
         await cycles(runtime, clock, 2, seconds=10)
         (progress,) = fake_slack.replies_in("C0GENERAL", event["ts"])
-        (batch,) = await runtime.store.running_batches("C0GENERAL")
+        (batch,) = await runtime.store.running_batches(FAKE_WORKSPACE, "C0GENERAL")
         # As the database stands when the process dies after the post, before recording it.
         await runtime.store.mark_progress_pending([batch.id], clock())
 

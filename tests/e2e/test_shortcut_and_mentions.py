@@ -13,11 +13,12 @@ from storage.models import ChannelSettings
 from tests.conftest import SettingsFactory, SlackSender
 from tests.fakes.slack import FORM_CONTENT_TYPE, FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 
 async def auto_off(runtime: Runtime, channel: str = "C0GENERAL") -> None:
     await runtime.store.save_channel_settings(
-        ChannelSettings(channel_id=channel, auto=False), runtime.clock()
+        FAKE_WORKSPACE, ChannelSettings(channel_id=channel, auto=False), runtime.clock()
     )
 
 
@@ -75,7 +76,7 @@ async def test_shortcut_on_a_reply_in_a_thread_answers_in_that_thread_with_auto_
     await fake_slack.wait_for(
         lambda: fake_slack.reactions.get(("C0GENERAL", reply["ts"])) == ["white_check_mark"]
     )
-    (batch,) = await bot.store.finished_batches("C0GENERAL", 10)
+    (batch,) = await bot.store.finished_batches(FAKE_WORKSPACE, "C0GENERAL", 10)
     assert (batch.source, batch.message_ts, batch.thread_ts) == (
         "shortcut",
         reply["ts"],
@@ -115,7 +116,7 @@ async def test_shortcut_on_a_message_without_media_explains_privately(
     assert answer["response_type"] == "ephemeral"
     assert "no audio, video or audio link" in answer["text"]
     assert fake_slack.messages == []
-    assert await bot.store.running_batches("C0GENERAL") == []
+    assert await bot.store.running_batches(FAKE_WORKSPACE, "C0GENERAL") == []
 
 
 async def test_shortcut_twice_on_a_message_being_transcribed_starts_one_batch(
@@ -129,7 +130,7 @@ async def test_shortcut_twice_on_a_message_being_transcribed_starts_one_batch(
     await send_shortcut(slack_sender, "C0GENERAL", message["ts"])
 
     (answer,) = await fake_slack.wait_for(lambda: fake_slack.responses)
-    (batch,) = await bot.store.running_batches("C0GENERAL")
+    (batch,) = await bot.store.running_batches(FAKE_WORKSPACE, "C0GENERAL")
     assert f"Already on it: `{batch.id}`" in answer["text"]
 
 
@@ -142,7 +143,7 @@ async def test_unsigned_shortcut_is_refused(
     forged = await slack_sender.post(body, {"Content-Type": FORM_CONTENT_TYPE})
 
     assert forged.status_code == 401
-    assert await bot.store.running_batches("C0GENERAL") == []
+    assert await bot.store.running_batches(FAKE_WORKSPACE, "C0GENERAL") == []
 
 
 # -- mentions ------------------------------------------------------------------------------------
@@ -177,7 +178,7 @@ async def test_mention_in_a_thread_transcribes_the_parent_once_even_if_redeliver
     await bot.engine.run_cycle()
     assert len(transcripts_in(fake_slack, "C0GENERAL", parent["ts"])) == 1
     assert len(fake_soniox.create_bodies) == 1
-    (batch,) = await bot.store.finished_batches("C0GENERAL", 10)
+    (batch,) = await bot.store.finished_batches(FAKE_WORKSPACE, "C0GENERAL", 10)
     assert (batch.source, batch.user_id) == ("mention", "U0BOB")
     assert fake_slack.api_args("conversations.replies")[0]["ts"] == parent["ts"]
     assert fake_slack.downloads[0]["authorized"] is True
@@ -192,7 +193,7 @@ async def test_mention_outside_a_thread_gets_a_short_pointer(
 
     (text,) = await fake_slack.wait_for(lambda: said_in(fake_slack, "C0GENERAL", mention["ts"]))
     assert "*in its thread*" in text and "@threadscribe transcribe" in text
-    assert await bot.store.running_batches("C0GENERAL") == []
+    assert await bot.store.running_batches(FAKE_WORKSPACE, "C0GENERAL") == []
 
 
 async def test_mention_with_other_words_gets_a_short_pointer(
@@ -208,7 +209,7 @@ async def test_mention_with_other_words_gets_a_short_pointer(
 
     (text,) = await fake_slack.wait_for(lambda: said_in(fake_slack, "C0GENERAL", parent["ts"]))
     assert "@threadscribe transcribe" in text
-    assert await bot.store.running_batches("C0GENERAL") == []
+    assert await bot.store.running_batches(FAKE_WORKSPACE, "C0GENERAL") == []
 
 
 async def test_mention_in_a_thread_whose_parent_has_no_media(
@@ -223,7 +224,7 @@ async def test_mention_in_a_thread_whose_parent_has_no_media(
 
     (text,) = await fake_slack.wait_for(lambda: said_in(fake_slack, "C0GENERAL", parent["ts"]))
     assert "first message of this thread has no audio" in text
-    assert await bot.store.running_batches("C0GENERAL") == []
+    assert await bot.store.running_batches(FAKE_WORKSPACE, "C0GENERAL") == []
 
 
 async def test_shortcut_over_socket_mode(

@@ -15,6 +15,7 @@ from tests.conftest import ManualClock, SettingsFactory, SlackSender, cycles, fi
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soket import FakeSoket
 from tests.fakes.soniox import DECODE_ERROR_MESSAGE, FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 
 @pytest.fixture
@@ -123,7 +124,7 @@ async def test_channel_setting_routes_a_channel_to_soket_while_the_default_stays
     fake_soket.estimated_completion_seconds = 0.1
     assert bot.settings.transcribe_provider.value == "soniox"
     await bot.store.save_channel_settings(
-        ChannelSettings(channel_id="C0SOKET", provider="soket"), bot.clock()
+        FAKE_WORKSPACE, ChannelSettings(channel_id="C0SOKET", provider="soket"), bot.clock()
     )
     to_soket = fake_slack.message_event(
         files=[fake_slack.add_file(name="soket.wav", content=silent_wav())], channel="C0SOKET"

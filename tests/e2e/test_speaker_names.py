@@ -15,6 +15,7 @@ from tests.conftest import SlackSender, final_replies
 from tests.e2e.test_commands import share_file
 from tests.fakes.slack import FORM_CONTENT_TYPE, FakeSlack
 from tests.fakes.soniox import FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 SENTENCE = "We went through the quarterly numbers line by line. "
 
@@ -37,7 +38,9 @@ async def transcribed(
     """A shared file's reply, once posted, and its batch."""
     event = await share_file(sender, name=name, channel=channel, **file)
     (reply,) = await sender.fake.wait_for(lambda: final_replies(sender.fake, event))
-    (batch,) = [b for b in await bot.store.finished_batches(channel, 10) if b.reply_ts]
+    (batch,) = [
+        b for b in await bot.store.finished_batches(FAKE_WORKSPACE, channel, 10) if b.reply_ts
+    ]
     assert batch.reply_ts == reply["ts"]
     return reply, batch
 
@@ -316,3 +319,38 @@ async def test_names_and_what_was_typed_are_escaped(
     assert "*<@U0EVIL>*" in str(edit["blocks"])
     assert "&lt;!channel&gt; *boss* &lt;https://x.io|y&gt; [00:00]" in edit["text"]
     assert "<!channel>" not in str(edit) and "<https://x.io" not in str(edit)
+
+
+async def test_another_workspace_cannot_name_the_speakers_of_a_shared_channels_transcript(
+    bot: Runtime, slack_sender: SlackSender, fake_slack: FakeSlack
+) -> None:
+    """Slack Connect: the channel is in a second workspace too; its people see the reply, but
+    the transcript is the first workspace's."""
+    reply, batch = await transcribed(bot, slack_sender)
+    neighbour = fake_slack.add_workspace("T0NEIGHBOUR")
+
+    press = fake_slack.block_action("C0GENERAL", reply["ts"], "name_speakers", user="U0ALICE")
+    press["team"] = {"id": neighbour.team_id, "domain": neighbour.domain}
+    press["user"]["team_id"] = neighbour.team_id
+    assert (await interact(slack_sender, press)).status_code == 200
+    (answer,) = await fake_slack.wait_for(lambda: fake_slack.responses)
+    assert "can no longer be changed" in answer["text"]
+    assert fake_slack.views == []
+
+    mention = fake_slack.app_mention_event(
+        fake_slack.mention("speakers 1=<@U0ALICE>"), thread_ts=batch.thread_ts
+    )
+    body = json.dumps(fake_slack.event_callback(mention, workspace=neighbour))
+    assert (await slack_sender.post(body, fake_slack.signed_headers(body))).status_code == 200
+    await fake_slack.wait_for(
+        lambda: any("no transcript in this thread" in m["text"] for m in fake_slack.messages)
+    )
+
+    view = await open_form(slack_sender, reply, user="U0ALICE")
+    first = next(iter(pickers(view)))
+    forged = fake_slack.view_submission(view["id"], {first: "U0ALICE"}, user="U0ALICE")
+    forged["team"] = {"id": neighbour.team_id, "domain": neighbour.domain}
+    forged["user"]["team_id"] = neighbour.team_id
+    ack = await interact(slack_sender, forged)
+    assert ack.status_code == 200 and "errors" in ack.json()
+    assert await bot.store.speaker_naming(batch.id) is None

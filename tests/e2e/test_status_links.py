@@ -7,6 +7,7 @@ from bot.app import Runtime
 from tests.conftest import SlackSender
 from tests.e2e.test_commands import command_answer, share_file
 from tests.fakes.slack import FakeSlack
+from tests.workspaces import FAKE_WORKSPACE
 
 
 async def finished_batch(bot: Runtime, slack_sender: SlackSender, fake_slack: FakeSlack) -> str:
@@ -14,7 +15,7 @@ async def finished_batch(bot: Runtime, slack_sender: SlackSender, fake_slack: Fa
     await fake_slack.wait_for(
         lambda: fake_slack.reactions.get(("C0GENERAL", done["ts"])) == ["white_check_mark"]
     )
-    (batch,) = await bot.store.finished_batches("C0GENERAL", 10)
+    (batch,) = await bot.store.finished_batches(FAKE_WORKSPACE, "C0GENERAL", 10)
     return batch.id
 
 
@@ -22,7 +23,7 @@ async def test_status_links_come_from_slack_and_are_asked_for_once(
     bot: Runtime, slack_sender: SlackSender, fake_slack: FakeSlack
 ) -> None:
     batch_id = await finished_batch(bot, slack_sender, fake_slack)
-    (batch,) = await bot.store.finished_batches("C0GENERAL", 10)
+    (batch,) = await bot.store.finished_batches(FAKE_WORKSPACE, "C0GENERAL", 10)
     assert batch.reply_ts is not None
 
     first = await command_answer(slack_sender, "status")

@@ -11,6 +11,7 @@ from storage.models import JobState
 from tests.conftest import ManualClock, SettingsFactory, SlackSender, cycles, final_replies
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 MB = 1024 * 1024
 
@@ -96,7 +97,9 @@ async def test_time_spent_queueing_for_room_does_not_count_against_the_age_limit
 
 
 async def _batch_of(runtime: Runtime, event: dict[str, Any]) -> str:
-    batch = await runtime.store.active_batch_for_message(event["channel"], event["ts"])
+    batch = await runtime.store.active_batch_for_message(
+        FAKE_WORKSPACE, event["channel"], event["ts"]
+    )
     assert batch is not None
     return batch.id
 

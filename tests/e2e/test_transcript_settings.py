@@ -12,6 +12,7 @@ from tests.conftest import SlackSender, final_replies, on_both_backends
 from tests.e2e.test_commands import command_answer, share_file
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 CHANNEL = "C0GENERAL"
 
@@ -64,7 +65,7 @@ async def test_vocabulary_and_context_reach_soniox_with_each_new_file(
         "terms": ["Kubernetes", "Priya Raman"],
         "text": "Weekly platform stand-up with Priya & Sam",
     }
-    (batch,) = await bot.store.finished_batches(CHANNEL, 1)
+    (batch,) = await bot.store.finished_batches(FAKE_WORKSPACE, CHANNEL, 1)
     recorded = await bot.store.transcription_options_of([batch.id])
     assert recorded[batch.id] == TranscriptionOptions(
         terms=("Kubernetes", "Priya Raman"), context="Weekly platform stand-up with Priya & Sam"
@@ -198,7 +199,7 @@ async def test_doubtful_words_are_marked_in_the_message_and_plain_in_the_file(
     await delivered(fake_slack, later)
     (plain,) = final_replies(fake_slack, later)
     assert "Deploy Kubernetes on Friday, said Priya." in shown(plain)
-    batches = await bot.store.finished_batches(CHANNEL, 2)
+    batches = await bot.store.finished_batches(FAKE_WORKSPACE, CHANNEL, 2)
     options = await bot.store.transcription_options_of([batch.id for batch in batches])
     assert sorted(option.mark_doubtful for option in options.values()) == [False, True]
 
@@ -207,7 +208,7 @@ async def test_a_soket_channel_is_told_plainly_and_nothing_changes(
     bot: Runtime, slack_sender: SlackSender
 ) -> None:
     await command_answer(slack_sender, "provider soket")
-    before = await bot.store.channel_settings(CHANNEL)
+    before = await bot.store.channel_settings(FAKE_WORKSPACE, CHANNEL)
     switch = "Soniox does: `/transcribe provider soniox` switches this channel to it."
     for command, feature in [
         ("vocabulary add Kubernetes", "a vocabulary"),
@@ -222,7 +223,7 @@ async def test_a_soket_channel_is_told_plainly_and_nothing_changes(
             f"changed. {switch}"
         )
     assert (
-        await bot.store.channel_settings(CHANNEL)
+        await bot.store.channel_settings(FAKE_WORKSPACE, CHANNEL)
         == before
         == ChannelSettings(channel_id=CHANNEL, provider="soket")
     )

@@ -15,6 +15,7 @@ from bot.app import Runtime
 from tests.conftest import SlackSender, on_both_backends
 from tests.fakes.slack import FORM_CONTENT_TYPE, FakeSlack, silent_wav
 from tests.fakes.soniox import FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 
 @on_both_backends
@@ -134,7 +135,7 @@ async def test_slacks_ssl_check_gets_an_empty_200_and_nothing_is_done(
     assert [r for r in caplog.records if r.name.startswith("bot")] == [], "nothing logged"
     await bot.engine.run_cycle()
     assert fake_slack.messages == [] and fake_slack.responses == []
-    assert await bot.store.running_batches("C0GENERAL") == []
+    assert await bot.store.running_batches(FAKE_WORKSPACE, "C0GENERAL") == []
 
 
 async def test_a_request_carrying_ssl_check_and_more_is_still_verified(
@@ -157,7 +158,7 @@ async def test_a_request_carrying_ssl_check_and_more_is_still_verified(
     assert as_json.status_code == 401
     await bot.engine.run_cycle()
     assert fake_slack.messages == [] and fake_slack.responses == []
-    assert await bot.store.running_batches("C0GENERAL") == []
+    assert await bot.store.running_batches(FAKE_WORKSPACE, "C0GENERAL") == []
 
 
 async def test_healthz_reports_ok(bot: Runtime, slack_sender: SlackSender) -> None:

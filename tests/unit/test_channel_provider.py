@@ -14,6 +14,7 @@ from tests.conftest import SettingsFactory
 from tests.fakes.slack import FakeSlack, silent_wav
 from tests.fakes.soket import FakeSoket
 from tests.fakes.soniox import FakeSoniox
+from tests.workspaces import FAKE_WORKSPACE
 
 CHANNEL = "C0SWITCH"
 
@@ -48,7 +49,7 @@ async def runtime(make_settings: SettingsFactory, clock: ManualClock) -> AsyncIt
 
 async def choose(runtime: Runtime, provider: str, clock: ManualClock) -> None:
     await runtime.store.save_channel_settings(
-        ChannelSettings(channel_id=CHANNEL, provider=provider), clock()
+        FAKE_WORKSPACE, ChannelSettings(channel_id=CHANNEL, provider=provider), clock()
     )
 
 
@@ -75,7 +76,7 @@ async def test_batch_keeps_its_provider_when_the_channel_setting_changes_mid_fli
     await choose(runtime, "soket", clock)
     file = fake_slack.add_file(name="handover.wav", content=silent_wav())
     event = fake_slack.message_event(files=[file], channel=CHANNEL)
-    batch = await runtime.intake.take_message(event, fake_slack.team_id)
+    batch = await runtime.intake.take_message(event, FAKE_WORKSPACE)
     assert batch is not None and batch.provider == "soket"
 
     # Upload and submit at Soket, then poll: the file is still being transcribed.
@@ -105,7 +106,7 @@ async def test_batch_keeps_its_provider_when_the_channel_setting_changes_mid_fli
     later = fake_slack.message_event(
         files=[fake_slack.add_file(name="next.wav", content=silent_wav())], channel=CHANNEL
     )
-    next_batch = await runtime.intake.take_message(later, fake_slack.team_id)
+    next_batch = await runtime.intake.take_message(later, FAKE_WORKSPACE)
     assert next_batch is not None and next_batch.provider == "soniox"
     (next_job,) = await runtime.store.jobs_of(next_batch.id)
     assert next_job.provider == "soniox"

@@ -14,14 +14,22 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from storage.models import ChannelSettings, JobKind, NewBatch, NewJob, TranscriptionOptions
+from storage.models import (
+    ChannelSettings,
+    JobKind,
+    NewBatch,
+    NewJob,
+    TranscriptionOptions,
+    Workspace,
+)
 from storage.moving import copy_sqlite_to_postgres
 from storage.postgres import PostgresStore
-from storage.postgres.migrations import SCHEMA_VERSION
+from storage.postgres.migrations import MIGRATIONS, SCHEMA_VERSION
 from storage.postgres.rows import UNFINISHED
 from storage.sqlite import SQLiteStore
 from storage.store import SchemaTooNew, StoreUnavailable
 from tests.postgres import TestSchema
+from tests.workspaces import FAKE_WORKSPACE
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -89,9 +97,13 @@ async def test_a_channel_setting_changed_by_one_process_is_read_by_another(
 ) -> None:
     first, second = await open_store(schema), await open_store(schema)
     try:
-        assert (await first.channel_settings("C1")).provider is None
-        await second.save_channel_settings(ChannelSettings("C1", provider="soket"), NOW)
-        assert (await first.channel_settings("C1")).provider == "soket", "no stale copy"
+        assert (await first.channel_settings(FAKE_WORKSPACE, "C1")).provider is None
+        await second.save_channel_settings(
+            FAKE_WORKSPACE, ChannelSettings("C1", provider="soket"), NOW
+        )
+        assert (await first.channel_settings(FAKE_WORKSPACE, "C1")).provider == "soket", (
+            "no stale copy"
+        )
     finally:
         await first.close()
         await second.close()
@@ -172,7 +184,7 @@ async def test_copy_db_keeps_what_channels_and_batches_ask_of_their_transcripts(
     )  # fmt: skip
     source = await SQLiteStore.open(tmp_path / "threadscribe.db")
     try:
-        await source.save_channel_settings(settings, NOW)
+        await source.save_channel_settings(FAKE_WORKSPACE, settings, NOW)
         asked = dataclasses.replace(new_batch(), options=options)
         batch = await source.create_batch(asked, [new_job("F1")], NOW)
         plain = await source.create_batch(new_batch("2.0"), [new_job("F2", "2.0")], NOW)
@@ -184,8 +196,66 @@ async def test_copy_db_keeps_what_channels_and_batches_ask_of_their_transcripts(
     assert report.complete
     store = await open_store(schema)
     try:
-        assert await store.channel_settings("C1") == settings
+        assert await store.channel_settings(FAKE_WORKSPACE, "C1") == settings
         copied = await store.transcription_options_of([batch.id, plain.id])
         assert copied == {batch.id: options, plain.id: TranscriptionOptions()}
+    finally:
+        await store.close()
+
+
+async def test_copy_db_keeps_each_workspaces_rows_and_the_removed_workspaces(
+    schema: TestSchema, tmp_path: Path
+) -> None:
+    other, gone = Workspace("T2", "E1"), Workspace("T3")
+    source = await SQLiteStore.open(tmp_path / "threadscribe.db")
+    try:
+        await source.save_channel_settings(FAKE_WORKSPACE, ChannelSettings("C1", auto=False), NOW)
+        await source.save_channel_settings(other, ChannelSettings("C1", provider="soket"), NOW)
+        ours = dataclasses.replace(new_batch(), team_id="T2", enterprise_id="E1")
+        batch = await source.create_batch(ours, [new_job("F1")], NOW)
+        await source.remove_workspace(gone, NOW)
+    finally:
+        await source.close()
+    assert batch is not None
+
+    report = await copy_sqlite_to_postgres(tmp_path / "threadscribe.db", schema.url, replace=False)
+    assert report.complete
+    store = await open_store(schema)
+    try:
+        assert not (await store.channel_settings(FAKE_WORKSPACE, "C1")).auto
+        assert (await store.channel_settings(other, "C1")).provider == "soket"
+        assert [b.id for b in await store.running_batches(other, "C1")] == [batch.id]
+        copied = await store.get_batch(batch.id)
+        assert copied is not None and copied.workspace == other
+        assert await store.workspace_removed(gone)
+        assert not await store.workspace_removed(other)
+    finally:
+        await store.close()
+
+
+async def test_channel_settings_from_before_workspaces_are_kept_for_adoption(
+    schema: TestSchema,
+) -> None:
+    async with await psycopg.AsyncConnection.connect(schema.url, autocommit=True) as db:
+        await db.execute(
+            """CREATE TABLE schema_migrations (
+                   version    integer PRIMARY KEY,
+                   applied_at timestamptz NOT NULL DEFAULT now()
+               )"""
+        )
+        for number, script in enumerate(MIGRATIONS[:6], start=1):
+            await db.execute(script.encode())
+            await db.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (number,))
+        await db.execute(
+            """INSERT INTO channel_settings (channel_id, provider, auto, vocabulary, updated_at)
+               VALUES ('C1', 'soket', false, '["Priya"]', now())"""
+        )
+    store = await open_store(schema)
+    try:
+        unowned = await store.channel_settings(Workspace(""), "C1")
+        assert (unowned.provider, unowned.auto, unowned.vocabulary) == ("soket", False, ["Priya"])
+        assert await store.adopt_unowned(Workspace("T1")) == 1
+        assert await store.channel_settings(Workspace("T1"), "C1") == unowned
+        assert await store.channel_settings(Workspace("T2"), "C1") == ChannelSettings("C1")
     finally:
         await store.close()

@@ -24,6 +24,7 @@ from tests.bot_process import free_port
 from tests.conftest import SettingsFactory, SlackSender
 from tests.e2e.test_commands import command_answer
 from tests.fakes.slack import FakeSlack
+from tests.workspaces import FAKE_WORKSPACE
 
 ECHO_TOKEN = "echo-secret-token-0123456789"
 
@@ -195,7 +196,9 @@ async def test_what_it_declares_decides_which_transcript_settings_its_channels_g
         monkeypatch.setattr(EchoProvider, "translation_languages", frozenset({"eo"}))
         wrong = await command_answer(sender, "translate de")
         taken = await command_answer(sender, "translate eo")
-        translation = (await runtime.store.channel_settings("C0GENERAL")).translation
+        translation = (
+            await runtime.store.channel_settings(FAKE_WORKSPACE, "C0GENERAL")
+        ).translation
 
     assert refused == (
         "Echo (this channel's provider) does not support translation, so nothing was changed. "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.models import Batch, JobKind, NewBatch, NewJob
+from storage.models import Batch, ChannelSettings, JobKind, NewBatch, NewJob, Workspace
 from storage.sqlite import SQLiteStore
 from storage.sqlite.connection import storage_error
 from storage.sqlite.migrations import MIGRATIONS
@@ -254,3 +254,26 @@ async def test_a_reader_beside_the_bot_does_not_migrate(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (1,)
     db.close()
+
+
+async def test_channel_settings_from_before_workspaces_are_kept_for_adoption(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path, isolation_level=None) as old:
+        for number, script in enumerate(MIGRATIONS[:17], start=1):
+            old.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+        old.execute(
+            """INSERT INTO channel_settings (channel_id, provider, auto, vocabulary, updated_at)
+               VALUES ('C1', 'soket', 0, '["Priya"]', '2026-01-01T00:00:00.000000Z')"""
+        )
+    old.close()
+    store = await SQLiteStore.open(path)
+    try:
+        unowned = await store.channel_settings(Workspace(""), "C1")
+        assert (unowned.provider, unowned.auto, unowned.vocabulary) == ("soket", False, ["Priya"])
+        assert await store.adopt_unowned(Workspace("T1")) == 1
+        assert await store.channel_settings(Workspace("T1"), "C1") == unowned
+        assert await store.channel_settings(Workspace("T2"), "C1") == ChannelSettings("C1")
+    finally:
+        await store.close()

@@ -14,7 +14,8 @@ from pydantic import SecretStr
 
 from bot.errors import WorkspaceGone
 from bot.logs import SecretRegistry
-from bot.workspaces import InstalledWorkspaces, workspace_of
+from bot.slack_ids import workspace_of
+from bot.workspaces import InstalledWorkspaces
 from storage.models import SlackInstallation, Workspace, WorkspaceKey
 from storage.sqlite import SQLiteStore
 from tests.fakes.slack import FakeSlack
