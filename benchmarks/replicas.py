@@ -54,6 +54,7 @@ from bot.app import keep_start_up_objects_out_of_collections
 from bot.slack_api import SlackGateway
 from bot.slack_files import SlackFileDownloader
 from bot.work import Engine, EngineConfig
+from bot.workspaces import OneWorkspace
 from storage.postgres import PostgresStore
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -98,10 +99,8 @@ async def _replica(
         engine = Engine(
             store=store,
             providers={"soniox": provider},
-            slack=SlackGateway(web),  # type: ignore[arg-type]
-            downloader=SlackFileDownloader(
-                http, bot_token=SecretStr("xoxb-bench"), allowed_hosts=frozenset()
-            ),
+            slack=OneWorkspace(SlackGateway(web), SecretStr("xoxb-bench")),  # type: ignore[arg-type]
+            downloader=SlackFileDownloader(http, allowed_hosts=frozenset()),
             config=EngineConfig(
                 spool_dir=spool,
                 max_file_bytes=500 * 1024 * 1024,
