@@ -230,6 +230,21 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (team_id, enterprise_id)
     );
     """,
+    # 8: the open batches by workspace, oldest first: a claim lists the workspaces with open work
+    # (one probe each) and reads each one's oldest due jobs, so that workspaces take turns
+    # without ranking every due job (storage.leases). The expressions leave no NULL in the key.
+    """
+    CREATE INDEX batches_open_by_workspace
+        ON batches ((COALESCE(enterprise_id, '')), (COALESCE(team_id, '')), created_at, id)
+        WHERE state = 'open';
+    -- The open batches with language hints, and those asking for transcription options: a
+    -- cycle looks for the batches it claimed among these few, not among every open batch.
+    CREATE INDEX batches_open_with_hints ON batches (id)
+        WHERE state = 'open' AND language_hints != '[]'::jsonb;
+    CREATE INDEX batches_open_with_options ON batches (id)
+        WHERE state = 'open' AND (vocabulary != '[]'::jsonb OR context_text IS NOT NULL
+            OR translation IS NOT NULL OR mark_doubtful);
+    """,
 ]
 
 #: The schema this code reads and writes.

@@ -143,12 +143,16 @@ class Reads(StoreBase):
         batches = await self._batches("WHERE id = %s", (batch_id,))
         return batches[0] if batches else None
 
-    async def language_hints_in_use(self) -> dict[str, LanguageHints]:
-        # Most batches have none: this reads few rows where asking by id would read every
-        # batch polled.
+    async def language_hints_in_use(self, batch_ids: Collection[str]) -> dict[str, LanguageHints]:
+        # Most batches have none: the ids are looked for in an index of the open batches with
+        # some (batches_open_with_hints), small however many are polled or open.
+        if not batch_ids:
+            return {}
         rows = await self._rows(
             f"""SELECT id, language_hints, language_hints_strict FROM batches
-                WHERE state = {_OPEN} AND language_hints != '[]'::jsonb"""
+                WHERE id = ANY(%b::text[])
+                  AND state = {_OPEN} AND language_hints != '[]'::jsonb""",
+            (list(dict.fromkeys(batch_ids)),),
         )
         return {row[0]: language_hints_of(row[1], row[2]) for row in rows}
 
@@ -162,12 +166,18 @@ class Reads(StoreBase):
         )
         return {row[0]: language_hints_of(row[1], row[2]) for row in rows}
 
-    async def transcription_options_in_use(self) -> dict[str, TranscriptionOptions]:
-        # Most batches ask for nothing: as for the language hints, few rows are read.
+    async def transcription_options_in_use(
+        self, batch_ids: Collection[str]
+    ) -> dict[str, TranscriptionOptions]:
+        # Most batches ask for nothing: as for the language hints (batches_open_with_options).
+        if not batch_ids:
+            return {}
         rows = await self._rows(
             f"""SELECT id, {OPTIONS_COLUMNS} FROM batches
-                WHERE state = {_OPEN} AND (vocabulary != '[]'::jsonb OR context_text IS NOT NULL
-                    OR translation IS NOT NULL OR mark_doubtful)"""
+                WHERE id = ANY(%b::text[])
+                  AND state = {_OPEN} AND (vocabulary != '[]'::jsonb OR context_text IS NOT NULL
+                    OR translation IS NOT NULL OR mark_doubtful)""",
+            (list(dict.fromkeys(batch_ids)),),
         )
         return {row[0]: transcription_options_of(*row[1:]) for row in rows}
 

@@ -97,18 +97,22 @@ class IntakeAndReads(Protocol):
         """Returns each batch's jobs by position, keyed by every id given. Raises the common
         errors."""
 
-    async def language_hints_in_use(self) -> dict[str, LanguageHints]:
-        """Returns the language hints of the open batches that have any, by batch id; every other
-        open batch has none. Raises the common errors."""
+    async def language_hints_in_use(self, batch_ids: Collection[str]) -> dict[str, LanguageHints]:
+        """Returns the language hints of those of ``batch_ids`` that are open and have any, by
+        batch id; every other open batch among them has none. Reads in proportion to those
+        batches, not to every open one. Raises the common errors."""
 
     async def language_hints_of(self, batch_ids: Collection[str]) -> dict[str, LanguageHints]:
         """Returns each known batch's language hints, by id (unknown ids are left out). Raises
         the common errors."""
 
-    async def transcription_options_in_use(self) -> dict[str, TranscriptionOptions]:
-        """Returns the :class:`TranscriptionOptions` of the open batches that ask for anything
-        (a vocabulary, a context, a translation, doubtful words marked), by batch id; every other
-        open batch asks for nothing. Raises the common errors."""
+    async def transcription_options_in_use(
+        self, batch_ids: Collection[str]
+    ) -> dict[str, TranscriptionOptions]:
+        """Returns the :class:`TranscriptionOptions` of those of ``batch_ids`` that are open and
+        ask for anything (a vocabulary, a context, a translation, doubtful words marked), by
+        batch id; every other open batch among them asks for nothing. Raises the common
+        errors."""
 
     async def transcription_options_of(
         self, batch_ids: Collection[str]

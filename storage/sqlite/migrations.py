@@ -287,4 +287,13 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (team_id, enterprise_id)
     );
     """,
+    # 19: the open batches with language hints, and those asking for transcription options,
+    # as PostgreSQL's version 8: a cycle reads these few instead of every open batch.
+    """
+    CREATE INDEX batches_open_with_hints ON batches (id)
+        WHERE state = 'open' AND language_hints != '[]';
+    CREATE INDEX batches_open_with_options ON batches (id)
+        WHERE state = 'open' AND (vocabulary != '[]' OR context_text IS NOT NULL
+            OR translation IS NOT NULL OR mark_doubtful != 0);
+    """,
 ]

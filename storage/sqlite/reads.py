@@ -155,14 +155,15 @@ class Reads(StoreBase):
         batches = await self._batches("WHERE id = ?", (batch_id,))
         return batches[0] if batches else None
 
-    async def language_hints_in_use(self) -> dict[str, LanguageHints]:
-        # Most batches have none: this reads few rows where asking by id would read every
-        # batch polled.
+    async def language_hints_in_use(self, batch_ids: Collection[str]) -> dict[str, LanguageHints]:
+        # Most batches have none: this reads the few open batches with some (an index of their
+        # own), where asking by id would read every batch polled.
         rows = await self._rows(
             f"""SELECT id, language_hints, language_hints_strict FROM batches
                 WHERE state = {_OPEN} AND language_hints != '[]'"""
         )
-        return {row[0]: language_hints_of(row[1], row[2]) for row in rows}
+        wanted = set(batch_ids)
+        return {row[0]: language_hints_of(row[1], row[2]) for row in rows if row[0] in wanted}
 
     async def language_hints_of(self, batch_ids: Collection[str]) -> dict[str, LanguageHints]:
         found: dict[str, LanguageHints] = {}
@@ -175,14 +176,17 @@ class Reads(StoreBase):
             found.update({row[0]: language_hints_of(row[1], row[2]) for row in rows})
         return found
 
-    async def transcription_options_in_use(self) -> dict[str, TranscriptionOptions]:
+    async def transcription_options_in_use(
+        self, batch_ids: Collection[str]
+    ) -> dict[str, TranscriptionOptions]:
         # Most batches ask for nothing: as for the language hints, few rows are read.
         rows = await self._rows(
             f"""SELECT id, {OPTIONS_COLUMNS} FROM batches
                 WHERE state = {_OPEN} AND (vocabulary != '[]' OR context_text IS NOT NULL
                     OR translation IS NOT NULL OR mark_doubtful != 0)"""
         )
-        return {row[0]: transcription_options_of(*row[1:]) for row in rows}
+        wanted = set(batch_ids)
+        return {row[0]: transcription_options_of(*row[1:]) for row in rows if row[0] in wanted}
 
     async def transcription_options_of(
         self, batch_ids: Collection[str]

@@ -235,9 +235,11 @@ async def test_language_hints_of_batches(store: Store) -> None:
 
     hints = await store.language_hints_of([hinted.id, plain.id, hinted.id, "b-missing"])
     assert hints == {plain.id: LanguageHints(), hinted.id: strict}
-    assert await store.language_hints_in_use() == {hinted.id: strict}
+    both = [plain.id, hinted.id, "b-missing"]
+    assert await store.language_hints_in_use(both) == {hinted.id: strict}
+    assert await store.language_hints_in_use([plain.id]) == {}, "only the batches asked about"
     await store.cancel_batch(hinted.id, NOW)
-    assert await store.language_hints_in_use() == {}, "only open batches"
+    assert await store.language_hints_in_use(both) == {}, "only open batches"
     assert await store.language_hints_of([]) == {}
 
 

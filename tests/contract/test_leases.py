@@ -5,11 +5,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from storage.models import Batch, BatchState, Job, JobState, Leases
+from storage.leases import FAIR_TURNS
+from storage.models import Batch, BatchState, Job, JobState, Leases, Workspace
 from storage.store import Store
-from tests.contract.builders import NOW, batch_at, batch_with, job_at, new_job, next_ts
+from tests.contract.builders import (
+    LATER,
+    NOW,
+    batch_at,
+    batch_with,
+    job_at,
+    new_batch,
+    new_job,
+    next_ts,
+)
+from tests.workspaces import T1
+
+T2 = Workspace("T2")
 
 LEASE = timedelta(seconds=30)
 A, B = "owner-a", "owner-b"
@@ -150,3 +163,40 @@ async def test_leases_of_batches_expire_and_renew_like_those_of_jobs(store: Stor
     assert await store.renew_leases(A, held, NOW + LEASE * 2, LEASE) == Leases(
         batches=frozenset({newer.id})
     )
+
+
+async def _one_file(store: Store, workspace: Workspace, at: datetime) -> str:
+    ts = next_ts()
+    made = await store.create_batch(new_batch(ts, workspace=workspace), [new_job("F1", ts)], at)
+    assert made is not None
+    return made.id
+
+
+async def test_workspaces_take_turns_in_a_claim(store: Store) -> None:
+    flood = [
+        await _one_file(store, T1, NOW + timedelta(milliseconds=index)) for index in range(100)
+    ]
+    single = await _one_file(store, T2, NOW + timedelta(seconds=1))
+
+    first = await store.claim_due_jobs(A, LATER, LEASE, limit=3)
+    assert [job.batch_id for job in first] == [flood[0], single, flood[1]], "T2 is not behind"
+    rest = await store.claim_due_jobs(B, LATER, LEASE)
+    assert [job.batch_id for job in rest] == flood[2:], "one workspace: oldest first"
+
+
+async def test_a_claim_gives_each_workspace_its_first_turns_then_goes_by_age(
+    store: Store,
+) -> None:
+    organisation = Workspace("T3", "E1")
+    flood = [
+        await _one_file(store, T1, NOW + timedelta(milliseconds=index))
+        for index in range(FAIR_TURNS + 4)
+    ]
+    late = [
+        await _one_file(store, workspace, NOW + timedelta(seconds=1, milliseconds=index))
+        for index, workspace in enumerate((T2, organisation, T2))
+    ]
+    claimed = [job.batch_id for job in await store.claim_due_jobs(A, LATER, LEASE)]
+    t2_first, third, t2_second = late
+    assert claimed[:5] == [flood[0], t2_first, third, flood[1], t2_second], "turn by turn"
+    assert claimed[5:] == flood[2:], "past the workspaces' turns, oldest first"
