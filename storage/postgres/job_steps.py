@@ -17,7 +17,7 @@ from storage.models import (
     Submission,
     Upload,
 )
-from storage.postgres.base import StoreBase, columns, moved
+from storage.postgres.base import STAMP_BATCHES, StoreBase, columns, moved
 from storage.postgres.connection import Connection
 from storage.postgres.rows import UNFINISHED, safe_text, to_jsonb
 from storage.rows import states_sql
@@ -82,7 +82,7 @@ class JobSteps(StoreBase):
 
     async def skip_job(self, job_id: str, now: datetime) -> bool:
         move = JobMoves.SKIP
-        return await self._update_job(
+        return await self._finish_job(
             job_id, "state = %s, finished_at = %s", (move.target.value, now), now, move.sources
         )
 
@@ -295,7 +295,7 @@ class JobSteps(StoreBase):
         self, job_id: str, *, transcript: dict[str, Any], raw: Any, now: datetime
     ) -> bool:
         move = JobMoves.COMPLETE
-        return await self._update_job(
+        return await self._finish_job(
             job_id,
             """state = %s, transcript = %s, raw_result = %s, finished_at = %s, error = NULL,
                error_detail = NULL""",
@@ -481,12 +481,15 @@ async def _fail(
     ]
     return await moved(
         db,
-        f"""UPDATE jobs SET state = '{move.target.value}', error = v.error,
-                error_detail = v.detail, finished_at = %s,
-                raw_result = COALESCE(v.raw, jobs.raw_result){sent}, updated_at = %s
-            FROM unnest(%b::text[], %b::text[], %b::text[], %b::jsonb[])
-                AS v(id, error, detail, raw)
-            WHERE jobs.id = v.id AND jobs.state IN {states_sql(move.sources)}
-            RETURNING jobs.id""",
-        (now, now, *columns(rows, 4)),
+        f"""WITH moved AS (
+                UPDATE jobs SET state = '{move.target.value}', error = v.error,
+                    error_detail = v.detail, finished_at = %s,
+                    raw_result = COALESCE(v.raw, jobs.raw_result){sent}, updated_at = %s
+                FROM unnest(%b::text[], %b::text[], %b::text[], %b::jsonb[])
+                    AS v(id, error, detail, raw)
+                WHERE jobs.id = v.id AND jobs.state IN {states_sql(move.sources)}
+                RETURNING jobs.id, jobs.batch_id
+            ), stamped AS ({STAMP_BATCHES})
+            SELECT id FROM moved""",
+        (now, now, *columns(rows, 4), now, now),
     )

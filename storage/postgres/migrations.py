@@ -244,6 +244,22 @@ MIGRATIONS: list[str] = [
     CREATE INDEX batches_open_with_options ON batches (id)
         WHERE state = 'open' AND (vocabulary != '[]'::jsonb OR context_text IS NOT NULL
             OR translation IS NOT NULL OR mark_doubtful);
+
+    -- When a job of the batch last finished, written with the job (batches from before: their
+    -- last finished job's time). A reply can be due, or a progress message out of date, only
+    -- for a running batch with a finished job: a cycle reads those, not every open batch's
+    -- jobs. The progress message's other reasons are found through its ts (none yet, or being
+    -- posted) and its text (the note of work held for an account).
+    ALTER TABLE batches ADD COLUMN jobs_finished_at timestamptz;
+    UPDATE batches SET jobs_finished_at = f.at
+        FROM (SELECT batch_id, max(COALESCE(finished_at, updated_at)) AS at FROM jobs
+              WHERE state IN ('completed', 'failed', 'skipped') GROUP BY batch_id) AS f
+        WHERE f.batch_id = batches.id AND batches.state IN ('delivering', 'open');
+    CREATE INDEX batches_with_finished_jobs ON batches (created_at)
+        WHERE state IN ('delivering', 'open') AND jobs_finished_at IS NOT NULL;
+    CREATE INDEX batches_open_by_status ON batches (status_ts) WHERE state = 'open';
+    CREATE INDEX batches_open_by_status_text ON batches (status_text COLLATE "C")
+        WHERE state = 'open';
     """,
 ]
 

@@ -37,6 +37,8 @@ _RUNNING_BATCH = states_sql(RUNNING_BATCH_STATES)
 _RUNNING_AT_PROVIDER = states_sql(JobMoves.KEEP_RUNNING.sources)
 _OF_OPEN_BATCHES = f"batch_id IN (SELECT id FROM batches WHERE state = {_OPEN})"
 _JOB_ORDER = "ORDER BY created_at, batch_id, position"
+#: Sorts after every other character (byte order, as ``COLLATE "C"`` compares).
+_LAST_CHARACTER = "\U0010ffff"
 
 
 class Reads(StoreBase):
@@ -193,8 +195,10 @@ class Reads(StoreBase):
         return {row[0]: transcription_options_of(*row[1:]) for row in rows}
 
     async def batches_to_deliver(self, now: datetime) -> list[Batch]:
+        # Only a batch with a finished job can have finished them all: the index
+        # batches_with_finished_jobs holds those, not every running batch.
         return await self._batches(
-            f"""WHERE b.state IN {_RUNNING_BATCH}
+            f"""WHERE b.state IN {_RUNNING_BATCH} AND b.jobs_finished_at IS NOT NULL
                   AND (b.next_attempt_at IS NULL OR b.next_attempt_at <= %s)
                   AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = b.id
                                   AND {UNFINISHED})
@@ -205,19 +209,44 @@ class Reads(StoreBase):
     async def batches_needing_progress(
         self, now: datetime, *, after: timedelta, every: timedelta, held_note: str
     ) -> list[Batch]:
-        # Others cannot have a different message, so they are not read at all.
+        # Others cannot have a different message, so they are not read at all. The batches
+        # looked at are found through indexes, each reason on its own (a superset, which the
+        # full condition then narrows): without a message; being posted; with a finished job;
+        # with a job held; with a message that says work is held. Not every open batch.
         return await self._batches(
-            f"""WHERE b.state = {_OPEN}
-                 AND ((b.status_ts IS NULL AND b.created_at <= %s)
-                      OR b.status_ts = %s
-                      OR ((b.status_updated_at IS NULL OR b.status_updated_at <= %s)
+            f"""WHERE b.id IN (
+                    SELECT id FROM batches WHERE state = {_OPEN} AND status_ts IS NULL
+                    UNION ALL
+                    SELECT id FROM batches WHERE state = {_OPEN} AND status_ts = %(pending)s
+                    UNION ALL
+                    SELECT id FROM batches WHERE state IN {_RUNNING_BATCH}
+                        AND jobs_finished_at IS NOT NULL
+                    UNION ALL
+                    SELECT batch_id FROM jobs WHERE held_by IS NOT NULL AND {UNFINISHED}
+                    UNION ALL
+                    SELECT id FROM batches WHERE state = {_OPEN}
+                        AND status_text COLLATE "C" >= %(note)s
+                        AND status_text COLLATE "C" < %(past_note)s)
+                 AND b.state = {_OPEN}
+                 AND ((b.status_ts IS NULL AND b.created_at <= %(after)s)
+                      OR b.status_ts = %(pending)s
+                      OR ((b.status_updated_at IS NULL OR b.status_updated_at <= %(every)s)
                           AND (EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
                                        AND j.finished_at > b.status_updated_at)
                                OR (EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
                                            AND j.held_by IS NOT NULL AND j.{UNFINISHED})
-                                   != COALESCE(left(b.status_text, %s) = %s, false)))))
+                                   != COALESCE(left(b.status_text, %(length)s) = %(note)s,
+                                               false)))))
                ORDER BY b.created_at""",
-            (now - after, PENDING_STATUS, now - every, len(held_note), held_note),
+            {
+                "after": now - after,
+                "pending": PENDING_STATUS,
+                "every": now - every,
+                "length": len(held_note),
+                "note": held_note,
+                # Every text that starts with the note sorts from it to this (byte order).
+                "past_note": held_note + _LAST_CHARACTER,
+            },
         )
 
     async def cancelled_batches_to_settle(self, note: str) -> list[Batch]:

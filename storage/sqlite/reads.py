@@ -37,6 +37,8 @@ from storage.states import (
 from storage.workspace_sql import team_condition
 
 _OPEN = f"'{BatchState.OPEN.value}'"
+#: Sorts after every other character (byte order, as SQLite compares text by default).
+_LAST_CHARACTER = "\U0010ffff"
 _FINISHED_BATCH = states_sql(FINISHED_BATCH_STATES)
 _RUNNING_BATCH = states_sql(RUNNING_BATCH_STATES)
 _RUNNING_AT_PROVIDER = states_sql(JobMoves.KEEP_RUNNING.sources)
@@ -202,8 +204,10 @@ class Reads(StoreBase):
         return found
 
     async def batches_to_deliver(self, now: datetime) -> list[Batch]:
+        # Only a batch with a finished job can have finished them all: the index
+        # batches_with_finished_jobs holds those, not every running batch.
         return await self._batches(
-            f"""WHERE b.state IN {_RUNNING_BATCH}
+            f"""WHERE b.state IN {_RUNNING_BATCH} AND b.jobs_finished_at IS NOT NULL
                   AND (b.next_attempt_at IS NULL OR b.next_attempt_at <= ?)
                   AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = b.id
                                   AND {UNFINISHED})
@@ -214,9 +218,24 @@ class Reads(StoreBase):
     async def batches_needing_progress(
         self, now: datetime, *, after: timedelta, every: timedelta, held_note: str
     ) -> list[Batch]:
-        # Others cannot have a different message, so they are not read at all.
+        # Others cannot have a different message, so they are not read at all. The batches
+        # looked at are found through indexes, each reason on its own (a superset, which the
+        # full condition then narrows): without a message; being posted; with a finished job;
+        # with a job held; with a message that says work is held. Not every open batch.
         return await self._batches(
-            f"""WHERE b.state = {_OPEN}
+            f"""WHERE b.id IN (
+                    SELECT id FROM batches WHERE state = {_OPEN} AND status_ts IS NULL
+                    UNION ALL
+                    SELECT id FROM batches WHERE state = {_OPEN} AND status_ts = ?
+                    UNION ALL
+                    SELECT id FROM batches WHERE state IN {_RUNNING_BATCH}
+                        AND jobs_finished_at IS NOT NULL
+                    UNION ALL
+                    SELECT batch_id FROM jobs WHERE held_by IS NOT NULL AND {UNFINISHED}
+                    UNION ALL
+                    SELECT id FROM batches WHERE state = {_OPEN}
+                        AND status_text >= ? AND status_text < ?)
+                 AND b.state = {_OPEN}
                  AND ((b.status_ts IS NULL AND b.created_at <= ?)
                       OR b.status_ts = ?
                       OR ((b.status_updated_at IS NULL OR b.status_updated_at <= ?)
@@ -228,6 +247,10 @@ class Reads(StoreBase):
                                        AND substr(b.status_text, 1, ?) = ?)))))
                ORDER BY b.created_at""",
             (
+                PENDING_STATUS,
+                held_note,
+                # Every text that starts with the note sorts from it to this (byte order).
+                held_note + _LAST_CHARACTER,
                 to_text(now - after),
                 PENDING_STATUS,
                 to_text(now - every),
