@@ -260,6 +260,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX batches_open_by_status ON batches (status_ts) WHERE state = 'open';
     CREATE INDEX batches_open_by_status_text ON batches (status_text COLLATE "C")
         WHERE state = 'open';
+    -- The finished jobs that may still own something at their provider: with the jobs of
+    -- cancelled batches, all that a clean-up can be due for.
+    CREATE INDEX jobs_finished_to_clean_up ON jobs (batch_id, position)
+        WHERE NOT cleaned_up AND state IN ('completed', 'failed', 'skipped')
+          AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL);
     """,
 ]
 

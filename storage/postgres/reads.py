@@ -24,6 +24,7 @@ from storage.postgres.rows import (
 from storage.rows import states_sql
 from storage.states import (
     FINISHED_BATCH_STATES,
+    FINISHED_JOB_STATES,
     RUNNING_BATCH_STATES,
     BatchState,
     JobMoves,
@@ -33,6 +34,7 @@ from storage.workspace_sql import team_condition
 
 _OPEN = f"'{BatchState.OPEN.value}'"
 _FINISHED_BATCH = states_sql(FINISHED_BATCH_STATES)
+_FINISHED_JOB = states_sql(FINISHED_JOB_STATES)
 _RUNNING_BATCH = states_sql(RUNNING_BATCH_STATES)
 _RUNNING_AT_PROVIDER = states_sql(JobMoves.KEEP_RUNNING.sources)
 _OF_OPEN_BATCHES = f"batch_id IN (SELECT id FROM batches WHERE state = {_OPEN})"
@@ -113,8 +115,17 @@ class Reads(StoreBase):
         self, now: datetime, *, finished_early: Collection[str] = ()
     ) -> list[Job]:
         ended = states_sql({JobState.COMPLETED, JobState.FAILED})
+        # Looked for among the finished jobs not cleaned up (an index of their own) and the
+        # jobs of cancelled batches, the one way a batch ends with jobs unfinished: not among
+        # every job in flight.
         return await self._jobs(
-            f"""WHERE NOT cleaned_up
+            f"""WHERE id IN (
+                    SELECT id FROM jobs WHERE NOT cleaned_up AND state IN {_FINISHED_JOB}
+                        AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
+                    UNION ALL
+                    SELECT j.id FROM batches AS c JOIN jobs AS j ON j.batch_id = c.id
+                    WHERE c.state = '{BatchState.CANCELLED.value}' AND NOT j.cleaned_up)
+                 AND NOT cleaned_up
                  AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
                  AND (EXISTS (SELECT 1 FROM batches b WHERE b.id = jobs.batch_id
                               AND b.state IN {_FINISHED_BATCH})

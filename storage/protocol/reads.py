@@ -151,7 +151,11 @@ class IntakeAndReads(Protocol):
         """Returns the jobs not cleaned up that may still own something at their provider (a file
         or a transcription), whose clean-up is due by ``now``, by batch and position: those of
         finished batches and, for the providers in ``finished_early``, each completed or failed
-        job whose last call was answered. Raises the common errors."""
+        job whose last call was answered. Of a delivered or undeliverable batch, only its
+        finished jobs are looked at: those batches end once every job has (a cancelled batch
+        may end with jobs unfinished). Reads in proportion to the finished jobs awaiting a
+        clean-up and the cancelled batches, not to every job in flight. Raises the common
+        errors."""
 
     async def jobs_with_unneeded_spool(self) -> list[Job]:
         """Returns the jobs still holding a spool file although their batch has finished. Raises

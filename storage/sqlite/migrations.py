@@ -307,5 +307,8 @@ MIGRATIONS: list[str] = [
         WHERE state IN ('delivering', 'open') AND jobs_finished_at IS NOT NULL;
     CREATE INDEX batches_open_by_status ON batches (status_ts) WHERE state = 'open';
     CREATE INDEX batches_open_by_status_text ON batches (status_text) WHERE state = 'open';
+    CREATE INDEX jobs_finished_to_clean_up ON jobs (batch_id, position)
+        WHERE cleaned_up = 0 AND state IN ('completed', 'failed', 'skipped')
+          AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL);
     """,
 ]

@@ -29,6 +29,7 @@ from storage.sqlite.rows import (
 )
 from storage.states import (
     FINISHED_BATCH_STATES,
+    FINISHED_JOB_STATES,
     RUNNING_BATCH_STATES,
     BatchState,
     JobMoves,
@@ -40,6 +41,7 @@ _OPEN = f"'{BatchState.OPEN.value}'"
 #: Sorts after every other character (byte order, as SQLite compares text by default).
 _LAST_CHARACTER = "\U0010ffff"
 _FINISHED_BATCH = states_sql(FINISHED_BATCH_STATES)
+_FINISHED_JOB = states_sql(FINISHED_JOB_STATES)
 _RUNNING_BATCH = states_sql(RUNNING_BATCH_STATES)
 _RUNNING_AT_PROVIDER = states_sql(JobMoves.KEEP_RUNNING.sources)
 _OF_OPEN_BATCHES = f"batch_id IN (SELECT id FROM batches WHERE state = {_OPEN})"
@@ -126,8 +128,17 @@ class Reads(StoreBase):
             ended = states_sql({JobState.COMPLETED, JobState.FAILED})
             early = f"""OR (provider IN ({placeholders(len(finished_early))})
                             AND state IN {ended} AND sent_at IS NULL)"""
+        # Looked for among the finished jobs not cleaned up (an index of their own) and the
+        # jobs of cancelled batches, the one way a batch ends with jobs unfinished: not among
+        # every job in flight.
         return await self._jobs(
-            f"""WHERE cleaned_up = 0
+            f"""WHERE id IN (
+                    SELECT id FROM jobs WHERE cleaned_up = 0 AND state IN {_FINISHED_JOB}
+                        AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
+                    UNION ALL
+                    SELECT j.id FROM batches AS c JOIN jobs AS j ON j.batch_id = c.id
+                    WHERE c.state = '{BatchState.CANCELLED.value}' AND j.cleaned_up = 0)
+                 AND cleaned_up = 0
                  AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
                  AND (EXISTS (SELECT 1 FROM batches b WHERE b.id = jobs.batch_id
                               AND b.state IN {_FINISHED_BATCH})
