@@ -57,6 +57,13 @@ _IN_FLIGHT_AND_NEW = f"""
 _NOTICES_LOCK = "early notices"
 
 
+#: Gives back the lease of the row being written if the owner given (twice) holds it; with no
+#: owner (NULL), leaves it as it is.
+_GIVE_BACK = """lease_owner = CASE WHEN jobs.lease_owner = %s THEN NULL ELSE jobs.lease_owner END,
+    lease_expires_at = CASE WHEN jobs.lease_owner = %s THEN NULL
+                            ELSE jobs.lease_expires_at END"""
+
+
 class JobSteps(StoreBase):
     # -- from Slack to the provider ----------------------------------------------------------
 
@@ -252,22 +259,38 @@ class JobSteps(StoreBase):
 
     # -- at the provider ---------------------------------------------------------------------
 
-    async def record_still_running(self, polled: Sequence[StillRunning], now: datetime) -> int:
+    async def record_still_running(
+        self, polled: Sequence[StillRunning], now: datetime, *, owner: str | None = None
+    ) -> int:
         if not polled:
             return 0
         # One statement for every answer. Writing a state or an estimate unchanged costs nothing
-        # more: an index is only touched when its columns' values change.
+        # more: an index is only touched when its columns' values change. The lease goes back
+        # in the same row version (one write per job, not two).
         rows = [(each.job_id, each.read_updated_at, each.poll_at, each.eta_at) for each in polled]
-        return await self._execute(
-            f"""UPDATE jobs SET state = '{JobMoves.KEEP_RUNNING.target.value}',
-                    next_attempt_at = v.poll_at,
-                    provider_eta_at = COALESCE(v.eta_at, jobs.provider_eta_at), updated_at = %s
-                FROM unnest(%b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[])
-                    AS v(id, read_updated_at, poll_at, eta_at)
-                WHERE jobs.id = v.id AND jobs.updated_at = v.read_updated_at
-                  AND jobs.state IN {_RUNNING_AT_PROVIDER}""",
-            (now, *columns(rows, 4)),
-        )
+        async with self._database.transaction() as db:
+            cursor = await db.execute(
+                f"""UPDATE jobs SET state = '{JobMoves.KEEP_RUNNING.target.value}',
+                        next_attempt_at = v.poll_at,
+                        provider_eta_at = COALESCE(v.eta_at, jobs.provider_eta_at),
+                        updated_at = %s, {_GIVE_BACK}
+                    FROM unnest(%b::text[], %b::timestamptz[], %b::timestamptz[],
+                                %b::timestamptz[])
+                        AS v(id, read_updated_at, poll_at, eta_at)
+                    WHERE jobs.id = v.id AND jobs.updated_at = v.read_updated_at
+                      AND jobs.state IN {_RUNNING_AT_PROVIDER}
+                    RETURNING jobs.id""",
+                (now, owner, owner, *columns(rows, 4)),
+            )
+            recorded = {str(row[0]) for row in await cursor.fetchall()}
+            left = [each.job_id for each in polled if each.job_id not in recorded]
+            if owner is not None and left:
+                await db.execute(
+                    """UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL
+                       WHERE id = ANY(%b::text[]) AND lease_owner = %s""",
+                    (left, owner),
+                )
+        return len(recorded)
 
     async def record_remote_finished(self, provider: str, remote_id: str, now: datetime) -> int:
         remote_id = safe_text(remote_id) or ""

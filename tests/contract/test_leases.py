@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from storage.leases import FAIR_TURNS
-from storage.models import Batch, BatchState, Job, JobState, Leases, Workspace
+from storage.models import Batch, BatchState, Job, JobState, Leases, StillRunning, Workspace
 from storage.store import Store
 from tests.contract.builders import (
     LATER,
@@ -200,3 +200,30 @@ async def test_a_claim_gives_each_workspace_its_first_turns_then_goes_by_age(
     t2_first, third, t2_second = late
     assert claimed[:5] == [flood[0], t2_first, third, flood[1], t2_second], "turn by turn"
     assert claimed[5:] == flood[2:], "past the workspaces' turns, oldest first"
+
+
+async def test_polls_recorded_with_their_owner_give_the_leases_back(store: Store) -> None:
+    recorded, changed, kept, others = [await job_at(store, JobState.PROCESSING) for _ in range(4)]
+    due = NOW + timedelta(minutes=1)
+    for job in (recorded, changed, kept):
+        await store.record_remote_finished("soniox", str(job.provider_job_id), NOW)
+    await store.record_remote_finished("soniox", str(others.provider_job_id), NOW)
+    claimed = await store.claim_due_jobs(A, due, LEASE)
+    assert set(ids(claimed)) == {recorded.id, changed.id, kept.id, others.id}
+    read = {job.id: job for job in claimed}
+    await store.release_leases(A, Leases(jobs=frozenset({others.id})))
+    assert ids(await store.claim_due_jobs(B, due, LEASE)) == [others.id]
+
+    # One answer is out of date: its job changed after it was read (a webhook).
+    await store.record_remote_finished("soniox", str(changed.provider_job_id), due)
+    polled = [
+        StillRunning(job.id, job.state, read[job.id].updated_at, poll_at=LATER + LEASE)
+        for job in (recorded, changed, others)
+    ]
+    assert await store.record_still_running(polled, due, owner=A) == 2, "not the changed one"
+    free = await store.claim_due_jobs(B, due, LEASE)
+    assert ids(free) == [changed.id], "given back, recorded or not; the recorded one is not due"
+    assert await store.claim_jobs(B, [recorded.id], due, LEASE) != [], "given back"
+    assert await store.claim_jobs(B, [kept.id], due, LEASE) == [], "not polled: still A's"
+    renewed = await store.renew_leases(B, Leases(jobs=frozenset({others.id})), due, LEASE)
+    assert renewed.jobs == {others.id}, "another owner's lease is left alone"
