@@ -12,6 +12,9 @@ from storage.models import Job
 #: rest follow oldest first. Bounded so that a claim reads a few jobs of each workspace, not
 #: every due one.
 FAIR_TURNS = 16
+#: How far into each workspace's open batches (oldest first) a claim looks for those first due
+#: jobs, at least: a workspace with more batches open than this is itself the one with a backlog.
+FAIR_WINDOW = 256
 
 
 def in_turns(jobs: Sequence[Job], workspace_of: Mapping[str, object]) -> list[Job]:

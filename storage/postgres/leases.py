@@ -14,7 +14,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from storage.leases import FAIR_TURNS, in_turns
+from storage.leases import FAIR_TURNS, FAIR_WINDOW, in_turns
 from storage.models import Batch, Job, Leases
 from storage.postgres.base import StoreBase
 from storage.postgres.rows import UNFINISHED, batch_of, job_of
@@ -83,19 +83,24 @@ _CLAIM_DUE = f"""
     RETURNING claimed.e, claimed.t, {_JOB_COLUMNS}"""
 
 # Before it, when several workspaces have open batches: each workspace's first ``turns`` due jobs
-# (its oldest open batches first), so that one workspace's backlog does not keep another's work
-# behind it. Each workspace is read from its own oldest batches on (batches_open_by_workspace),
-# as far as it takes to find its first due jobs; the claim locks them turn by turn.
+# among its oldest ``window`` open batches, so that one workspace's backlog does not keep
+# another's work behind it. Each workspace is read from its own oldest batches on
+# (batches_open_by_workspace), no further than the window: a workspace with more in flight than
+# that is the one with the backlog, whose other due jobs come in age order. The claim locks them
+# turn by turn.
 _CLAIM_TURNS = f"""
     WITH heads AS (
         SELECT h.id, w.e, w.t, h.turn
         FROM unnest(%(e)s::text[], %(t)s::text[]) AS w (e, t)
         CROSS JOIN LATERAL (
             SELECT j.id, ROW_NUMBER() OVER () AS turn FROM (
-                SELECT j.id FROM batches AS b JOIN jobs AS j ON j.batch_id = b.id
-                WHERE b.state = {_OPEN}
-                  AND ({_WORKSPACE.format(b="b")}) = (w.e, w.t)
-                  AND {_DUE}
+                SELECT j.id FROM (
+                    SELECT b.id, b.created_at FROM batches AS b
+                    WHERE b.state = {_OPEN} AND ({_WORKSPACE.format(b="b")}) = (w.e, w.t)
+                    ORDER BY b.created_at, b.id
+                    LIMIT %(window)s) AS b
+                JOIN jobs AS j ON j.batch_id = b.id
+                WHERE {_DUE}
                 ORDER BY b.created_at, b.id, j.position
                 LIMIT %(turns)s) AS j
         ) AS h
@@ -165,6 +170,7 @@ class LeaseSteps(StoreBase):
             "until": until,
             "whole": list(whole_batches),
             "turns": FAIR_TURNS,
+            "window": FAIR_WINDOW,
         }
         workspace_of: dict[str, tuple[str, str]] = {}
         jobs: list[Job] = []
