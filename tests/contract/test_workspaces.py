@@ -311,6 +311,28 @@ async def test_a_reinstall_starts_clean(store: Store) -> None:
     assert erased is not None and erased.channel_id == "" and erased.user_id is None
 
 
+async def test_a_removal_forgotten_lets_work_in_again_without_bringing_anything_back(
+    store: Store,
+) -> None:
+    old = await batch_at(store, BatchState.DELIVERED, workspace=T1)
+    await store.remove_workspace(T1, GONE)
+    assert not await store.forget_removal(T2), "never removed"
+
+    assert await store.forget_removal(T1)
+    assert not await store.forget_removal(T1)
+
+    assert not await store.workspace_removed(T1)
+    assert await store.finished_batches(T1, "C1", 10) == []
+    new, _ = await batch_with(store, workspace=T1)
+    assert [b.id for b in await store.running_batches(T1, "C1")] == [new.id]
+    erased = await store.get_batch(old.id)
+    assert erased is not None and erased.channel_id == ""
+    # An organisation's removal is forgotten for each of its workspaces.
+    await store.remove_workspace(Workspace("", "E1"), GONE)
+    assert await store.forget_removal(T3)
+    assert not await store.workspace_removed(T2)
+
+
 async def test_an_organisations_removal_covers_each_of_its_workspaces(store: Store) -> None:
     of_org = await job_at(store, JobState.SUBMITTED, workspace=T2)
     also_of_org = await job_at(store, JobState.QUEUED, workspace=T3)
