@@ -20,6 +20,7 @@ from storage.models import (
 )
 from storage.states import FINISHED_BATCH_STATES, FINISHED_JOB_STATES
 from storage.store import Store
+from storage.workspace_sql import ERASED_WORKSPACE
 from tests.contract.backends import Backend
 from tests.contract.builders import (
     FAILURE,
@@ -216,7 +217,7 @@ async def test_removing_a_workspace_stops_and_erases_its_work_at_every_stage(
     assert not await store.workspace_removed(T3), "a team's removal is not its organisation's"
     for name, before in gone.items():
         batch = await store.get_batch(before.id)
-        assert batch is not None and batch.workspace == T2, name
+        assert batch is not None and batch.workspace == Workspace(ERASED_WORKSPACE), name
         assert batch.state in FINISHED_BATCH_STATES, name
         if before.state is BatchState.OPEN:
             assert batch.state is BatchState.CANCELLED, name
