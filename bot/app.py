@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +36,7 @@ from bot.runtime import Runtime
 from bot.scheduler import PollScheduler
 from bot.slack_api import SlackGateway, build_web_client
 from bot.slack_files import SlackFileDownloader, slack_file_hosts
+from bot.uninstall import InstalledOnlyApp, Uninstalls, listen_for_uninstalls
 from bot.web import build_http_app
 from bot.work import Engine, EngineConfig
 from bot.workspaces import DirectoryAuthorize, InstalledWorkspaces, OneWorkspace, SlackDirectory
@@ -124,7 +125,8 @@ def _build_parts(
         confidence_threshold=settings.confidence_threshold,
     )
     acks = AckFirst()
-    bolt = build_bolt(settings, slack, store, clock, scopes)
+    uninstalls = Uninstalls(store=store, slack=slack, clock=clock, stop_work=engine.stop_ended_work)
+    bolt = build_bolt(settings, slack, store, clock, scopes, admits=uninstalls.admits)
     register_listeners(
         bolt,
         store=store,
@@ -135,6 +137,7 @@ def _build_parts(
         kick=scheduler.kick,
         clock=clock,
     )
+    listen_for_uninstalls(bolt, uninstalls)
     return Runtime(
         settings=settings,
         store=store,
@@ -229,8 +232,11 @@ def build_bolt(
     store: Store,
     clock: Callable[[], datetime],
     scopes: list[str],
+    *,
+    admits: Callable[[Mapping[str, Any]], Awaitable[bool]],
 ) -> AsyncApp:
-    """Bolt. Single workspace: on the gateway's client, whose session its own calls
+    """Bolt, answering only requests from workspaces the app is installed in (``admits``; the
+    others get an empty 200). Single workspace: on the gateway's client, whose session its own calls
     (auth.test) share. Many workspaces: with the OAuth flow (the install page and the redirect,
     installations and states in our store), each request authorized with its workspace's
     current token, as the work gets it."""
@@ -240,9 +246,10 @@ def build_bolt(
         "request_verification_enabled": not settings.socket_mode,
         "process_before_response": False,
         "logger": BOLT_LOGGER,
+        "admits": admits,
     }
     if isinstance(slack, OneWorkspace):
-        return AsyncApp(client=slack.only.client, **common)
+        return InstalledOnlyApp(client=slack.only.client, **common)
     assert isinstance(slack, InstalledWorkspaces)
     assert settings.slack_client_id is not None and settings.slack_client_secret is not None
     api_url = str(settings.slack_api_url)
@@ -258,13 +265,13 @@ def build_bolt(
         installation_store_bot_only=True,
         state_store=StoreOAuthStates(store, now=clock),
     )
-    return AsyncApp(
+    return InstalledOnlyApp(
         # The app's own client, without a token: code exchanges go to SLACK_API_URL.
         client=slack.app.client,
         oauth_settings=oauth,
         installation_store_bot_only=True,
-        # An AsyncAuthorize is taken as it is (Bolt's own check is on its type, not this hint).
-        authorize=DirectoryAuthorize(slack),  # type: ignore[arg-type]
+        # An AsyncAuthorize is taken as it is (Bolt checks its type).
+        authorize=DirectoryAuthorize(slack),
         **common,
     )
 
@@ -287,7 +294,7 @@ async def running_bot(
     runner: web.AppRunner | None = None
     try:
         if isinstance(runtime.slack, OneWorkspace):
-            await adopt_unowned_work(runtime.store, runtime.slack.only)
+            runtime.own_workspace = await settle_own_workspace(runtime.store, runtime.slack.only)
         runner = web.AppRunner(
             build_http_app(runtime, slack_events=not settings.socket_mode),
             handle_signals=False,
@@ -324,24 +331,31 @@ async def running_bot(
         await runtime.aclose()
 
 
-async def adopt_unowned_work(store: Store, slack: SlackGateway) -> int:
-    """With one static bot token, everything recorded without a workspace (before workspaces
-    were recorded, or while Slack named none) is the bot's own workspace's, as Slack's
-    ``auth.test`` names it: its status, settings and retries keep showing it. Returns how many
-    rows were adopted; Slack not answering leaves them for the next start."""
+async def settle_own_workspace(store: Store, slack: SlackGateway) -> Workspace | None:
+    """With one static bot token, the bot's own workspace, as Slack's ``auth.test`` names it
+    (None when Slack does not answer, or names none).
+
+    Everything recorded without a workspace (before workspaces were recorded, or while Slack
+    named none) is that workspace's: its status, settings and retries keep showing it; Slack
+    not answering leaves them for the next start. A token that works in a workspace the app
+    was removed from was given by a new install: the removal is forgotten (nothing erased comes
+    back), and the work there goes on."""
     try:
         identity = await slack.identity()
     except Exception as exc:
         log.warning("cannot ask Slack which workspace this is; adopting later: %r", exc)
-        return 0
+        return None
     if identity.team_id is None:
-        return 0
-    adopted = await store.adopt_unowned(Workspace(identity.team_id, identity.enterprise_id))
+        return None
+    own = Workspace(identity.team_id, identity.enterprise_id)
+    if await store.forget_removal(own):
+        log.info("installed again in %s since its removal: its work starts clean", own.team_id)
+    adopted = await store.adopt_unowned(own)
     if adopted:
         log.info(
             "%d row(s) recorded before workspaces were kept are now %s's", adopted, identity.team_id
         )
-    return adopted
+    return own
 
 
 async def serve(settings: Settings) -> None:

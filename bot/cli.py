@@ -9,6 +9,7 @@ import logging
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -28,6 +29,7 @@ from bot.providers import build_providers, registry
 from bot.providers.base import Progress, Provider, ProviderJob, Submitted, Uploaded
 from bot.slack_api import SlackGateway, build_web_client, slack_error_code
 from bot.transcript import to_plain_text
+from storage.models import SlackInstallation
 from storage.moving import CopyUnverified
 from storage.postgres.urls import EXAMPLE, shown_url, url_problem, url_secrets
 from storage.store import SchemaTooOld, StorageError
@@ -418,6 +420,7 @@ async def _check_database(settings: Settings) -> list[str]:
             # Recorded by the running bot: a used-up balance shows only when paid work is asked
             # for, which a check must not do.
             accounts = await opened.store.account_problems()
+            installations = await opened.store.installations() if settings.multi_workspace else None
         finally:
             await opened.store.close()
     except database.MigrationPending as exc:
@@ -434,7 +437,43 @@ async def _check_database(settings: Settings) -> list[str]:
         return [f"the database ({where}) cannot be opened ({type(exc).__name__}: {exc}); {fix}"]
     note = f", {opened.note}" if opened.note else ""
     print(f"Database: OK ({where}{note})")
-    return [account_problem_text(account) for account in accounts]
+    problems = [account_problem_text(account) for account in accounts]
+    if installations is not None:
+        problems += _check_installations(installations, datetime.now(UTC))
+    return problems
+
+
+def _check_installations(installations: Sequence[SlackInstallation], now: datetime) -> list[str]:
+    """Many workspaces: the installations whose bot cannot act any more (its token revoked, or
+    expired with nothing to refresh it). Their work waits, and nothing is posted there, until
+    the app is installed again. No token is ever shown."""
+    problems = []
+    for found in installations:
+        where = _installation_named(found)
+        expires = found.bot_token_expires_at
+        if found.bot_token is None:
+            problems.append(
+                f"Slack: the bot token of {where} was revoked: its work waits until someone "
+                "there installs the app again"
+            )
+        elif expires is not None and expires <= now and found.bot_refresh_token is None:
+            problems.append(
+                f"Slack: the bot token of {where} expired at "
+                f"{expires.isoformat(timespec='seconds')} with no refresh token to renew it: its "
+                "work waits until someone there installs the app again"
+            )
+    usable = len(installations) - len(problems)
+    print(f"Slack installations: {len(installations)}, {usable} with a usable bot token")
+    return problems
+
+
+def _installation_named(found: SlackInstallation) -> str:
+    key = found.key
+    if key.is_enterprise_install:
+        name = f" ({found.enterprise_name})" if found.enterprise_name else ""
+        return f"organisation {key.enterprise_id}{name}"
+    name = f" ({found.team_name})" if found.team_name else ""
+    return f"workspace {key.team_id}{name}"
 
 
 # -- scopes -------------------------------------------------------------------------------------

@@ -12,6 +12,11 @@ from storage.models import ProviderAccountProblem
 #: A poll cycle older than this (and at least a minute) means the clock or the cycle is stuck.
 STALE_POLL_INTERVALS = 10
 MIN_STALE_POLL_SECONDS = 60.0
+#: The single-workspace bot's workspace removed the app: its bot token was revoked with it.
+UNINSTALLED = (
+    "slack: the app was uninstalled from this bot's workspace and its data there erased; "
+    "SLACK_BOT_TOKEN no longer works: install the app again, set the new bot token and restart"
+)
 #: A database that does not answer a ``SELECT 1`` in this long is as good as down.
 HEALTH_DB_TIMEOUT_SECONDS = 2.0
 
@@ -27,6 +32,7 @@ async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool
     problems: list[str] = []
     jobs_in_flight: int | None = None
     accounts: list[ProviderAccountProblem] = []
+    uninstalled = False
     try:
         database = await asyncio.wait_for(runtime.store.ping(), timeout=HEALTH_DB_TIMEOUT_SECONDS)
         if database:
@@ -36,6 +42,11 @@ async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool
             accounts = await asyncio.wait_for(
                 runtime.store.account_problems(), timeout=HEALTH_DB_TIMEOUT_SECONDS
             )
+            if runtime.own_workspace is not None:
+                uninstalled = await asyncio.wait_for(
+                    runtime.store.workspace_removed(runtime.own_workspace),
+                    timeout=HEALTH_DB_TIMEOUT_SECONDS,
+                )
     except Exception as exc:
         database = False
         problems.append(f"database: {type(exc).__name__}")
@@ -51,8 +62,11 @@ async def health_report(runtime: Runtime, *, started_at: datetime) -> tuple[bool
     healthy = not problems
     # The process is fine and restarting it cannot help: still healthy, but degraded, and said.
     problems += [account_problem_text(account) for account in accounts]
+    if uninstalled:
+        problems.append(UNINSTALLED)
+    degraded = bool(accounts) or uninstalled
     return healthy, {
-        "status": "unhealthy" if not healthy else "degraded" if accounts else "ok",
+        "status": "unhealthy" if not healthy else "degraded" if degraded else "ok",
         "backend": runtime.store.backend,
         "database": database,
         "scheduler": scheduler,

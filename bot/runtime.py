@@ -18,6 +18,7 @@ from bot.providers.base import Provider
 from bot.scheduler import PollScheduler
 from bot.work import Engine
 from bot.workspaces import SlackDirectory
+from storage.models import Workspace
 from storage.store import Store
 
 
@@ -38,6 +39,8 @@ class Runtime:
     clock: Callable[[], datetime]
     #: The port the HTTP server listens on (useful when ``PORT=0`` picks a free one).
     port: int = 0
+    #: With one static bot token: the workspace it signs in to, once Slack has said so.
+    own_workspace: Workspace | None = None
 
     async def run_cycle(self) -> None:
         """One poll cycle, once the requests being answered have their acks."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -77,7 +77,7 @@ class _Current:
     """A workspace's installation with a bot token good for now."""
 
     installation: SlackInstallation
-    token: str
+    token: str = field(repr=False)
 
 
 class InstalledWorkspaces:

@@ -60,6 +60,11 @@ class Removal:
     rest: list[tuple[str, tuple[Any, ...]]]
 
 
+#: The team id of the rows a removal leaves: anonymous, and not "no team" (which a single
+#: workspace bot adopts at start).
+ERASED_WORKSPACE = "-"
+
+
 def removal(workspace: Workspace, now: Any, p: str) -> Removal | None:
     """The statements that remove ``workspace``; None for one that names nothing (neither a team
     id nor an enterprise id)."""
@@ -121,6 +126,13 @@ def removal(workspace: Workspace, now: Any, p: str) -> Removal | None:
                 (value,),
             ),
             (f"DELETE FROM channel_settings WHERE {settings}", (value,)),
+            # Last, as the statements before find the rows by it: the counts that stay name no
+            # workspace. Only the record of the removal keeps its id, to turn away what still
+            # comes from it.
+            (
+                f"UPDATE batches SET team_id = {p}, enterprise_id = NULL WHERE {match}",
+                (ERASED_WORKSPACE, value),
+            ),
         ],
     )
 

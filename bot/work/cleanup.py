@@ -27,9 +27,7 @@ class CleanUp:
         """Drop unneeded spool files, find what lost answers of ended batches created, and
         delete the providers' copies that are due."""
         store = self._ctx.store
-        # Spool files of batches that will not go on (cancelled mid-transfer) are only disk.
-        for job in await store.jobs_with_unneeded_spool():
-            await self._ctx.drop_spool(job)
+        await self.drop_unneeded_spool()
         await self._recover_lost_answers()
         providers = self._ctx.providers
         # A per-file provider's copies go as soon as their job has ended: its storage is capped,
@@ -42,6 +40,12 @@ class CleanUp:
             await self._clean_up_all([job for job in claimed if not job.cleaned_up])
         finally:
             await self._ctx.leases.release(jobs=[job.id for job in claimed])
+
+    async def drop_unneeded_spool(self) -> None:
+        """Spool files of batches that will not go on (cancelled mid-transfer, or of a workspace
+        that removed the app) are only disk: deleted."""
+        for job in await self._ctx.store.jobs_with_unneeded_spool():
+            await self._ctx.drop_spool(job)
 
     async def _clean_up_all(self, jobs: Sequence[Job]) -> None:
         store, providers = self._ctx.store, self._ctx.providers

@@ -159,6 +159,31 @@ class Engine:
             if job_ids & lost.jobs:
                 task.cancel()
 
+    async def stop_ended_work(self) -> int:
+        """Work was ended from outside the cycle (the app removed from a workspace): stop the
+        transfers of this process whose jobs have all ended (a download's partial file goes
+        with it), drop the spool files nobody needs any more, and wake the cycle, whose
+        clean-up deletes the providers' copies. Returns how many transfers were stopped."""
+        running = list(self._background.items())
+        ended = {
+            job.id
+            for job in await self._ctx.store.get_jobs([i for _, ids in running for i in ids])
+            if job.state.is_terminal
+        }
+        stopped = [task for task, ids in running if ids <= ended]
+        for task in stopped:
+            task.cancel()
+        if stopped:
+            await asyncio.gather(*stopped, return_exceptions=True)
+        for task, ids in running:
+            if task in stopped:
+                for job_id in ids:
+                    # A download stopped after its file was complete, before it was recorded.
+                    (self._ctx.config.spool_dir / job_id).unlink(missing_ok=True)
+        await self._clean_up.drop_unneeded_spool()
+        self._ctx.wake()
+        return len(stopped)
+
     async def drain(self) -> None:
         """Wait for background transfers to end."""
         while self._background:

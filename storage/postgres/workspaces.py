@@ -10,7 +10,7 @@ from storage.models import Workspace
 from storage.postgres.base import StoreBase
 from storage.postgres.connection import Connection
 from storage.postgres.rows import safe_text
-from storage.workspace_sql import adoption, removal, removed_sql
+from storage.workspace_sql import adoption, clear_removal_sql, removal, removed_sql
 
 
 def _safe(values: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -67,3 +67,7 @@ class WorkspaceSteps(StoreBase):
     async def workspace_removed(self, workspace: Workspace) -> bool:
         statement, parameters = removed_sql(workspace, "%s")
         return bool(await self._rows(statement, _safe(parameters)))
+
+    async def forget_removal(self, workspace: Workspace) -> bool:
+        statement, parameters = clear_removal_sql(workspace, "%s")
+        return bool(await self._execute(statement, _safe(parameters)))

@@ -35,6 +35,11 @@ class InstallationSteps(Protocol):
         ``WorkspaceKey.of(enterprise_id, team_id, is_enterprise_install=True)``). Raises the
         common errors."""
 
+    async def installations(self) -> list[SlackInstallation]:
+        """Returns every recorded installation, revoked ones (without a token) included, by
+        enterprise id then team id (an organisation-wide one before its workspaces' own).
+        Raises the common errors."""
+
     async def record_rotated_bot_token(
         self,
         key: WorkspaceKey,

@@ -53,3 +53,10 @@ class WorkspaceSteps(Protocol):
     async def workspace_removed(self, workspace: Workspace) -> bool:
         """Returns whether the app was removed from ``workspace``, or from its organisation, and
         not installed again since (:meth:`save_installation`). Raises the common errors."""
+
+    async def forget_removal(self, workspace: Workspace) -> bool:
+        """The app works in ``workspace`` again without an installation recorded here (a
+        single-workspace bot given a new bot token after a re-install): the removals that cover
+        it, its team's and its organisation's, are forgotten, as :meth:`save_installation`
+        forgets them. Nothing erased comes back. Returns whether there was one. Raises the
+        common errors."""

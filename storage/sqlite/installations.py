@@ -97,6 +97,11 @@ class InstallationSteps(StoreBase):
         )
         return installation_of(rows[0]) if rows else None
 
+    async def installations(self) -> list[SlackInstallation]:
+        rows = await self._rows(f"SELECT {_COLUMNS} FROM slack_installations")
+        # Ordered here: the two databases may collate text differently.
+        return sorted(map(installation_of, rows), key=lambda found: key_values(found.key))
+
     async def record_rotated_bot_token(
         self,
         key: WorkspaceKey,

@@ -8,7 +8,7 @@ from datetime import datetime
 from storage.models import Workspace
 from storage.sqlite.base import StoreBase
 from storage.sqlite.rows import to_text
-from storage.workspace_sql import adoption, removal, removed_sql
+from storage.workspace_sql import adoption, clear_removal_sql, removal, removed_sql
 
 
 class WorkspaceSteps(StoreBase):
@@ -44,3 +44,8 @@ class WorkspaceSteps(StoreBase):
 
     async def workspace_removed(self, workspace: Workspace) -> bool:
         return bool(await self._rows(*removed_sql(workspace, "?")))
+
+    async def forget_removal(self, workspace: Workspace) -> bool:
+        async with self._database.transaction() as db:
+            cursor = await db.execute(*clear_removal_sql(workspace, "?"))
+            return bool(cursor.rowcount)

@@ -157,6 +157,24 @@ async def test_revoking_the_bot_forgets_its_tokens_and_deleting_forgets_the_rest
     assert org is not None and org.bot_token == "xoxb-org"
 
 
+async def test_every_installation_is_listed_revoked_ones_too(store: Store) -> None:
+    assert await store.installations() == []
+    team = installed(GRID_TEAM, "xoxb-team")
+    org = installed(GRID_ORG, "xoxb-org")
+    acme = installed(ACME)
+    for each in (team, acme, org):
+        await store.save_installation(each, NOW)
+    await store.delete_bot(GRID_TEAM, LATER)
+
+    listed = await store.installations()
+    revoked = await store.installation(GRID_TEAM)
+    assert listed == [acme, org, revoked]
+    assert revoked is not None and revoked.bot_token is None
+
+    await store.delete_installation(ACME)
+    assert await store.installations() == [org, revoked]
+
+
 async def test_installations_outlive_a_restart(backend: Backend) -> None:
     first = await backend.open()
     try:

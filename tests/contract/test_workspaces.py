@@ -20,6 +20,7 @@ from storage.models import (
 )
 from storage.states import FINISHED_BATCH_STATES, FINISHED_JOB_STATES
 from storage.store import Store
+from storage.workspace_sql import ERASED_WORKSPACE
 from tests.contract.backends import Backend
 from tests.contract.builders import (
     FAILURE,
@@ -216,7 +217,7 @@ async def test_removing_a_workspace_stops_and_erases_its_work_at_every_stage(
     assert not await store.workspace_removed(T3), "a team's removal is not its organisation's"
     for name, before in gone.items():
         batch = await store.get_batch(before.id)
-        assert batch is not None and batch.workspace == T2, name
+        assert batch is not None and batch.workspace == Workspace(ERASED_WORKSPACE), name
         assert batch.state in FINISHED_BATCH_STATES, name
         if before.state is BatchState.OPEN:
             assert batch.state is BatchState.CANCELLED, name
@@ -309,6 +310,28 @@ async def test_a_reinstall_starts_clean(store: Store) -> None:
     assert [b.id for b in await store.running_batches(T2, "C1")] == [new.id]
     erased = await store.get_batch(old.id)
     assert erased is not None and erased.channel_id == "" and erased.user_id is None
+
+
+async def test_a_removal_forgotten_lets_work_in_again_without_bringing_anything_back(
+    store: Store,
+) -> None:
+    old = await batch_at(store, BatchState.DELIVERED, workspace=T1)
+    await store.remove_workspace(T1, GONE)
+    assert not await store.forget_removal(T2), "never removed"
+
+    assert await store.forget_removal(T1)
+    assert not await store.forget_removal(T1)
+
+    assert not await store.workspace_removed(T1)
+    assert await store.finished_batches(T1, "C1", 10) == []
+    new, _ = await batch_with(store, workspace=T1)
+    assert [b.id for b in await store.running_batches(T1, "C1")] == [new.id]
+    erased = await store.get_batch(old.id)
+    assert erased is not None and erased.channel_id == ""
+    # An organisation's removal is forgotten for each of its workspaces.
+    await store.remove_workspace(Workspace("", "E1"), GONE)
+    assert await store.forget_removal(T3)
+    assert not await store.workspace_removed(T2)
 
 
 async def test_an_organisations_removal_covers_each_of_its_workspaces(store: Store) -> None:

@@ -3,9 +3,13 @@ separate process configured by its environment, against the loopback fakes in th
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.cli import manifest_bot_scopes
+from bot.config import load_settings
+from bot.database import open_store
+from storage.models import SlackInstallation, WorkspaceKey
 from tests.bot_process import PROJECT_ROOT, clean_environment, run_cli
 from tests.fakes.slack import FakeSlack
 from tests.fakes.soket import FakeSoket
@@ -193,3 +197,67 @@ async def test_check_in_the_multi_workspace_mode_explains_the_install(
     assert "SLACK_REDIRECT_URI does not end in SLACK_REDIRECT_PATH (/slack/oauth_redirect)" in err
     assert "Database: OK" in out
     assert fake_slack.client_secret not in out + err
+
+
+async def test_check_in_the_multi_workspace_mode_names_installations_the_bot_cannot_act_in(
+    tmp_path: Path, fake_slack: FakeSlack, fake_soniox: FakeSoniox, fake_soket: FakeSoket
+) -> None:
+    (tmp_path / "manifest.yml").write_text(MANIFEST)
+    env = environment(
+        fake_slack,
+        fake_soniox,
+        fake_soket,
+        tmp_path,
+        SLACK_CLIENT_ID=fake_slack.client_id,
+        SLACK_CLIENT_SECRET=fake_slack.client_secret,
+    )
+    del env["SLACK_BOT_TOKEN"]
+    now = datetime.now(UTC)
+    store = await open_store(
+        load_settings(
+            _env_file=None,
+            slack_bot_token=None,
+            slack_signing_secret=fake_slack.signing_secret,
+            slack_client_id=fake_slack.client_id,
+            slack_client_secret=fake_slack.client_secret,
+            soniox_api_key=fake_soniox.api_key,
+            database_path=tmp_path / "data" / "threadscribe.db",
+            database_url="",
+        )
+    )
+    secrets = ["xoxb-works-fine", "xoxe.xoxb-expired", "xoxe.xoxb-refreshable", "xoxe-1-refresh"]
+    try:
+        for team, token, refresh, expires in (
+            ("T0FINE", secrets[0], None, None),
+            ("T0GONE", "xoxb-revoked-soon", None, None),
+            ("T0STALE", secrets[1], None, now - timedelta(hours=1)),
+            ("T0ROTATES", secrets[2], secrets[3], now - timedelta(hours=1)),
+        ):
+            await store.save_installation(
+                SlackInstallation(
+                    key=WorkspaceKey(None, team),
+                    bot_token=token,
+                    bot_user_id="U0BOT",
+                    bot_id="B0BOT",
+                    bot_scopes=("chat:write",),
+                    installer_user_id="U0ALICE",
+                    installed_at=now - timedelta(days=1),
+                    bot_refresh_token=refresh,
+                    bot_token_expires_at=expires,
+                    team_name=f"Team {team}",
+                ),
+                now,
+            )
+        await store.delete_bot(WorkspaceKey(None, "T0GONE"), now)
+    finally:
+        await store.close()
+
+    code, out, err = await run_cli("check", env=env, cwd=tmp_path)
+
+    assert code == 1
+    assert "Slack installations: 4, 2 with a usable bot token" in out
+    assert "the bot token of workspace T0GONE (Team T0GONE) was revoked" in err
+    assert "the bot token of workspace T0STALE (Team T0STALE) expired at" in err
+    assert "T0FINE" not in err and "T0ROTATES" not in err
+    for secret in secrets:
+        assert secret not in out + err

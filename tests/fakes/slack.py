@@ -1383,6 +1383,25 @@ class FakeSlack(LoopbackServer):
                 revoked.append(token)
         return revoked
 
+    def uninstall(
+        self, workspace: FakeWorkspace, *, org: bool = False
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``workspace`` (or, ``org``, its organisation) removes the app, as Slack does it: every
+        token of the install is revoked, and the app is sent a ``tokens_revoked`` (naming the
+        bot's user) and an ``app_uninstalled`` envelope, returned for the test to deliver, in
+        whichever order and as often as it likes."""
+        self.revoke_tokens(workspace, org=org)
+        revoked = {
+            "type": "tokens_revoked",
+            "tokens": {"oauth": [], "bot": [workspace.bot_user_id]},
+            "event_ts": self.next_ts(),
+        }
+        uninstalled = {"type": "app_uninstalled", "event_ts": self.next_ts()}
+        return (
+            self.event_callback(revoked, workspace=workspace, org_wide=org),
+            self.event_callback(uninstalled, workspace=workspace, org_wide=org),
+        )
+
     def tokens_of(self, workspace: FakeWorkspace) -> list[str]:
         """The bot tokens that may act in ``workspace``, revoked and expired ones included."""
         return [

@@ -46,3 +46,18 @@ def test_an_interactivity_payload_names_its_team_and_enterprise_objects() -> Non
 def test_a_body_naming_no_workspace_has_none() -> None:
     assert workspace_of({}) == Workspace("")
     assert workspace_of({"team_id": 7, "authorizations": ["x"], "user": "U1"}) == Workspace("")
+
+
+def test_a_connected_channels_event_is_the_installations_not_the_guests() -> None:
+    body = {
+        "team_id": "T0GUEST",
+        "is_ext_shared_channel": True,
+        "authorizations": [{"team_id": "T0HOST", "enterprise_id": None}],
+        "event": {"type": "message", "team": "T0GUEST", "user_team": "T0GUEST"},
+    }
+    assert workspace_of(body) == Workspace("T0HOST")
+
+
+def test_a_form_opened_from_another_workspace_is_the_installations() -> None:
+    payload = {"team": {"id": "T0GUEST"}, "view": {"app_installed_team_id": "T0HOST"}}
+    assert workspace_of(payload) == Workspace("T0HOST")
