@@ -66,6 +66,7 @@ from bot.providers.base import (
 from bot.slack_api import SlackGateway
 from bot.slack_files import SlackFileDownloader
 from bot.work import Engine, EngineConfig
+from bot.workspaces import OneWorkspace
 from storage.models import (
     Job,
     JobKind,
@@ -368,10 +369,8 @@ async def measure(
                 engine = Engine(
                     store=store,
                     providers={"soniox": provider},
-                    slack=SlackGateway(web),  # type: ignore[arg-type]
-                    downloader=SlackFileDownloader(
-                        http, bot_token=SecretStr("xoxb-bench"), allowed_hosts=frozenset()
-                    ),
+                    slack=OneWorkspace(SlackGateway(web), SecretStr("xoxb-bench")),  # type: ignore[arg-type]
+                    downloader=SlackFileDownloader(http, allowed_hosts=frozenset()),
                     config=EngineConfig(
                         spool_dir=Path(workdir) / "spool",
                         max_file_bytes=500 * 1024 * 1024,

@@ -29,6 +29,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import statistics
 import tempfile
 import time
 import uuid
@@ -44,6 +45,7 @@ from pydantic import SecretStr
 from benchmarks.bookkeeping import (
     POLL_INTERVAL,
     START,
+    CallTimes,
     Clock,
     InstantProvider,
     InstantWebClient,
@@ -54,6 +56,7 @@ from bot.app import keep_start_up_objects_out_of_collections
 from bot.slack_api import SlackGateway
 from bot.slack_files import SlackFileDownloader
 from bot.work import Engine, EngineConfig
+from bot.workspaces import OneWorkspace
 from storage.postgres import PostgresStore
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -82,26 +85,36 @@ FROM generate_series(0, %(jobs)s - 1) AS i;
 """
 
 
+#: What one replica reports of a round: its index, the round, each cycle (seconds, jobs polled,
+#: and with ``--steps`` the seconds spent in each store method), and the round's wall time.
+Round = tuple[int, int, list[tuple[float, int, dict[str, tuple[int, float]]]], float]
+
+
 def replica(
-    url: str, rounds: int, barrier: Any, results: Connection, spool: str, index: int
+    url: str, rounds: int, barrier: Any, results: Connection, spool: str, index: int, steps: bool
 ) -> None:
     """One replica: an engine over the shared database, running its cycles when told to."""
-    asyncio.run(_replica(url, rounds, barrier, results, Path(spool), index))
+    asyncio.run(_replica(url, rounds, barrier, results, Path(spool), index, steps))
 
 
 async def _replica(
-    url: str, rounds: int, barrier: Any, results: Connection, spool: Path, index: int
+    url: str,
+    rounds: int,
+    barrier: Any,
+    results: Connection,
+    spool: Path,
+    index: int,
+    steps: bool,
 ) -> None:
     store = await PostgresStore.open(url, migrate=False)
+    times = CallTimes(store) if steps else None
     clock, provider, web = Clock(), InstantProvider(), InstantWebClient()
     async with httpx.AsyncClient() as http:
         engine = Engine(
             store=store,
             providers={"soniox": provider},
-            slack=SlackGateway(web),  # type: ignore[arg-type]
-            downloader=SlackFileDownloader(
-                http, bot_token=SecretStr("xoxb-bench"), allowed_hosts=frozenset()
-            ),
+            slack=OneWorkspace(SlackGateway(web), SecretStr("xoxb-bench")),  # type: ignore[arg-type]
+            downloader=SlackFileDownloader(http, allowed_hosts=frozenset()),
             config=EngineConfig(
                 spool_dir=spool,
                 max_file_bytes=500 * 1024 * 1024,
@@ -115,13 +128,17 @@ async def _replica(
         for round_ in range(rounds):
             clock.now = START + timedelta(seconds=POLL_INTERVAL * 2 * (round_ + 1))
             await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
-            cycles: list[tuple[float, int]] = []
+            cycles: list[tuple[float, int, dict[str, tuple[int, float]]]] = []
             started = time.perf_counter()
             while True:
                 polled = provider.polled
+                if times is not None:
+                    times.start_cycle()
                 cycle_started = time.perf_counter()
                 await engine.run_cycle()
-                cycles.append((time.perf_counter() - cycle_started, provider.polled - polled))
+                took = time.perf_counter() - cycle_started
+                spent = times.cycles[-1] if times is not None else {}
+                cycles.append((took, provider.polled - polled, spent))
                 if provider.polled == polled:
                     break  # nothing left due (the others took the rest)
             results.send((index, round_, cycles, time.perf_counter() - started))
@@ -129,7 +146,7 @@ async def _replica(
     await store.close()
 
 
-def split(database_url: str, jobs: int, replicas: int, target_ms: float) -> bool:
+def split(database_url: str, jobs: int, replicas: int, target_ms: float, steps: bool) -> bool:
     schema = f"threadscribe_bench_{uuid.uuid4().hex[:12]}"
     url = with_schema(database_url, schema)
     with psycopg.connect(database_url, autocommit=True) as admin:
@@ -142,7 +159,7 @@ def split(database_url: str, jobs: int, replicas: int, target_ms: float) -> bool
                     db.execute(statement, {"start": START, "jobs": jobs})  # type: ignore[arg-type]
             admin.execute(f'VACUUM ANALYZE "{schema}".jobs, "{schema}".batches')  # type: ignore[arg-type]
             built = time.perf_counter() - started
-            rows = _run_replicas(url, replicas)
+            rows = _run_replicas(url, replicas, steps)
         finally:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')  # type: ignore[arg-type]
     print(f"machine: {machine()}")
@@ -155,8 +172,8 @@ def split(database_url: str, jobs: int, replicas: int, target_ms: float) -> bool
     for round_, label in enumerate(ROUNDS):
         of_round = [row for row in rows if row[1] == round_]
         for index, _, cycles, wall in sorted(of_round):
-            times = [seconds for seconds, polled in cycles if polled]
-            polled = sum(count for _, count in cycles)
+            times = [seconds for seconds, polled, _ in cycles if polled]
+            polled = sum(count for _, count, _ in cycles)
             if round_:
                 worst_after_first = max([worst_after_first, *times])
             lines.append(
@@ -175,6 +192,8 @@ def split(database_url: str, jobs: int, replicas: int, target_ms: float) -> bool
             lines,
         )
     )
+    if steps:
+        print(_steps_table(rows))
     ok = worst_after_first * 1000 < target_ms
     print(
         f"target: every replica cycle under {target_ms:.0f} ms (rounds after the first): "
@@ -188,13 +207,43 @@ async def _migrate(url: str) -> None:
     await store.close()
 
 
-def _run_replicas(url: str, replicas: int) -> list[tuple[int, int, list[tuple[float, int]], float]]:
+def _steps_table(rows: list[Round]) -> str:
+    """Where the cycles that polled something spend their time, after the first round: each
+    store method's time per cycle (median and range over every replica's cycles), and the rest
+    (the engine's own Python, and waiting for the event loop)."""
+    cycles = [cycle for _, round_, of_round, _ in rows if round_ for cycle in of_round if cycle[1]]
+    names = sorted(
+        {name for _, _, spent in cycles for name in spent},
+        key=lambda name: -sum(spent.get(name, (0, 0.0))[1] for _, _, spent in cycles),
+    )
+    lines = []
+    for name in [*names, "(rest of the cycle)", "(whole cycle)"]:
+        if name == "(rest of the cycle)":
+            values = [took - sum(s for _, s in spent.values()) for took, _, spent in cycles]
+            calls = ""
+        elif name == "(whole cycle)":
+            values = [took for took, _, _ in cycles]
+            calls = ""
+        else:
+            values = [spent.get(name, (0, 0.0))[1] for _, _, spent in cycles]
+            calls = f"{statistics.median(spent.get(name, (0, 0.0))[0] for _, _, spent in cycles):g}"
+        ms = sorted(value * 1000 for value in values)
+        lines.append([name, calls, f"{statistics.median(ms):,.0f}", f"{ms[0]:,.0f}-{ms[-1]:,.0f}"])
+    return (
+        f"where the time goes, over the {len(cycles)} cycles of the later rounds that polled:\n"
+        + table(["store method", "calls per cycle", "median ms", "range ms"], lines)
+    )
+
+
+def _run_replicas(url: str, replicas: int, steps: bool) -> list[Round]:
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(replicas)
     receive, send = context.Pipe(duplex=False)
     with tempfile.TemporaryDirectory() as spool:
         processes = [
-            context.Process(target=replica, args=(url, len(ROUNDS), barrier, send, spool, index))
+            context.Process(
+                target=replica, args=(url, len(ROUNDS), barrier, send, spool, index, steps)
+            )
             for index in range(replicas)
         ]
         for process in processes:
@@ -455,6 +504,9 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--replicas", type=int, default=4)
     parser.add_argument("--target-ms", type=float, default=1000.0)
+    parser.add_argument(
+        "--steps", action="store_true", help="split: time each store method of the cycles"
+    )
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument(
@@ -469,7 +521,11 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.what == "split":
-        return 0 if split(args.database_url, args.jobs, args.replicas, args.target_ms) else 1
+        return (
+            0
+            if split(args.database_url, args.jobs, args.replicas, args.target_ms, args.steps)
+            else 1
+        )
     settings = dict(item.split("=", 1) for item in args.set)
     return 0 if throughput(args.database_url, args.files, args.counts, args.logs, settings) else 1
 

@@ -211,10 +211,12 @@ class Engine:
         quick: list[Unit] = []
         quick_jobs: list[Job] = []
         try:
-            in_use = await ctx.store.language_hints_in_use() if due_jobs else {}
-            ctx.hints = {job.batch_id: in_use.get(job.batch_id, NO_HINTS) for job in due_jobs}
-            asked = await ctx.store.transcription_options_in_use() if due_jobs else {}
-            ctx.options = {job.batch_id: asked.get(job.batch_id, NO_OPTIONS) for job in due_jobs}
+            # Those of the batches claimed, not of every open one: each process reads its share.
+            claimed = {job.batch_id for job in due_jobs}
+            in_use = await ctx.store.language_hints_in_use(claimed) if claimed else {}
+            ctx.hints = {batch_id: in_use.get(batch_id, NO_HINTS) for batch_id in claimed}
+            asked = await ctx.store.transcription_options_in_use(claimed) if claimed else {}
+            ctx.options = {batch_id: asked.get(batch_id, NO_OPTIONS) for batch_id in claimed}
             quick, transfers, idle = self._units(due_jobs, now)
             going = await self._room.plan(transfers)
             going_keys = {key for key, _ in going}

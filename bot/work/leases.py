@@ -95,6 +95,10 @@ class WorkLeases:
                 exc,
             )
 
+    def given_back(self, job_ids: Collection[str]) -> None:
+        """These were given back by a store verb that saved their step too: no longer held."""
+        self._jobs.difference_update(job_ids)
+
     async def release_all(self) -> None:
         held = self.held
         await self.release(jobs=held.jobs, batches=held.batches)

@@ -128,7 +128,12 @@ class Polls:
         polled, self._still_running = self._still_running, {}
         if not polled:
             return
-        saved = await self._ctx.store.record_still_running(list(polled.values()), self._ctx.clock())
+        # The leases go back with the answers, in the same statement.
+        leases = self._ctx.leases
+        saved = await self._ctx.store.record_still_running(
+            list(polled.values()), self._ctx.clock(), owner=leases.owner
+        )
+        leases.given_back(polled)
         if saved < len(polled):
             # Some changed while polled: a webhook made them due (perhaps on another process,
             # which could not take them while this one held them). They are given back after

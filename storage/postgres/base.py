@@ -12,6 +12,15 @@ from storage.postgres.rows import batch_of, job_of
 from storage.rows import BATCH_SELECT, JOB_SELECT, states_sql
 from storage.states import BatchState, JobState
 
+#: The second part of a statement that finishes jobs (``WITH moved AS (UPDATE jobs … RETURNING
+#: jobs.id, jobs.batch_id)``): each of their batches keeps when a job of it last finished
+#: (``jobs_finished_at``, two parameters: the time, twice). A cycle finds the batches whose reply
+#: or progress message may be due among those, through partial indexes, instead of looking at the
+#: jobs of every open batch. Written after the jobs, as every statement that writes both does.
+STAMP_BATCHES = """
+    UPDATE batches SET jobs_finished_at = GREATEST(COALESCE(jobs_finished_at, %s), %s)
+    WHERE id IN (SELECT batch_id FROM moved)"""
+
 
 class StoreBase:
     def __init__(self, database: Database) -> None:
@@ -25,7 +34,9 @@ class StoreBase:
             for row in await self._rows(f"SELECT {JOB_SELECT} FROM jobs {where}", parameters)
         ]
 
-    async def _batches(self, where: str, parameters: Sequence[Any] = ()) -> list[Batch]:
+    async def _batches(
+        self, where: str, parameters: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[Batch]:
         """Batches matching ``where``, which may name the table ``b``."""
         rows = await self._rows(f"SELECT {BATCH_SELECT} FROM batches AS b {where}", parameters)
         return [batch_of(row) for row in rows]
@@ -61,6 +72,28 @@ class StoreBase:
             (*values, now, job_id),
         )
         return changed == 1
+
+    async def _finish_job(
+        self,
+        job_id: str,
+        assignments: str,
+        values: Sequence[Any],
+        now: datetime,
+        sources: Collection[JobState],
+    ) -> bool:
+        """As :meth:`_update_job`, for a move to a finished state: the job's batch records in
+        the same statement that one of its jobs finished (:data:`STAMP_BATCHES`)."""
+        async with self._database.autocommit() as db:
+            cursor = await db.execute(
+                f"""WITH moved AS (
+                        UPDATE jobs SET {assignments}, updated_at = %s
+                        WHERE id = %s AND state IN {states_sql(sources)}
+                        RETURNING jobs.id, jobs.batch_id
+                    ), stamped AS ({STAMP_BATCHES})
+                    SELECT id FROM moved""",
+                (*values, now, job_id, now, now),
+            )
+            return len(await cursor.fetchall()) == 1
 
     async def _update_jobs(
         self,

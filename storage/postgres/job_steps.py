@@ -17,7 +17,7 @@ from storage.models import (
     Submission,
     Upload,
 )
-from storage.postgres.base import StoreBase, columns, moved
+from storage.postgres.base import STAMP_BATCHES, StoreBase, columns, moved
 from storage.postgres.connection import Connection
 from storage.postgres.rows import UNFINISHED, safe_text, to_jsonb
 from storage.rows import states_sql
@@ -57,6 +57,13 @@ _IN_FLIGHT_AND_NEW = f"""
 _NOTICES_LOCK = "early notices"
 
 
+#: Gives back the lease of the row being written if the owner given (twice) holds it; with no
+#: owner (NULL), leaves it as it is.
+_GIVE_BACK = """lease_owner = CASE WHEN jobs.lease_owner = %s THEN NULL ELSE jobs.lease_owner END,
+    lease_expires_at = CASE WHEN jobs.lease_owner = %s THEN NULL
+                            ELSE jobs.lease_expires_at END"""
+
+
 class JobSteps(StoreBase):
     # -- from Slack to the provider ----------------------------------------------------------
 
@@ -82,7 +89,7 @@ class JobSteps(StoreBase):
 
     async def skip_job(self, job_id: str, now: datetime) -> bool:
         move = JobMoves.SKIP
-        return await self._update_job(
+        return await self._finish_job(
             job_id, "state = %s, finished_at = %s", (move.target.value, now), now, move.sources
         )
 
@@ -252,22 +259,38 @@ class JobSteps(StoreBase):
 
     # -- at the provider ---------------------------------------------------------------------
 
-    async def record_still_running(self, polled: Sequence[StillRunning], now: datetime) -> int:
+    async def record_still_running(
+        self, polled: Sequence[StillRunning], now: datetime, *, owner: str | None = None
+    ) -> int:
         if not polled:
             return 0
         # One statement for every answer. Writing a state or an estimate unchanged costs nothing
-        # more: an index is only touched when its columns' values change.
+        # more: an index is only touched when its columns' values change. The lease goes back
+        # in the same row version (one write per job, not two).
         rows = [(each.job_id, each.read_updated_at, each.poll_at, each.eta_at) for each in polled]
-        return await self._execute(
-            f"""UPDATE jobs SET state = '{JobMoves.KEEP_RUNNING.target.value}',
-                    next_attempt_at = v.poll_at,
-                    provider_eta_at = COALESCE(v.eta_at, jobs.provider_eta_at), updated_at = %s
-                FROM unnest(%b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[])
-                    AS v(id, read_updated_at, poll_at, eta_at)
-                WHERE jobs.id = v.id AND jobs.updated_at = v.read_updated_at
-                  AND jobs.state IN {_RUNNING_AT_PROVIDER}""",
-            (now, *columns(rows, 4)),
-        )
+        async with self._database.transaction() as db:
+            cursor = await db.execute(
+                f"""UPDATE jobs SET state = '{JobMoves.KEEP_RUNNING.target.value}',
+                        next_attempt_at = v.poll_at,
+                        provider_eta_at = COALESCE(v.eta_at, jobs.provider_eta_at),
+                        updated_at = %s, {_GIVE_BACK}
+                    FROM unnest(%b::text[], %b::timestamptz[], %b::timestamptz[],
+                                %b::timestamptz[])
+                        AS v(id, read_updated_at, poll_at, eta_at)
+                    WHERE jobs.id = v.id AND jobs.updated_at = v.read_updated_at
+                      AND jobs.state IN {_RUNNING_AT_PROVIDER}
+                    RETURNING jobs.id""",
+                (now, owner, owner, *columns(rows, 4)),
+            )
+            recorded = {str(row[0]) for row in await cursor.fetchall()}
+            left = [each.job_id for each in polled if each.job_id not in recorded]
+            if owner is not None and left:
+                await db.execute(
+                    """UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL
+                       WHERE id = ANY(%b::text[]) AND lease_owner = %s""",
+                    (left, owner),
+                )
+        return len(recorded)
 
     async def record_remote_finished(self, provider: str, remote_id: str, now: datetime) -> int:
         remote_id = safe_text(remote_id) or ""
@@ -295,7 +318,7 @@ class JobSteps(StoreBase):
         self, job_id: str, *, transcript: dict[str, Any], raw: Any, now: datetime
     ) -> bool:
         move = JobMoves.COMPLETE
-        return await self._update_job(
+        return await self._finish_job(
             job_id,
             """state = %s, transcript = %s, raw_result = %s, finished_at = %s, error = NULL,
                error_detail = NULL""",
@@ -481,12 +504,15 @@ async def _fail(
     ]
     return await moved(
         db,
-        f"""UPDATE jobs SET state = '{move.target.value}', error = v.error,
-                error_detail = v.detail, finished_at = %s,
-                raw_result = COALESCE(v.raw, jobs.raw_result){sent}, updated_at = %s
-            FROM unnest(%b::text[], %b::text[], %b::text[], %b::jsonb[])
-                AS v(id, error, detail, raw)
-            WHERE jobs.id = v.id AND jobs.state IN {states_sql(move.sources)}
-            RETURNING jobs.id""",
-        (now, now, *columns(rows, 4)),
+        f"""WITH moved AS (
+                UPDATE jobs SET state = '{move.target.value}', error = v.error,
+                    error_detail = v.detail, finished_at = %s,
+                    raw_result = COALESCE(v.raw, jobs.raw_result){sent}, updated_at = %s
+                FROM unnest(%b::text[], %b::text[], %b::text[], %b::jsonb[])
+                    AS v(id, error, detail, raw)
+                WHERE jobs.id = v.id AND jobs.state IN {states_sql(move.sources)}
+                RETURNING jobs.id, jobs.batch_id
+            ), stamped AS ({STAMP_BATCHES})
+            SELECT id FROM moved""",
+        (now, now, *columns(rows, 4), now, now),
     )

@@ -230,6 +230,42 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (team_id, enterprise_id)
     );
     """,
+    # 8: the open batches by workspace, oldest first: a claim lists the workspaces with open work
+    # (one probe each) and reads each one's oldest due jobs, so that workspaces take turns
+    # without ranking every due job (storage.leases). The expressions leave no NULL in the key.
+    """
+    CREATE INDEX batches_open_by_workspace
+        ON batches ((COALESCE(enterprise_id, '')), (COALESCE(team_id, '')), created_at, id)
+        WHERE state = 'open';
+    -- The open batches with language hints, and those asking for transcription options: a
+    -- cycle looks for the batches it claimed among these few, not among every open batch.
+    CREATE INDEX batches_open_with_hints ON batches (id)
+        WHERE state = 'open' AND language_hints != '[]'::jsonb;
+    CREATE INDEX batches_open_with_options ON batches (id)
+        WHERE state = 'open' AND (vocabulary != '[]'::jsonb OR context_text IS NOT NULL
+            OR translation IS NOT NULL OR mark_doubtful);
+
+    -- When a job of the batch last finished, written with the job (batches from before: their
+    -- last finished job's time). A reply can be due, or a progress message out of date, only
+    -- for a running batch with a finished job: a cycle reads those, not every open batch's
+    -- jobs. The progress message's other reasons are found through its ts (none yet, or being
+    -- posted) and its text (the note of work held for an account).
+    ALTER TABLE batches ADD COLUMN jobs_finished_at timestamptz;
+    UPDATE batches SET jobs_finished_at = f.at
+        FROM (SELECT batch_id, max(COALESCE(finished_at, updated_at)) AS at FROM jobs
+              WHERE state IN ('completed', 'failed', 'skipped') GROUP BY batch_id) AS f
+        WHERE f.batch_id = batches.id AND batches.state IN ('delivering', 'open');
+    CREATE INDEX batches_with_finished_jobs ON batches (created_at)
+        WHERE state IN ('delivering', 'open') AND jobs_finished_at IS NOT NULL;
+    CREATE INDEX batches_open_by_status ON batches (status_ts) WHERE state = 'open';
+    CREATE INDEX batches_open_by_status_text ON batches (status_text COLLATE "C")
+        WHERE state = 'open';
+    -- The finished jobs that may still own something at their provider: with the jobs of
+    -- cancelled batches, all that a clean-up can be due for.
+    CREATE INDEX jobs_finished_to_clean_up ON jobs (batch_id, position)
+        WHERE NOT cleaned_up AND state IN ('completed', 'failed', 'skipped')
+          AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL);
+    """,
 ]
 
 #: The schema this code reads and writes.

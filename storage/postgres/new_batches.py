@@ -28,9 +28,10 @@ from storage.workspace_sql import removed_sql, team_condition
 
 _BATCH_COLUMNS = """id, team_id, enterprise_id, channel_id, message_ts, thread_ts, user_id,
     provider, source, state, language_hints, language_hints_strict, vocabulary, context_text,
-    translation, mark_doubtful, created_at, updated_at"""
+    translation, mark_doubtful, created_at, updated_at, jobs_finished_at"""
 _BATCH_TYPES = """text[], text[], text[], text[], text[], text[], text[], text[], text[], text[],
-    jsonb[], boolean[], jsonb[], text[], text[], boolean[], timestamptz[], timestamptz[]"""
+    jsonb[], boolean[], jsonb[], text[], text[], boolean[], timestamptz[], timestamptz[],
+    timestamptz[]"""
 _JOB_COLUMNS = """id, batch_id, position, kind, provider, filename, slack_file_id, url,
     download_url, mimetype, size_bytes, duration_ms, needs_file_info, dedupe_key, state, error,
     created_at, updated_at, finished_at"""
@@ -122,6 +123,8 @@ def _batch_row(batch_id: str, request: BatchRequest) -> tuple[Any, ...]:
         batch.options.mark_doubtful,
         stamp,
         stamp,
+        # A refused file is a job finished at once.
+        stamp if any(job.refused_reason for job in request.jobs) else None,
     )
 
 

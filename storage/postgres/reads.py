@@ -24,6 +24,7 @@ from storage.postgres.rows import (
 from storage.rows import states_sql
 from storage.states import (
     FINISHED_BATCH_STATES,
+    FINISHED_JOB_STATES,
     RUNNING_BATCH_STATES,
     BatchState,
     JobMoves,
@@ -33,10 +34,13 @@ from storage.workspace_sql import team_condition
 
 _OPEN = f"'{BatchState.OPEN.value}'"
 _FINISHED_BATCH = states_sql(FINISHED_BATCH_STATES)
+_FINISHED_JOB = states_sql(FINISHED_JOB_STATES)
 _RUNNING_BATCH = states_sql(RUNNING_BATCH_STATES)
 _RUNNING_AT_PROVIDER = states_sql(JobMoves.KEEP_RUNNING.sources)
 _OF_OPEN_BATCHES = f"batch_id IN (SELECT id FROM batches WHERE state = {_OPEN})"
 _JOB_ORDER = "ORDER BY created_at, batch_id, position"
+#: Sorts after every other character (byte order, as ``COLLATE "C"`` compares).
+_LAST_CHARACTER = "\U0010ffff"
 
 
 class Reads(StoreBase):
@@ -111,8 +115,17 @@ class Reads(StoreBase):
         self, now: datetime, *, finished_early: Collection[str] = ()
     ) -> list[Job]:
         ended = states_sql({JobState.COMPLETED, JobState.FAILED})
+        # Looked for among the finished jobs not cleaned up (an index of their own) and the
+        # jobs of cancelled batches, the one way a batch ends with jobs unfinished: not among
+        # every job in flight.
         return await self._jobs(
-            f"""WHERE NOT cleaned_up
+            f"""WHERE id IN (
+                    SELECT id FROM jobs WHERE NOT cleaned_up AND state IN {_FINISHED_JOB}
+                        AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
+                    UNION ALL
+                    SELECT j.id FROM batches AS c JOIN jobs AS j ON j.batch_id = c.id
+                    WHERE c.state = '{BatchState.CANCELLED.value}' AND NOT j.cleaned_up)
+                 AND NOT cleaned_up
                  AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
                  AND (EXISTS (SELECT 1 FROM batches b WHERE b.id = jobs.batch_id
                               AND b.state IN {_FINISHED_BATCH})
@@ -143,12 +156,16 @@ class Reads(StoreBase):
         batches = await self._batches("WHERE id = %s", (batch_id,))
         return batches[0] if batches else None
 
-    async def language_hints_in_use(self) -> dict[str, LanguageHints]:
-        # Most batches have none: this reads few rows where asking by id would read every
-        # batch polled.
+    async def language_hints_in_use(self, batch_ids: Collection[str]) -> dict[str, LanguageHints]:
+        # Most batches have none: the ids are looked for in an index of the open batches with
+        # some (batches_open_with_hints), small however many are polled or open.
+        if not batch_ids:
+            return {}
         rows = await self._rows(
             f"""SELECT id, language_hints, language_hints_strict FROM batches
-                WHERE state = {_OPEN} AND language_hints != '[]'::jsonb"""
+                WHERE id = ANY(%b::text[])
+                  AND state = {_OPEN} AND language_hints != '[]'::jsonb""",
+            (list(dict.fromkeys(batch_ids)),),
         )
         return {row[0]: language_hints_of(row[1], row[2]) for row in rows}
 
@@ -162,12 +179,18 @@ class Reads(StoreBase):
         )
         return {row[0]: language_hints_of(row[1], row[2]) for row in rows}
 
-    async def transcription_options_in_use(self) -> dict[str, TranscriptionOptions]:
-        # Most batches ask for nothing: as for the language hints, few rows are read.
+    async def transcription_options_in_use(
+        self, batch_ids: Collection[str]
+    ) -> dict[str, TranscriptionOptions]:
+        # Most batches ask for nothing: as for the language hints (batches_open_with_options).
+        if not batch_ids:
+            return {}
         rows = await self._rows(
             f"""SELECT id, {OPTIONS_COLUMNS} FROM batches
-                WHERE state = {_OPEN} AND (vocabulary != '[]'::jsonb OR context_text IS NOT NULL
-                    OR translation IS NOT NULL OR mark_doubtful)"""
+                WHERE id = ANY(%b::text[])
+                  AND state = {_OPEN} AND (vocabulary != '[]'::jsonb OR context_text IS NOT NULL
+                    OR translation IS NOT NULL OR mark_doubtful)""",
+            (list(dict.fromkeys(batch_ids)),),
         )
         return {row[0]: transcription_options_of(*row[1:]) for row in rows}
 
@@ -183,8 +206,10 @@ class Reads(StoreBase):
         return {row[0]: transcription_options_of(*row[1:]) for row in rows}
 
     async def batches_to_deliver(self, now: datetime) -> list[Batch]:
+        # Only a batch with a finished job can have finished them all: the index
+        # batches_with_finished_jobs holds those, not every running batch.
         return await self._batches(
-            f"""WHERE b.state IN {_RUNNING_BATCH}
+            f"""WHERE b.state IN {_RUNNING_BATCH} AND b.jobs_finished_at IS NOT NULL
                   AND (b.next_attempt_at IS NULL OR b.next_attempt_at <= %s)
                   AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = b.id
                                   AND {UNFINISHED})
@@ -195,19 +220,44 @@ class Reads(StoreBase):
     async def batches_needing_progress(
         self, now: datetime, *, after: timedelta, every: timedelta, held_note: str
     ) -> list[Batch]:
-        # Others cannot have a different message, so they are not read at all.
+        # Others cannot have a different message, so they are not read at all. The batches
+        # looked at are found through indexes, each reason on its own (a superset, which the
+        # full condition then narrows): without a message; being posted; with a finished job;
+        # with a job held; with a message that says work is held. Not every open batch.
         return await self._batches(
-            f"""WHERE b.state = {_OPEN}
-                 AND ((b.status_ts IS NULL AND b.created_at <= %s)
-                      OR b.status_ts = %s
-                      OR ((b.status_updated_at IS NULL OR b.status_updated_at <= %s)
+            f"""WHERE b.id IN (
+                    SELECT id FROM batches WHERE state = {_OPEN} AND status_ts IS NULL
+                    UNION ALL
+                    SELECT id FROM batches WHERE state = {_OPEN} AND status_ts = %(pending)s
+                    UNION ALL
+                    SELECT id FROM batches WHERE state IN {_RUNNING_BATCH}
+                        AND jobs_finished_at IS NOT NULL
+                    UNION ALL
+                    SELECT batch_id FROM jobs WHERE held_by IS NOT NULL AND {UNFINISHED}
+                    UNION ALL
+                    SELECT id FROM batches WHERE state = {_OPEN}
+                        AND status_text COLLATE "C" >= %(note)s
+                        AND status_text COLLATE "C" < %(past_note)s)
+                 AND b.state = {_OPEN}
+                 AND ((b.status_ts IS NULL AND b.created_at <= %(after)s)
+                      OR b.status_ts = %(pending)s
+                      OR ((b.status_updated_at IS NULL OR b.status_updated_at <= %(every)s)
                           AND (EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
                                        AND j.finished_at > b.status_updated_at)
                                OR (EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
                                            AND j.held_by IS NOT NULL AND j.{UNFINISHED})
-                                   != COALESCE(left(b.status_text, %s) = %s, false)))))
+                                   != COALESCE(left(b.status_text, %(length)s) = %(note)s,
+                                               false)))))
                ORDER BY b.created_at""",
-            (now - after, PENDING_STATUS, now - every, len(held_note), held_note),
+            {
+                "after": now - after,
+                "pending": PENDING_STATUS,
+                "every": now - every,
+                "length": len(held_note),
+                "note": held_note,
+                # Every text that starts with the note sorts from it to this (byte order).
+                "past_note": held_note + _LAST_CHARACTER,
+            },
         )
 
     async def cancelled_batches_to_settle(self, note: str) -> list[Batch]:

@@ -106,10 +106,14 @@ class JobSteps(Protocol):
         the notice is used up. Returns the ids of the jobs that moved. Raises the common
         errors."""
 
-    async def record_still_running(self, polled: Sequence[StillRunning], now: datetime) -> int:
+    async def record_still_running(
+        self, polled: Sequence[StillRunning], now: datetime, *, owner: str | None = None
+    ) -> int:
         """``JobMoves.KEEP_RUNNING`` for each polled job still as it was read (see
-        :class:`StillRunning`), in one transaction. Returns how many were recorded. Raises the
-        common errors."""
+        :class:`StillRunning`), in one transaction. With ``owner``, the leases ``owner`` holds
+        on the polled jobs are given back in the same transaction, recorded or not (as
+        :meth:`release_leases`): their answers are saved, so any process may poll them next.
+        Returns how many were recorded. Raises the common errors."""
 
     async def record_remote_finished(self, provider: str, remote_id: str, now: datetime) -> int:
         """``provider`` said the work it holds as ``remote_id`` ended: its jobs that are running

@@ -33,7 +33,14 @@ class LeaseSteps(Protocol):
     ) -> list[Job]:
         """Lease to ``owner``, until ``now + lease_for``, the unfinished jobs of open batches that
         are due by ``now`` and under no unexpired lease (``owner``'s own included: that work is
-        under way); returns them as they are now, in the order of :meth:`due_jobs`.
+        under way); returns them as they are now, workspaces taking turns
+        (:func:`storage.leases.in_turns`): the first :data:`storage.leases.FAIR_TURNS` due jobs of
+        each workspace (``enterprise_id``, ``team_id`` of the batch) by their rank in it, then
+        in the order of :meth:`due_jobs`; those first jobs are looked for among the workspace's
+        oldest :data:`storage.leases.FAIR_WINDOW` open batches at least (so that a claim reads a
+        bounded part of each workspace's backlog). A claim cut by ``limit`` takes them in that
+        order, so one workspace's backlog does not keep another's work waiting; with one
+        workspace, the order is :meth:`due_jobs`'s.
 
         For a provider in ``whole_batches`` (one whose unit of work is the batch) a batch is
         claimed whole: every unfinished job of it once one is due, or none while any is under an

@@ -97,18 +97,22 @@ class IntakeAndReads(Protocol):
         """Returns each batch's jobs by position, keyed by every id given. Raises the common
         errors."""
 
-    async def language_hints_in_use(self) -> dict[str, LanguageHints]:
-        """Returns the language hints of the open batches that have any, by batch id; every other
-        open batch has none. Raises the common errors."""
+    async def language_hints_in_use(self, batch_ids: Collection[str]) -> dict[str, LanguageHints]:
+        """Returns the language hints of those of ``batch_ids`` that are open and have any, by
+        batch id; every other open batch among them has none. Reads in proportion to those
+        batches, not to every open one. Raises the common errors."""
 
     async def language_hints_of(self, batch_ids: Collection[str]) -> dict[str, LanguageHints]:
         """Returns each known batch's language hints, by id (unknown ids are left out). Raises
         the common errors."""
 
-    async def transcription_options_in_use(self) -> dict[str, TranscriptionOptions]:
-        """Returns the :class:`TranscriptionOptions` of the open batches that ask for anything
-        (a vocabulary, a context, a translation, doubtful words marked), by batch id; every other
-        open batch asks for nothing. Raises the common errors."""
+    async def transcription_options_in_use(
+        self, batch_ids: Collection[str]
+    ) -> dict[str, TranscriptionOptions]:
+        """Returns the :class:`TranscriptionOptions` of those of ``batch_ids`` that are open and
+        ask for anything (a vocabulary, a context, a translation, doubtful words marked), by
+        batch id; every other open batch among them asks for nothing. Raises the common
+        errors."""
 
     async def transcription_options_of(
         self, batch_ids: Collection[str]
@@ -147,7 +151,11 @@ class IntakeAndReads(Protocol):
         """Returns the jobs not cleaned up that may still own something at their provider (a file
         or a transcription), whose clean-up is due by ``now``, by batch and position: those of
         finished batches and, for the providers in ``finished_early``, each completed or failed
-        job whose last call was answered. Raises the common errors."""
+        job whose last call was answered. Of a delivered or undeliverable batch, only its
+        finished jobs are looked at: those batches end once every job has (a cancelled batch
+        may end with jobs unfinished). Reads in proportion to the finished jobs awaiting a
+        clean-up and the cancelled batches, not to every job in flight. Raises the common
+        errors."""
 
     async def jobs_with_unneeded_spool(self) -> list[Job]:
         """Returns the jobs still holding a spool file although their batch has finished. Raises

@@ -15,6 +15,19 @@ from storage.sqlite.rows import batch_of, chunks, job_of, placeholders, to_text
 from storage.states import BatchState, JobState
 
 
+async def stamp_batches(db: aiosqlite.Connection, job_ids: Sequence[str], now: datetime) -> None:
+    """Record on the batches of these jobs, which just finished, when a job of each last did
+    (``jobs_finished_at``). A cycle finds the batches whose reply or progress message may be due
+    among those, through partial indexes, instead of looking at the jobs of every open batch."""
+    stamp = to_text(now)
+    for chunk in chunks(list(job_ids)):
+        await db.execute(
+            f"""UPDATE batches SET jobs_finished_at = MAX(COALESCE(jobs_finished_at, ?), ?)
+                WHERE id IN (SELECT batch_id FROM jobs WHERE id IN ({placeholders(len(chunk))}))""",
+            (stamp, stamp, *chunk),
+        )
+
+
 class StoreBase:
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -61,6 +74,27 @@ class StoreBase:
                 (*values, to_text(now), job_id),
             )
         return cursor.rowcount == 1
+
+    async def _finish_job(
+        self,
+        job_id: str,
+        assignments: str,
+        values: Sequence[Any],
+        now: datetime,
+        sources: Collection[JobState],
+    ) -> bool:
+        """As :meth:`_update_job`, for a move to a finished state: the job's batch records in
+        the same transaction that one of its jobs finished (:func:`stamp_batches`)."""
+        async with self._database.transaction() as db:
+            cursor = await db.execute(
+                f"""UPDATE jobs SET {assignments}, updated_at = ?
+                    WHERE id = ? AND state IN {states_sql(sources)}""",
+                (*values, to_text(now), job_id),
+            )
+            if cursor.rowcount != 1:
+                return False
+            await stamp_batches(db, [job_id], now)
+        return True
 
     async def _update_jobs(
         self,

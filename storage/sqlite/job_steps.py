@@ -19,7 +19,7 @@ from storage.models import (
     Upload,
 )
 from storage.rows import states_sql
-from storage.sqlite.base import StoreBase, jobs_in
+from storage.sqlite.base import StoreBase, jobs_in, stamp_batches
 from storage.sqlite.rows import UNFINISHED, chunks, placeholders, to_json, to_text
 from storage.states import UNFINISHED_JOB_STATES, BatchState, JobMoves, JobState
 from storage.store import EARLY_NOTICE_KEPT
@@ -47,7 +47,7 @@ class JobSteps(StoreBase):
 
     async def skip_job(self, job_id: str, now: datetime) -> bool:
         move = JobMoves.SKIP
-        return await self._update_job(
+        return await self._finish_job(
             job_id,
             "state = ?, finished_at = ?",
             (move.target.value, to_text(now)),
@@ -275,7 +275,7 @@ class JobSteps(StoreBase):
         self, job_id: str, *, transcript: dict[str, Any], raw: Any, now: datetime
     ) -> bool:
         move = JobMoves.COMPLETE
-        return await self._update_job(
+        return await self._finish_job(
             job_id,
             """state = ?, transcript = ?, raw_result = ?, finished_at = ?, error = NULL,
                error_detail = NULL""",
@@ -457,6 +457,7 @@ async def _fail(
             if id_ in moved
         ],
     )
+    await stamp_batches(db, list(moved), now)
     return moved
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
+from storage.leases import in_turns
 from storage.models import Batch, Job, Leases
 from storage.sqlite.connection import Database
 from storage.sqlite.reads import Reads
@@ -37,13 +38,16 @@ class LeaseSteps(Reads):
     ) -> list[Job]:
         # The due jobs of open batches: those due, and every unfinished job of a batch with one.
         due = await self.due_jobs(now)
+        # Read before the leases are looked at: from there to taking them nothing may wait.
+        workspaces = await self._workspaces_of({job.batch_id for job in due})
+        workspace_of = {job.id: workspaces.get(job.batch_id) for job in due}
         held = self._job_leases
         room = len(due) if limit is None else limit
         by_batch: dict[str, list[Job]] = {}
         for job in due:
             if job.provider in whole_batches:
                 by_batch.setdefault(job.batch_id, []).append(job)
-        claimed: list[Job] = []
+        units: list[list[Job]] = []
         for job in due:
             if job.provider in whole_batches:
                 unit = by_batch.pop(job.batch_id, [])
@@ -55,13 +59,31 @@ class LeaseSteps(Reads):
                 continue
             else:
                 unit = [job]
+            units.append(unit)
+        # Workspaces take turns (storage.leases): a unit goes by its first job's place.
+        place = {job.id: index for index, job in enumerate(in_turns(due, workspace_of))}
+        units.sort(key=lambda unit: place[unit[0].id])
+        claimed: list[Job] = []
+        for unit in units:
             if len(claimed) + len(unit) > room:
                 break
             claimed += unit
         until = now + lease_for
         for job in claimed:
             held[job.id] = (owner, until)
-        return claimed
+        return in_turns(claimed, workspace_of)
+
+    async def _workspaces_of(self, batch_ids: Collection[str]) -> dict[str, tuple[str, str]]:
+        """Each batch's workspace: its organisation and team."""
+        found: dict[str, tuple[str, str]] = {}
+        for chunk in chunks(list(batch_ids)):
+            rows = await self._rows(
+                f"""SELECT id, COALESCE(enterprise_id, ''), COALESCE(team_id, '') FROM batches
+                    WHERE id IN ({placeholders(len(chunk))})""",
+                chunk,
+            )
+            found.update((str(row[0]), (str(row[1]), str(row[2]))) for row in rows)
+        return found
 
     async def claim_jobs(
         self, owner: str, job_ids: Collection[str], now: datetime, lease_for: timedelta

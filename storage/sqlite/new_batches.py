@@ -91,6 +91,8 @@ def _batch_row(batch_id: str, request: BatchRequest) -> tuple[Any, ...]:
         int(batch.options.mark_doubtful),
         stamp,
         stamp,
+        # A refused file is a job finished at once.
+        stamp if any(job.refused_reason for job in request.jobs) else None,
     )
 
 
@@ -133,8 +135,8 @@ async def _insert_rows(
                 """INSERT INTO batches (id, team_id, enterprise_id, channel_id, message_ts,
                        thread_ts, user_id, provider, source, state, language_hints,
                        language_hints_strict, vocabulary, context_text, translation,
-                       mark_doubtful, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       mark_doubtful, created_at, updated_at, jobs_finished_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 batch_rows,
             )
         except sqlite3.IntegrityError as exc:

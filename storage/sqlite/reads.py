@@ -29,6 +29,7 @@ from storage.sqlite.rows import (
 )
 from storage.states import (
     FINISHED_BATCH_STATES,
+    FINISHED_JOB_STATES,
     RUNNING_BATCH_STATES,
     BatchState,
     JobMoves,
@@ -37,7 +38,10 @@ from storage.states import (
 from storage.workspace_sql import team_condition
 
 _OPEN = f"'{BatchState.OPEN.value}'"
+#: Sorts after every other character (byte order, as SQLite compares text by default).
+_LAST_CHARACTER = "\U0010ffff"
 _FINISHED_BATCH = states_sql(FINISHED_BATCH_STATES)
+_FINISHED_JOB = states_sql(FINISHED_JOB_STATES)
 _RUNNING_BATCH = states_sql(RUNNING_BATCH_STATES)
 _RUNNING_AT_PROVIDER = states_sql(JobMoves.KEEP_RUNNING.sources)
 _OF_OPEN_BATCHES = f"batch_id IN (SELECT id FROM batches WHERE state = {_OPEN})"
@@ -124,8 +128,17 @@ class Reads(StoreBase):
             ended = states_sql({JobState.COMPLETED, JobState.FAILED})
             early = f"""OR (provider IN ({placeholders(len(finished_early))})
                             AND state IN {ended} AND sent_at IS NULL)"""
+        # Looked for among the finished jobs not cleaned up (an index of their own) and the
+        # jobs of cancelled batches, the one way a batch ends with jobs unfinished: not among
+        # every job in flight.
         return await self._jobs(
-            f"""WHERE cleaned_up = 0
+            f"""WHERE id IN (
+                    SELECT id FROM jobs WHERE cleaned_up = 0 AND state IN {_FINISHED_JOB}
+                        AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
+                    UNION ALL
+                    SELECT j.id FROM batches AS c JOIN jobs AS j ON j.batch_id = c.id
+                    WHERE c.state = '{BatchState.CANCELLED.value}' AND j.cleaned_up = 0)
+                 AND cleaned_up = 0
                  AND (provider_file_id IS NOT NULL OR provider_job_id IS NOT NULL)
                  AND (EXISTS (SELECT 1 FROM batches b WHERE b.id = jobs.batch_id
                               AND b.state IN {_FINISHED_BATCH})
@@ -155,14 +168,15 @@ class Reads(StoreBase):
         batches = await self._batches("WHERE id = ?", (batch_id,))
         return batches[0] if batches else None
 
-    async def language_hints_in_use(self) -> dict[str, LanguageHints]:
-        # Most batches have none: this reads few rows where asking by id would read every
-        # batch polled.
+    async def language_hints_in_use(self, batch_ids: Collection[str]) -> dict[str, LanguageHints]:
+        # Most batches have none: this reads the few open batches with some (an index of their
+        # own), where asking by id would read every batch polled.
         rows = await self._rows(
             f"""SELECT id, language_hints, language_hints_strict FROM batches
                 WHERE state = {_OPEN} AND language_hints != '[]'"""
         )
-        return {row[0]: language_hints_of(row[1], row[2]) for row in rows}
+        wanted = set(batch_ids)
+        return {row[0]: language_hints_of(row[1], row[2]) for row in rows if row[0] in wanted}
 
     async def language_hints_of(self, batch_ids: Collection[str]) -> dict[str, LanguageHints]:
         found: dict[str, LanguageHints] = {}
@@ -175,14 +189,17 @@ class Reads(StoreBase):
             found.update({row[0]: language_hints_of(row[1], row[2]) for row in rows})
         return found
 
-    async def transcription_options_in_use(self) -> dict[str, TranscriptionOptions]:
+    async def transcription_options_in_use(
+        self, batch_ids: Collection[str]
+    ) -> dict[str, TranscriptionOptions]:
         # Most batches ask for nothing: as for the language hints, few rows are read.
         rows = await self._rows(
             f"""SELECT id, {OPTIONS_COLUMNS} FROM batches
                 WHERE state = {_OPEN} AND (vocabulary != '[]' OR context_text IS NOT NULL
                     OR translation IS NOT NULL OR mark_doubtful != 0)"""
         )
-        return {row[0]: transcription_options_of(*row[1:]) for row in rows}
+        wanted = set(batch_ids)
+        return {row[0]: transcription_options_of(*row[1:]) for row in rows if row[0] in wanted}
 
     async def transcription_options_of(
         self, batch_ids: Collection[str]
@@ -198,8 +215,10 @@ class Reads(StoreBase):
         return found
 
     async def batches_to_deliver(self, now: datetime) -> list[Batch]:
+        # Only a batch with a finished job can have finished them all: the index
+        # batches_with_finished_jobs holds those, not every running batch.
         return await self._batches(
-            f"""WHERE b.state IN {_RUNNING_BATCH}
+            f"""WHERE b.state IN {_RUNNING_BATCH} AND b.jobs_finished_at IS NOT NULL
                   AND (b.next_attempt_at IS NULL OR b.next_attempt_at <= ?)
                   AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = b.id
                                   AND {UNFINISHED})
@@ -210,9 +229,24 @@ class Reads(StoreBase):
     async def batches_needing_progress(
         self, now: datetime, *, after: timedelta, every: timedelta, held_note: str
     ) -> list[Batch]:
-        # Others cannot have a different message, so they are not read at all.
+        # Others cannot have a different message, so they are not read at all. The batches
+        # looked at are found through indexes, each reason on its own (a superset, which the
+        # full condition then narrows): without a message; being posted; with a finished job;
+        # with a job held; with a message that says work is held. Not every open batch.
         return await self._batches(
-            f"""WHERE b.state = {_OPEN}
+            f"""WHERE b.id IN (
+                    SELECT id FROM batches WHERE state = {_OPEN} AND status_ts IS NULL
+                    UNION ALL
+                    SELECT id FROM batches WHERE state = {_OPEN} AND status_ts = ?
+                    UNION ALL
+                    SELECT id FROM batches WHERE state IN {_RUNNING_BATCH}
+                        AND jobs_finished_at IS NOT NULL
+                    UNION ALL
+                    SELECT batch_id FROM jobs WHERE held_by IS NOT NULL AND {UNFINISHED}
+                    UNION ALL
+                    SELECT id FROM batches WHERE state = {_OPEN}
+                        AND status_text >= ? AND status_text < ?)
+                 AND b.state = {_OPEN}
                  AND ((b.status_ts IS NULL AND b.created_at <= ?)
                       OR b.status_ts = ?
                       OR ((b.status_updated_at IS NULL OR b.status_updated_at <= ?)
@@ -224,6 +258,10 @@ class Reads(StoreBase):
                                        AND substr(b.status_text, 1, ?) = ?)))))
                ORDER BY b.created_at""",
             (
+                PENDING_STATUS,
+                held_note,
+                # Every text that starts with the note sorts from it to this (byte order).
+                held_note + _LAST_CHARACTER,
                 to_text(now - after),
                 PENDING_STATUS,
                 to_text(now - every),

@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from storage.models import Batch, ChannelSettings, NewBatch, NewJob, Workspace
+from storage.models import (
+    Batch,
+    ChannelSettings,
+    Leases,
+    NewBatch,
+    NewJob,
+    StillRunning,
+    Workspace,
+)
 from storage.rows import states_sql
 from storage.sqlite.batch_steps import BatchSteps
 from storage.sqlite.connection import Database
@@ -37,6 +45,15 @@ class SQLiteStore(
         self._channel_settings: dict[tuple[str, str], ChannelSettings] = {}
 
     backend = "sqlite"
+
+    async def record_still_running(
+        self, polled: Sequence[StillRunning], now: datetime, *, owner: str | None = None
+    ) -> int:
+        recorded = await super().record_still_running(polled, now)
+        if owner is not None:
+            # The leases are this process's memory: given back once the answers are saved.
+            await self.release_leases(owner, Leases(jobs=frozenset(p.job_id for p in polled)))
+        return recorded
 
     @classmethod
     async def open(

@@ -8,9 +8,12 @@ from storage.models import (
     PENDING_STATUS,
     Batch,
     BatchState,
+    Job,
+    JobKind,
     JobState,
     LanguageHints,
     NewBatch,
+    NewJob,
     ProgressShown,
     Submission,
 )
@@ -235,9 +238,11 @@ async def test_language_hints_of_batches(store: Store) -> None:
 
     hints = await store.language_hints_of([hinted.id, plain.id, hinted.id, "b-missing"])
     assert hints == {plain.id: LanguageHints(), hinted.id: strict}
-    assert await store.language_hints_in_use() == {hinted.id: strict}
+    both = [plain.id, hinted.id, "b-missing"]
+    assert await store.language_hints_in_use(both) == {hinted.id: strict}
+    assert await store.language_hints_in_use([plain.id]) == {}, "only the batches asked about"
     await store.cancel_batch(hinted.id, NOW)
-    assert await store.language_hints_in_use() == {}, "only open batches"
+    assert await store.language_hints_in_use(both) == {}, "only open batches"
     assert await store.language_hints_of([]) == {}
 
 
@@ -284,3 +289,60 @@ async def test_old_transcripts_and_event_ids_are_purged(store: Store) -> None:
     assert await store.purge_transcripts_before(cutoff, LATER) == 0
     recent = await batch_at(store, BatchState.DELIVERED)
     assert await store.purge_transcripts_before(NOW, LATER) == 0, f"{recent.id} is too recent"
+
+
+async def test_every_way_a_job_finishes_makes_its_reply_and_progress_due(store: Store) -> None:
+    after, every = timedelta(seconds=5), timedelta(seconds=3)
+    shown_at, finished = NOW + timedelta(seconds=5), NOW + timedelta(seconds=6)
+    late = finished + every
+
+    async def completed(job: Job) -> None:
+        job = await move_job(store, job, JobState.PROCESSING)
+        assert await store.complete_job(job.id, transcript={"text": "hi"}, raw={}, now=finished)
+
+    async def failed(job: Job) -> None:
+        assert await store.fail_jobs([job.id], FAILURE, finished) == {job.id}
+
+    async def skipped(job: Job) -> None:
+        assert await store.skip_job(job.id, finished)
+
+    async def upload_refused(job: Job) -> None:
+        job = await move_job(store, job, JobState.UPLOADING)
+        await store.mark_upload_sent([job.id], finished)
+        assert await store.record_uploads([], {job.id: FAILURE}, finished) == {job.id}
+
+    async def submission_refused(job: Job) -> None:
+        job = await move_job(store, job, JobState.UPLOADED)
+        await store.mark_submission_sent([job.id], finished)
+        assert await store.record_submissions([], {job.id: FAILURE}, finished) == {job.id}
+
+    ways = [completed, failed, skipped, upload_refused, submission_refused]
+    batches = []
+    for index, way in enumerate(ways):
+        batch, (job,) = await batch_with(store, now=NOW + timedelta(milliseconds=index))
+        await store.record_progress_shown([ProgressShown(batch.id, "0 of 1", "1.2")], shown_at)
+        assert [batch.id for batch in await store.batches_to_deliver(late)] == batches
+        progress = await store.batches_needing_progress(
+            late, after=after, every=every, held_note="||"
+        )
+        assert [batch.id for batch in progress] == batches, f"{way.__name__}: nothing yet"
+        await way(job)
+        batches.append(batch.id)
+        delivered = await store.batches_to_deliver(late)
+        assert [batch.id for batch in delivered] == batches, f"{way.__name__}: reply due"
+        progress = await store.batches_needing_progress(
+            late, after=after, every=every, held_note="||"
+        )
+        assert [batch.id for batch in progress] == batches, f"{way.__name__}: progress due"
+    for batch_id in batches:
+        assert await store.begin_delivery(batch_id, late)
+        assert await store.record_reply(batch_id, "9.9", late)
+    assert await store.batches_to_deliver(late) == []
+
+    ts = next_ts()
+    refused = NewJob(kind=JobKind.SLACK_FILE, filename="huge.mp4", refused_reason="too big")
+    made = await store.create_batch(new_batch(ts), [refused], NOW)
+    assert made is not None
+    assert [batch.id for batch in await store.batches_to_deliver(NOW)] == [made.id], (
+        "a file refused at once"
+    )

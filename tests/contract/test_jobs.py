@@ -503,3 +503,16 @@ async def test_a_time_without_a_time_zone_is_refused(store: Store) -> None:
         await store.record_still_running(
             [StillRunning(job.id, job.state, job.updated_at, poll_at=naive)], NOW
         )
+
+
+async def test_the_unfinished_jobs_of_a_cancelled_batch_are_cleaned_up(store: Store) -> None:
+    batch, (running, _) = await batch_with(store, new_job("F1", ts := next_ts()), new_job("F2", ts))
+    running = await move_job(store, running, JobState.PROCESSING)
+    _, (other,) = await batch_with(store)
+    await move_job(store, other, JobState.PROCESSING)
+    assert await store.jobs_to_clean_up(LATER) == []
+    assert await store.cancel_batch(batch.id, NOW)
+    found = await store.jobs_to_clean_up(LATER)
+    assert [job.id for job in found] == [running.id], "not the one with nothing at the provider"
+    assert await store.mark_cleaned_up([running.id], LATER) == 1
+    assert await store.jobs_to_clean_up(LATER) == []

@@ -5,11 +5,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from storage.models import Batch, BatchState, Job, JobState, Leases
+from storage.leases import FAIR_TURNS
+from storage.models import Batch, BatchState, Job, JobState, Leases, StillRunning, Workspace
 from storage.store import Store
-from tests.contract.builders import NOW, batch_at, batch_with, job_at, new_job, next_ts
+from tests.contract.builders import (
+    LATER,
+    NOW,
+    batch_at,
+    batch_with,
+    job_at,
+    new_batch,
+    new_job,
+    next_ts,
+)
+from tests.workspaces import T1
+
+T2 = Workspace("T2")
 
 LEASE = timedelta(seconds=30)
 A, B = "owner-a", "owner-b"
@@ -150,3 +163,67 @@ async def test_leases_of_batches_expire_and_renew_like_those_of_jobs(store: Stor
     assert await store.renew_leases(A, held, NOW + LEASE * 2, LEASE) == Leases(
         batches=frozenset({newer.id})
     )
+
+
+async def _one_file(store: Store, workspace: Workspace, at: datetime) -> str:
+    ts = next_ts()
+    made = await store.create_batch(new_batch(ts, workspace=workspace), [new_job("F1", ts)], at)
+    assert made is not None
+    return made.id
+
+
+async def test_workspaces_take_turns_in_a_claim(store: Store) -> None:
+    flood = [
+        await _one_file(store, T1, NOW + timedelta(milliseconds=index)) for index in range(100)
+    ]
+    single = await _one_file(store, T2, NOW + timedelta(seconds=1))
+
+    first = await store.claim_due_jobs(A, LATER, LEASE, limit=3)
+    assert [job.batch_id for job in first] == [flood[0], single, flood[1]], "T2 is not behind"
+    rest = await store.claim_due_jobs(B, LATER, LEASE)
+    assert [job.batch_id for job in rest] == flood[2:], "one workspace: oldest first"
+
+
+async def test_a_claim_gives_each_workspace_its_first_turns_then_goes_by_age(
+    store: Store,
+) -> None:
+    organisation = Workspace("T3", "E1")
+    flood = [
+        await _one_file(store, T1, NOW + timedelta(milliseconds=index))
+        for index in range(FAIR_TURNS + 4)
+    ]
+    late = [
+        await _one_file(store, workspace, NOW + timedelta(seconds=1, milliseconds=index))
+        for index, workspace in enumerate((T2, organisation, T2))
+    ]
+    claimed = [job.batch_id for job in await store.claim_due_jobs(A, LATER, LEASE)]
+    t2_first, third, t2_second = late
+    assert claimed[:5] == [flood[0], t2_first, third, flood[1], t2_second], "turn by turn"
+    assert claimed[5:] == flood[2:], "past the workspaces' turns, oldest first"
+
+
+async def test_polls_recorded_with_their_owner_give_the_leases_back(store: Store) -> None:
+    recorded, changed, kept, others = [await job_at(store, JobState.PROCESSING) for _ in range(4)]
+    due = NOW + timedelta(minutes=1)
+    for job in (recorded, changed, kept):
+        await store.record_remote_finished("soniox", str(job.provider_job_id), NOW)
+    await store.record_remote_finished("soniox", str(others.provider_job_id), NOW)
+    claimed = await store.claim_due_jobs(A, due, LEASE)
+    assert set(ids(claimed)) == {recorded.id, changed.id, kept.id, others.id}
+    read = {job.id: job for job in claimed}
+    await store.release_leases(A, Leases(jobs=frozenset({others.id})))
+    assert ids(await store.claim_due_jobs(B, due, LEASE)) == [others.id]
+
+    # One answer is out of date: its job changed after it was read (a webhook).
+    await store.record_remote_finished("soniox", str(changed.provider_job_id), due)
+    polled = [
+        StillRunning(job.id, job.state, read[job.id].updated_at, poll_at=LATER + LEASE)
+        for job in (recorded, changed, others)
+    ]
+    assert await store.record_still_running(polled, due, owner=A) == 2, "not the changed one"
+    free = await store.claim_due_jobs(B, due, LEASE)
+    assert ids(free) == [changed.id], "given back, recorded or not; the recorded one is not due"
+    assert await store.claim_jobs(B, [recorded.id], due, LEASE) != [], "given back"
+    assert await store.claim_jobs(B, [kept.id], due, LEASE) == [], "not polled: still A's"
+    renewed = await store.renew_leases(B, Leases(jobs=frozenset({others.id})), due, LEASE)
+    assert renewed.jobs == {others.id}, "another owner's lease is left alone"

@@ -89,10 +89,13 @@ async def test_a_batch_keeps_the_options_it_was_created_with(store: Store) -> No
         doubtful.id: marked,
     }
     in_use = {asked.id: ASKED, translated.id: one_way, doubtful.id: marked}
-    assert await store.transcription_options_in_use() == in_use
+    every = [plain.id, asked.id, translated.id, doubtful.id, "b-missing"]
+    assert await store.transcription_options_in_use(every) == in_use
+    some = await store.transcription_options_in_use([plain.id, doubtful.id])
+    assert some == {doubtful.id: marked}, "only the batches asked about"
     await store.cancel_batch(asked.id, NOW)
     del in_use[asked.id]
-    assert await store.transcription_options_in_use() == in_use, "only open batches"
+    assert await store.transcription_options_in_use(every) == in_use, "only open batches"
     assert (await store.transcription_options_of([asked.id]))[asked.id] == ASKED, "kept"
     assert await store.transcription_options_of([]) == {}
 

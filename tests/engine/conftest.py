@@ -64,8 +64,9 @@ class World:
         )
         return self.engine
 
-    async def share(self, *names: str) -> Batch:
-        """A message with a Slack file for each of ``names``, taken as intake takes it."""
+    async def share(self, *names: str, team: str = "T1") -> Batch:
+        """A message with a Slack file for each of ``names``, taken as intake takes it, in the
+        workspace ``team``."""
         ts = f"1767225600.{next(_messages):06d}"
         jobs = []
         for name in names:
@@ -78,11 +79,11 @@ class World:
                     slack_file_id=f"F{name}",
                     download_url=url,
                     mimetype="audio/wav",
-                    dedupe_key=f"T1:{CHANNEL}:{ts}:{name}",
+                    dedupe_key=f"{team}:{CHANNEL}:{ts}:{name}",
                 )
             )
         batch = await self.store.create_batch(
-            NewBatch("T1", CHANNEL, ts, ts, "U1", self.provider.name, "upload"),
+            NewBatch(team, CHANNEL, ts, ts, "U1", self.provider.name, "upload"),
             jobs,
             self.clock(),
         )

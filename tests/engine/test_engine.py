@@ -232,3 +232,28 @@ async def test_a_large_file_refused_for_room_is_not_overtaken_by_a_smaller_one_s
     (later,) = await world.jobs(small)
     assert waiting.provider_file_id is not None, "the large file went first"
     assert later.state is JobState.UPLOADING and later.sent_at is None, "the smaller one waits"
+
+
+async def test_a_workspace_flooding_files_does_not_keep_anothers_file_waiting(
+    world: World,
+) -> None:
+    # Two transfers at a time, two transcriptions at the provider at a time, none finishing.
+    world.new_engine(max_concurrent_transfers=2)
+    world.provider.max_in_flight = 2
+    world.provider.polls_until_done = 10**6
+    flood = []
+    for index in range(12):
+        flood.append(await world.share(f"flood-{index}.wav"))
+        world.clock.advance(seconds=1)
+    single = await world.share("single.wav", team="T2")
+
+    await world.cycle(1)
+    (waiting,) = await world.jobs(single)
+    (oldest,) = await world.jobs(flood[0])
+    first = world.downloader.downloads[:2]
+    assert first == [oldest.download_url, waiting.download_url], (
+        "the other workspace's file takes the second transfer, not the thirteenth"
+    )
+    await world.cycle(1)
+    submitted = [job_id for ids in world.provider.calls_to("submit") for job_id in ids]
+    assert sorted(submitted) == sorted([oldest.id, waiting.id]), "and a provider slot"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -257,5 +257,41 @@ async def test_channel_settings_from_before_workspaces_are_kept_for_adoption(
         assert await store.adopt_unowned(Workspace("T1")) == 1
         assert await store.channel_settings(Workspace("T1"), "C1") == unowned
         assert await store.channel_settings(Workspace("T2"), "C1") == ChannelSettings("C1")
+    finally:
+        await store.close()
+
+
+async def test_a_batch_whose_jobs_finished_before_the_migration_is_still_delivered(
+    schema: TestSchema,
+) -> None:
+    async with await psycopg.AsyncConnection.connect(schema.url, autocommit=True) as db:
+        await db.execute(
+            """CREATE TABLE schema_migrations (
+                   version    integer PRIMARY KEY,
+                   applied_at timestamptz NOT NULL DEFAULT now()
+               )"""
+        )
+        for number, script in enumerate(MIGRATIONS[:7], start=1):
+            await db.execute(script.encode())
+            await db.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (number,))
+        for batch_id, state in (("b-done", "completed"), ("b-running", "processing")):
+            await db.execute(
+                """INSERT INTO batches (id, team_id, channel_id, message_ts, thread_ts, provider,
+                       source, state, created_at, updated_at)
+                   VALUES (%s, 'T1', 'C1', '1.0', '1.0', 'soniox', 'upload', 'open',
+                           now(), now())""",
+                (batch_id,),
+            )
+            await db.execute(
+                """INSERT INTO jobs (id, batch_id, position, kind, provider, filename, state,
+                       created_at, updated_at, finished_at)
+                   VALUES (%s, %s, 0, 'url', 'soniox', 'a.mp3', %s, now(), now(),
+                           CASE WHEN %s = 'completed' THEN now() END)""",
+                (f"j-{batch_id}", batch_id, state, state),
+            )
+    store = await open_store(schema)
+    try:
+        ready = await store.batches_to_deliver(datetime.now(UTC) + timedelta(minutes=1))
+        assert [batch.id for batch in ready] == ["b-done"]
     finally:
         await store.close()

@@ -277,3 +277,40 @@ async def test_channel_settings_from_before_workspaces_are_kept_for_adoption(
         assert await store.channel_settings(Workspace("T2"), "C1") == ChannelSettings("C1")
     finally:
         await store.close()
+
+
+async def test_a_batch_whose_jobs_finished_before_the_migration_is_still_delivered(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    stamp = "2026-01-01T00:00:00.000000Z"
+    with sqlite3.connect(path, isolation_level=None) as old:
+        for number, script in enumerate(MIGRATIONS[:18], start=1):
+            old.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+        for batch_id, state in (("b-done", "completed"), ("b-running", "processing")):
+            old.execute(
+                """INSERT INTO batches (id, team_id, channel_id, message_ts, thread_ts, provider,
+                       source, state, created_at, updated_at)
+                   VALUES (?, 'T1', 'C1', '1.0', '1.0', 'soniox', 'upload', 'open', ?, ?)""",
+                (batch_id, stamp, stamp),
+            )
+            old.execute(
+                """INSERT INTO jobs (id, batch_id, position, kind, provider, filename, state,
+                       created_at, updated_at, finished_at)
+                   VALUES (?, ?, 0, 'url', 'soniox', 'a.mp3', ?, ?, ?, ?)""",
+                (
+                    f"j-{batch_id}",
+                    batch_id,
+                    state,
+                    stamp,
+                    stamp,
+                    stamp if state == "completed" else None,
+                ),
+            )
+    old.close()
+    store = await SQLiteStore.open(path)
+    try:
+        ready = await store.batches_to_deliver(datetime(2026, 1, 2, tzinfo=UTC))
+        assert [batch.id for batch in ready] == ["b-done"]
+    finally:
+        await store.close()
