@@ -376,6 +376,8 @@ async def measure(
                         max_file_bytes=500 * 1024 * 1024,
                         max_job_age=timedelta(hours=6),
                         poll_interval=POLL_INTERVAL,
+                        # One cycle takes every due job, as the figures before measured.
+                        claim_limit=10_000,
                     ),
                     clock=clock,
                 )

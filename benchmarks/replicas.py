@@ -5,7 +5,7 @@ end-to-end throughput with 1, 2 and 4 replicas.
 processing, in a schema of their own, every job due; ``--replicas`` (4) processes, each an engine
 over the shared database as ``python -m bot run`` builds it, with the provider and Slack
 answering at once (as in :mod:`benchmarks.bookkeeping`), run their cycles at the same moment
-until every job was polled, three rounds over. Each cycle claims at most ``claim_limit`` (10,000)
+until every job was polled, three rounds over. Each cycle claims at most ``claim_limit`` (5,000)
 jobs, so each replica runs cycles back to back while due work is left. What is timed is each
 cycle, per replica, and the round (until all jobs were polled). The state is written with SQL in
 bulk (the store's verbs would take minutes for 100,000 jobs), as the verbs leave it; the first
@@ -165,7 +165,7 @@ def split(database_url: str, jobs: int, replicas: int, target_ms: float, steps: 
     print(f"machine: {machine()}")
     print(
         f"{jobs:,} jobs in flight on PostgreSQL (built in {built:.0f} s), every one due, "
-        f"{replicas} replicas at once; each cycle claims at most 10,000"
+        f"{replicas} replicas at once; each cycle claims at most {EngineConfig.claim_limit:,}"
     )
     lines = []
     worst_after_first = 0.0

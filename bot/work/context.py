@@ -133,7 +133,10 @@ class EngineConfig:
     lease_for: timedelta = timedelta(seconds=30)
     #: Jobs one cycle claims at most: with more due, another cycle follows at once (here, or in
     #: another process), so a cycle stays short and several processes share a large backlog.
-    claim_limit: int = 10_000
+    #: A cycle's cost follows what it claims, so two cycles of 5,000 take as long as one of
+    #: 10,000; the shorter one posts finished replies sooner, and stays under a second with
+    #: four processes sharing two cores (``benchmarks/RESULTS.md``, split bookkeeping).
+    claim_limit: int = 5_000
 
 
 class WorkContext:
