@@ -227,3 +227,14 @@ async def test_polls_recorded_with_their_owner_give_the_leases_back(store: Store
     assert await store.claim_jobs(B, [kept.id], due, LEASE) == [], "not polled: still A's"
     renewed = await store.renew_leases(B, Leases(jobs=frozenset({others.id})), due, LEASE)
     assert renewed.jobs == {others.id}, "another owner's lease is left alone"
+
+
+async def test_a_whole_batch_longer_than_a_turn_is_claimed_while_workspaces_take_turns(
+    store: Store,
+) -> None:
+    ts = next_ts()
+    files = [new_job(f"F{index}", ts) for index in range(FAIR_TURNS + 4)]
+    batch, jobs = await batch_with(store, *files, provider="soket")
+    await _one_file(store, T2, NOW)
+    claimed = await store.claim_due_jobs(A, LATER, LEASE, whole_batches={"soket"})
+    assert {job.id for job in jobs} <= set(ids(claimed)), "the whole batch, once due"
