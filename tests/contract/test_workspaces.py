@@ -388,3 +388,13 @@ async def test_a_removal_outlives_a_restart(backend: Backend) -> None:
         )
     finally:
         await second.close()
+
+
+async def test_an_organisation_wide_install_lets_in_a_workspace_removed_before(
+    store: Store,
+) -> None:
+    await store.remove_workspace(T2, GONE)
+    await store.save_installation(_installation(Workspace("", "E1"), org_wide=True), GONE)
+    assert not await store.workspace_removed(T2), "installed again, through its organisation"
+    made = await store.create_batch(new_batch(next_ts(), workspace=T2), [new_job("F1")], GONE)
+    assert made is not None, "its files are taken again"
