@@ -346,3 +346,19 @@ async def test_every_way_a_job_finishes_makes_its_reply_and_progress_due(store: 
     assert [batch.id for batch in await store.batches_to_deliver(NOW)] == [made.id], (
         "a file refused at once"
     )
+
+
+async def test_a_progress_message_naming_a_long_file_is_recorded(store: Store) -> None:
+    import random
+    import string
+
+    from storage.models import ProgressShown
+
+    rng = random.Random(7)
+    name = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(4000))
+    batch, _ = await batch_with(store, new_link(f"https://example.com/{name}.mp3"))
+    text = f":hourglass_flowing_sand: Transcribing *{name}.mp3*…"
+    shown = [ProgressShown(batch.id, text, message_ts="1767225600.000001")]
+    assert await store.record_progress_shown(shown, NOW) == 1
+    found = await store.get_batch(batch.id)
+    assert found is not None and found.status_text == text
