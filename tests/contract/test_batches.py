@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import string
 from datetime import datetime, timedelta
 
 from storage.models import (
@@ -349,11 +351,6 @@ async def test_every_way_a_job_finishes_makes_its_reply_and_progress_due(store: 
 
 
 async def test_a_progress_message_naming_a_long_file_is_recorded(store: Store) -> None:
-    import random
-    import string
-
-    from storage.models import ProgressShown
-
     rng = random.Random(7)
     name = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(4000))
     batch, _ = await batch_with(store, new_link(f"https://example.com/{name}.mp3"))

@@ -234,7 +234,7 @@ async def test_a_whole_batch_longer_than_a_turn_is_claimed_while_workspaces_take
 ) -> None:
     ts = next_ts()
     files = [new_job(f"F{index}", ts) for index in range(FAIR_TURNS + 4)]
-    batch, jobs = await batch_with(store, *files, provider="soket")
+    _, jobs = await batch_with(store, *files, provider="soket")
     await _one_file(store, T2, NOW)
     claimed = await store.claim_due_jobs(A, LATER, LEASE, whole_batches={"soket"})
     assert {job.id for job in jobs} <= set(ids(claimed)), "the whole batch, once due"
