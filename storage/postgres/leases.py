@@ -31,6 +31,11 @@ def _free(table: str) -> str:
     return _FREE.format(table=table)
 
 
+#: A row this very claim took (its turns come first, in the same transaction): the rest of its
+#: batch-native batch is still claimable with it.
+_THIS_CLAIM = "({table}.lease_owner = %(owner)s AND {table}.lease_expires_at = %(until)s)"
+
+
 # The jobs of per-file providers are due one by one; those of batch-native providers are claimed
 # by batch, whole, once one of the batch is due and none is held.
 _DUE = f"""
@@ -43,7 +48,8 @@ _DUE = f"""
                          AND d.{UNFINISHED}
                          AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= %(now)s))
              AND NOT EXISTS (SELECT 1 FROM jobs AS h WHERE h.batch_id = j.batch_id
-                             AND h.{UNFINISHED} AND NOT {_free("h")})))"""
+                             AND h.{UNFINISHED} AND NOT {_free("h")}
+                             AND NOT {_THIS_CLAIM.format(table="h")})))"""
 
 #: A batch's workspace as the index batches_open_by_workspace keeps it (no NULLs, which a row
 #: comparison would not order).
