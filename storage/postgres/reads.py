@@ -41,6 +41,9 @@ _OF_OPEN_BATCHES = f"batch_id IN (SELECT id FROM batches WHERE state = {_OPEN})"
 _JOB_ORDER = "ORDER BY created_at, batch_id, position"
 #: Sorts after every other character (byte order, as ``COLLATE "C"`` compares).
 _LAST_CHARACTER = "\U0010ffff"
+#: How much of a progress text its index keeps (PostgreSQL migration 8): a held note is found
+#: by its start, so it must be shorter.
+_INDEXED_TEXT = 200
 
 
 class Reads(StoreBase):
@@ -220,6 +223,8 @@ class Reads(StoreBase):
     async def batches_needing_progress(
         self, now: datetime, *, after: timedelta, every: timedelta, held_note: str
     ) -> list[Batch]:
+        if len(held_note) >= _INDEXED_TEXT:
+            raise ValueError(f"a held note is found by its first {_INDEXED_TEXT} characters")
         # Others cannot have a different message, so they are not read at all. The batches
         # looked at are found through indexes, each reason on its own (a superset, which the
         # full condition then narrows): without a message; being posted; with a finished job;
@@ -236,8 +241,8 @@ class Reads(StoreBase):
                     SELECT batch_id FROM jobs WHERE held_by IS NOT NULL AND {UNFINISHED}
                     UNION ALL
                     SELECT id FROM batches WHERE state = {_OPEN}
-                        AND status_text COLLATE "C" >= %(note)s
-                        AND status_text COLLATE "C" < %(past_note)s)
+                        AND left(status_text, {_INDEXED_TEXT}) COLLATE "C" >= %(note)s
+                        AND left(status_text, {_INDEXED_TEXT}) COLLATE "C" < %(past_note)s)
                  AND b.state = {_OPEN}
                  AND ((b.status_ts IS NULL AND b.created_at <= %(after)s)
                       OR b.status_ts = %(pending)s
