@@ -43,7 +43,12 @@ def installed_workspace(key: WorkspaceKey) -> Workspace:
 
 def clear_removal_sql(workspace: Workspace, p: str) -> tuple[str, tuple[Any, ...]]:
     """Forget the removals that cover ``workspace`` (its team's, its organisation's): it was
-    installed again."""
+    installed again. An organisation installed as a whole takes in each of its workspaces,
+    those removed one by one before included."""
+    if not workspace.team_id and workspace.enterprise_id:
+        return f"DELETE FROM removed_workspaces WHERE enterprise_id = {p}", (
+            workspace.enterprise_id,
+        )
     condition, parameters = removed_condition(workspace, p)
     return f"DELETE FROM removed_workspaces WHERE {condition}", parameters
 
