@@ -145,6 +145,11 @@ class Engine:
         transfer here is stopped."""
         try:
             lost = await self.leases.renew()
+            # Work ended by another process (the app removed from a workspace there) is not
+            # transferred further here: at most one renewal interval more.
+            if await self._stop_ended_transfers():
+                await self._clean_up.drop_unneeded_spool()
+                self._ctx.wake()
         except StoreClosed:
             return  # shutting down: the leases were given back
         if not lost:
@@ -164,7 +169,15 @@ class Engine:
         transfers of this process whose jobs have all ended (a download's partial file goes
         with it), drop the spool files nobody needs any more, and wake the cycle, whose
         clean-up deletes the providers' copies. Returns how many transfers were stopped."""
+        stopped = await self._stop_ended_transfers()
+        await self._clean_up.drop_unneeded_spool()
+        self._ctx.wake()
+        return stopped
+
+    async def _stop_ended_transfers(self) -> int:
         running = list(self._background.items())
+        if not running:
+            return 0
         ended = {
             job.id
             for job in await self._ctx.store.get_jobs([i for _, ids in running for i in ids])
@@ -180,8 +193,6 @@ class Engine:
                 for job_id in ids:
                     # A download stopped after its file was complete, before it was recorded.
                     (self._ctx.config.spool_dir / job_id).unlink(missing_ok=True)
-        await self._clean_up.drop_unneeded_spool()
-        self._ctx.wake()
         return len(stopped)
 
     async def drain(self) -> None:

@@ -63,3 +63,35 @@ async def test_a_cycle_claims_at_most_its_limit_and_asks_for_another_at_once(
 async def states(world: World, batches: list[Batch]) -> Counter[JobState]:
     found = [await world.jobs(batch) for batch in batches]
     return Counter(job.state for jobs in found for job in jobs)
+
+
+async def test_a_transfer_whose_work_another_process_ended_stops_at_the_next_renewal(
+    world: World,
+) -> None:
+    # The app was removed from the workspace through another process, while this one was
+    # downloading the workspace's file: the download goes no further than this process's next
+    # lease renewal, and leaves nothing in the spool.
+    release = asyncio.Event()
+    downloading = asyncio.Event()
+    fetch = world.downloader.download
+
+    async def slow_download(*args: object, **kwargs: object) -> int:
+        downloading.set()
+        await release.wait()
+        return await fetch(*args, **kwargs)  # type: ignore[arg-type]
+
+    world.downloader.download = slow_download  # type: ignore[method-assign]
+    batch = await world.share("memo.wav")
+    world.clock.advance(seconds=POLL_INTERVAL)
+    await world.engine.run_cycle()
+    await asyncio.wait_for(downloading.wait(), 5)
+    assert world.engine.steps_running == 1
+
+    assert await world.store.remove_workspace(batch.workspace, world.clock()) == 1
+    await world.engine.renew_leases()
+
+    assert world.engine.steps_running == 0, "the transfer was stopped"
+    await world.engine.drain()
+    assert world.downloader.downloads == []
+    assert list(world.spool.glob("*")) == []
+    assert [job.state for job in await world.jobs(batch)] == [JobState.FAILED]
