@@ -59,44 +59,24 @@ class StoreInstallations(AsyncInstallationStore):
     async def async_save(self, installation: Installation) -> None:
         """Record an installation the OAuth flow has just made, in place of the workspace's
         earlier one; for one read from here (token rotation), keep only its new tokens."""
-        key = WorkspaceKey.of(
-            installation.enterprise_id,
-            installation.team_id,
-            is_enterprise_install=installation.is_enterprise_install,
+        installed = await self._save(
+            installation.to_bot(),
+            installer_user_id=installation.user_id,
+            enterprise_url=installation.enterprise_url,
         )
-        self._secrets.add(installation.bot_token, installation.bot_refresh_token)
-        if STORED_AT in installation.custom_values:
-            await self._save_rotated(
-                key,
-                installation.custom_values[STORED_AT],
-                installation.bot_token,
-                installation.bot_refresh_token,
-                installation.bot_token_expires_at,
-            )
-            return
-        await self._store.save_installation(
-            SlackInstallation(
-                key=key,
-                bot_token=installation.bot_token,
-                bot_user_id=installation.bot_user_id,
-                bot_id=installation.bot_id,
-                bot_scopes=tuple(installation.bot_scopes or ()),
-                installer_user_id=installation.user_id,
-                installed_at=datetime.fromtimestamp(installation.installed_at, UTC),
-                bot_refresh_token=installation.bot_refresh_token,
-                bot_token_expires_at=_time_of(installation.bot_token_expires_at),
-                app_id=installation.app_id,
-                team_name=installation.team_name,
-                enterprise_name=installation.enterprise_name,
-                enterprise_url=installation.enterprise_url,
-            ),
-            self._now(),
-        )
-        log.info("installed in %s", _described(key))
+        if installed is not None:
+            log.info("installed in %s", _described(installed))
 
     async def async_save_bot(self, bot: Bot) -> None:
         """Keep a bot's new tokens (token rotation of a bot read from here); a bot never read
         from here is recorded as an installation without an installer."""
+        await self._save(bot, installer_user_id=None, enterprise_url=None)
+
+    async def _save(
+        self, bot: Bot, *, installer_user_id: str | None, enterprise_url: str | None
+    ) -> WorkspaceKey | None:
+        """Keep ``bot``'s new tokens if it was read from here; else record it as a new
+        installation, and return its key."""
         key = WorkspaceKey.of(
             bot.enterprise_id, bot.team_id, is_enterprise_install=bot.is_enterprise_install
         )
@@ -109,7 +89,7 @@ class StoreInstallations(AsyncInstallationStore):
                 bot.bot_refresh_token,
                 bot.bot_token_expires_at,
             )
-            return
+            return None
         await self._store.save_installation(
             SlackInstallation(
                 key=key,
@@ -117,16 +97,18 @@ class StoreInstallations(AsyncInstallationStore):
                 bot_user_id=bot.bot_user_id,
                 bot_id=bot.bot_id,
                 bot_scopes=tuple(bot.bot_scopes or ()),
-                installer_user_id=None,
+                installer_user_id=installer_user_id,
                 installed_at=datetime.fromtimestamp(bot.installed_at, UTC),
                 bot_refresh_token=bot.bot_refresh_token,
                 bot_token_expires_at=_time_of(bot.bot_token_expires_at),
                 app_id=bot.app_id,
                 team_name=bot.team_name,
                 enterprise_name=bot.enterprise_name,
+                enterprise_url=enterprise_url,
             ),
             self._now(),
         )
+        return key
 
     async def async_find_installation(
         self,
