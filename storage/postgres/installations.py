@@ -2,60 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from storage.models import SlackInstallation, WorkspaceKey
 from storage.postgres.base import StoreBase
 from storage.postgres.rows import safe_text
+from storage.rows import INSTALLATION_COLUMNS, installation_of
 from storage.store import InvalidRecord
 from storage.workspace_sql import clear_removal_sql, installed_workspace
-
-_COLUMNS = """enterprise_id, team_id, is_enterprise_install, app_id, team_name, enterprise_name,
-              enterprise_url, bot_token, bot_refresh_token, bot_token_expires_at, bot_user_id,
-              bot_id, bot_scopes, installer_user_id, installed_at"""
 
 
 def key_values(key: WorkspaceKey) -> tuple[str, str]:
     """The row's primary key: '' stands for an id there is none of."""
     team_id = "" if key.is_enterprise_install else key.team_id or ""
     return safe_text(key.enterprise_id) or "", safe_text(team_id) or ""
-
-
-def installation_of(row: Sequence[Any]) -> SlackInstallation:
-    (
-        enterprise_id,
-        team_id,
-        is_enterprise_install,
-        app_id,
-        team_name,
-        enterprise_name,
-        enterprise_url,
-        bot_token,
-        bot_refresh_token,
-        bot_token_expires_at,
-        bot_user_id,
-        bot_id,
-        bot_scopes,
-        installer_user_id,
-        installed_at,
-    ) = row
-    return SlackInstallation(
-        key=WorkspaceKey(enterprise_id or None, team_id or None, is_enterprise_install),
-        bot_token=bot_token,
-        bot_user_id=bot_user_id,
-        bot_id=bot_id,
-        bot_scopes=tuple(scope for scope in bot_scopes.split(",") if scope),
-        installer_user_id=installer_user_id,
-        installed_at=installed_at,
-        bot_refresh_token=bot_refresh_token,
-        bot_token_expires_at=bot_token_expires_at,
-        app_id=app_id,
-        team_name=team_name,
-        enterprise_name=enterprise_name,
-        enterprise_url=enterprise_url,
-    )
 
 
 class InstallationSteps(StoreBase):
@@ -65,7 +25,7 @@ class InstallationSteps(StoreBase):
             raise InvalidRecord(key.problem)
         async with self._database.transaction() as db:
             await db.execute(
-                f"""INSERT INTO slack_installations ({_COLUMNS}, updated_at)
+                f"""INSERT INTO slack_installations ({INSTALLATION_COLUMNS}, updated_at)
                     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                     ON CONFLICT (enterprise_id, team_id) DO UPDATE SET
                         is_enterprise_install = excluded.is_enterprise_install,
@@ -104,14 +64,14 @@ class InstallationSteps(StoreBase):
         if key.problem is not None:
             return None
         rows = await self._rows(
-            f"""SELECT {_COLUMNS} FROM slack_installations
+            f"""SELECT {INSTALLATION_COLUMNS} FROM slack_installations
                 WHERE enterprise_id = %s AND team_id = %s""",
             key_values(key),
         )
         return installation_of(rows[0]) if rows else None
 
     async def installations(self) -> list[SlackInstallation]:
-        rows = await self._rows(f"SELECT {_COLUMNS} FROM slack_installations")
+        rows = await self._rows(f"SELECT {INSTALLATION_COLUMNS} FROM slack_installations")
         # Ordered here: the two databases may collate text differently.
         return sorted(map(installation_of, rows), key=lambda found: key_values(found.key))
 

@@ -2,59 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from storage.models import SlackInstallation, WorkspaceKey
+from storage.rows import INSTALLATION_COLUMNS, installation_of
 from storage.sqlite.base import StoreBase
-from storage.sqlite.rows import required_text, required_time, to_text, to_time
+from storage.sqlite.rows import required_text, to_text, to_time
 from storage.store import InvalidRecord
 from storage.workspace_sql import clear_removal_sql, installed_workspace
-
-_COLUMNS = """enterprise_id, team_id, is_enterprise_install, app_id, team_name, enterprise_name,
-              enterprise_url, bot_token, bot_refresh_token, bot_token_expires_at, bot_user_id,
-              bot_id, bot_scopes, installer_user_id, installed_at"""
 
 
 def key_values(key: WorkspaceKey) -> tuple[str, str]:
     """The row's primary key: '' stands for an id there is none of."""
     return key.enterprise_id or "", "" if key.is_enterprise_install else key.team_id or ""
-
-
-def installation_of(row: Sequence[Any]) -> SlackInstallation:
-    (
-        enterprise_id,
-        team_id,
-        is_enterprise_install,
-        app_id,
-        team_name,
-        enterprise_name,
-        enterprise_url,
-        bot_token,
-        bot_refresh_token,
-        bot_token_expires_at,
-        bot_user_id,
-        bot_id,
-        bot_scopes,
-        installer_user_id,
-        installed_at,
-    ) = row
-    return SlackInstallation(
-        key=WorkspaceKey(enterprise_id or None, team_id or None, bool(is_enterprise_install)),
-        bot_token=bot_token,
-        bot_user_id=bot_user_id,
-        bot_id=bot_id,
-        bot_scopes=tuple(scope for scope in bot_scopes.split(",") if scope),
-        installer_user_id=installer_user_id,
-        installed_at=required_time(installed_at),
-        bot_refresh_token=bot_refresh_token,
-        bot_token_expires_at=to_time(bot_token_expires_at),
-        app_id=app_id,
-        team_name=team_name,
-        enterprise_name=enterprise_name,
-        enterprise_url=enterprise_url,
-    )
 
 
 class InstallationSteps(StoreBase):
@@ -64,7 +24,7 @@ class InstallationSteps(StoreBase):
             raise InvalidRecord(key.problem)
         async with self._database.transaction() as db:
             await db.execute(
-                f"""INSERT OR REPLACE INTO slack_installations ({_COLUMNS}, updated_at)
+                f"""INSERT OR REPLACE INTO slack_installations ({INSTALLATION_COLUMNS}, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     *key_values(key),
@@ -91,16 +51,18 @@ class InstallationSteps(StoreBase):
         if key.problem is not None:
             return None
         rows = await self._rows(
-            f"""SELECT {_COLUMNS} FROM slack_installations
+            f"""SELECT {INSTALLATION_COLUMNS} FROM slack_installations
                 WHERE enterprise_id = ? AND team_id = ?""",
             key_values(key),
         )
-        return installation_of(rows[0]) if rows else None
+        return installation_of(rows[0], to_time) if rows else None
 
     async def installations(self) -> list[SlackInstallation]:
-        rows = await self._rows(f"SELECT {_COLUMNS} FROM slack_installations")
+        rows = await self._rows(f"SELECT {INSTALLATION_COLUMNS} FROM slack_installations")
         # Ordered here: the two databases may collate text differently.
-        return sorted(map(installation_of, rows), key=lambda found: key_values(found.key))
+        return sorted(
+            (installation_of(row, to_time) for row in rows), key=lambda found: key_values(found.key)
+        )
 
     async def record_rotated_bot_token(
         self,
